@@ -1,0 +1,245 @@
+"""The ``medlearn`` command line (typer). Argument parsing only: the work lives in the engine/tasks.
+
+Contracts (CONVENTIONS.md): logs and progress on stderr, ``--json`` on stdout; errors the user can fix
+are one red line naming the file/key and exit code 2; an existing non-empty output needs ``--force``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from medlearn.engine.progress import info, set_quiet, stderr
+from medlearn.errors import InputError, MedlearnError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="medlearn: clinical deep learning from raw hospital data to a trustworthy, deployed model.")
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")]
+Threads = Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch (default: torch's choice).")]
+Force = Annotated[bool, typer.Option("--force", help="Overwrite a non-empty output.")]
+
+
+def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn user-fixable errors into one red line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except MedlearnError as exc:
+            stderr.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _setup(quiet: bool, device: str = "auto", threads: int | None = None) -> None:
+    set_quiet(quiet)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if device not in ("cpu", "cuda", "auto"):
+        raise InputError(f"--device {device}: expected cpu, cuda or auto")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _out_dir(out: Path | None, name: str, force: bool) -> Path:
+    from medlearn.paths import default_out_dir, prepare_out_dir
+
+    return prepare_out_dir(out if out is not None else default_out_dir(name), force)
+
+
+def _summary(outputs: Any) -> None:
+    metrics = outputs.metrics
+    parts = []
+    for name, m in list(metrics["metrics"].items())[:4]:
+        if m["value"] is not None:
+            ci = m.get("ci95")
+            parts.append(f"{name} {m['value']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
+    info(f"[green]{metrics['split']}[/] (n={metrics['n']} {metrics['unit']}s): " + ", ".join(parts))
+    info(f"report: {outputs.report}")
+
+
+@app.command()
+@handles_errors
+def train(
+    config: Annotated[str, typer.Argument(help="YAML file or the name of a shipped config (e.g. lung_nodule).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output directory (default runs/<config>-<time>).")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="Override a config key: --set train.epochs=3.")] = [],
+    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset path (overrides data.root).")] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the interrupted run in this directory.")] = None,
+    device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
+) -> None:
+    """Train a model from a config; writes bundle, metrics, predictions and an HTML report."""
+    from medlearn.config import load_config, load_raw, validate
+    from medlearn.engine.run import train_experiment
+    from medlearn.paths import resolve_cli_path
+
+    _setup(quiet, device, threads)
+    if resume is not None:
+        for needed in (resume / "run_config.yaml", resume / "checkpoints" / "last.pt"):
+            if not needed.is_file():
+                raise InputError(f"{needed}: missing, so {resume} cannot be resumed")
+        cfg = validate(load_raw(resume / "run_config.yaml"), str(resume / "run_config.yaml"))
+        out_dir = resume
+    else:
+        overrides = list(set_)
+        cfg = load_config(config, overrides)
+        out_dir = _out_dir(out, cfg.name, force)
+    data_path = resolve_cli_path(data) if data is not None else None
+    if data_path is None and any(s.startswith("data.root=") for s in set_):
+        data_path = resolve_cli_path(cfg.data.root)
+    if resume is None:
+        from medlearn.config import dump_config
+
+        (out_dir / "run_config.yaml").write_text(dump_config(cfg))
+    outputs = train_experiment(cfg, out_dir, data_path=data_path, resume=resume is not None, device=device)
+    _summary(outputs)
+    info(f"bundle: {outputs.bundle}")
+
+
+@app.command()
+@handles_errors
+def evaluate(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory (<out>/bundle).")],
+    data: Annotated[Optional[Path], typer.Option("--data", help="Score the whole dataset at PATH.")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="Score one of the bundle's splits (train/val/test).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output directory.")] = None,
+    device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
+) -> None:
+    """Score a bundle on its own test split, a named split, or a whole dataset (--data)."""
+    from medlearn.engine.run import evaluate_bundle
+    from medlearn.paths import resolve_cli_path
+
+    _setup(quiet, device, threads)
+    out_dir = _out_dir(out, "evaluate", force)
+    outputs = evaluate_bundle(bundle, out_dir, resolve_cli_path(data) if data else None, split)
+    _summary(outputs)
+
+
+def _parse_xyz(value: str | None) -> tuple[float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        x, y, z = (float(v) for v in value.split(","))
+    except ValueError:
+        raise InputError(f"--nodule {value}: expected x,y,z in patient millimetres, e.g. --nodule 55.5,85.6,-116") from None
+    return x, y, z
+
+
+@app.command()
+@handles_errors
+def predict(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Input files or folders (e.g. a DICOM series folder).")],
+    json_: Annotated[bool, typer.Option("--json", help="Print predictions as JSON on stdout.")] = False,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Directory for pictures (Grad-CAM overlays).")] = None,
+    annotations: Annotated[Optional[Path], typer.Option("--annotations", help="LIDC XML with reader contours.")] = None,
+    reader: Annotated[Optional[str], typer.Option("--reader", help="Reader mark id or reading session (with --annotations).")] = None,
+    nodule: Annotated[Optional[str], typer.Option("--nodule", help="Nodule centre x,y,z in patient mm.")] = None,
+    diameter: Annotated[Optional[float], typer.Option("--diameter", help="Nodule diameter in mm (with --nodule).")] = None,
+    series: Annotated[Optional[str], typer.Option("--series", help="SeriesInstanceUID when a folder holds several.")] = None,
+    device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
+) -> None:
+    """Predict with a bundle, applying the bundle's own preprocessing."""
+    from medlearn.engine.bundle import load_bundle
+    from medlearn.engine.predict import predict_with_pictures
+
+    _setup(quiet, device, threads)
+    for path in [*inputs, *([annotations] if annotations else [])]:
+        if not path.exists():
+            raise InputError(f"{path}: no such file or folder")
+    if nodule is not None and diameter is None:
+        raise InputError("--nodule needs --diameter MM (the spherical mask's size)")
+    loaded = load_bundle(bundle)
+    out_dir = _out_dir(out, "predict", force) if out is not None else None
+    records = predict_with_pictures(loaded, inputs, out_dir, annotations=annotations, reader=reader,
+                                    nodule=_parse_xyz(nodule), diameter_mm=diameter, series_uid=series)
+    if json_:
+        sys.stdout.write(json.dumps(records, indent=2) + "\n")
+    else:
+        for r in records:
+            if "skipped" in r:
+                info(f"[yellow]skipped[/] {r['skipped'].get('unit', r['input'])}: {r['skipped']['reason']}")
+            elif "probability" in r:
+                info(f"{r['unit']}: {r['label']} (p={r['probability']:.3f}, threshold {r['threshold']:.3f})")
+            elif "probabilities" in r:
+                info(f"{r['unit']}: {r['label']} {r['probabilities']}")
+            else:
+                info(f"{r['unit']}: {r['value']:.3f}")
+
+
+@app.command("info")
+@handles_errors
+def info_cmd(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
+    json_: Annotated[bool, typer.Option("--json", help="Print bundle.json's summary as JSON.")] = False,
+) -> None:
+    """Show what a bundle holds: task, model, preprocessing, metrics, data and versions."""
+    from medlearn.engine.bundle import load_bundle
+
+    meta = load_bundle(bundle).meta
+    summary = {k: meta[k] for k in ("task", "kind", "unit", "class_names", "model", "preprocessing",
+                                    "operating_point", "data", "versions", "created")}
+    summary["metrics"] = {s: {k: v for k, v in m["metrics"].items()} for s, m in meta["metrics"].items()}
+    summary["splits"] = {s: len(ids) for s, ids in meta["splits"].items()}
+    if json_:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{meta['task']['name']}[/] · model [bold]{meta['model']['name']}[/] · created {meta['created']}")
+    console.print(f"data: {meta['data']['root']} (fingerprint {meta['data']['fingerprint'][:12]}, "
+                  f"{meta['data']['n_units']} {meta['unit']}s; splits {summary['splits']})")
+    console.print("preprocessing: " + " → ".join(s["name"] for s in meta["preprocessing"]))
+    if meta.get("operating_point"):
+        op = meta["operating_point"]
+        console.print(f"operating point: threshold {op['threshold']:.4f} ({op['rule']} on {op['chosen_on']})")
+    table = Table("metric", *summary["metrics"].keys())
+    names = list(next(iter(summary["metrics"].values())).keys())
+    for name in names:
+        cells = []
+        for split in summary["metrics"]:
+            m = summary["metrics"][split].get(name, {})
+            v, ci = m.get("value"), m.get("ci95")
+            cells.append("–" if v is None else f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
+        table.add_row(name, *cells)
+    console.print(table)
+    console.print("versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
+
+
+@app.command()
+@handles_errors
+def demo(
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output directory (default runs/demo-<time>).")] = None,
+    patients: Annotated[int, typer.Option("--patients", min=8, help="Synthetic CT studies to write.")] = 60,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 8,
+    device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
+) -> None:
+    """Embedded demo (no external data): synthetic chest CTs as DICOM → train → evaluate → report."""
+    from medlearn.imaging.demo import run_demo
+
+    _setup(quiet, device, threads)
+    out_dir = _out_dir(out, "demo", force)
+    outputs = run_demo(out_dir, n_patients=patients, epochs=epochs, device=device)
+    _summary(outputs)
+    info(f"[bold]demo finished[/]: {out_dir.resolve()}  (bundle, metrics.json, predictions.csv, report.html)")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

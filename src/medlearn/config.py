@@ -1,0 +1,182 @@
+"""Experiment configuration: pydantic models, YAML load/save, ``--set`` overrides.
+
+One config format serves every pipeline. Common sections (``data``, ``model``, ``train``, ``eval``) are
+validated here; the task-specific ``data.options`` and the model's ``model.params`` are validated by the
+task and model they belong to (see :mod:`medlearn.registry`). Every error names the key path
+(``train.epochs: ...``) because a user fixing a YAML file needs to know where to look.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from medlearn.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SplitConfig(_Strict):
+    """Group-level (patient/exam) split fractions; the seed fixes which groups land where."""
+
+    val_fraction: float = Field(0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(0.2, gt=0, lt=0.5)
+    seed: int = 0
+
+
+class DataConfig(_Strict):
+    """Where the dataset is and how the task reads it.
+
+    ``root`` relative paths resolve against ``MEDLEARN_DATA`` (see :mod:`medlearn.paths`).
+    ``options`` are task-specific and validated by the task's ``Options`` model.
+    """
+
+    root: str
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    options: dict[str, Any] = Field(default_factory=dict)
+    cache: bool = True
+
+
+class ModelConfig(_Strict):
+    """A registered model name and its constructor parameters (``null`` name = the task's default)."""
+
+    name: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class EarlyStoppingConfig(_Strict):
+    monitor: str | None = None  # validation metric; None = the task's default (e.g. auroc)
+    patience: int = Field(8, ge=1)
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    scheduler: Literal["none", "cosine", "plateau"] = "cosine"
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    class_weighting: Literal["none", "balanced"] = "balanced"
+    augment: bool = True
+    seed: int = 0
+    max_train_batches: int | None = Field(None, ge=1)  # cap per epoch, for smoke runs
+
+
+class EvalConfig(_Strict):
+    operating_point: str = "sensitivity>=0.90"
+    n_bootstrap: int = Field(1000, ge=0)
+
+
+class ExperimentConfig(_Strict):
+    """A whole experiment: what to learn (task), from what (data), with what (model), how (train)."""
+
+    name: str = "experiment"
+    task: str
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+
+def format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
+    """One line naming the first bad key path, e.g. ``lung.yaml: train.epochs: Input should be ...``."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in (*([prefix] if prefix else []), *err["loc"]))
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{loc}: {msg}")
+    more = f" (and {len(parts) - 1} more)" if len(parts) > 1 else ""
+    return f"{source}: {parts[0]}{more}"
+
+
+def shipped_configs() -> dict[str, Path]:
+    """Configs that ship inside the package, by name (``lung_nodule`` → ``.../configs/lung_nodule.yaml``)."""
+    folder = resources.files("medlearn") / "configs"
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+def locate_config(name_or_path: str) -> Path:
+    """A YAML path as given, or the shipped config of that name."""
+    path = Path(name_or_path).expanduser()
+    if path.suffix in {".yaml", ".yml"} or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        return path
+    shipped = shipped_configs()
+    if name_or_path in shipped:
+        return shipped[name_or_path]
+    raise ConfigError(
+        f"{name_or_path}: neither a YAML file nor a shipped config (shipped: {', '.join(sorted(shipped))})"
+    )
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``train.epochs=3`` → (["train", "epochs"], 3); the value is parsed as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item}: expected key=value, e.g. --set train.epochs=3")
+    key, raw = item.split("=", 1)
+    keys = [k for k in key.strip().split(".") if k]
+    if not keys:
+        raise ConfigError(f"--set {item}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {item}: value is not valid YAML ({exc.__class__.__name__})") from None
+    return keys, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set`` items to a raw config dict (before validation, so errors name the key)."""
+    for item in overrides:
+        keys, value = parse_override(item)
+        node = raw
+        for k in keys[:-1]:
+            child = node.get(k)
+            if child is None:
+                child = node[k] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item}: {k} is not a section")
+            node = child
+        node[keys[-1]] = value
+    return raw
+
+
+def load_raw(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where} not valid YAML") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a config must be a YAML mapping of sections")
+    return raw
+
+
+def validate(raw: dict[str, Any], source: str) -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_config(name_or_path: str, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Load, override and validate a config; the name of a shipped config also works."""
+    path = locate_config(name_or_path)
+    raw = apply_overrides(load_raw(path), overrides or [])
+    raw.setdefault("name", path.stem)
+    return validate(raw, str(path))
+
+
+def dump_config(cfg: ExperimentConfig) -> str:
+    """The resolved config as YAML (what ``<out>/config.yaml`` holds)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,36 @@
+"""Build a registered model from its name, config params and what the task's data dictates."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from torch import nn
+
+from medlearn.errors import ConfigError
+from medlearn.registry import model_factory
+
+
+def build_model(name: str, params: dict[str, Any], data_kwargs: dict[str, Any]) -> tuple[nn.Module, dict[str, Any]]:
+    """Instantiate model ``name``; return it and the full keyword set (stored in the bundle).
+
+    ``params`` come from ``model.params`` in the config; unknown ones are a ConfigError naming the key.
+    ``data_kwargs`` (input channels, outputs) come from the task and win over the config.
+    """
+    factory = model_factory(name)
+    accepted = inspect.signature(factory).parameters
+    for key in params:
+        if key not in accepted:
+            raise ConfigError(
+                f"model.params.{key}: unknown parameter for model {name} (accepted: {', '.join(accepted)})"
+            )
+    kwargs = {**params, **{k: v for k, v in data_kwargs.items() if k in accepted}}
+    try:
+        model = factory(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model.params: model {name} rejected its parameters: {exc}") from None
+    return model, kwargs
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,61 @@
+"""``medlearn predict`` with pictures: predictions plus a Grad-CAM overlay per unit when ``--out`` is given."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medlearn.engine.bundle import Bundle
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "unit"
+
+
+def predict_with_pictures(bundle: Bundle, inputs: list[Path], out_dir: Path | None, **options: Any) -> list[dict[str, Any]]:
+    """Predict every unit found in ``inputs``; with ``out_dir``, save a Grad-CAM picture per unit and
+    name it in the record's ``"explanation"``."""
+    loaded = bundle.task.load_inputs([Path(p) for p in inputs], **options)
+    arrays = [bundle.preprocessing(u.raw) for u in loaded.units]
+    preds = bundle.predict_arrays(arrays)
+    records = [bundle.describe(u, p) for u, p in zip(loaded.units, preds)]
+    if out_dir is not None and arrays and getattr(bundle.model, "gradcam_layer", None):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot as plt
+
+        from medlearn.explain.gradcam import gradcam, overlay
+
+        heat = gradcam(bundle.model, np.stack(arrays))
+        for unit, array, h, record in zip(loaded.units, arrays, heat, records):
+            image = bundle.task.display_image(array)
+            heat2d = bundle.task.display_image(h[None])
+            if image is None:
+                continue
+            panels = [("model input + Grad-CAM", overlay(image, heat2d))]
+            if unit.context is not None:
+                ct, row0, col0 = unit.context
+                full = np.zeros(np.shape(ct), dtype=np.float32)
+                rows = slice(max(row0, 0), min(row0 + heat2d.shape[0], full.shape[0]))
+                cols = slice(max(col0, 0), min(col0 + heat2d.shape[1], full.shape[1]))
+                full[rows, cols] = heat2d[rows.start - row0 : rows.stop - row0, cols.start - col0 : cols.stop - col0]
+                panels.insert(0, ("CT + Grad-CAM", overlay(ct, full)))
+            fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 5))
+            for ax, (title, rgb) in zip(np.atleast_1d(axes), panels):
+                ax.imshow(rgb)
+                ax.set_title(title)
+                ax.axis("off")
+            label = record.get("label", "")
+            prob = record.get("probability")
+            fig.suptitle(f"{unit.id}: {label}" + (f" p={prob:.3f}" if prob is not None else ""))
+            name = f"{_safe_name(unit.id)}_gradcam.png"
+            fig.savefig(out_dir / name, dpi=100, bbox_inches="tight")
+            plt.close(fig)
+            record["explanation"] = name
+    for skipped in loaded.skipped:
+        records.append({"input": skipped.get("input", ""), "model": bundle.model_name, "skipped": skipped})
+    return records

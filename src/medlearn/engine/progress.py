@@ -1,0 +1,56 @@
+"""Progress bars and logging on stderr (machine-readable output owns stdout).
+
+Bars are shown only when stderr is a terminal and ``--quiet`` was not given, so logs captured by CI or
+a scheduler stay readable.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+T = TypeVar("T")
+
+stderr = Console(stderr=True)
+_state = {"quiet": False}
+
+
+def set_quiet(quiet: bool) -> None:
+    _state["quiet"] = quiet
+
+
+def bars_enabled() -> bool:
+    return not _state["quiet"] and sys.stderr.isatty()
+
+
+def make_progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=not bars_enabled(),
+        transient=False,
+    )
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a progress bar on stderr (a no-op wrapper when bars are off)."""
+    with make_progress() as progress:
+        task = progress.add_task(description, total=total, status="")
+        for item in items:
+            yield item
+            progress.advance(task)
+
+
+def info(message: str) -> None:
+    """A status line on stderr unless quiet."""
+    if not _state["quiet"]:
+        stderr.print(message, highlight=False)

@@ -1,0 +1,102 @@
+"""The Task: the contract between a dataset and the engine.
+
+A task names its inputs (how to load units and preprocess them), its target (kind, class names, unit),
+its metric to monitor, and its default model. The engine talks only to this interface, so adding a
+clinical task is one file plus one registry line.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from medlearn.config import format_validation_error
+from medlearn.engine.data import UnitTable
+from medlearn.errors import ConfigError
+
+Kind = Literal["binary", "multiclass", "regression"]
+
+INTENDED_USE = (
+    "Research use only, not a medical device. Outputs have not been clinically validated and must not "
+    "be used for diagnosis or treatment decisions."
+)
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class PredictUnit:
+    """One unit to predict from user-supplied files: its id, the raw input the preprocessing takes,
+    and anything worth reporting (e.g. which reader's mark, the source file)."""
+
+    id: str
+    raw: Any
+    meta: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    #: Optional picture of where the unit came from, for explanation overlays: a 2D image and the
+    #: (row, col) where the model input's top-left corner sits on it (e.g. a CT slice). Not in JSON.
+    context: tuple[Any, int, int] | None = None
+
+
+@dataclass
+class PredictInputs:
+    units: list[PredictUnit]
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"input", "unit", "reason"}
+
+
+class Task(ABC):
+    """Base class of every task. Subclasses set the class attributes and implement ``load``."""
+
+    name: ClassVar[str]
+    kind: ClassVar[Kind]
+    unit: ClassVar[str]
+    class_names: ClassVar[list[str]]
+    default_model: ClassVar[str]
+    monitor: ClassVar[str] = "auroc"
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    credits: ClassVar[list[str]] = []
+    intended_use: ClassVar[str] = INTENDED_USE
+
+    def __init__(self, options: dict[str, Any] | None = None):
+        try:
+            self.options = self.Options.model_validate(options or {})
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc, "config", prefix="data.options")) from None
+
+    @abstractmethod
+    def load(self, root: Path) -> UnitTable:
+        """Read the dataset at ``root`` into a unit table (raising InputError naming bad files)."""
+
+    @abstractmethod
+    def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
+        """The deterministic transform chain (registered names + params) for this model's input."""
+
+    def augmentation(self, model_name: str, seed: int) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Random training-time augmentation applied after the cached preprocessing (default none)."""
+        return None
+
+    def model_kwargs(self, model_name: str) -> dict[str, Any]:
+        """Arguments the data dictates for the model (input channels, number of outputs)."""
+        return {"out_channels": 1 if self.kind in ("binary", "regression") else len(self.class_names)}
+
+    def load_inputs(self, paths: Sequence[Path], **options: Any) -> PredictInputs:
+        """Turn files given to ``medlearn predict`` into units; tasks that support predict override."""
+        raise ConfigError(f"task {self.name} does not support predicting from files")
+
+    def display_image(self, x: np.ndarray) -> np.ndarray | None:
+        """A 2D picture of one preprocessed input (C, *spatial) for reports, or None for non-images.
+
+        Also applied to Grad-CAM maps given as (1, *spatial), so it must pick the same view of both.
+        """
+        return None
+
+    def options_dict(self) -> dict[str, Any]:
+        return self.options.model_dump(mode="json")

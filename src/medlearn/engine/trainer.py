@@ -1,0 +1,285 @@
+"""The one training loop every pipeline uses.
+
+Optimizer and scheduler from the config, class weighting, early stopping on a validation metric, the
+best epoch's weights kept, a checkpoint after every epoch for ``--resume``, deterministic seeds and a
+progress bar. Tasks and models plug in; the loop never learns which modality it trains.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from medlearn.config import TrainConfig
+from medlearn.engine.data import CachedDataset
+from medlearn.engine.progress import make_progress
+
+log = logging.getLogger(__name__)
+
+#: Validation metrics where lower is better; every other monitored metric is maximised.
+LOWER_IS_BETTER = {"loss", "mae", "rmse", "ece", "brier", "mad"}
+
+
+def seed_everything(seed: int) -> None:
+    """Fix Python, NumPy and torch seeds and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def collate(ds: CachedDataset, index: np.ndarray, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = zip(*(ds[int(i)] for i in index))
+    x = torch.from_numpy(np.stack(xs))
+    y = torch.as_tensor(np.asarray(ys), dtype=torch.long if kind == "multiclass" else torch.float32)
+    return x, y
+
+
+def make_loss(kind: str, class_weights: np.ndarray | None) -> nn.Module:
+    """BCE-with-logits (binary, ``pos_weight`` = n_neg/n_pos when weighted), cross-entropy, or MSE."""
+    if kind == "binary":
+        pos_weight = None if class_weights is None else torch.tensor([class_weights[1] / class_weights[0]])
+        return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    if kind == "multiclass":
+        weight = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        return nn.CrossEntropyLoss(weight=weight)
+    return nn.MSELoss()
+
+
+def balanced_class_weights(targets: np.ndarray, n_classes: int) -> np.ndarray:
+    """``n / (k · count_c)`` as scikit-learn's "balanced"; absent classes get weight 1."""
+    counts = np.bincount(np.asarray(targets, dtype=int), minlength=n_classes).astype(float)
+    weights = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 1.0)
+    return weights
+
+
+def outputs_to_predictions(logits: torch.Tensor, kind: str) -> np.ndarray:
+    """Binary → P(positive) (n,); multiclass → softmax (n, k); regression → values (n,)."""
+    if kind == "binary":
+        return torch.sigmoid(logits.reshape(len(logits), -1)[:, 0]).numpy()
+    if kind == "multiclass":
+        return torch.softmax(logits, dim=1).numpy()
+    return logits.reshape(len(logits), -1)[:, 0].numpy()
+
+
+def validation_scores(kind: str, y: np.ndarray, pred: np.ndarray, class_names: list[str]) -> dict[str, float]:
+    from medlearn.engine import metrics
+
+    if kind == "binary":
+        return metrics.binary_metrics(y, pred, 0.5)
+    if kind == "multiclass":
+        return metrics.multiclass_metrics(y, pred, class_names)[0]
+    return metrics.regression_metrics(y, pred)
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]]
+    best_epoch: int
+    best_score: float
+    best_state: dict[str, torch.Tensor]
+    seconds: float = 0.0
+    samples_per_second: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Trainer:
+    """Fit a model on a training set, selecting the epoch by a validation metric.
+
+    Args:
+        cfg: the ``train`` section of the experiment config.
+        kind: "binary", "multiclass" or "regression" (decides loss and prediction activation).
+        monitor: validation metric for early stopping and best-epoch selection (e.g. "auroc").
+        class_names: label names, used by the multiclass metrics.
+        checkpoint_dir: where ``last.pt`` is written each epoch (None = no checkpoints).
+        device: torch device.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        kind: str,
+        monitor: str,
+        class_names: list[str],
+        checkpoint_dir: Path | None = None,
+        device: torch.device | None = None,
+    ):
+        self.cfg = cfg
+        self.kind = kind
+        self.monitor = monitor
+        self.class_names = class_names
+        self.checkpoint_dir = checkpoint_dir
+        self.device = device or torch.device("cpu")
+        self.lower_is_better = monitor in LOWER_IS_BETTER
+
+    def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        params = [p for p in model.parameters() if p.requires_grad]
+        if self.cfg.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.cfg.lr, momentum=0.9, weight_decay=self.cfg.weight_decay)
+        cls = torch.optim.AdamW if self.cfg.optimizer == "adamw" else torch.optim.Adam
+        return cls(params, lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+
+    def _scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        if self.cfg.scheduler == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=self.cfg.epochs)
+        if self.cfg.scheduler == "plateau":
+            mode = "min" if self.lower_is_better else "max"
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=2)
+        return None
+
+    def _improved(self, score: float, best: float) -> bool:
+        if math.isnan(score):
+            return False
+        if math.isnan(best):
+            return True
+        return score < best if self.lower_is_better else score > best
+
+    def fit(
+        self,
+        model: nn.Module,
+        train_ds: CachedDataset,
+        val_ds: CachedDataset,
+        class_weights: np.ndarray | None = None,
+        resume: bool = False,
+        on_epoch: Callable[[dict[str, float]], None] | None = None,
+    ) -> FitResult:
+        seed_everything(self.cfg.seed)
+        model.to(self.device)
+        loss_fn = make_loss(self.kind, class_weights).to(self.device)
+        optimizer = self._optimizer(model)
+        scheduler = self._scheduler(optimizer)
+        history: list[dict[str, float]] = []
+        best_score, best_epoch, bad_epochs, start_epoch = float("nan"), 0, 0, 1
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if resume:
+            state = self._load_checkpoint()
+            if state is not None:
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                if scheduler is not None and state.get("scheduler"):
+                    scheduler.load_state_dict(state["scheduler"])
+                history, best_state = state["history"], state["best_state"]
+                best_score, best_epoch = state["best_score"], state["best_epoch"]
+                bad_epochs, start_epoch = state["bad_epochs"], state["epoch"] + 1
+                torch.set_rng_state(state["torch_rng"])
+                log.info("resumed from epoch %d", state["epoch"])
+        n_seen, t_train = 0, 0.0
+        t0 = time.perf_counter()
+        with make_progress() as progress:
+            bar = progress.add_task("train", total=self.cfg.epochs, completed=start_epoch - 1, status="")
+            for epoch in range(start_epoch, self.cfg.epochs + 1):
+                if bad_epochs >= self.cfg.early_stopping.patience:
+                    break
+                t_epoch = time.perf_counter()
+                train_loss, n = self._train_epoch(model, train_ds, loss_fn, optimizer, epoch)
+                t_train += time.perf_counter() - t_epoch
+                n_seen += n
+                val_pred, val_loss = self.predict(model, val_ds, loss_fn=loss_fn)
+                scores = validation_scores(self.kind, val_ds.targets, val_pred, self.class_names)
+                row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                       "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": time.perf_counter() - t_epoch}
+                row.update({f"val_{k}": float(v) for k, v in scores.items()})
+                score = val_loss if self.monitor == "loss" else float(scores.get(self.monitor, float("nan")))
+                if self._improved(score, best_score):
+                    best_score, best_epoch, bad_epochs = score, epoch, 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    bad_epochs += 1
+                history.append(row)
+                if scheduler is not None:
+                    scheduler.step(score) if self.cfg.scheduler == "plateau" else scheduler.step()
+                self._save_checkpoint(model, optimizer, scheduler, epoch, history, best_state,
+                                      best_score, best_epoch, bad_epochs)
+                if on_epoch is not None:
+                    on_epoch(row)
+                status = f"loss {train_loss:.3f} val_{self.monitor} {score:.3f} (best {best_score:.3f}@{best_epoch})"
+                progress.update(bar, advance=1, status=status)
+                log.info("epoch %d %s", epoch, status)
+        model.load_state_dict(best_state)
+        return FitResult(history, best_epoch, best_score, best_state, time.perf_counter() - t0,
+                         n_seen / t_train if t_train else 0.0)
+
+    def _train_epoch(
+        self, model: nn.Module, ds: CachedDataset, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, epoch: int
+    ) -> tuple[float, int]:
+        model.train()
+        rng = np.random.default_rng(self.cfg.seed * 1000 + epoch)
+        if hasattr(ds.augment, "reseed"):
+            ds.augment.reseed(self.cfg.seed * 1000 + epoch)
+        total, n = 0.0, 0
+        for b, index in enumerate(batches(len(ds), self.cfg.batch_size, rng)):
+            if self.cfg.max_train_batches is not None and b >= self.cfg.max_train_batches:
+                break
+            if len(index) < 2 and len(ds) > 1:
+                continue  # a batch of one breaks batch norm; its unit is seen next epoch
+            x, y = collate(ds, index, self.kind)
+            x, y = x.to(self.device), y.to(self.device)
+            optimizer.zero_grad(set_to_none=True)
+            out = model(x)
+            loss = loss_fn(out if self.kind == "multiclass" else out.reshape(len(out), -1)[:, 0], y)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(index)
+            n += len(index)
+        return total / max(n, 1), n
+
+    @torch.no_grad()
+    def predict(
+        self, model: nn.Module, ds: CachedDataset, loss_fn: nn.Module | None = None
+    ) -> tuple[np.ndarray, float]:
+        """Predictions for every unit of ``ds`` in order (and the mean loss when ``loss_fn`` is given)."""
+        model.eval()
+        model.to(self.device)
+        outs, total = [], 0.0
+        for index in batches(len(ds), max(self.cfg.batch_size, 64), None):
+            x, y = collate(ds, index, self.kind)
+            logits = model(x.to(self.device)).cpu()
+            if loss_fn is not None:
+                target = logits if self.kind == "multiclass" else logits.reshape(len(logits), -1)[:, 0]
+                total += float(loss_fn(target, y)) * len(index)
+            outs.append(outputs_to_predictions(logits, self.kind))
+        pred = np.concatenate(outs) if outs else np.zeros(0)
+        return pred, total / max(len(ds), 1)
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+    def _save_checkpoint(self, model, optimizer, scheduler, epoch, history, best_state, best_score,
+                         best_epoch, bad_epochs) -> None:
+        if self.checkpoint_dir is None:
+            return
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else {},
+            "epoch": epoch, "history": history, "best_state": best_state, "best_score": best_score,
+            "best_epoch": best_epoch, "bad_epochs": bad_epochs, "torch_rng": torch.get_rng_state(),
+        }
+        tmp = self.checkpoint_dir / "last.pt.tmp"
+        torch.save(state, tmp)
+        tmp.replace(self.checkpoint_dir / "last.pt")
+
+    def _load_checkpoint(self) -> dict[str, Any] | None:
+        path = None if self.checkpoint_dir is None else self.checkpoint_dir / "last.pt"
+        if path is None or not path.is_file():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,1 @@
+"""Explanations for any bundle: Grad-CAM heatmaps (imaging), attributions (later: IG, attention)."""

@@ -1,0 +1,35 @@
+"""Imaging readers: DICOM series, NIfTI, npz/MedMNIST, PNG stacks and LIDC-IDRI radiologist XML.
+
+Every reader raises :class:`medlearn.errors.InputError` (message starting with the offending path) for
+input a user can fix. Names are imported lazily so that ``import medlearn.imaging.io`` does not pull in
+pydicom, nibabel, Pillow and matplotlib until a reader is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Volume": "volume",
+    "find_series": "dicom",
+    "read_dicom_series": "dicom",
+    "read_nifti": "nifti",
+    "load_npz": "npz",
+    "load_medmnist": "npz",
+    "read_png_stack": "png",
+    "RoiContour": "lidc_xml",
+    "ReaderMark": "lidc_xml",
+    "parse_lidc_xml": "lidc_xml",
+    "mark_mask": "lidc_xml",
+    "rois_inside": "lidc_xml",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -1,0 +1,268 @@
+"""Read a DICOM CT/MR series from a folder (series, study or patient level) into a :class:`Volume`.
+
+Why not trust file names or InstanceNumber: exports rename files (LIDC names them by z, PACS by hash) and
+InstanceNumber often runs head-to-feet. Slices are ordered by ImagePositionPatient projected on the slice
+normal, and the stack is checked for gaps, duplicates and mixed geometry, because a silently missing slice
+shifts every later slice's z and corrupts any mm-based label.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+
+from medlearn.errors import InputError
+from medlearn.imaging.io.volume import Volume
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install pylibjpeg pylibjpeg-libjpeg"
+#: Relative deviation from the median slice spacing that counts as a gap (a missing or extra slice).
+GAP_TOLERANCE = 0.10
+#: Two slices closer than this along the normal (mm) are duplicates.
+DUPLICATE_MM = 0.01
+_GEOMETRY_TOL = 1e-4
+
+
+def _read_header(path: Path) -> Dataset | None:
+    """Header of ``path`` without pixel data; ``None`` when it is not a DICOM file (no DICM preamble)."""
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError:
+        return None
+    except Exception as exc:  # garbage after a DICM preamble: pydicom raises many types
+        raise InputError(f"{path}: unreadable DICOM header ({type(exc).__name__}: {exc})") from exc
+
+
+def find_series(path: Path) -> dict[str, list[Path]]:
+    """Group the DICOM image files under ``path`` (searched recursively) by SeriesInstanceUID.
+
+    Only headers are read. Non-DICOM files (LIDC ``.xml``, READMEs) and DICOM objects without an image
+    (DICOMDIR, SR, RTSTRUCT) are skipped and logged at INFO. File lists are sorted by path.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: does not exist")
+    if path.is_file():
+        ds = _read_header(path)
+        if ds is None:
+            raise InputError(f"{path}: not a DICOM file (no DICM preamble)")
+        uid = ds.get("SeriesInstanceUID")
+        if not uid or "Rows" not in ds:
+            raise InputError(f"{path}: DICOM file holds no image (no SeriesInstanceUID or Rows)")
+        return {str(uid): [path]}
+    groups: dict[str, list[Path]] = defaultdict(list)
+    n_files = 0
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        n_files += 1
+        ds = _read_header(file)
+        if ds is None:
+            logger.info("skipped non-DICOM file %s", file)
+            continue
+        uid = ds.get("SeriesInstanceUID")
+        if not uid or "Rows" not in ds:
+            logger.info("skipped DICOM file without an image (SOP class %s): %s", ds.get("SOPClassUID"), file)
+            continue
+        groups[str(uid)].append(file)
+    if not groups:
+        raise InputError(f"{path}: no DICOM image files found (searched {n_files} files recursively)")
+    return dict(groups)
+
+
+def _select_series(path: Path, series: dict[str, list[Path]], series_uid: str | None) -> str:
+    listing = "; ".join(f"{uid} ({len(files)} slices)" for uid, files in sorted(series.items()))
+    if series_uid is not None:
+        if series_uid not in series:
+            raise InputError(f"{path}: series {series_uid} not found; series present: {listing}")
+        return series_uid
+    if len(series) > 1:
+        raise InputError(
+            f"{path}: {len(series)} series found, pick one with --series UID (series_uid=...): {listing}"
+        )
+    return next(iter(series))
+
+
+def _floats(ds: Dataset, keyword: str) -> tuple[float, ...] | None:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return None
+    seq = value if isinstance(value, (list, tuple, MultiValue)) else [value]
+    return tuple(float(v) for v in seq)
+
+
+def _scalar(ds: Dataset, keyword: str, default: float | None) -> float | None:
+    values = _floats(ds, keyword)
+    return values[0] if values else default
+
+
+def _pixels(ds: Dataset, path: Path) -> np.ndarray:
+    """Decoded stored values of one slice; every failure becomes an :class:`InputError` naming the file."""
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    ts_name = getattr(ts, "name", str(ts))
+    try:
+        arr = ds.pixel_array
+    except NotImplementedError as exc:
+        raise InputError(
+            f"{path}: no decoder for transfer syntax {ts_name}; {INSTALL_HINT} (JPEG 2000 also needs "
+            f"pylibjpeg-openjpeg) ({exc})"
+        ) from exc
+    except RuntimeError as exc:
+        msg = str(exc)
+        if "missing dependencies" in msg or "not supported" in msg:
+            raise InputError(
+                f"{path}: no decoder available for {ts_name} pixel data; {INSTALL_HINT} (JPEG 2000 also "
+                f"needs pylibjpeg-openjpeg)"
+            ) from exc
+        raise InputError(f"{path}: could not decode {ts_name} pixel data: {msg.splitlines()[-1].strip()}") from exc
+    except ValueError as exc:
+        raise InputError(f"{path}: truncated or corrupt pixel data ({exc})") from exc
+    except AttributeError as exc:
+        raise InputError(f"{path}: DICOM file has no pixel data") from exc
+    except Exception as exc:  # plugin-specific decode errors
+        raise InputError(f"{path}: could not decode pixel data ({type(exc).__name__}: {exc})") from exc
+    if arr.ndim != 2:
+        raise InputError(
+            f"{path}: expected one grayscale frame, got pixel array of shape {arr.shape} "
+            "(multi-frame or colour images are not supported)"
+        )
+    return arr
+
+
+def _check_same(folder: Path, files: list[Path], datasets: list[Dataset], keyword: str) -> None:
+    """All slices must share ``keyword`` (Rows, PixelSpacing, ...) or the stack is not one volume."""
+    ref = _floats(datasets[0], keyword)
+    for file, ds in zip(files[1:], datasets[1:]):
+        value = _floats(ds, keyword)
+        same = (value is None and ref is None) or (
+            value is not None and ref is not None and len(value) == len(ref)
+            and np.allclose(value, ref, atol=_GEOMETRY_TOL)
+        )
+        if not same:
+            raise InputError(
+                f"{folder}: slices differ in {keyword}: {ref} in {files[0].name} but {value} in {file.name}; "
+                "the folder mixes images that do not form one volume"
+            )
+
+
+def _stack_geometry(
+    folder: Path, files: list[Path], datasets: list[Dataset]
+) -> tuple[list[int], np.ndarray, float, np.ndarray, list[tuple[float, float, float]]]:
+    """Slice order, normal-projected positions (mm), z spacing (mm), direction (3x3) and IPPs in order."""
+    iop = _floats(datasets[0], "ImageOrientationPatient")
+    if iop is None or len(iop) != 6:
+        warnings.warn(f"{folder}: no ImageOrientationPatient; assuming axial (1,0,0,0,1,0)", stacklevel=3)
+        iop = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+    row_cos, col_cos = np.array(iop[:3]), np.array(iop[3:])
+    normal = np.cross(row_cos, col_cos)
+    direction = np.stack([row_cos, col_cos, normal])
+    ipps = [_floats(ds, "ImagePositionPatient") for ds in datasets]
+    n_missing = sum(p is None or len(p) != 3 for p in ipps)
+    if n_missing == 0:
+        proj = np.array([np.dot(p, normal) for p in ipps])  # type: ignore[arg-type]
+        order = [int(i) for i in np.argsort(proj, kind="stable")]
+        positions = proj[order]
+        sorted_ipps = [tuple(ipps[i]) for i in order]  # type: ignore[arg-type]
+    elif n_missing == len(ipps):
+        thickness = _scalar(datasets[0], "SpacingBetweenSlices", None) or _scalar(
+            datasets[0], "SliceThickness", None
+        ) or 1.0
+        warnings.warn(
+            f"{folder}: no ImagePositionPatient; slices ordered by InstanceNumber and spaced by "
+            f"SliceThickness {thickness} mm, patient coordinates are relative to the first slice",
+            stacklevel=3,
+        )
+        order = sorted(range(len(files)), key=lambda i: (_scalar(datasets[i], "InstanceNumber", 0.0), files[i].name))
+        positions = np.arange(len(order), dtype=np.float64) * thickness
+        sorted_ipps = [tuple(float(v) for v in normal * z) for z in positions]  # type: ignore[misc]
+    else:
+        raise InputError(f"{folder}: {n_missing} of {len(ipps)} slices lack ImagePositionPatient")
+
+    if len(order) == 1:
+        dz = _scalar(datasets[0], "SpacingBetweenSlices", None) or _scalar(datasets[0], "SliceThickness", None)
+        if dz is None or dz <= 0:
+            warnings.warn(f"{files[0]}: single slice without SliceThickness; assuming 1 mm", stacklevel=3)
+            dz = 1.0
+        return order, positions, float(dz), direction, sorted_ipps  # type: ignore[return-value]
+
+    diffs = np.diff(positions)
+    dup = np.flatnonzero(diffs < DUPLICATE_MM)
+    if dup.size:
+        pairs = ", ".join(f"{files[order[i]].name} & {files[order[i + 1]].name} at {positions[i]:.3f}" for i in dup[:5])
+        raise InputError(
+            f"{folder}: duplicate slice positions (mm along the normal): {pairs}; "
+            "the folder may hold two reconstructions of one series"
+        )
+    median = float(np.median(diffs))
+    bad = np.flatnonzero(np.abs(diffs - median) > GAP_TOLERANCE * median)
+    if bad.size:
+        gaps = ", ".join(f"{positions[i]:.3f}->{positions[i + 1]:.3f} ({diffs[i]:.3f} mm)" for i in bad[:5])
+        raise InputError(
+            f"{folder}: inconsistent slice spacing: median {median:.3f} mm but {gaps}; "
+            f"slices missing or mixed (positions {positions[0]:.3f}..{positions[-1]:.3f} mm)"
+        )
+    steps = np.diff(np.array(sorted_ipps), axis=0)
+    in_plane = steps - np.outer(steps @ normal, normal)
+    if np.max(np.abs(in_plane)) > 0.01 * median + 1e-3:
+        warnings.warn(
+            f"{folder}: slice origins shift in-plane between slices (gantry tilt?); the volume is not "
+            "resampled, so patient coordinates far from the first slice are approximate",
+            stacklevel=3,
+        )
+    return order, positions, median, direction, sorted_ipps
+
+
+def read_dicom_series(path: Path, series_uid: str | None = None) -> Volume:
+    """Read one series into a :class:`Volume` with ``hu`` = stored·RescaleSlope + RescaleIntercept.
+
+    ``path`` may be a single DICOM file (a 1-slice volume), or a folder at series, study or patient level
+    (searched recursively). With several series present, ``series_uid`` is required.
+    """
+    path = Path(path)
+    series = find_series(path)
+    uid = _select_series(path, series, series_uid)
+    files = series[uid]
+    folder = Path(os.path.commonpath([str(f.parent) for f in files]))
+    datasets: list[Dataset] = []
+    for file in files:
+        try:
+            datasets.append(pydicom.dcmread(file))
+        except Exception as exc:
+            raise InputError(f"{file}: unreadable DICOM file ({type(exc).__name__}: {exc})") from exc
+    for keyword in ("Rows", "Columns", "PixelSpacing", "ImageOrientationPatient"):
+        _check_same(folder, files, datasets, keyword)
+
+    order, _, dz, direction, sorted_ipps = _stack_geometry(folder, files, datasets)
+    pixel_spacing = _floats(datasets[0], "PixelSpacing")
+    if pixel_spacing is None or len(pixel_spacing) != 2:
+        warnings.warn(f"{folder}: no PixelSpacing; assuming 1 mm pixels", stacklevel=2)
+        pixel_spacing = (1.0, 1.0)
+    rows, cols = int(datasets[0].Rows), int(datasets[0].Columns)
+    hu = np.empty((len(order), rows, cols), dtype=np.float32)
+    for k, i in enumerate(order):
+        raw = _pixels(datasets[i], files[i])
+        if raw.shape != (rows, cols):
+            raise InputError(f"{files[i]}: pixel array {raw.shape} does not match Rows/Columns {(rows, cols)}")
+        slope = _scalar(datasets[i], "RescaleSlope", 1.0)
+        intercept = _scalar(datasets[i], "RescaleIntercept", 0.0)
+        hu[k] = raw.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+
+    first = datasets[order[0]]
+    return Volume(
+        hu=hu,
+        spacing_mm=(float(dz), float(pixel_spacing[0]), float(pixel_spacing[1])),
+        origin_mm=tuple(float(v) for v in sorted_ipps[0]),  # type: ignore[arg-type]
+        direction=tuple(float(v) for v in direction.ravel()),
+        z_positions_mm=tuple(float(p[2]) for p in sorted_ipps),
+        series_uid=uid,
+        patient_id=str(first.get("PatientID")) if first.get("PatientID") else None,
+        source=str(path),
+    )

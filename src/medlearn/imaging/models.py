@@ -1,0 +1,92 @@
+"""Imaging networks. MONAI provides the architectures (torchvision cannot be used beside the CPU
+torch here); the seed project's small 2D CNN is kept as a named baseline.
+
+Every factory takes ``in_channels`` and ``out_channels`` (set by the task) and returns a module with a
+``gradcam_layer`` attribute naming its last convolutional block for :mod:`medlearn.explain.gradcam`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+
+def _monai_resnet(spatial_dims: int, in_channels: int, out_channels: int, widths: Sequence[int],
+                  layers: Sequence[int], small_input: bool) -> nn.Module:
+    from monai.networks.nets import ResNet
+
+    model = ResNet(block="basic", layers=list(layers), block_inplanes=list(widths), spatial_dims=spatial_dims,
+                   n_input_channels=in_channels, num_classes=out_channels,
+                   conv1_t_size=3 if small_input else 7, conv1_t_stride=1 if small_input else 2,
+                   no_max_pool=small_input)
+    model.gradcam_layer = "layer4"
+    return model
+
+
+class SeedCNN(nn.Module):
+    """The seed project's baseline: Conv32–Pool–Conv64–Pool–Dense128–(sigmoid), on one 2D slice.
+
+    The sigmoid is applied by the loss (BCE-with-logits) and at prediction, which is the same model.
+    """
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, image_size: int = 64, dropout: float = 0.3):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(64 * (image_size // 4) ** 2, 128), nn.ReLU(),
+                                  nn.Dropout(dropout), nn.Linear(128, out_channels))
+        self.gradcam_layer = "features.4"
+
+    def forward(self, x):  # noqa: D401 - torch signature
+        return self.head(self.features(x))
+
+
+def seed_cnn(in_channels: int = 1, out_channels: int = 1, image_size: int = 64, dropout: float = 0.3) -> nn.Module:
+    return SeedCNN(in_channels, out_channels, image_size, dropout)
+
+
+def nodule_resnet25d(in_channels: int = 16, out_channels: int = 1, widths: Sequence[int] = (32, 64, 128, 256),
+                     layers: Sequence[int] = (1, 1, 1, 1)) -> nn.Module:
+    """2.5D: a 2D ResNet whose input channels are a nodule's stacked axial slices (default 16)."""
+    return _monai_resnet(2, in_channels, out_channels, widths, layers, small_input=True)
+
+
+def resnet2d(in_channels: int = 1, out_channels: int = 1, widths: Sequence[int] = (64, 128, 256, 512),
+             layers: Sequence[int] = (2, 2, 2, 2), small_input: bool = True) -> nn.Module:
+    """ResNet-18-style 2D network (X-ray); ``small_input`` keeps full resolution for 28–64 px images."""
+    return _monai_resnet(2, in_channels, out_channels, widths, layers, small_input)
+
+
+def resnet3d(in_channels: int = 1, out_channels: int = 1, widths: Sequence[int] = (16, 32, 64, 128),
+             layers: Sequence[int] = (1, 1, 1, 1)) -> nn.Module:
+    """A 3D ResNet (MONAI) for nodule cubes or whole small volumes."""
+    return _monai_resnet(3, in_channels, out_channels, widths, layers, small_input=True)
+
+
+class CNN3D(nn.Module):
+    """A plain 3D CNN: MONAI conv blocks (conv–norm–act) with stride-2 downsampling, global pooling."""
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, channels: Sequence[int] = (16, 32, 64),
+                 dropout: float = 0.2):
+        super().__init__()
+        from monai.networks.blocks import Convolution
+
+        blocks, c_in = [], in_channels
+        for c in channels:
+            blocks.append(Convolution(3, c_in, c, strides=1, kernel_size=3, norm="batch", act="relu"))
+            blocks.append(Convolution(3, c, c, strides=2, kernel_size=3, norm="batch", act="relu"))
+            c_in = c
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, out_channels))
+        self.gradcam_layer = f"features.{len(blocks) - 1}"
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def cnn3d(in_channels: int = 1, out_channels: int = 1, channels: Sequence[int] = (16, 32, 64),
+          dropout: float = 0.2) -> nn.Module:
+    return CNN3D(in_channels, out_channels, channels, dropout)

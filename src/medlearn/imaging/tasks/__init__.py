@@ -1,0 +1,1 @@
+"""Imaging tasks: one file per clinical task (registered in :mod:`medlearn.registry`)."""

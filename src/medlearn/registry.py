@@ -1,0 +1,60 @@
+"""Name → class tables for tasks, models and transforms.
+
+Entries are ``"module:attribute"`` strings so that looking a name up imports only the modality it
+belongs to (``import medlearn`` stays fast and never imports MONAI or RDKit). Adding a task is one file
+plus one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from medlearn.errors import ConfigError
+
+TASKS: dict[str, str] = {
+    "lung_nodule_malignancy": "medlearn.imaging.tasks.lidc_nodules:LungNoduleMalignancy",
+    "ct_nodule_malignancy": "medlearn.imaging.tasks.ct_nodules:CTNoduleMalignancy",
+    "cxr_pneumonia": "medlearn.imaging.tasks.cxr:CXRPneumonia",
+}
+
+MODELS: dict[str, str] = {
+    "seed_cnn": "medlearn.imaging.models:seed_cnn",
+    "nodule_resnet25d": "medlearn.imaging.models:nodule_resnet25d",
+    "resnet3d": "medlearn.imaging.models:resnet3d",
+    "cnn3d": "medlearn.imaging.models:cnn3d",
+    "resnet2d": "medlearn.imaging.models:resnet2d",
+}
+
+TRANSFORMS: dict[str, str] = {
+    "scale_intensity_range": "medlearn.imaging.transforms:ScaleIntensityRange",
+    "hu_window": "medlearn.imaging.transforms:HUWindow",
+    "normalize": "medlearn.imaging.transforms:Normalize",
+    "slice_stack": "medlearn.imaging.transforms:SliceStack",
+    "middle_slice": "medlearn.imaging.transforms:MiddleSlice",
+    "add_channel": "medlearn.imaging.transforms:AddChannel",
+    "resample_isotropic": "medlearn.imaging.transforms:ResampleIsotropic",
+    "crop_around": "medlearn.imaging.transforms:CropAround",
+    "denoise": "medlearn.imaging.transforms:Denoise",
+}
+
+
+def _resolve(table: dict[str, str], kind: str, name: str) -> Any:
+    try:
+        target = table[name]
+    except KeyError:
+        raise ConfigError(f"unknown {kind} {name!r} (known: {', '.join(sorted(table))})") from None
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def task_class(name: str) -> Any:
+    return _resolve(TASKS, "task", name)
+
+
+def model_factory(name: str) -> Any:
+    return _resolve(MODELS, "model", name)
+
+
+def transform_class(name: str) -> Any:
+    return _resolve(TRANSFORMS, "transform", name)
