@@ -75,9 +75,9 @@ def test_multiclass_metrics_agree_with_sklearn(rng: np.random.Generator) -> None
     assert overall["auroc"] == pytest.approx(skm.roc_auc_score(y, prob, multi_class="ovr", average="macro"))
     assert overall["kappa"] == pytest.approx(skm.cohen_kappa_score(y, pred))
     assert 0 <= overall["ece"] <= 1
-    assert per_class["c"]["sensitivity"] == pytest.approx(skm.recall_score(y, pred, labels=[2], average=None)[0])
-    assert per_class["c"]["ppv"] == pytest.approx(skm.precision_score(y, pred, labels=[2], average=None)[0])
-    assert per_class["c"]["f1"] == pytest.approx(skm.f1_score(y, pred, labels=[2], average=None)[0])
+    reference = {"sensitivity": skm.recall_score, "ppv": skm.precision_score, "f1": skm.f1_score}
+    for name, sk_fn in reference.items():
+        assert per_class["c"][name] == pytest.approx(sk_fn(y, pred, labels=[2], average=None)[0]), name
 
 
 def test_regression_metrics_agree_with_sklearn(rng: np.random.Generator) -> None:
@@ -109,7 +109,9 @@ def test_sensitivity_rule_picks_the_highest_threshold_reaching_the_target(
 
 
 @pytest.mark.parametrize("target", [0.5, 0.9, 0.95])
-def test_specificity_rule_picks_the_lowest_score_reaching_the_target(rng: np.random.Generator, target: float) -> None:
+def test_specificity_rule_picks_the_lowest_score_reaching_the_target(
+    rng: np.random.Generator, target: float
+) -> None:
     y, prob = _binary_data(rng, 300)
     op = choose_operating_point(y, prob, f"specificity>={target}")
     assert binary_metrics(y, prob, op.threshold)["specificity"] >= target
@@ -123,12 +125,14 @@ def test_youden_and_f1_rules_maximise_their_criterion(rng: np.random.Generator) 
 
     def best(criterion: str) -> float:
         values = [binary_metrics(y, prob, t) for t in candidates]
-        score = [m["sensitivity"] + m["specificity"] - 1 if criterion == "youden" else m["f1"] for m in values]
+        youden = [m["sensitivity"] + m["specificity"] - 1 for m in values]
+        score = youden if criterion == "youden" else [m["f1"] for m in values]
         return float(np.max(score))
 
     youden = binary_metrics(y, prob, choose_operating_point(y, prob, "youden").threshold)
     assert youden["sensitivity"] + youden["specificity"] - 1 == pytest.approx(best("youden"))
-    assert binary_metrics(y, prob, choose_operating_point(y, prob, "f1").threshold)["f1"] == pytest.approx(best("f1"))
+    f1_threshold = choose_operating_point(y, prob, "f1").threshold
+    assert binary_metrics(y, prob, f1_threshold)["f1"] == pytest.approx(best("f1"))
 
 
 def test_fixed_threshold_rule_and_operating_point_dict() -> None:
@@ -176,7 +180,9 @@ def test_cluster_bootstrap_moves_whole_groups_together(rng: np.random.Generator)
         assert np.all(drawn % sizes == 0)  # each group enters whole, as often as it was drawn
 
 
-def test_cluster_bootstrap_of_duplicated_units_equals_unit_bootstrap_of_originals(rng: np.random.Generator) -> None:
+def test_cluster_bootstrap_of_duplicated_units_equals_unit_bootstrap_of_originals(
+    rng: np.random.Generator,
+) -> None:
     """Three identical copies of each unit are one group: the cluster CI must not shrink because of them."""
     y, prob = _binary_data(rng, 120)
     copies = 3
@@ -189,9 +195,10 @@ def test_cluster_bootstrap_of_duplicated_units_equals_unit_bootstrap_of_original
     assert naive_ci[1] - naive_ci[0] < 0.75 * (cluster_ci[1] - cluster_ci[0])
 
 
-def test_vectorised_and_looped_bootstrap_draw_the_same_resamples(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("clustered", [False, True])
+def test_vectorised_and_looped_bootstrap_draw_the_same_resamples(rng: np.random.Generator, clustered: bool) -> None:
     y, prob = _binary_data(rng, 150)
-    groups = rng.integers(0, 40, 150)
+    groups = rng.integers(0, 40, 150) if clustered else None
     fast = bootstrap_ci(BinaryMetricSet(0.5), (y, prob), n_boot=100, seed=3, groups=groups)
     slow = bootstrap_ci(lambda a, b: binary_metrics(a, b, 0.5), (y, prob), n_boot=100, seed=3, groups=groups)
     for name in BINARY_METRICS:
@@ -229,8 +236,8 @@ def test_ece_and_reliability_curve_on_a_hand_computed_case() -> None:
 
 def test_undefined_metrics_are_null_and_the_result_is_strict_json(rng: np.random.Generator) -> None:
     y = np.zeros(80, dtype=int)
-    result = evaluate_predictions("t", "test", "case", "binary", y, rng.uniform(0, 1, 80), ["neg", "pos"], None,
-                                  n_boot=200)
+    prob = rng.uniform(0, 1, 80)
+    result = evaluate_predictions("t", "test", "case", "binary", y, prob, ["neg", "pos"], None, n_boot=200)
     text = json.dumps(result, allow_nan=False)
     assert result["metrics"]["auroc"] == {"value": None, "ci95": None}
     assert result["metrics"]["sensitivity"] == {"value": None, "ci95": None}
@@ -244,7 +251,8 @@ def test_evaluate_predictions_follows_the_metrics_json_schema(rng: np.random.Gen
     groups = np.arange(200) // 2
     result = evaluate_predictions("nodule", "test", "mark", "binary", y, prob, ["benign", "malignant"], op,
                                   groups=groups, n_boot=200)
-    assert list(result) == ["task", "split", "unit", "n", "metrics", "per_class", "operating_point", "ci_method"]
+    assert list(result) == ["task", "split", "unit", "n", "metrics", "per_class", "operating_point",
+                            "ci_method"]
     assert (result["task"], result["split"], result["unit"], result["n"]) == ("nodule", "test", "mark", 200)
     assert list(result["metrics"]) == list(BINARY_METRICS)
     assert result["operating_point"] == op.to_dict()
@@ -262,13 +270,14 @@ def test_evaluate_predictions_follows_the_metrics_json_schema(rng: np.random.Gen
 def test_evaluate_predictions_multiclass_and_regression(rng: np.random.Generator) -> None:
     y = rng.integers(0, 3, 150)
     prob = rng.dirichlet([1, 1, 1], 150)
-    multi = evaluate_predictions("t", "test", "window", "multiclass", y, prob, ["N", "S", "V"], None, n_boot=100)
+    multi = evaluate_predictions("t", "test", "window", "multiclass", y, prob, ["N", "S", "V"], None,
+                                 n_boot=100)
     assert set(multi["metrics"]) == {"accuracy", "balanced_accuracy", "macro_f1", "auroc", "kappa", "ece"}
     assert set(multi["per_class"]) == {"N", "S", "V"}
     assert set(multi["per_class"]["S"]) == {"sensitivity", "ppv", "f1"}
     assert multi["ci_method"] == "percentile bootstrap, 100 resamples of windows"
-    reg = evaluate_predictions("t", "test", "stay", "regression", rng.normal(size=90), rng.normal(size=90), [],
-                               None, n_boot=0)
+    truth, pred = rng.normal(size=90), rng.normal(size=90)
+    reg = evaluate_predictions("t", "test", "stay", "regression", truth, pred, [], None, n_boot=0)
     assert set(reg["metrics"]) == {"mae", "rmse"} and reg["metrics"]["mae"]["ci95"] is None
     assert reg["per_class"] == {} and reg["operating_point"] is None
     json.dumps([multi, reg], allow_nan=False)

@@ -26,14 +26,15 @@ def binary_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, Opera
     y = rng.integers(0, 2, 120)
     prob = np.clip(rng.normal(0.35 + 0.3 * y, 0.2), 0, 1)
     op = OperatingPoint(0.4, "val", "sensitivity>=0.90")
-    metrics = evaluate_predictions("toy", "test", "case", "binary", y, prob, ["negative", "positive"], op, n_boot=100)
+    metrics = evaluate_predictions("toy", "test", "case", "binary", y, prob, ["negative", "positive"], op,
+                                   n_boot=100)
     return y, prob, op, metrics
 
 
 def _external_references(document: str) -> list[str]:
     """Anything that would make a browser fetch from elsewhere."""
-    patterns = [r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", r"url\(", r"@import", r"<link\b", r"<script\b",
-                r"<iframe\b"]
+    patterns = [r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", r"url\(", r"@import", r"<link\b",
+                r"<script\b", r"<iframe\b"]
     return [m.group(0) for p in patterns for m in re.finditer(p, document, flags=re.IGNORECASE)]
 
 
@@ -122,7 +123,8 @@ def test_curves_say_why_they_are_empty_with_one_class() -> None:
 
 
 def test_image_grid_takes_grayscale_and_rgb_and_rejects_other_shapes(rng: np.random.Generator) -> None:
-    images = [rng.random((16, 16)), rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), rng.normal(size=(16, 16, 3))]
+    images = [rng.random((16, 16)), rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
+              rng.normal(size=(16, 16, 3))]
     fig = plots.image_grid(images, ["gray", "rgb uint8", "rgb float"], ncols=2)
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 3 and [ax.get_title() for ax in shown] == ["gray", "rgb uint8", "rgb float"]
@@ -145,6 +147,7 @@ def test_plotting_leaves_pyplot_and_the_backend_alone() -> None:
         "import sys, matplotlib; raw = lambda: dict.__getitem__(matplotlib.rcParams, 'backend');"
         "before = raw(); import numpy as np; from medlearn.engine import plots, report;"
         "plots.figure_to_data_uri(plots.reliability_diagram(np.array([0, 1]), np.array([0.2, 0.7])));"
-        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'; assert raw() is before, 'backend set'"
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported';"
+        "assert raw() is before, 'backend set'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

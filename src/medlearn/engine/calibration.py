@@ -6,8 +6,8 @@ positive (the operating point, e.g. "sensitivity>=0.90" chosen on the validation
 
 Discrimination (AUROC) says whether a model ranks cases correctly; calibration says whether its
 probabilities can be read as risks, which is what a clinician acting on "30 % risk" relies on. ECE and
-the reliability curve use equal-width bins on [0, 1] so that values are comparable between models and runs (adaptive
-bins would move with the model being measured).
+the reliability curve use equal-width bins on [0, 1] so that values are comparable between models and
+runs (adaptive bins would move with the model being measured).
 
 The ``weighted_*`` forms take a matrix of unit weights of shape (replicates, units) so that the bootstrap
 in :mod:`medlearn.engine.metrics` evaluates 1000 resamples in a few matrix products instead of a Python
@@ -84,13 +84,14 @@ def weighted_bin_sums(
     """
     onehot = np.zeros((confidence.shape[0], n_bins))
     onehot[np.arange(confidence.shape[0]), bin_index(confidence, n_bins)] = 1.0
-    counts = weights @ onehot
-    conf_sum = weights @ (onehot * confidence[:, None])
-    outcome_sum = weights @ (onehot * outcome[:, None])
-    return counts, conf_sum, outcome_sum
+    stacked = np.concatenate([onehot, onehot * confidence[:, None], onehot * outcome[:, None]], axis=1)
+    sums = weights @ stacked
+    return sums[:, :n_bins], sums[:, n_bins:2 * n_bins], sums[:, 2 * n_bins:]
 
 
-def weighted_ece(weights: np.ndarray, outcome: np.ndarray, confidence: np.ndarray, n_bins: int = 10) -> np.ndarray:
+def weighted_ece(
+    weights: np.ndarray, outcome: np.ndarray, confidence: np.ndarray, n_bins: int = 10
+) -> np.ndarray:
     """ECE of each weighted replicate: sum over bins of (bin weight / total) * |observed - mean confidence|.
 
     ``outcome`` is 1 when the event the confidence refers to happened (the positive class for binary
@@ -144,7 +145,8 @@ def parse_rule(rule: str) -> tuple[str, float]:
     if m and 0.0 <= float(m[1]) <= 1.0:
         return "threshold", float(m[1])
     raise OperatingRuleError(
-        f"operating-point rule {rule!r} is not understood; use {_RULE_FORMS} (targets in (0, 1], thresholds in [0, 1])"
+        f"operating-point rule {rule!r} is not understood; use {_RULE_FORMS} "
+        "(targets in (0, 1], thresholds in [0, 1])"
     )
 
 
@@ -160,9 +162,12 @@ def choose_operating_point(y_true: Any, prob: Any, rule: str, chosen_on: str = "
         return OperatingPoint(value, chosen_on, rule.strip())
     y, p = check_binary(y_true, prob)
     pos, neg = np.sort(p[y == 1]), np.sort(p[y == 0])
-    available = {"sensitivity": pos.size, "specificity": neg.size, "f1": pos.size}.get(kind, min(pos.size, neg.size))
-    if available == 0:
-        raise ValueError(f"cannot choose an operating point by {rule!r}: the {chosen_on} data hold one class only")
+    needed = {"sensitivity": pos.size, "specificity": neg.size, "f1": pos.size}
+    if needed.get(kind, min(pos.size, neg.size)) == 0:
+        raise ValueError(
+            f"cannot choose an operating point by {rule!r}: the {chosen_on} data lack the class it needs "
+            "(one class only)"
+        )
     if kind == "sensitivity":
         k = max(1, math.ceil(value * pos.size - 1e-9))  # positives that must score at or above the threshold
         threshold = pos[::-1][k - 1]

@@ -1,8 +1,8 @@
 """Clinical evaluation: the numbers in ``metrics.json``, each with a 95 % bootstrap confidence interval.
 
 A single AUROC on 140 test cases can move by 0.05 between resamples, so every metric carries a percentile
-bootstrap CI. Correlated units (several marks of one exam, several windows of one recording) must move
-together or the CI is falsely narrow: pass ``groups`` for a cluster bootstrap.
+bootstrap CI. Correlated units (several units from one patient, or several raters' scores of one case)
+must move together or the CI is falsely narrow: pass ``groups`` for a cluster bootstrap.
 
 Speed: each metric set (:class:`BinaryMetricSet` and friends) scores *weighted* data, a weight being how
 many times a unit was drawn into a resample. Ranking metrics sort the scores once (a resample only
@@ -10,9 +10,10 @@ re-weights the same sorted units) and every count is a matrix product, so 1000 r
 a few tens of milliseconds. The point estimate is the same code with all weights one, so it can never
 disagree with its replicates. Any other ``metric_fn(*arrays) -> dict`` also works, through a plain loop.
 
-The operating point (:func:`choose_operating_point`) and ECE live in :mod:`medlearn.engine.calibration` and
-are re-exported here. Conventions: a unit is predicted positive when ``prob >= threshold``; a metric whose denominator is empty
-(AUROC with one class present, PPV with no positive predictions) is NaN, written as ``null`` in JSON.
+The operating point (:func:`choose_operating_point`) and ECE live in :mod:`medlearn.engine.calibration`
+and are re-exported here. Conventions: a unit is predicted positive when ``prob >= threshold``; a metric
+whose denominator is empty (AUROC with one class present, PPV with no positive predictions) is NaN,
+written as ``null`` in JSON.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from medlearn.engine.calibration import (
 
 __all__ = [
     "BINARY_METRICS", "BinaryMetricSet", "MulticlassMetricSet", "OperatingPoint", "OperatingRuleError",
-    "RegressionMetricSet", "binary_metrics", "bootstrap_ci", "choose_operating_point", "evaluate_predictions",
-    "expected_calibration_error", "multiclass_metrics", "parse_rule", "regression_metrics", "reliability_curve",
+    "RegressionMetricSet", "binary_metrics", "bootstrap_ci", "choose_operating_point",
+    "evaluate_predictions", "expected_calibration_error", "multiclass_metrics", "parse_rule",
+    "regression_metrics", "reliability_curve",
 ]
 
 BINARY_METRICS = ("auroc", "auprc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv",
@@ -69,16 +71,18 @@ def _weighted_ranking(weights: np.ndarray, y: np.ndarray, score: np.ndarray) -> 
     s = score[order]
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
     w = weights[:, order]
-    yo = y[order].astype(float)
-    pos = np.add.reduceat(w * yo, starts, axis=1)  # weighted positives per distinct score, ascending
-    neg = np.add.reduceat(w * (1.0 - yo), starts, axis=1)
-    n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
-    neg_below = np.cumsum(neg, axis=1) - neg
-    auroc = _div((pos * (neg_below + 0.5 * neg)).sum(axis=1), n_pos * n_neg)
-    pos_d, neg_d = pos[:, ::-1], neg[:, ::-1]  # thresholds from the highest score down
-    tp, fp = np.cumsum(pos_d, axis=1), np.cumsum(neg_d, axis=1)
-    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=(tp + fp) > 0)
-    return auroc, _div((pos_d * precision).sum(axis=1), n_pos)
+    pos = w * y[order].astype(float)  # weighted positives per distinct score, ascending
+    if starts.size < s.size:  # merge ties; without ties every unit is its own group already
+        w, pos = np.add.reduceat(w, starts, axis=1), np.add.reduceat(pos, starts, axis=1)
+    neg = w - pos
+    n_pos, n_neg = pos.sum(axis=1, keepdims=True), neg.sum(axis=1, keepdims=True)
+    cum_pos, cum_neg = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+    auroc = _div((pos * (cum_neg - 0.5 * neg)).sum(axis=1), (n_pos * n_neg)[:, 0])
+    # AP: at the threshold of each group, positives and negatives scoring at or above it
+    tp = n_pos - cum_pos + pos
+    called = tp + (n_neg - cum_neg + neg)
+    precision = tp / np.where(called > 0, called, 1.0)  # tp is 0 where nothing is called positive
+    return auroc, _div((pos * precision).sum(axis=1), n_pos[:, 0])
 
 
 class _MetricSet:
@@ -92,7 +96,7 @@ class _MetricSet:
 
 
 class BinaryMetricSet(_MetricSet):
-    """The binary metrics (:data:`BINARY_METRICS`) at one threshold; callable, and fast under the bootstrap."""
+    """The binary metrics (:data:`BINARY_METRICS`) at one threshold; callable, fast under the bootstrap."""
 
     names = BINARY_METRICS
 
@@ -112,7 +116,8 @@ class BinaryMetricSet(_MetricSet):
             "auroc": auroc, "auprc": auprc, "accuracy": _div(tp + tn, total),
             "balanced_accuracy": (sens + spec) / 2, "sensitivity": sens, "specificity": spec,
             "ppv": _div(tp, tp + fp), "npv": _div(tn, tn + fn), "f1": _div(2 * tp, 2 * tp + fp + fn),
-            "ece": weighted_ece(weights, y, prob, self.n_bins), "brier": _div(weights @ (prob - y) ** 2, total),
+            "ece": weighted_ece(weights, y, prob, self.n_bins),
+            "brier": _div(weights @ (prob - y) ** 2, total),
         }
 
 
@@ -130,7 +135,8 @@ class MulticlassMetricSet(_MetricSet):
         k, y = self.n_classes, y.astype(np.int64)
         pred = prob.argmax(axis=1)
         pred_onehot = np.eye(k)[pred]
-        conf = np.stack([weights[:, y == c] @ pred_onehot[y == c] for c in range(k)], axis=1)  # (B, true, pred)
+        # confusion counts per replicate, shape (replicates, true class, predicted class)
+        conf = np.stack([weights[:, y == c] @ pred_onehot[y == c] for c in range(k)], axis=1)
         total = conf.sum(axis=(1, 2))
         diag = np.diagonal(conf, axis1=1, axis2=2)
         support, predicted = conf.sum(axis=2), conf.sum(axis=1)
@@ -170,7 +176,8 @@ def _as_multiclass(y_true: Any, prob: Any, n_classes: int) -> tuple[np.ndarray, 
     if p.ndim != 2 or p.shape != (y.size, n_classes):
         raise ValueError(f"prob must have shape (n, {n_classes}) = ({y.size}, {n_classes}), got {p.shape}")
     if y.size and (not np.isin(y, np.arange(n_classes)).all()):
-        raise ValueError(f"y_true must hold class indices 0..{n_classes - 1}, found {np.unique(y)[:10].tolist()}")
+        found = np.unique(y)[:10].tolist()
+        raise ValueError(f"y_true must hold class indices 0..{n_classes - 1}, found {found}")
     return y.astype(np.int64), p
 
 
@@ -183,7 +190,8 @@ def multiclass_metrics(
     """
     y, p = _as_multiclass(y_true, prob, len(class_names))
     flat = MulticlassMetricSet(len(class_names))(y, p)
-    per_class = {name: {m: flat[f"per_class/{c}/{m}"] for m in PER_CLASS_METRICS} for c, name in enumerate(class_names)}
+    per_class = {name: {m: flat[f"per_class/{c}/{m}"] for m in PER_CLASS_METRICS}
+                 for c, name in enumerate(class_names)}
     return {m: flat[m] for m in MULTICLASS_METRICS}, per_class
 
 
@@ -227,10 +235,11 @@ def bootstrap_ci(
             raise ValueError(f"groups has {groups.size} entries for {n} units")
         codes = np.unique(groups, return_inverse=True)[1].reshape(-1)
     n_draw = int(codes.max()) + 1
-    members = np.split(np.argsort(codes, kind="mergesort"), np.cumsum(np.bincount(codes))[:-1])
     weighted = getattr(metric_fn, "weighted", None)
+    if weighted is None and groups is not None:  # unit indices of each group, for the looped path
+        members = np.split(np.argsort(codes, kind="mergesort"), np.cumsum(np.bincount(codes))[:-1])
     rng = np.random.default_rng(seed)
-    chunk = max(1, min(n_boot, 4_000_000 // max(n, n_draw)))  # bounds the (replicates, units) weight matrix
+    chunk = max(1, min(n_boot, 1_000_000 // max(n, n_draw)))  # bounds the (replicates, units) weight matrix
     replicates: dict[str, list[np.ndarray]] = {}
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
@@ -238,9 +247,10 @@ def bootstrap_ci(
         if weighted is not None:
             flat = (draws + n_draw * np.arange(b)[:, None]).ravel()
             counts = np.bincount(flat, minlength=b * n_draw).reshape(b, n_draw).astype(float)
-            out = {k: np.asarray(v, dtype=float) for k, v in weighted(counts[:, codes], *arrays).items()}
+            unit_weights = counts if groups is None else counts[:, codes]
+            out = {k: np.asarray(v, dtype=float) for k, v in weighted(unit_weights, *arrays).items()}
         else:
-            rows = [np.concatenate([members[g] for g in row]) for row in draws]
+            rows = draws if groups is None else [np.concatenate([members[g] for g in row]) for row in draws]
             results = [metric_fn(*(a[idx] for a in arrays)) for idx in rows]
             keys = dict.fromkeys(k for r in results for k in r)
             out = {k: np.array([r.get(k, np.nan) for r in results], dtype=float) for k in keys}
@@ -290,7 +300,8 @@ def evaluate_predictions(
         arrays = check_binary(y_true, prob_or_pred)
         fn = BinaryMetricSet(operating_point.threshold if operating_point else 0.5)
     elif kind == "multiclass":
-        arrays, fn = _as_multiclass(y_true, prob_or_pred, len(class_names)), MulticlassMetricSet(len(class_names))
+        arrays = _as_multiclass(y_true, prob_or_pred, len(class_names))
+        fn = MulticlassMetricSet(len(class_names))
     elif kind == "regression":
         arrays, fn = _as_regression(y_true, prob_or_pred), RegressionMetricSet()
     else:

@@ -19,7 +19,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn import metrics as skm
 
-from medlearn.engine.calibration import OperatingPoint, check_binary, expected_calibration_error, reliability_curve
+from medlearn.engine.calibration import (
+    OperatingPoint,
+    check_binary,
+    expected_calibration_error,
+    reliability_curve,
+)
 
 _LINE = {"linewidth": 1.8}
 _CHANCE = {"color": "0.6", "linestyle": "--", "linewidth": 1}
@@ -59,7 +64,8 @@ def loss_curves(history: list[dict[str, Any]], monitor: str | None = None) -> Fi
     for key, color in (("train_loss", "tab:blue"), ("val_loss", "tab:orange")):
         x, y = series(key)
         if x:
-            handles += ax.plot(x, y, marker="o", markersize=3, color=color, label=key.replace("_", " "), **_LINE)
+            label = key.replace("_", " ")
+            handles += ax.plot(x, y, marker="o", markersize=3, color=color, label=label, **_LINE)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     if monitor is None:
@@ -69,8 +75,8 @@ def loss_curves(history: list[dict[str, Any]], monitor: str | None = None) -> Fi
         x, y = series(monitor)
         if x:
             twin = ax.twinx()
-            handles += twin.plot(x, y, marker="s", markersize=3, color="tab:green", label=monitor.replace("_", " "),
-                                 **_LINE)
+            label = monitor.replace("_", " ")
+            handles += twin.plot(x, y, marker="s", markersize=3, color="tab:green", label=label, **_LINE)
             twin.set_ylabel(monitor.replace("_", " "))
     if handles:
         ax.legend(handles=handles, loc="best", fontsize=8)
@@ -159,7 +165,8 @@ def confusion_matrix(y_true: Any, y_pred: Any, class_names: list[str]) -> Figure
     prevalence; the counts keep small classes honest.
     """
     k = len(class_names)
-    counts = skm.confusion_matrix(np.asarray(y_true).astype(int), np.asarray(y_pred).astype(int), labels=range(k))
+    truth, pred = np.asarray(y_true).astype(int), np.asarray(y_pred).astype(int)
+    counts = skm.confusion_matrix(truth, pred, labels=list(range(k)))
     rows = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
     size = 2.2 + 0.9 * k

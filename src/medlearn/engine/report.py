@@ -80,10 +80,11 @@ def metrics_table_html(metrics_json: dict[str, Any]) -> str:
     if op:
         threshold = f"{float(op['threshold']):.4g}"
         out.append(f"<p>Operating point: threshold <strong>{_e(threshold)}</strong>, "
-                   f'rule <code>{_e(op.get("rule", "?"))}</code>, chosen on the {_e(op.get("chosen_on", "?"))} '
-                   "split; thresholded metrics below are at this point.</p>")
+                   f'rule <code>{_e(op.get("rule", "?"))}</code>, chosen on the '
+                   f'{_e(op.get("chosen_on", "?"))} split; thresholded metrics below are at this point.</p>')
     rows = "".join(f'<tr><td>{_e(name)}</td><td class="num">{_fmt(v.get("value"))}</td>'
-                   f'<td class="num">{_ci(v.get("ci95"))}</td></tr>' for name, v in m.get("metrics", {}).items())
+                   f'<td class="num">{_ci(v.get("ci95"))}</td></tr>'
+                   for name, v in m.get("metrics", {}).items())
     out.append(f"<table><thead><tr><th>metric</th><th>value</th><th>95% CI</th></tr></thead><tbody>{rows}"
                "</tbody></table>")
     per_class = m.get("per_class") or {}
@@ -117,8 +118,8 @@ def _section_html(section: ReportSection, anchor: str) -> str:
         if not str(uri).startswith("data:image/"):
             raise ValueError(f"figure {caption!r} in section {section.title!r} is not a data:image URI; "
                              "embed it with plots.figure_to_data_uri so the report stays self-contained")
-        parts.append(f'<figure><img src="{_e(uri)}" alt="{_e(caption)}"><figcaption>{_e(caption)}</figcaption>'
-                     "</figure>")
+        parts.append(f'<figure><img src="{_e(uri)}" alt="{_e(caption)}">'
+                     f"<figcaption>{_e(caption)}</figcaption></figure>")
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -139,7 +140,9 @@ def write_report(
     credits, provenance, then the resolved config. Overwrite protection (``--force``) is the caller's job.
     """
     if not str(intended_use).strip():
-        raise ValueError("a report needs an intended-use statement (e.g. 'Research use only, not a medical device')")
+        raise ValueError(
+            "a report needs an intended-use statement (e.g. 'Research use only, not a medical device')"
+        )
     used: set[str] = set()
     blocks: list[tuple[str, str, str]] = []  # (anchor, title, html)
     for split, metrics_json in metrics_by_split.items():
@@ -158,13 +161,14 @@ def write_report(
         tail.append(("provenance", "Provenance",
                      f'<section id="provenance"><h2>Provenance</h2><table>{rows}</table></section>'))
     if config_yaml:
-        tail.append(("configuration", "Configuration",
-                     f'<section id="configuration"><h2>Configuration</h2><pre>{_e(config_yaml)}</pre></section>'))
+        tail.append(("configuration", "Configuration", '<section id="configuration"><h2>Configuration</h2>'
+                     f"<pre>{_e(config_yaml)}</pre></section>"))
     blocks += tail
     toc = "".join(f'<li><a href="#{a}">{_e(t)}</a></li>' for a, t, _ in blocks)
     created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     document = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(title)}</title><style>{_CSS}</style></head>
 <body><main>
 <h1>{_e(title)}</h1>
@@ -195,41 +199,44 @@ def standard_sections(
     Confusion matrix; regression: Training, Predicted vs true (``prob`` holds the predictions). The
     Training section is left out when there is no history (e.g. ``evaluate`` of a bundle).
     """
+    if kind not in ("binary", "multiclass", "regression"):
+        raise ValueError(f"kind must be 'binary', 'multiclass' or 'regression', got {kind!r}")
     uri = plots.figure_to_data_uri
     sections: list[ReportSection] = []
     if history:
-        sections.append(ReportSection("Training", "<p>Loss by epoch, and the monitored validation metric.</p>",
-                                      [("Training and validation loss", uri(plots.loss_curves(history)))]))
+        intro = "<p>Loss by epoch, and the monitored validation metric.</p>"
+        sections.append(ReportSection("Training", intro, [("Training and validation loss",
+                                                           uri(plots.loss_curves(history)))]))
     y = np.asarray(y_true)
     if kind == "binary":
         p = np.asarray(prob, dtype=float)
         p = p[:, 1] if p.ndim == 2 else p
         threshold = operating_point.threshold if operating_point is not None else 0.5
+        roc = uri(plots.roc_curve(y, p, operating_point))
+        pr = uri(plots.pr_curve(y, p, operating_point))
+        reliability = uri(plots.reliability_diagram(y, p))
+        confusion = uri(plots.confusion_matrix(y, (p >= threshold).astype(int), class_names))
         sections += [
-            ReportSection("Discrimination", figures=[("ROC curve", uri(plots.roc_curve(y, p, operating_point))),
-                                                     ("Precision-recall curve",
-                                                      uri(plots.pr_curve(y, p, operating_point)))]),
-            ReportSection("Calibration", figures=[("Reliability diagram", uri(plots.reliability_diagram(y, p)))]),
+            ReportSection("Discrimination", figures=[("ROC curve", roc), ("Precision-recall curve", pr)]),
+            ReportSection("Calibration", figures=[("Reliability diagram", reliability)]),
             ReportSection("Confusion matrix (at the operating point)",
                           f"<p>Predicted positive when the probability is at least {threshold:.4g}.</p>",
-                          [("Confusion matrix", uri(plots.confusion_matrix(y, (p >= threshold).astype(int),
-                                                                            class_names)))]),
+                          [("Confusion matrix", confusion)]),
         ]
     elif kind == "multiclass":
         p = np.asarray(prob, dtype=float)
         pred = p.argmax(axis=1)
+        roc = uri(plots.multiclass_roc(y, p, class_names))
+        reliability = uri(plots.reliability_diagram((pred == y).astype(int), p.max(axis=1), label="top label"))
+        confusion = uri(plots.confusion_matrix(y, pred, class_names))
         sections += [
-            ReportSection("Discrimination", figures=[("ROC per class, one vs rest",
-                                                      uri(plots.multiclass_roc(y, p, class_names)))]),
+            ReportSection("Discrimination", figures=[("ROC per class, one vs rest", roc)]),
             ReportSection("Calibration", "<p>Top label: confidence of the predicted class against whether it "
-                          "was right.</p>", [("Reliability diagram (top label)", uri(plots.reliability_diagram(
-                              (pred == y).astype(int), p.max(axis=1), label="top label")))]),
+                          "was right.</p>", [("Reliability diagram (top label)", reliability)]),
             ReportSection("Confusion matrix", "<p>Predicted class is the most probable one.</p>",
-                          [("Confusion matrix", uri(plots.confusion_matrix(y, pred, class_names)))]),
+                          [("Confusion matrix", confusion)]),
         ]
-    elif kind == "regression":
-        sections.append(ReportSection("Predicted vs true", figures=[("Predicted vs true",
-                                                                     uri(plots.predicted_vs_true(y, prob)))]))
     else:
-        raise ValueError(f"kind must be 'binary', 'multiclass' or 'regression', got {kind!r}")
+        scatter = uri(plots.predicted_vs_true(y, prob))
+        sections.append(ReportSection("Predicted vs true", figures=[("Predicted vs true", scatter)]))
     return sections

@@ -76,7 +76,9 @@ def _add_vessels(rng: np.random.Generator, vol: np.ndarray, lungs: np.ndarray, c
             box = _box(a + direction * length / 2, length / 2 + radius + 1, coords)
             dx, dy, dz = _offsets(box, coords, a)
             t = np.clip(dx * direction[0] + dy * direction[1] + dz * direction[2], 0, length)
-            dist = np.sqrt((dx - t * direction[0]) ** 2 + (dy - t * direction[1]) ** 2 + (dz - t * direction[2]) ** 2)
+            dist = np.sqrt(
+                (dx - t * direction[0]) ** 2 + (dy - t * direction[1]) ** 2 + (dz - t * direction[2]) ** 2
+            )
             _blend(vol, np.clip(radius + 0.5 - dist, 0.0, 1.0) * lung_float[box], 40.0, box)
     lung_idx = np.flatnonzero(lungs)
     for flat in rng.choice(lung_idx, size=min(n_blobs, lung_idx.size), replace=False):
@@ -184,19 +186,26 @@ def make_phantom_volume(
                 continue
             centre = c + u * np.array([lung_ax - r - 1, lung_ay - r - 1, lung_az - r - 1])
             inside_z = coords[0][0] + r + dz <= centre[2] <= coords[0][-1] - r - dz
-            apart = all(np.linalg.norm(centre - np.array(n.center_mm)) > r + n.diameter_mm / 2 + 5 for n in nodules)
+            apart = all(
+                np.linalg.norm(centre - np.array(n.center_mm)) > r + n.diameter_mm / 2 + 5 for n in nodules
+            )
             if inside_z and apart and lung_ax > r + 1:
                 break
         else:
-            raise ValueError(f"could not place a {diameter:.1f} mm nodule in a {shape} volume; use a larger shape")
+            raise ValueError(
+                f"could not place a {diameter:.1f} mm nodule in a {shape} volume; use a larger shape"
+            )
         _nodule(rng, vol, coords, centre, diameter, is_malignant)
-        nodules.append(PhantomNodule(tuple(float(v) for v in centre), round(diameter, 3), is_malignant))  # type: ignore[arg-type]
+        centre_mm = (float(centre[0]), float(centre[1]), float(centre[2]))
+        nodules.append(PhantomNodule(centre_mm, round(diameter, 3), is_malignant))
 
     vol += rng.normal(scale=noise_sd_hu, size=shape)
     return np.clip(np.rint(vol), HU_MIN, HU_MAX).astype(np.int16), nodules
 
 
-def write_phantom_study(folder: Path, patient_id: str, seed: int, n_nodules: int = 2, **kw: Any) -> list[PhantomNodule]:
+def write_phantom_study(
+    folder: Path, patient_id: str, seed: int, n_nodules: int = 2, **kw: Any
+) -> list[PhantomNodule]:
     """Write one phantom CT series as ``.dcm`` files into ``folder`` and return its nodules.
 
     Files get random hex names (not in z order, on purpose) and InstanceNumber runs head-to-feet, so
@@ -211,8 +220,10 @@ def write_phantom_study(folder: Path, patient_id: str, seed: int, n_nodules: int
     shape = tuple(kw.pop("shape", DEFAULT_SHAPE))
     spacing = tuple(float(s) for s in kw.pop("spacing_mm", DEFAULT_SPACING_MM))
     origin = kw.pop("origin_mm", None) or default_origin_mm(shape, spacing)
-    hu, nodules = make_phantom_volume(np.random.default_rng(seed), shape=shape, spacing_mm=spacing,  # type: ignore[arg-type]
-                                      n_nodules=n_nodules, origin_mm=origin, **kw)
+    hu, nodules = make_phantom_volume(
+        np.random.default_rng(seed), shape=shape, spacing_mm=spacing,  # type: ignore[arg-type]
+        n_nodules=n_nodules, origin_mm=origin, **kw,
+    )
 
     def uid(*parts: object) -> str:
         return generate_uid(entropy_srcs=["medlearn-phantom", patient_id, str(seed), *map(str, parts)])
@@ -248,7 +259,8 @@ def write_phantom_study(folder: Path, patient_id: str, seed: int, n_nodules: int
     ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = -1024, 1, "HU"
 
     folder.mkdir(parents=True, exist_ok=True)
-    names = np.random.default_rng([seed, 0xD1C0]).choice(16**8, size=shape[0], replace=False)  # unique, unordered
+    # unique random hex names, deliberately unrelated to z order
+    names = np.random.default_rng([seed, 0xD1C0]).choice(16**8, size=shape[0], replace=False)
     raw = (hu.astype(np.int32) + 1024).astype("<i2")
     for k in range(shape[0]):
         z = origin[2] + k * spacing[0]

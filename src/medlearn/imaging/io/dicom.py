@@ -78,6 +78,13 @@ def find_series(path: Path) -> dict[str, list[Path]]:
     return dict(groups)
 
 
+def _read_full(path: Path, stop_before_pixels: bool) -> Dataset:
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+    except Exception as exc:  # the file was readable a moment ago in find_series; now it is not
+        raise InputError(f"{path}: unreadable DICOM file ({type(exc).__name__}: {exc})") from exc
+
+
 def _select_series(path: Path, series: dict[str, list[Path]], series_uid: str | None) -> str:
     listing = "; ".join(f"{uid} ({len(files)} slices)" for uid, files in sorted(series.items()))
     if series_uid is not None:
@@ -122,7 +129,8 @@ def _pixels(ds: Dataset, path: Path) -> np.ndarray:
                 f"{path}: no decoder available for {ts_name} pixel data; {INSTALL_HINT} (JPEG 2000 also "
                 f"needs pylibjpeg-openjpeg)"
             ) from exc
-        raise InputError(f"{path}: could not decode {ts_name} pixel data: {msg.splitlines()[-1].strip()}") from exc
+        reason = msg.splitlines()[-1].strip()
+        raise InputError(f"{path}: could not decode {ts_name} pixel data: {reason}") from exc
     except ValueError as exc:
         raise InputError(f"{path}: truncated or corrupt pixel data ({exc})") from exc
     except AttributeError as exc:
@@ -180,14 +188,17 @@ def _stack_geometry(
             f"SliceThickness {thickness} mm, patient coordinates are relative to the first slice",
             stacklevel=3,
         )
-        order = sorted(range(len(files)), key=lambda i: (_scalar(datasets[i], "InstanceNumber", 0.0), files[i].name))
+        order = sorted(
+            range(len(files)), key=lambda i: (_scalar(datasets[i], "InstanceNumber", 0.0), files[i].name)
+        )
         positions = np.arange(len(order), dtype=np.float64) * thickness
         sorted_ipps = [tuple(float(v) for v in normal * z) for z in positions]  # type: ignore[misc]
     else:
         raise InputError(f"{folder}: {n_missing} of {len(ipps)} slices lack ImagePositionPatient")
 
     if len(order) == 1:
-        dz = _scalar(datasets[0], "SpacingBetweenSlices", None) or _scalar(datasets[0], "SliceThickness", None)
+        ds0 = datasets[0]
+        dz = _scalar(ds0, "SpacingBetweenSlices", None) or _scalar(ds0, "SliceThickness", None)
         if dz is None or dz <= 0:
             warnings.warn(f"{files[0]}: single slice without SliceThickness; assuming 1 mm", stacklevel=3)
             dz = 1.0
@@ -196,7 +207,9 @@ def _stack_geometry(
     diffs = np.diff(positions)
     dup = np.flatnonzero(diffs < DUPLICATE_MM)
     if dup.size:
-        pairs = ", ".join(f"{files[order[i]].name} & {files[order[i + 1]].name} at {positions[i]:.3f}" for i in dup[:5])
+        pairs = ", ".join(
+            f"{files[order[i]].name} & {files[order[i + 1]].name} at {positions[i]:.3f}" for i in dup[:5]
+        )
         raise InputError(
             f"{folder}: duplicate slice positions (mm along the normal): {pairs}; "
             "the folder may hold two reconstructions of one series"
@@ -230,13 +243,10 @@ def read_dicom_series(path: Path, series_uid: str | None = None) -> Volume:
     series = find_series(path)
     uid = _select_series(path, series, series_uid)
     files = series[uid]
-    folder = Path(os.path.commonpath([str(f.parent) for f in files]))
-    datasets: list[Dataset] = []
-    for file in files:
-        try:
-            datasets.append(pydicom.dcmread(file))
-        except Exception as exc:
-            raise InputError(f"{file}: unreadable DICOM file ({type(exc).__name__}: {exc})") from exc
+    # what error messages name: the series folder, or the file itself for a single-file series
+    folder = files[0] if len(files) == 1 else Path(os.path.commonpath([str(f.parent) for f in files]))
+    # headers first (geometry checks), pixels one slice at a time: peak memory = the float32 volume
+    datasets = [_read_full(file, stop_before_pixels=True) for file in files]
     for keyword in ("Rows", "Columns", "PixelSpacing", "ImageOrientationPatient"):
         _check_same(folder, files, datasets, keyword)
 
@@ -248,9 +258,11 @@ def read_dicom_series(path: Path, series_uid: str | None = None) -> Volume:
     rows, cols = int(datasets[0].Rows), int(datasets[0].Columns)
     hu = np.empty((len(order), rows, cols), dtype=np.float32)
     for k, i in enumerate(order):
-        raw = _pixels(datasets[i], files[i])
+        raw = _pixels(_read_full(files[i], stop_before_pixels=False), files[i])
         if raw.shape != (rows, cols):
-            raise InputError(f"{files[i]}: pixel array {raw.shape} does not match Rows/Columns {(rows, cols)}")
+            raise InputError(
+                f"{files[i]}: pixel array {raw.shape} does not match Rows/Columns {(rows, cols)}"
+            )
         slope = _scalar(datasets[i], "RescaleSlope", 1.0)
         intercept = _scalar(datasets[i], "RescaleIntercept", 0.0)
         hu[k] = raw.astype(np.float32) * np.float32(slope) + np.float32(intercept)

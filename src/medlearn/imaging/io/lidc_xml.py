@@ -119,7 +119,9 @@ def parse_lidc_xml(path: Path) -> list[ReaderMark]:
     except ET.ParseError as exc:
         raise InputError(f"{path}: not an XML file ({exc})") from exc
     if root.tag not in (f"{{{LIDC_NAMESPACE}}}LidcReadMessage", "LidcReadMessage"):
-        raise InputError(f"{path}: not an LIDC-IDRI CT read (root element {root.tag}, expected LidcReadMessage)")
+        raise InputError(
+            f"{path}: not an LIDC-IDRI CT read (root element {root.tag}, expected LidcReadMessage)"
+        )
     ns = f"{{{LIDC_NAMESPACE}}}" if root.tag.startswith("{") else ""
     series_uid = _text(root.find(f"{ns}ResponseHeader/{ns}SeriesInstanceUid"))
     if not series_uid:

@@ -56,6 +56,8 @@ def read_png_stack(folder: Path, size: tuple[int, int] | None = (64, 64)) -> np.
             raise InputError(f"{p}: Pillow mode {mode}, expected L (8-bit grayscale)")
         expected = size if size is not None else (slices[0].shape if slices else im_size)
         if im_size != tuple(expected):
-            raise InputError(f"{p}: size {im_size[0]}x{im_size[1]} (h x w), expected {expected[0]}x{expected[1]}")
+            raise InputError(
+                f"{p}: size {im_size[0]}x{im_size[1]} (h x w), expected {expected[0]}x{expected[1]}"
+            )
         slices.append(arr)
     return np.stack(slices).astype(np.uint8, copy=False)

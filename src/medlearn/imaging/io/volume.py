@@ -28,7 +28,7 @@ class Volume:
     spacing_mm: tuple[float, float, float]
     """Voxel size ``(z, y, x)`` in mm: slice spacing (from positions, not SliceThickness), row, column."""
     origin_mm: tuple[float, float, float]
-    """Patient ``(x, y, z)`` in mm of voxel ``(0, 0, 0)`` (ImagePositionPatient of the first stacked slice)."""
+    """Patient ``(x, y, z)`` mm of voxel ``(0, 0, 0)``: ImagePositionPatient of the first stacked slice."""
     direction: tuple[float, ...]
     """9 numbers: row cosine (3), column cosine (3), slice normal (3), all in patient LPS axes."""
     z_positions_mm: tuple[float, ...]

@@ -1,0 +1,140 @@
+"""Nodule malignancy from whole CT series: DICOM folders plus a table of nodule positions.
+
+This is the task for a hospital's own data (and the embedded demo): ``data.root`` is a folder holding
+``nodules.csv`` with one row per nodule::
+
+    patient_id,series,x_mm,y_mm,z_mm,diameter_mm,label
+    P001,P001/CT,-41.5,12.0,-88.0,14.2,1
+
+``series`` is the DICOM folder relative to ``data.root`` (a series, study or patient folder), positions
+are patient coordinates in mm (DICOM LPS), ``label`` is 0/1 or benign/malignant. Each nodule's
+neighbourhood is cut out of the HU volume; the saved preprocessing resamples it to isotropic voxels,
+crops a cube around the centre, windows it to the lung window and feeds a 3D CNN. Splits are by patient.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from medlearn.engine.data import UnitTable, fingerprint_files
+from medlearn.engine.progress import track
+from medlearn.engine.task import PredictInputs, PredictUnit, Task
+from medlearn.errors import InputError
+from medlearn.imaging.tasks.common import display_image, step
+
+REQUIRED = ("patient_id", "series", "x_mm", "y_mm", "z_mm", "label")
+LABELS = {"0": 0, "1": 1, "benign": 0, "malignant": 1}
+
+
+class CTNoduleOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cube_px: int = Field(32, ge=8, le=128, description="side of the model's input cube in voxels")
+    spacing_mm: float = Field(1.0, gt=0, description="isotropic voxel size the cube is resampled to")
+    window_hu: tuple[float, float] = (-1000.0, 400.0)
+    denoise: bool = Field(False, description="median-filter the cube (radius 1 voxel) before windowing")
+
+
+class CTNoduleMalignancy(Task):
+    name: ClassVar[str] = "ct_nodule_malignancy"
+    kind: ClassVar[str] = "binary"
+    unit: ClassVar[str] = "nodule"
+    class_names: ClassVar[list[str]] = ["benign", "malignant"]
+    default_model: ClassVar[str] = "cnn3d"
+    Options: ClassVar[type[BaseModel]] = CTNoduleOptions
+    credits: ClassVar[list[str]] = ["Data: the CT series and nodule table named in the config (see its own license)."]
+
+    @property
+    def context_mm(self) -> float:
+        """Physical side of the box cut out of the CT: the cube plus a margin for resampling."""
+        return self.options.cube_px * self.options.spacing_mm + 8.0
+
+    def load(self, root: Path) -> UnitTable:
+        from medlearn.imaging.io.dicom import read_dicom_series
+
+        table = root / "nodules.csv"
+        if not table.is_file():
+            raise InputError(f"{root}: no nodules.csv (columns: {', '.join(REQUIRED)}, diameter_mm optional)")
+        rows = _read_rows(table)
+        volumes = {}
+        for series in track(sorted({r["series"] for r in rows}), "reading CT series"):
+            volumes[series] = read_dicom_series(root / series)
+        raw, files = [], [table]
+        for r in rows:
+            volume = volumes[r["series"]]
+            raw.append(self.cut_box(volume, (float(r["x_mm"]), float(r["y_mm"]), float(r["z_mm"]))))
+        for series in volumes:
+            files.extend(p for p in (root / series).rglob("*") if p.is_file())
+        return UnitTable(
+            ids=[f"{r['patient_id']}/{i}" for i, r in enumerate(rows)],
+            targets=np.array([LABELS[r["label"].strip().lower()] for r in rows], dtype=np.int64),
+            groups=np.array([r["patient_id"] for r in rows]),
+            raw=raw,
+            fingerprint=fingerprint_files(files),
+            meta={"diameter_mm": [r.get("diameter_mm", "") for r in rows], "series": [r["series"] for r in rows]},
+        )
+
+    def cut_box(self, volume: Any, center_mm: tuple[float, float, float]) -> dict[str, Any]:
+        """The HU box (with its spacing) around a nodule centre; air (−1000 HU) outside the scan."""
+        from medlearn.imaging.transforms import crop_box
+
+        center = volume.world_to_voxel(*center_mm)
+        if not all(-0.5 <= c <= n - 0.5 for c, n in zip(center, volume.shape)):
+            raise InputError(f"{volume.source}: nodule at {center_mm} mm lies outside the series (voxel {center})")
+        size = [int(np.ceil(self.context_mm / s)) + 1 for s in volume.spacing_mm]
+        return {"hu": crop_box(volume.hu, center, size, -1000.0), "spacing_mm": list(volume.spacing_mm)}
+
+    def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
+        o = self.options
+        spec = [step("resample_isotropic", spacing_mm=o.spacing_mm), step("crop_around", size=o.cube_px, pad_value=-1000.0)]
+        if o.denoise:
+            spec.append(step("denoise", radius=1))
+        return spec + [step("hu_window", lower_hu=o.window_hu[0], upper_hu=o.window_hu[1]), step("add_channel")]
+
+    def model_kwargs(self, model_name: str) -> dict[str, Any]:
+        return {"in_channels": 1, "out_channels": 1}
+
+    def augmentation(self, model_name: str, seed: int):
+        from medlearn.imaging.transforms import flips_and_rotations
+
+        return flips_and_rotations((1, 2), seed)
+
+    def display_image(self, x: np.ndarray) -> np.ndarray:
+        return display_image(x)
+
+    def load_inputs(self, paths: list[Path], nodule: tuple[float, float, float] | None = None,
+                    series_uid: str | None = None, **_: Any) -> PredictInputs:
+        from medlearn.imaging.io.dicom import read_dicom_series
+
+        if nodule is None:
+            raise InputError("ct_nodule_malignancy predicts at a position: pass --nodule x,y,z (patient mm)")
+        units = []
+        for path in paths:
+            volume = read_dicom_series(path, series_uid)
+            box = self.cut_box(volume, nodule)
+            units.append(PredictUnit(f"{volume.patient_id or path.name}@{','.join(f'{v:g}' for v in nodule)}", box,
+                                     {"input": str(path)}))
+        return PredictInputs(units)
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows:
+        raise InputError(f"{path}: no rows")
+    missing = [c for c in REQUIRED if c not in rows[0]]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {', '.join(missing)}")
+    for i, r in enumerate(rows, start=2):
+        if r["label"].strip().lower() not in LABELS:
+            raise InputError(f"{path}: line {i}: label must be 0/1 or benign/malignant, got {r['label']!r}")
+        for key in ("x_mm", "y_mm", "z_mm"):
+            try:
+                float(r[key])
+            except ValueError:
+                raise InputError(f"{path}: line {i}: {key} is not a number ({r[key]!r})") from None
+    return rows
