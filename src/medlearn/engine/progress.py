@@ -53,4 +53,4 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
 def info(message: str) -> None:
     """A status line on stderr unless quiet."""
     if not _state["quiet"]:
-        stderr.print(message, highlight=False)
+        stderr.print(message, highlight=False, soft_wrap=True)
