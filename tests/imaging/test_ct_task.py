@@ -84,3 +84,32 @@ def test_demo_runs_end_to_end(tmp_path):
     assert outputs.metrics["split"] == "test" and outputs.metrics["unit"] == "nodule"
     assert (tmp_path / "demo" / "predict" / "predictions.json").is_file()
     assert list((tmp_path / "demo" / "predict").glob("*_gradcam.png"))
+
+
+def test_a_nifti_series_gives_the_same_units_as_its_dicom(phantom_root, tmp_path):
+    """A hospital export as NIfTI (RAS) works in nodules.csv in place of the DICOM folder."""
+    import csv
+
+    import nibabel as nib
+
+    from medlearn.imaging.io.dicom import read_dicom_series
+
+    vol = read_dicom_series(phantom_root / "PHANTOM-001")
+    dz, dy, dx = vol.spacing_mm
+    lps = np.eye(4)
+    lps[:3, :3] = np.diag([dx, dy, dz])
+    lps[:3, 3] = vol.origin_mm
+    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+    nib.save(nib.Nifti1Image(np.transpose(vol.hu, (2, 1, 0)), ras), tmp_path / "p1.nii.gz")
+    with (phantom_root / "nodules.csv").open() as fh:
+        rows = [r for r in csv.DictReader(fh) if r["patient_id"] == "PHANTOM-001"]
+    with (tmp_path / "nodules.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows([{**r, "series": "p1.nii.gz"} for r in rows])
+    task = task_class("ct_nodule_malignancy")()
+    from_nifti = task.load(tmp_path)
+    from_dicom = [task.cut_box(vol, (float(r["x_mm"]), float(r["y_mm"]), float(r["z_mm"]))) for r in rows]
+    for a, b in zip(from_nifti.raw, from_dicom):
+        np.testing.assert_allclose(a["hu"], b["hu"])
+        assert a["spacing_mm"] == pytest.approx(b["spacing_mm"])

@@ -94,12 +94,12 @@ def units_from_ct(path: Path, annotations: Path | None, reader: str | None, nodu
     Without ``reader`` every reader mark becomes a unit; marks with no ROI slice inside the series are
     listed as skipped, marks partly inside get a warning.
     """
-    from medlearn.imaging.io.dicom import read_dicom_series
+    from medlearn.imaging.io.any_volume import read_volume
     from medlearn.imaging.io.lidc_xml import mark_mask, parse_lidc_xml, rois_inside
 
     if annotations is None and nodule_mm is None:
         raise InputError(f"{path}: a CT series needs --annotations LIDC_XML or --nodule x,y,z --diameter MM")
-    volume = read_dicom_series(path, series_uid)
+    volume = read_volume(path, series_uid)
     result = PredictInputs(units=[])
     if nodule_mm is not None:
         mask = sphere_mask(volume, nodule_mm, float(diameter_mm or 0))

@@ -15,6 +15,7 @@ _EXPORTS = {
     "find_series": "dicom",
     "read_dicom_series": "dicom",
     "read_nifti": "nifti",
+    "read_volume": "any_volume",
     "load_npz": "npz",
     "load_medmnist": "npz",
     "read_png_stack": "png",

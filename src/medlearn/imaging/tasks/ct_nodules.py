@@ -6,7 +6,8 @@ This is the task for a hospital's own data (and the embedded demo): ``data.root`
     patient_id,series,x_mm,y_mm,z_mm,diameter_mm,label
     P001,P001/CT,-41.5,12.0,-88.0,14.2,1
 
-``series`` is the DICOM folder relative to ``data.root`` (a series, study or patient folder), positions
+``series`` is the DICOM folder relative to ``data.root`` (a series, study or patient folder) or a NIfTI
+file (``.nii``/``.nii.gz``), positions
 are patient coordinates in mm (DICOM LPS), ``label`` is 0/1 or benign/malignant. Each nodule's
 neighbourhood is cut out of the HU volume; the saved preprocessing resamples it to isotropic voxels,
 crops a cube around the centre, windows it to the lung window and feeds a 3D CNN. Splits are by patient.
@@ -54,7 +55,7 @@ class CTNoduleMalignancy(Task):
         return self.options.cube_px * self.options.spacing_mm + 8.0
 
     def load(self, root: Path) -> UnitTable:
-        from medlearn.imaging.io.dicom import read_dicom_series
+        from medlearn.imaging.io.any_volume import read_volume
 
         table = root / "nodules.csv"
         if not table.is_file():
@@ -62,13 +63,14 @@ class CTNoduleMalignancy(Task):
         rows = _read_rows(table)
         volumes = {}
         for series in track(sorted({r["series"] for r in rows}), "reading CT series"):
-            volumes[series] = read_dicom_series(root / series)
+            volumes[series] = read_volume(root / series)
         raw, files = [], [table]
         for r in rows:
             volume = volumes[r["series"]]
             raw.append(self.cut_box(volume, (float(r["x_mm"]), float(r["y_mm"]), float(r["z_mm"]))))
         for series in volumes:
-            files.extend(p for p in (root / series).rglob("*") if p.is_file())
+            path = root / series
+            files.extend([path] if path.is_file() else (p for p in path.rglob("*") if p.is_file()))
         return UnitTable(
             ids=[f"{r['patient_id']}/{i}" for i, r in enumerate(rows)],
             targets=np.array([LABELS[r["label"].strip().lower()] for r in rows], dtype=np.int64),
@@ -108,13 +110,13 @@ class CTNoduleMalignancy(Task):
 
     def load_inputs(self, paths: list[Path], nodule: tuple[float, float, float] | None = None,
                     series_uid: str | None = None, **_: Any) -> PredictInputs:
-        from medlearn.imaging.io.dicom import read_dicom_series
+        from medlearn.imaging.io.any_volume import read_volume
 
         if nodule is None:
             raise InputError("ct_nodule_malignancy predicts at a position: pass --nodule x,y,z (patient mm)")
         units = []
         for path in paths:
-            volume = read_dicom_series(path, series_uid)
+            volume = read_volume(path, series_uid)
             box = self.cut_box(volume, nodule)
             units.append(PredictUnit(f"{volume.patient_id or path.name}@{','.join(f'{v:g}' for v in nodule)}", box,
                                      {"input": str(path)}))
