@@ -122,7 +122,7 @@ def evaluate(
 
     _setup(quiet, device, threads)
     out_dir = _out_dir(out, "evaluate", force)
-    outputs = evaluate_bundle(bundle, out_dir, resolve_cli_path(data) if data else None, split)
+    outputs = evaluate_bundle(bundle, out_dir, resolve_cli_path(data) if data else None, split, device)
     _summary(outputs)
 
 
@@ -160,7 +160,7 @@ def predict(
             raise InputError(f"{path}: no such file or folder")
     if nodule is not None and diameter is None:
         raise InputError("--nodule needs --diameter MM (the spherical mask's size)")
-    loaded = load_bundle(bundle)
+    loaded = load_bundle(bundle, device)
     out_dir = _out_dir(out, "predict", force) if out is not None else None
     records = predict_with_pictures(loaded, inputs, out_dir, annotations=annotations, reader=reader,
                                     nodule=_parse_xyz(nodule), diameter_mm=diameter, series_uid=series)

@@ -75,6 +75,7 @@ class Bundle:
     task: Task
     model: nn.Module
     preprocessing: Preprocessing
+    device: torch.device = torch.device("cpu")
 
     @property
     def kind(self) -> str:
@@ -99,8 +100,8 @@ class Bundle:
         self.model.eval()
         outs = []
         for i in range(0, len(arrays), 64):
-            x = torch.from_numpy(np.stack(arrays[i : i + 64]))
-            outs.append(outputs_to_predictions(self.model(x), self.kind))
+            x = torch.from_numpy(np.stack(arrays[i : i + 64])).to(self.device)
+            outs.append(outputs_to_predictions(self.model(x).cpu(), self.kind))
         return np.concatenate(outs)
 
     def predict_raw(self, raws: list[Any]) -> np.ndarray:
@@ -139,11 +140,13 @@ class Bundle:
         return record
 
 
-def load_bundle(path: str | Path) -> Bundle:
-    """Load a bundle directory (``<out>/bundle``; ``<out>`` itself is accepted too)."""
+def load_bundle(path: str | Path, device: str = "cpu") -> Bundle:
+    """Load a bundle directory (``<out>/bundle``; ``<out>`` itself is accepted too) onto ``device``
+    ("cpu", "cuda" or "auto")."""
     from safetensors.torch import load_file
 
     from medlearn.engine.models import build_model
+    from medlearn.engine.trainer import pick_device
     from medlearn.registry import task_class
 
     path = Path(path)
@@ -168,5 +171,6 @@ def load_bundle(path: str | Path) -> Bundle:
         model.load_state_dict(load_file(str(weights)))
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise BundleError(f"{weights}: weights do not load into {meta['model']['name']} ({exc})") from None
-    model.eval()
-    return Bundle(path, meta, task, model, Preprocessing(meta["preprocessing"]))
+    target = pick_device(device)
+    model.to(target).eval()
+    return Bundle(path, meta, task, model, Preprocessing(meta["preprocessing"]), target)

@@ -160,10 +160,11 @@ def train_experiment(cfg: ExperimentConfig, out: Path, data_path: Path | None = 
     return RunOutputs(out, metrics_test, metrics_val, bundle_path, report, fit)
 
 
-def evaluate_bundle(bundle_path: Path, out: Path, data_path: Path | None = None, split: str | None = None) -> RunOutputs:
+def evaluate_bundle(bundle_path: Path, out: Path, data_path: Path | None = None, split: str | None = None,
+                    device: str = "auto") -> RunOutputs:
     """Score a bundle: its own test split by default; the whole dataset at ``data_path`` (split "all")
     unless ``split`` names one of the bundle's splits. Uses the bundle's preprocessing only."""
-    bundle = load_bundle(bundle_path)
+    bundle = load_bundle(bundle_path, device)
     meta, task = bundle.meta, bundle.task
     cfg_root = resolve_config_data_path(meta["data"]["root"])
     root = data_path or cfg_root

@@ -29,7 +29,8 @@ def gradcam(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | None =
     from captum.attr import LayerAttribution, LayerGradCam
 
     model.eval()
-    inputs = torch.as_tensor(np.asarray(x), dtype=torch.float32).clone().requires_grad_(True)
+    device = next(model.parameters()).device
+    inputs = torch.as_tensor(np.asarray(x), dtype=torch.float32).to(device).clone().requires_grad_(True)
     with torch.no_grad():
         out = model(inputs)
     if target is None:
@@ -40,7 +41,7 @@ def gradcam(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | None =
     attr = cam.attribute(inputs, target=targets, relu_attributions=True)
     spatial = tuple(inputs.shape[2:])
     mode = "bilinear" if len(spatial) == 2 else "trilinear"
-    up = LayerAttribution.interpolate(attr, spatial, interpolate_mode=mode).detach()[:, 0].numpy()
+    up = LayerAttribution.interpolate(attr, spatial, interpolate_mode=mode).detach()[:, 0].cpu().numpy()
     peak = up.reshape(len(up), -1).max(axis=1).reshape((-1,) + (1,) * len(spatial))
     return np.where(peak > 0, up / np.where(peak > 0, peak, 1), 0.0).astype(np.float32)
 
