@@ -86,6 +86,11 @@ class Bundle:
         return list(self.meta["class_names"])
 
     @property
+    def temperature(self) -> float:
+        """Temperature-scaling divisor of the logits, fitted on validation (1.0 = uncalibrated)."""
+        return float(self.meta.get("temperature", 1.0))
+
+    @property
     def threshold(self) -> float | None:
         op = self.meta.get("operating_point")
         return None if op is None else float(op["threshold"])
@@ -101,7 +106,7 @@ class Bundle:
         outs = []
         for i in range(0, len(arrays), 64):
             x = torch.from_numpy(np.stack(arrays[i : i + 64])).to(self.device)
-            outs.append(outputs_to_predictions(self.model(x).cpu(), self.kind))
+            outs.append(outputs_to_predictions(self.model(x).cpu() / self.temperature, self.kind))
         return np.concatenate(outs)
 
     def predict_raw(self, raws: list[Any]) -> np.ndarray:

@@ -24,7 +24,8 @@ from medlearn.engine.data import CachedDataset, Preprocessing, UnitTable, datase
 from medlearn.engine.models import build_model, count_parameters
 from medlearn.engine.progress import info
 from medlearn.engine.task import Task
-from medlearn.engine.trainer import FitResult, Trainer, balanced_class_weights, pick_device
+from medlearn.engine.temperature import fit_temperature
+from medlearn.engine.trainer import FitResult, Trainer, balanced_class_weights, outputs_to_predictions, pick_device
 from medlearn.errors import InputError
 from medlearn.paths import resolve_config_data_path
 from medlearn.registry import task_class
@@ -126,7 +127,9 @@ def train_experiment(cfg: ExperimentConfig, out: Path, data_path: Path | None = 
     monitor = cfg.train.early_stopping.monitor or task.monitor
     trainer = Trainer(cfg.train, task.kind, monitor, task.class_names, out / "checkpoints", pick_device(device))
     fit = trainer.fit(model, datasets["train"], datasets["val"], class_weights=weights, resume=resume)
-    preds = {s: trainer.predict(model, datasets[s])[0] for s in ("val", "test")}
+    logits = {s: trainer.logits(model, datasets[s])[0] for s in ("val", "test")}
+    temperature = fit_temperature(logits["val"], tables["val"].targets, task.kind) if cfg.eval.calibrate else 1.0
+    preds = {s: outputs_to_predictions(torch.from_numpy(z) / temperature, task.kind) for s, z in logits.items()}
     op = None
     if task.kind == "binary":
         op = M.choose_operating_point(tables["val"].targets, preds["val"], cfg.eval.operating_point, "val")
@@ -143,6 +146,7 @@ def train_experiment(cfg: ExperimentConfig, out: Path, data_path: Path | None = 
         "model": {"name": model_name, "params": model_kwargs},
         "preprocessing": pre.spec,
         "operating_point": op.to_dict() if op else None,
+        "temperature": temperature,
         "metrics": {"test": metrics_test, "val": metrics_val},
         "data": {"root": cfg.data.root if data_path is None else str(data_path), "fingerprint": table.fingerprint,
                  "n_units": len(table)},
@@ -210,7 +214,8 @@ def write_run_report(path: Path, bundle: Bundle, tables: dict[str, UnitTable], p
     sections = standard_sections(task.kind, table.targets, preds[split], task.class_names, op, history)
     sections.extend(task_report_sections(bundle, table, preds[split]))
     provenance = {"task": task.name, "model": meta["model"]["name"], "data fingerprint": meta["data"]["fingerprint"],
-                  "best epoch": meta["training"]["best_epoch"], **meta["versions"]}
+                  "best epoch": meta["training"]["best_epoch"],
+                  "temperature (fitted on val)": round(bundle.temperature, 4), **meta["versions"]}
     return write_report(path, f"medlearn — {task.name} ({meta['model']['name']})", metrics_by_split, sections,
                         task.intended_use, task.credits, config_yaml=config_yaml, provenance=provenance)
 
@@ -263,5 +268,7 @@ def model_card(meta: dict[str, Any]) -> str:
         op = meta["operating_point"]
         lines += ["", f"**Operating point.** threshold {op['threshold']:.4f}, chosen on {op['chosen_on']} by "
                       f"`{op['rule']}`."]
+    lines += ["", f"**Calibration.** logits divided by a temperature of {meta.get('temperature', 1.0):.3f} "
+                  "fitted on the validation split (temperature scaling; ranking unchanged)."]
     lines += ["", "**Credits.**", *[f"- {c}" for c in meta["credits"]], ""]
     return "\n".join(lines)

@@ -245,22 +245,25 @@ class Trainer:
         return total / max(n, 1), n
 
     @torch.no_grad()
-    def predict(
-        self, model: nn.Module, ds: CachedDataset, loss_fn: nn.Module | None = None
-    ) -> tuple[np.ndarray, float]:
-        """Predictions for every unit of ``ds`` in order (and the mean loss when ``loss_fn`` is given)."""
+    def logits(self, model: nn.Module, ds: CachedDataset, loss_fn: nn.Module | None = None) -> tuple[np.ndarray, float]:
+        """Raw model outputs (n, k) for every unit of ``ds`` in order, and the mean loss if ``loss_fn``."""
         model.eval()
         model.to(self.device)
         outs, total = [], 0.0
         for index in batches(len(ds), max(self.cfg.batch_size, 64), None):
             x, y = collate(ds, index, self.kind)
-            logits = model(x.to(self.device)).cpu()
+            out = model(x.to(self.device)).cpu()
+            out = out.reshape(len(out), -1)
             if loss_fn is not None:
-                target = logits if self.kind == "multiclass" else logits.reshape(len(logits), -1)[:, 0]
-                total += float(loss_fn(target, y)) * len(index)
-            outs.append(outputs_to_predictions(logits, self.kind))
-        pred = np.concatenate(outs) if outs else np.zeros(0)
-        return pred, total / max(len(ds), 1)
+                total += float(loss_fn(out if self.kind == "multiclass" else out[:, 0], y)) * len(index)
+            outs.append(out.numpy())
+        return (np.concatenate(outs) if outs else np.zeros((0, 1), np.float32)), total / max(len(ds), 1)
+
+    def predict(self, model: nn.Module, ds: CachedDataset, loss_fn: nn.Module | None = None,
+                temperature: float = 1.0) -> tuple[np.ndarray, float]:
+        """Predictions for every unit of ``ds`` in order (and the mean loss when ``loss_fn`` is given)."""
+        out, loss = self.logits(model, ds, loss_fn)
+        return outputs_to_predictions(torch.from_numpy(out) / temperature, self.kind), loss
 
     # -- checkpoints -----------------------------------------------------------------------------------
     def _save_checkpoint(self, model, optimizer, scheduler, epoch, history, best_state, best_score,
