@@ -15,7 +15,8 @@ def build_model(name: str, params: dict[str, Any], data_kwargs: dict[str, Any]) 
     """Instantiate model ``name``; return it and the full keyword set (stored in the bundle).
 
     ``params`` come from ``model.params`` in the config; unknown ones are a ConfigError naming the key.
-    ``data_kwargs`` (input channels, outputs) come from the task and win over the config.
+    ``data_kwargs`` (input channels, outputs) come from the task and win over the config. The returned
+    keyword set includes the defaults in force now.
     """
     factory = model_factory(name)
     accepted = inspect.signature(factory).parameters
@@ -29,7 +30,11 @@ def build_model(name: str, params: dict[str, Any], data_kwargs: dict[str, Any]) 
         model = factory(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"model.params: model {name} rejected its parameters: {exc}") from None
-    return model, kwargs
+    # Store every argument, defaults included, so a later change of a default cannot alter the
+    # architecture a saved bundle is rebuilt with.
+    bound = inspect.signature(factory).bind(**kwargs)
+    bound.apply_defaults()
+    return model, {k: list(v) if isinstance(v, tuple) else v for k, v in bound.arguments.items()}
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,7 +1,8 @@
 """Grad-CAM heatmaps through captum, for 2D, 2.5D and 3D convolutional models.
 
 Models name their target layer in a ``gradcam_layer`` attribute (a dotted module path), so one function
-serves every imaging network without knowing its architecture.
+serves every imaging network without knowing its architecture. Wrappers that run their network several
+times per forward (test-time augmentation) expose the network as ``gradcam_model``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def gradcam(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | None =
     """
     from captum.attr import LayerAttribution, LayerGradCam
 
+    model = getattr(model, "gradcam_model", model)  # e.g. explain a TTA wrapper's network on the original view
     model.eval()
     device = next(model.parameters()).device
     inputs = torch.as_tensor(np.asarray(x), dtype=torch.float32).to(device).clone().requires_grad_(True)
