@@ -72,7 +72,7 @@ class TrainConfig(_Strict):
 class EvalConfig(_Strict):
     operating_point: str = "sensitivity>=0.90"
     n_bootstrap: int = Field(1000, ge=0)
-    calibrate: bool = True  # temperature scaling fitted on the validation split
+    calibrate: bool = True  # temperature (+ bias for binary) scaling fitted on the validation split
 
 
 class ExperimentConfig(_Strict):

@@ -27,6 +27,7 @@ from torch import nn
 
 from medlearn.engine.data import Preprocessing
 from medlearn.engine.task import PredictUnit, Task
+from medlearn.engine.posthoc import Calibration, apply_calibration
 from medlearn.errors import BundleError
 
 FORMAT = "medlearn-bundle"
@@ -86,9 +87,9 @@ class Bundle:
         return list(self.meta["class_names"])
 
     @property
-    def temperature(self) -> float:
-        """Temperature-scaling divisor of the logits, fitted on validation (1.0 = uncalibrated)."""
-        return float(self.meta.get("temperature", 1.0))
+    def calibration(self) -> Calibration:
+        """Post-hoc calibration of the logits fitted on validation (identity when absent)."""
+        return Calibration(**self.meta.get("calibration", {}))
 
     @property
     def threshold(self) -> float | None:
@@ -106,7 +107,7 @@ class Bundle:
         outs = []
         for i in range(0, len(arrays), 64):
             x = torch.from_numpy(np.stack(arrays[i : i + 64])).to(self.device)
-            outs.append(outputs_to_predictions(self.model(x).cpu() / self.temperature, self.kind))
+            outs.append(outputs_to_predictions(apply_calibration(self.model(x).cpu(), self.calibration), self.kind))
         return np.concatenate(outs)
 
     def predict_raw(self, raws: list[Any]) -> np.ndarray:

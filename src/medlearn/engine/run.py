@@ -24,7 +24,7 @@ from medlearn.engine.data import CachedDataset, Preprocessing, UnitTable, datase
 from medlearn.engine.models import build_model, count_parameters
 from medlearn.engine.progress import info
 from medlearn.engine.task import Task
-from medlearn.engine.temperature import fit_temperature
+from medlearn.engine.posthoc import Calibration, apply_calibration, fit_calibration
 from medlearn.engine.trainer import FitResult, Trainer, balanced_class_weights, outputs_to_predictions, pick_device
 from medlearn.errors import InputError
 from medlearn.paths import resolve_config_data_path
@@ -128,8 +128,9 @@ def train_experiment(cfg: ExperimentConfig, out: Path, data_path: Path | None = 
     trainer = Trainer(cfg.train, task.kind, monitor, task.class_names, out / "checkpoints", pick_device(device))
     fit = trainer.fit(model, datasets["train"], datasets["val"], class_weights=weights, resume=resume)
     logits = {s: trainer.logits(model, datasets[s])[0] for s in ("val", "test")}
-    temperature = fit_temperature(logits["val"], tables["val"].targets, task.kind) if cfg.eval.calibrate else 1.0
-    preds = {s: outputs_to_predictions(torch.from_numpy(z) / temperature, task.kind) for s, z in logits.items()}
+    calibration = fit_calibration(logits["val"], tables["val"].targets, task.kind) if cfg.eval.calibrate else Calibration()
+    preds = {s: outputs_to_predictions(apply_calibration(torch.from_numpy(z), calibration), task.kind)
+             for s, z in logits.items()}
     op = None
     if task.kind == "binary":
         op = M.choose_operating_point(tables["val"].targets, preds["val"], cfg.eval.operating_point, "val")
@@ -146,7 +147,7 @@ def train_experiment(cfg: ExperimentConfig, out: Path, data_path: Path | None = 
         "model": {"name": model_name, "params": model_kwargs},
         "preprocessing": pre.spec,
         "operating_point": op.to_dict() if op else None,
-        "temperature": temperature,
+        "calibration": calibration.to_dict(),
         "metrics": {"test": metrics_test, "val": metrics_val},
         "data": {"root": cfg.data.root if data_path is None else str(data_path), "fingerprint": table.fingerprint,
                  "n_units": len(table)},
@@ -215,7 +216,8 @@ def write_run_report(path: Path, bundle: Bundle, tables: dict[str, UnitTable], p
     sections.extend(task_report_sections(bundle, table, preds[split]))
     provenance = {"task": task.name, "model": meta["model"]["name"], "data fingerprint": meta["data"]["fingerprint"],
                   "best epoch": meta["training"]["best_epoch"],
-                  "temperature (fitted on val)": round(bundle.temperature, 4), **meta["versions"]}
+                  **{f"calibration {k} (fitted on val)": round(v, 4) for k, v in bundle.calibration.to_dict().items()},
+                  **meta["versions"]}
     return write_report(path, f"medlearn — {task.name} ({meta['model']['name']})", metrics_by_split, sections,
                         task.intended_use, task.credits, config_yaml=config_yaml, provenance=provenance)
 
@@ -268,7 +270,8 @@ def model_card(meta: dict[str, Any]) -> str:
         op = meta["operating_point"]
         lines += ["", f"**Operating point.** threshold {op['threshold']:.4f}, chosen on {op['chosen_on']} by "
                       f"`{op['rule']}`."]
-    lines += ["", f"**Calibration.** logits divided by a temperature of {meta.get('temperature', 1.0):.3f} "
-                  "fitted on the validation split (temperature scaling; ranking unchanged)."]
+    cal = meta.get("calibration", {"temperature": 1.0, "bias": 0.0})
+    lines += ["", f"**Calibration.** logit / {cal['temperature']:.3f} + {cal['bias']:.3f}, fitted on the validation "
+                  "split (temperature/Platt scaling; ranking unchanged)."]
     lines += ["", "**Credits.**", *[f"- {c}" for c in meta["credits"]], ""]
     return "\n".join(lines)

@@ -1,0 +1,46 @@
+"""Post-hoc calibration recovers the overconfidence factor and shift, and never changes the ranking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medlearn.engine.posthoc import Calibration, apply_calibration, fit_calibration
+
+
+def _calibrated(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    true_logit = rng.normal(0, 2, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-true_logit))).astype(int)
+    return true_logit, y
+
+
+def test_overconfident_and_shifted_binary_logits_get_both_back():
+    logit, y = _calibrated(5000)
+    cal = fit_calibration((4.0 * (logit - 1.0))[:, None], y, "binary")  # overconfident x4, shifted by 1
+    assert cal.temperature == pytest.approx(4.0, rel=0.15)
+    assert cal.bias == pytest.approx(1.0, abs=0.2)
+    identity = fit_calibration(logit[:, None], y, "binary")
+    assert identity.temperature == pytest.approx(1.0, rel=0.15) and identity.bias == pytest.approx(0.0, abs=0.15)
+
+
+def test_calibration_keeps_the_ranking():
+    logit, y = _calibrated(500)
+    cal = fit_calibration((3 * logit)[:, None], y, "binary")
+    after = apply_calibration(torch.from_numpy(3 * logit), cal).numpy()
+    assert np.array_equal(np.argsort(after), np.argsort(3 * logit))
+
+
+def test_multiclass_logits_use_cross_entropy_and_no_bias():
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0, 2, (3000, 3))
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = np.array([rng.choice(3, p=row) for row in p])
+    cal = fit_calibration(0.5 * logits, y, "multiclass")
+    assert cal.temperature == pytest.approx(0.5, rel=0.15) and cal.bias == 0.0
+
+
+def test_nothing_to_fit_gives_the_identity():
+    assert fit_calibration(np.ones((10, 1)), np.zeros(10, int), "binary") == Calibration()
+    assert fit_calibration(np.ones((10, 1)), np.arange(10.0), "regression") == Calibration()
