@@ -223,8 +223,8 @@ def info_cmd(
 @handles_errors
 def demo(
     out: Annotated[Optional[Path], typer.Option("--out", help="Output directory (default runs/demo-<time>).")] = None,
-    patients: Annotated[int, typer.Option("--patients", min=8, help="Synthetic CT studies to write.")] = 60,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 8,
+    patients: Annotated[int, typer.Option("--patients", min=8, help="Synthetic CT studies to write.")] = 120,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 25,
     device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
 ) -> None:
     """Embedded demo (no external data): synthetic chest CTs as DICOM → train → evaluate → report."""

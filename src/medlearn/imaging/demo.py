@@ -40,7 +40,7 @@ def write_phantom_dataset(folder: Path, n_patients: int, nodules_per_patient: in
     return path
 
 
-def run_demo(out: Path, n_patients: int = 60, epochs: int = 8, device: str = "auto") -> RunOutputs:
+def run_demo(out: Path, n_patients: int = 120, epochs: int = 25, device: str = "auto") -> RunOutputs:
     data = out / "data"
     table = write_phantom_dataset(data, n_patients)
     info(f"wrote {n_patients} synthetic CT studies as DICOM to {data}")
