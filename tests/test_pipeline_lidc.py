@@ -138,3 +138,27 @@ def test_existing_output_is_not_overwritten_without_force(trained):
     result = runner.invoke(app, ["train", "lung_nodule_seed_cnn", "--out", str(trained), "--quiet"])
     assert result.exit_code == 2
     assert "--force" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_resume_continues_a_run_and_may_extend_it(tmp_path):
+    require_data("imaging/lidc-segmented-nodules-2d")
+    out = tmp_path / "run"
+    common = ["--quiet", "--set", "eval.n_bootstrap=20", "--set", "train.max_train_batches=3"]
+    first = invoke("train", "lung_nodule_seed_cnn", "--out", out, "--set", "train.epochs=1", *common)
+    assert first.exit_code == 0, first.output
+    before = json.loads((out / "bundle" / "bundle.json").read_text())["training"]["history"]
+    resumed = invoke("train", "lung_nodule_seed_cnn", "--resume", out, "--set", "train.epochs=2", *common)
+    assert resumed.exit_code == 0, resumed.output
+    after = json.loads((out / "bundle" / "bundle.json").read_text())["training"]["history"]
+    assert [h["epoch"] for h in after] == [1, 2]
+    assert after[0]["train_loss"] == before[0]["train_loss"]  # epoch 1 came from the checkpoint
+
+
+def test_data_given_on_the_command_line_is_stored_absolute(tmp_path, monkeypatch):
+    data = require_data("imaging/lidc-segmented-nodules-2d")
+    monkeypatch.chdir(data.parent)
+    out = tmp_path / "run"
+    result = invoke("train", "lung_nodule_seed_cnn", "--out", out, "--data", data.name, "--quiet",
+                    "--set", "train.epochs=1", "--set", "train.max_train_batches=2", "--set", "eval.n_bootstrap=20")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "bundle" / "bundle.json").read_text())["data"]["root"] == str(data.resolve())

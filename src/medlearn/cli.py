@@ -80,29 +80,30 @@ def train(
     device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
 ) -> None:
     """Train a model from a config; writes bundle, metrics, predictions and an HTML report."""
-    from medlearn.config import load_config, load_raw, validate
+    from medlearn.config import apply_overrides, dump_config, load_config, load_raw, validate
     from medlearn.engine.run import train_experiment
     from medlearn.paths import resolve_cli_path
 
     _setup(quiet, device, threads)
     if resume is not None:
-        for needed in (resume / "run_config.yaml", resume / "checkpoints" / "last.pt"):
+        saved = resume / "run_config.yaml"
+        for needed in (saved, resume / "checkpoints" / "last.pt"):
             if not needed.is_file():
                 raise InputError(f"{needed}: missing, so {resume} cannot be resumed")
-        cfg = validate(load_raw(resume / "run_config.yaml"), str(resume / "run_config.yaml"))
+        # The interrupted run's own config; --set may extend it (e.g. more epochs).
+        cfg = validate(apply_overrides(load_raw(saved), list(set_)), str(saved))
         out_dir = resume
     else:
-        overrides = list(set_)
-        cfg = load_config(config, overrides)
+        cfg = load_config(config, list(set_))
         out_dir = _out_dir(out, cfg.name, force)
-    data_path = resolve_cli_path(data) if data is not None else None
-    if data_path is None and any(s.startswith("data.root=") for s in set_):
-        data_path = resolve_cli_path(cfg.data.root)
-    if resume is None:
-        from medlearn.config import dump_config
-
-        (out_dir / "run_config.yaml").write_text(dump_config(cfg))
-    outputs = train_experiment(cfg, out_dir, data_path=data_path, resume=resume is not None, device=device)
+    # Paths typed on the command line are relative to the current directory, not to MEDLEARN_DATA;
+    # store them absolute so that evaluate and --resume find the same data.
+    if data is not None:
+        cfg.data.root = str(resolve_cli_path(data))
+    elif any(s.startswith("data.root=") for s in set_):
+        cfg.data.root = str(resolve_cli_path(cfg.data.root))
+    (out_dir / "run_config.yaml").write_text(dump_config(cfg))
+    outputs = train_experiment(cfg, out_dir, resume=resume is not None, device=device)
     _summary(outputs)
     info(f"bundle: {outputs.bundle}")
 

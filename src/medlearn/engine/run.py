@@ -47,8 +47,8 @@ def make_task(cfg: ExperimentConfig) -> Task:
     return task_class(cfg.task)(cfg.data.options)
 
 
-def resolve_root(cfg: ExperimentConfig, data_path: Path | None) -> Path:
-    root = data_path if data_path is not None else resolve_config_data_path(cfg.data.root)
+def resolve_root(cfg: ExperimentConfig) -> Path:
+    root = resolve_config_data_path(cfg.data.root)
     if not root.exists():
         raise InputError(f"{root}: data.root does not exist (config {cfg.name}; set MEDLEARN_DATA or --data)")
     return root
@@ -98,12 +98,11 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2))
 
 
-def train_experiment(cfg: ExperimentConfig, out: Path, data_path: Path | None = None, resume: bool = False,
-                     device: str = "auto") -> RunOutputs:
+def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, device: str = "auto") -> RunOutputs:
     """Run one experiment: load → split by group → preprocess (cached) → fit → choose the operating point
     on validation → score test with bootstrap CIs → bundle, predictions, metrics, report."""
     task = make_task(cfg)
-    root = resolve_root(cfg, data_path)
+    root = resolve_root(cfg)
     model_name = cfg.model.name or task.default_model
     info(f"[bold]{cfg.name}[/]: task {task.name}, model {model_name}, data {root}")
     table = task.load(root)
@@ -149,7 +148,7 @@ def train_experiment(cfg: ExperimentConfig, out: Path, data_path: Path | None = 
         "operating_point": op.to_dict() if op else None,
         "calibration": calibration.to_dict(),
         "metrics": {"test": metrics_test, "val": metrics_val},
-        "data": {"root": cfg.data.root if data_path is None else str(data_path), "fingerprint": table.fingerprint,
+        "data": {"root": cfg.data.root, "fingerprint": table.fingerprint,
                  "n_units": len(table)},
         "splits": {s: t.ids for s, t in tables.items()},
         "training": {"best_epoch": fit.best_epoch, "best_val_score": fit.best_score, "monitor": monitor,

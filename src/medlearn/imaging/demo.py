@@ -45,7 +45,7 @@ def run_demo(out: Path, n_patients: int = 120, epochs: int = 25, device: str = "
     table = write_phantom_dataset(data, n_patients)
     info(f"wrote {n_patients} synthetic CT studies as DICOM to {data}")
     cfg = load_config("demo_ct", [f"train.epochs={epochs}", f"data.root={data.resolve()}"])
-    outputs = train_experiment(cfg, out, data_path=data.resolve(), device=device)
+    outputs = train_experiment(cfg, out, device=device)
     with table.open(newline="") as fh:
         first = next(csv.DictReader(fh))
     from medlearn.engine.bundle import load_bundle
