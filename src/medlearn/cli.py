@@ -167,16 +167,18 @@ def predict(
                                     nodule=_parse_xyz(nodule), diameter_mm=diameter, series_uid=series)
     if json_:
         sys.stdout.write(json.dumps(records, indent=2) + "\n")
-    else:
-        for r in records:
-            if "skipped" in r:
-                info(f"[yellow]skipped[/] {r['skipped'].get('unit', r['input'])}: {r['skipped']['reason']}")
-            elif "probability" in r:
-                info(f"{r['unit']}: {r['label']} (p={r['probability']:.3f}, threshold {r['threshold']:.3f})")
-            elif "probabilities" in r:
-                info(f"{r['unit']}: {r['label']} {r['probabilities']}")
-            else:
-                info(f"{r['unit']}: {r['value']:.3f}")
+        return
+    for r in records:  # the predictions are the command's output: stdout, also under --quiet
+        if "skipped" in r:
+            line = f"skipped {r['skipped'].get('unit', r['input'])}: {r['skipped']['reason']}"
+        elif "probability" in r:
+            line = f"{r['unit']}: {r['label']} (p={r['probability']:.3f}, threshold {r['threshold']:.3f})"
+        elif "probabilities" in r:
+            line = f"{r['unit']}: {r['label']} {r['probabilities']}"
+        else:
+            line = f"{r['unit']}: {r['value']:.3f}"
+        warnings = "; ".join(r.get("warnings", []))
+        sys.stdout.write(line + (f"  [warning: {warnings}]" if warnings else "") + "\n")
 
 
 @app.command("info")
