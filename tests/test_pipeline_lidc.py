@@ -162,3 +162,12 @@ def test_data_given_on_the_command_line_is_stored_absolute(tmp_path, monkeypatch
                     "--set", "train.epochs=1", "--set", "train.max_train_batches=2", "--set", "eval.n_bootstrap=20")
     assert result.exit_code == 0, result.output
     assert json.loads((out / "bundle" / "bundle.json").read_text())["data"]["root"] == str(data.resolve())
+
+
+def test_evaluate_a_named_split_and_reject_an_unknown_one(trained, tmp_path):
+    result = invoke("evaluate", trained / "bundle", "--split", "val", "--out", tmp_path / "val", "--quiet")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "val" / "metrics.json").read_text())
+    assert (metrics["split"], metrics["n"]) == ("val", len(json.loads((trained / "bundle" / "bundle.json").read_text())["splits"]["val"]))
+    bad = runner.invoke(app, ["evaluate", str(trained / "bundle"), "--split", "holdout", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--split holdout" in bad.stderr
