@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from medlearn.engine.task import Task
+
 
 def display_image(x: np.ndarray) -> np.ndarray:
     """A 2D view of a model input or Grad-CAM map: (C, H, W) → the middle channel (the middle slice of a
@@ -20,3 +22,10 @@ def display_image(x: np.ndarray) -> np.ndarray:
 
 def step(name: str, **params: Any) -> dict[str, Any]:
     return {"name": name, "params": params}
+
+
+class ImagingTask(Task):
+    """Base of the imaging tasks: their inputs are pictures, shown in reports and Grad-CAM overlays."""
+
+    def display_image(self, x: np.ndarray) -> np.ndarray:
+        return display_image(x)

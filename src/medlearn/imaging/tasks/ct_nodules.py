@@ -24,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medlearn.engine.data import UnitTable, fingerprint_files
 from medlearn.engine.progress import track
-from medlearn.engine.task import PredictInputs, PredictUnit, Task
+from medlearn.engine.task import PredictInputs, PredictUnit
 from medlearn.errors import InputError
-from medlearn.imaging.tasks.common import display_image, step
+from medlearn.imaging.tasks.common import ImagingTask, step
 
 REQUIRED = ("patient_id", "series", "x_mm", "y_mm", "z_mm", "label")
 LABELS = {"0": 0, "1": 1, "benign": 0, "malignant": 1}
@@ -40,7 +40,7 @@ class CTNoduleOptions(BaseModel):
     denoise: bool = Field(False, description="median-filter the cube (radius 1 voxel) before windowing")
 
 
-class CTNoduleMalignancy(Task):
+class CTNoduleMalignancy(ImagingTask):
     name: ClassVar[str] = "ct_nodule_malignancy"
     kind: ClassVar[str] = "binary"
     unit: ClassVar[str] = "nodule"
@@ -104,9 +104,6 @@ class CTNoduleMalignancy(Task):
         from medlearn.imaging.transforms import flips_and_rotations
 
         return flips_and_rotations((1, 2), seed)
-
-    def display_image(self, x: np.ndarray) -> np.ndarray:
-        return display_image(x)
 
     def load_inputs(self, paths: list[Path], nodule: tuple[float, float, float] | None = None,
                     series_uid: str | None = None, **_: Any) -> PredictInputs:

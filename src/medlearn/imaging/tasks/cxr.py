@@ -13,9 +13,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from medlearn.engine.data import UnitTable, fingerprint_files
-from medlearn.engine.task import PredictInputs, PredictUnit, Task
+from medlearn.engine.task import PredictInputs, PredictUnit
 from medlearn.errors import InputError
-from medlearn.imaging.tasks.common import display_image, step
+from medlearn.imaging.tasks.common import ImagingTask, step
 
 
 class CXROptions(BaseModel):
@@ -23,7 +23,7 @@ class CXROptions(BaseModel):
     image_size: int = Field(28, ge=8, le=512, description="side in pixels that predict inputs are resized to")
 
 
-class CXRPneumonia(Task):
+class CXRPneumonia(ImagingTask):
     name: ClassVar[str] = "cxr_pneumonia"
     kind: ClassVar[str] = "binary"
     unit: ClassVar[str] = "image"
@@ -61,9 +61,6 @@ class CXRPneumonia(Task):
         # Small rotations, shifts and zooms: radiographs vary in positioning, not in orientation.
         return Augment([RandAffine(prob=0.8, rotate_range=0.17, translate_range=(2, 2), scale_range=(0.1, 0.1),
                                    padding_mode="border")], seed)
-
-    def display_image(self, x: np.ndarray) -> np.ndarray:
-        return display_image(x)
 
     def load_inputs(self, paths: list[Path], **_: Any) -> PredictInputs:
         units = []

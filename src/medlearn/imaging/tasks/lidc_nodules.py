@@ -19,9 +19,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from medlearn.engine.data import UnitTable, fingerprint_files
-from medlearn.engine.task import PredictInputs, PredictUnit, Task
+from medlearn.engine.task import PredictInputs, PredictUnit
 from medlearn.errors import InputError
-from medlearn.imaging.tasks.common import display_image, step
+from medlearn.imaging.tasks.common import ImagingTask, step
 
 PACKED_KEYS = ("slices", "nodule_start", "nodule_nslices", "label", "exam_id", "nodule_id")
 
@@ -33,7 +33,7 @@ class LidcOptions(BaseModel):
         (-1000.0, 400.0), description="HU window used to turn real CT into the training images' 0–255 scale")
 
 
-class LungNoduleMalignancy(Task):
+class LungNoduleMalignancy(ImagingTask):
     name: ClassVar[str] = "lung_nodule_malignancy"
     kind: ClassVar[str] = "binary"
     unit: ClassVar[str] = "mark"
@@ -87,9 +87,6 @@ class LungNoduleMalignancy(Task):
 
         axes = (1, 2) if model_name in ("resnet3d", "cnn3d") else (0, 1)
         return flips_and_rotations(axes, seed)
-
-    def display_image(self, x: np.ndarray) -> np.ndarray:
-        return display_image(x)
 
     def load_inputs(self, paths: list[Path], annotations: Path | None = None, reader: str | None = None,
                     nodule: tuple[float, float, float] | None = None, diameter_mm: float | None = None,
