@@ -31,7 +31,7 @@ def gradcam(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | None =
 
     model = getattr(model, "gradcam_model", model)  # e.g. explain a TTA wrapper's network on the original view
     model.eval()
-    device = next(model.parameters()).device
+    device = next(model.parameters(), torch.zeros(0)).device  # a parameter-free model runs on the CPU
     inputs = torch.as_tensor(np.asarray(x), dtype=torch.float32).to(device).clone().requires_grad_(True)
     with torch.no_grad():
         out = model(inputs)
