@@ -13,14 +13,19 @@ import torch
 from torch import nn
 
 
+Norm = str | Sequence
+
+
 def _monai_resnet(spatial_dims: int, in_channels: int, out_channels: int, widths: Sequence[int],
-                  layers: Sequence[int], small_input: bool) -> nn.Module:
+                  layers: Sequence[int], small_input: bool, norm: Norm = "batch") -> nn.Module:
+    """MONAI's ResNet; ``norm`` is a MONAI norm name or ``[name, {args}]`` (e.g. ``["group", {"num_groups": 8}]``,
+    which does not depend on batch statistics — steadier than batch norm on a few hundred samples)."""
     from monai.networks.nets import ResNet
 
     model = ResNet(block="basic", layers=list(layers), block_inplanes=list(widths), spatial_dims=spatial_dims,
                    n_input_channels=in_channels, num_classes=out_channels,
                    conv1_t_size=3 if small_input else 7, conv1_t_stride=1 if small_input else 2,
-                   no_max_pool=small_input)
+                   no_max_pool=small_input, norm=norm if isinstance(norm, str) else tuple(norm))
     model.gradcam_layer = "layer4"
     return model
 
@@ -75,23 +80,23 @@ class DihedralTTA(nn.Module):
 
 
 def nodule_resnet25d(in_channels: int = 16, out_channels: int = 1, widths: Sequence[int] = (32, 64, 128, 256),
-                     layers: Sequence[int] = (1, 1, 1, 1), tta: bool = True) -> nn.Module:
+                     layers: Sequence[int] = (1, 1, 1, 1), tta: bool = True, norm: Norm = "batch") -> nn.Module:
     """2.5D: a 2D ResNet whose input channels are a nodule's stacked axial slices (default 16);
     ``tta`` averages predictions over in-plane rotations and flips."""
-    net = _monai_resnet(2, in_channels, out_channels, widths, layers, small_input=True)
+    net = _monai_resnet(2, in_channels, out_channels, widths, layers, small_input=True, norm=norm)
     return DihedralTTA(net) if tta else net
 
 
 def resnet2d(in_channels: int = 1, out_channels: int = 1, widths: Sequence[int] = (64, 128, 256, 512),
-             layers: Sequence[int] = (2, 2, 2, 2), small_input: bool = True) -> nn.Module:
+             layers: Sequence[int] = (2, 2, 2, 2), small_input: bool = True, norm: Norm = "batch") -> nn.Module:
     """ResNet-18-style 2D network (X-ray); ``small_input`` keeps full resolution for 28–64 px images."""
-    return _monai_resnet(2, in_channels, out_channels, widths, layers, small_input)
+    return _monai_resnet(2, in_channels, out_channels, widths, layers, small_input, norm)
 
 
 def resnet3d(in_channels: int = 1, out_channels: int = 1, widths: Sequence[int] = (16, 32, 64, 128),
-             layers: Sequence[int] = (1, 1, 1, 1)) -> nn.Module:
+             layers: Sequence[int] = (1, 1, 1, 1), norm: Norm = "batch") -> nn.Module:
     """A 3D ResNet (MONAI) for nodule cubes or whole small volumes."""
-    return _monai_resnet(3, in_channels, out_channels, widths, layers, small_input=True)
+    return _monai_resnet(3, in_channels, out_channels, widths, layers, small_input=True, norm=norm)
 
 
 class CNN3D(nn.Module):
