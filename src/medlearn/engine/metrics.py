@@ -128,8 +128,8 @@ class MulticlassMetricSet(_MetricSet):
     the one-vs-rest macro AUROC average over the classes where they are defined.
     """
 
-    def __init__(self, n_classes: int, n_bins: int = 10) -> None:
-        self.n_classes, self.n_bins = n_classes, n_bins
+    def __init__(self, n_classes: int, n_bins: int = 10, ordinal: bool = False) -> None:
+        self.n_classes, self.n_bins, self.ordinal = n_classes, n_bins, ordinal
 
     def weighted(self, weights: np.ndarray, y: np.ndarray, prob: np.ndarray) -> dict[str, np.ndarray]:
         k, y = self.n_classes, y.astype(np.int64)
@@ -153,6 +153,12 @@ class MulticlassMetricSet(_MetricSet):
         for c in range(k):
             out.update({f"per_class/{c}/sensitivity": recall[:, c], f"per_class/{c}/ppv": precision[:, c],
                         f"per_class/{c}/f1": f1[:, c]})
+        if self.ordinal:  # ordered classes (e.g. length-of-stay bins): distance between classes counts
+            distance = np.abs(np.subtract.outer(np.arange(k), np.arange(k))).astype(float)
+            expected = support[:, :, None] * predicted[:, None, :] / np.maximum(total, 1e-12)[:, None, None]
+            observed_cost = (conf * distance).sum(axis=(1, 2))
+            out["kappa_linear"] = 1 - _div(observed_cost, (expected * distance).sum(axis=(1, 2)))
+            out["mad"] = _div(observed_cost, total)  # mean absolute distance in classes
         return out
 
 
@@ -182,17 +188,19 @@ def _as_multiclass(y_true: Any, prob: Any, n_classes: int) -> tuple[np.ndarray, 
 
 
 def multiclass_metrics(
-    y_true: Any, prob: Any, class_names: list[str]
+    y_true: Any, prob: Any, class_names: list[str], ordinal: bool = False
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Overall metrics (:data:`MULTICLASS_METRICS`) and per-class sensitivity, ppv, f1 by class name.
+    """Overall metrics (:data:`MULTICLASS_METRICS`, plus ``kappa_linear`` and ``mad`` for ordered
+    classes) and per-class sensitivity, ppv, f1 by class name.
 
     Predictions are the argmax class; ECE is top-label (confidence of the predicted class vs. being right).
     """
     y, p = _as_multiclass(y_true, prob, len(class_names))
-    flat = MulticlassMetricSet(len(class_names))(y, p)
+    flat = MulticlassMetricSet(len(class_names), ordinal=ordinal)(y, p)
     per_class = {name: {m: flat[f"per_class/{c}/{m}"] for m in PER_CLASS_METRICS}
                  for c, name in enumerate(class_names)}
-    return {m: flat[m] for m in MULTICLASS_METRICS}, per_class
+    names = MULTICLASS_METRICS + (("kappa_linear", "mad") if ordinal else ())
+    return {m: flat[m] for m in names}, per_class
 
 
 def _as_regression(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -287,8 +295,12 @@ def evaluate_predictions(
     n_boot: int = 1000,
     seed: int = 0,
     group_unit: str = "group",
+    ordinal: bool = False,
 ) -> dict[str, Any]:
     """The ``metrics.json`` dict of CONVENTIONS.md for one split, JSON-safe (NaN -> None, 4 decimals).
+
+    ``ordinal`` (multiclass only): the classes are ordered, so linear-weighted kappa (``kappa_linear``)
+    and the mean absolute distance between predicted and true class (``mad``, in classes) are added.
 
     Binary metrics are taken at the operating point's threshold (0.5 without one). ``n_boot=0`` skips the
     bootstrap (every ``ci95`` None). ``group_unit`` only names the groups in ``ci_method``.
@@ -301,7 +313,7 @@ def evaluate_predictions(
         fn = BinaryMetricSet(operating_point.threshold if operating_point else 0.5)
     elif kind == "multiclass":
         arrays = _as_multiclass(y_true, prob_or_pred, len(class_names))
-        fn = MulticlassMetricSet(len(class_names))
+        fn = MulticlassMetricSet(len(class_names), ordinal=ordinal)
     elif kind == "regression":
         arrays, fn = _as_regression(y_true, prob_or_pred), RegressionMetricSet()
     else:
@@ -323,7 +335,7 @@ def evaluate_predictions(
         per_class = {class_names[1]: {"sensitivity": entry("sensitivity"), "ppv": entry("ppv")},
                      class_names[0]: {"sensitivity": entry("specificity"), "ppv": entry("npv")}}
     elif kind == "multiclass":
-        names = MULTICLASS_METRICS
+        names = MULTICLASS_METRICS + (("kappa_linear", "mad") if ordinal else ())
         per_class = {name: {m: entry(f"per_class/{c}/{m}") for m in PER_CLASS_METRICS}
                      for c, name in enumerate(class_names)}
     else:

@@ -62,7 +62,8 @@ def make_dataset(task: Task, table: UnitTable, pre: Preprocessing, cache: bool, 
 def score_split(task: Task, table: UnitTable, pred: np.ndarray, split: str,
                 op: M.OperatingPoint | None, n_boot: int) -> dict[str, Any]:
     return M.evaluate_predictions(task.name, split, task.unit, task.kind, table.targets, pred,
-                                  task.class_names, op, groups=table.groups, n_boot=n_boot, seed=0)
+                                  task.class_names, op, groups=table.groups, n_boot=n_boot, seed=0,
+                                  ordinal=task.ordinal)
 
 
 def write_predictions(path: Path, task: Task, tables: dict[str, UnitTable], preds: dict[str, np.ndarray],
@@ -113,7 +114,7 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
         if len(t) == 0:
             raise InputError(f"{root}: the {s} split is empty ({len(table)} units in {len(set(table.groups))} groups)")
     info("units: " + ", ".join(f"{s} {len(t)} {task.unit}s in {len(set(t.groups))} groups" for s, t in tables.items()))
-    pre = Preprocessing(task.preprocessing_spec(model_name))
+    pre = Preprocessing(task.fit_preprocessing(model_name, tables["train"]))
     augment = task.augmentation(model_name, cfg.train.seed) if cfg.train.augment else None
     datasets = {s: make_dataset(task, t, pre, cfg.data.cache, augment if s == "train" else None)
                 for s, t in tables.items()}
@@ -124,7 +125,8 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
     if cfg.train.class_weighting == "balanced" and task.kind != "regression":
         weights = balanced_class_weights(tables["train"].targets, len(task.class_names))
     monitor = cfg.train.early_stopping.monitor or task.monitor
-    trainer = Trainer(cfg.train, task.kind, monitor, task.class_names, out / "checkpoints", pick_device(device))
+    trainer = Trainer(cfg.train, task.kind, monitor, task.class_names, out / "checkpoints", pick_device(device),
+                      ordinal=task.ordinal)
     fit = trainer.fit(model, datasets["train"], datasets["val"], class_weights=weights, resume=resume)
     logits = {s: trainer.logits(model, datasets[s])[0] for s in ("val", "test")}
     calibration = fit_calibration(logits["val"], tables["val"].targets, task.kind) if cfg.eval.calibrate else Calibration()

@@ -61,6 +61,7 @@ class Task(ABC):
     class_names: ClassVar[list[str]]
     default_model: ClassVar[str]
     monitor: ClassVar[str] = "auroc"
+    ordinal: ClassVar[bool] = False  # multiclass with ordered classes (e.g. length-of-stay bins)
     Options: ClassVar[type[BaseModel]] = NoOptions
     credits: ClassVar[list[str]] = []
     intended_use: ClassVar[str] = INTENDED_USE
@@ -78,6 +79,11 @@ class Task(ABC):
     @abstractmethod
     def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
         """The deterministic transform chain (registered names + params) for this model's input."""
+
+    def fit_preprocessing(self, model_name: str, train: UnitTable) -> list[dict[str, Any]]:
+        """The preprocessing spec, fitted on the training split only (vocabularies, normalisation
+        statistics); stateless tasks return :meth:`preprocessing_spec` unchanged."""
+        return self.preprocessing_spec(model_name)
 
     def augmentation(self, model_name: str, seed: int) -> Callable[[np.ndarray], np.ndarray] | None:
         """Random training-time augmentation applied after the cached preprocessing (default none)."""

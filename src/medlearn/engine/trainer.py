@@ -83,13 +83,14 @@ def outputs_to_predictions(logits: torch.Tensor, kind: str) -> np.ndarray:
     return logits.reshape(len(logits), -1)[:, 0].numpy()
 
 
-def validation_scores(kind: str, y: np.ndarray, pred: np.ndarray, class_names: list[str]) -> dict[str, float]:
+def validation_scores(kind: str, y: np.ndarray, pred: np.ndarray, class_names: list[str],
+                      ordinal: bool = False) -> dict[str, float]:
     from medlearn.engine import metrics
 
     if kind == "binary":
         return metrics.binary_metrics(y, pred, 0.5)
     if kind == "multiclass":
-        return metrics.multiclass_metrics(y, pred, class_names)[0]
+        return metrics.multiclass_metrics(y, pred, class_names, ordinal=ordinal)[0]
     return metrics.regression_metrics(y, pred)
 
 
@@ -114,6 +115,7 @@ class Trainer:
         class_names: label names, used by the multiclass metrics.
         checkpoint_dir: where ``last.pt`` is written each epoch (None = no checkpoints).
         device: torch device.
+        ordinal: the classes are ordered (adds ``kappa_linear`` and ``mad`` to the validation metrics).
     """
 
     def __init__(
@@ -124,8 +126,10 @@ class Trainer:
         class_names: list[str],
         checkpoint_dir: Path | None = None,
         device: torch.device | None = None,
+        ordinal: bool = False,
     ):
         self.cfg = cfg
+        self.ordinal = ordinal
         self.kind = kind
         self.monitor = monitor
         self.class_names = class_names
@@ -196,7 +200,7 @@ class Trainer:
                 t_train += time.perf_counter() - t_epoch
                 n_seen += n
                 val_pred, val_loss = self.predict(model, val_ds, loss_fn=loss_fn)
-                scores = validation_scores(self.kind, val_ds.targets, val_pred, self.class_names)
+                scores = validation_scores(self.kind, val_ds.targets, val_pred, self.class_names, self.ordinal)
                 row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                        "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": time.perf_counter() - t_epoch}
                 row.update({f"val_{k}": float(v) for k, v in scores.items()})
