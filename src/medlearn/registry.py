@@ -16,6 +16,9 @@ TASKS: dict[str, str] = {
     "lung_nodule_malignancy": "medlearn.imaging.tasks.lidc_nodules:LungNoduleMalignancy",
     "ct_nodule_malignancy": "medlearn.imaging.tasks.ct_nodules:CTNoduleMalignancy",
     "cxr_pneumonia": "medlearn.imaging.tasks.cxr:CXRPneumonia",
+    "los_classification": "medlearn.ehr.tasks:LOSClassification",
+    "los_regression": "medlearn.ehr.tasks:LOSRegression",
+    "in_hospital_mortality": "medlearn.ehr.tasks:InHospitalMortality",
 }
 
 MODELS: dict[str, str] = {
@@ -24,6 +27,9 @@ MODELS: dict[str, str] = {
     "resnet3d": "medlearn.imaging.models:resnet3d",
     "cnn3d": "medlearn.imaging.models:cnn3d",
     "resnet2d": "medlearn.imaging.models:resnet2d",
+    "lstm": "medlearn.ehr.models:lstm",
+    "gru_attention": "medlearn.ehr.models:gru_attention",
+    "transformer": "medlearn.ehr.models:transformer",
 }
 
 TRANSFORMS: dict[str, str] = {
@@ -36,6 +42,7 @@ TRANSFORMS: dict[str, str] = {
     "resample_isotropic": "medlearn.imaging.transforms:ResampleIsotropic",
     "crop_around": "medlearn.imaging.transforms:CropAround",
     "denoise": "medlearn.imaging.transforms:Denoise",
+    "ehr_featurize": "medlearn.ehr.features:Featurize",
 }
 
 

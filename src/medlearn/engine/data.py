@@ -84,6 +84,8 @@ def group_split(
     Uses scikit-learn's StratifiedGroupKFold so that class balance is kept as far as the groups allow
     (classification); regression targets are binned into quartiles for stratification.
     """
+    import warnings
+
     from sklearn.model_selection import StratifiedGroupKFold
 
     y = np.asarray(targets)
@@ -91,13 +93,15 @@ def group_split(
         y = np.digitize(y, np.quantile(y, [0.25, 0.5, 0.75]))
     split = np.full(len(y), "train", dtype=object)
     n_test_folds = max(2, round(1 / test_fraction))
-    folds = StratifiedGroupKFold(n_splits=n_test_folds, shuffle=True, random_state=seed)
-    _, test_idx = next(folds.split(np.zeros(len(y)), y, groups))
-    split[test_idx] = "test"
-    rest = np.flatnonzero(split == "train")
     n_val_folds = max(2, round((1 - test_fraction) / val_fraction))
-    folds = StratifiedGroupKFold(n_splits=n_val_folds, shuffle=True, random_state=seed + 1)
-    _, val_local = next(folds.split(np.zeros(len(rest)), y[rest], groups[rest]))
+    with warnings.catch_warnings():  # rare classes: stratification is best effort, groups are exact
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        folds = StratifiedGroupKFold(n_splits=n_test_folds, shuffle=True, random_state=seed)
+        _, test_idx = next(folds.split(np.zeros(len(y)), y, groups))
+        split[test_idx] = "test"
+        rest = np.flatnonzero(split == "train")
+        folds = StratifiedGroupKFold(n_splits=n_val_folds, shuffle=True, random_state=seed + 1)
+        _, val_local = next(folds.split(np.zeros(len(rest)), y[rest], groups[rest]))
     split[rest[val_local]] = "val"
     return split.astype(str)
 

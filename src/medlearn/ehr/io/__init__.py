@@ -1,4 +1,4 @@
-"""EHR readers: MIMIC-IV, MIMIC-III, eICU and MEDS folders → one canonical, lazily scanned event table.
+"""EHR readers: MIMIC-IV, MIMIC-III, eICU, MEDS and FHIR → one canonical, lazily scanned event table.
 
 Entry points::
 
@@ -33,18 +33,22 @@ READERS: dict[str, tuple[str, str]] = {
     "mimic3": ("medlearn.ehr.io.mimic3", "read_mimic3"),
     "eicu": ("medlearn.ehr.io.eicu", "read_eicu"),
     "meds": ("medlearn.ehr.io.meds", "read_meds"),
+    "fhir": ("medlearn.ehr.io.fhir", "read_fhir"),
 }
 LAYOUTS = ("mimic4: a folder with hosp/ (admissions.csv.gz, patients.csv.gz, ...); "
            "mimic3: a folder with ADMISSIONS.csv.gz; eicu: a folder with patient.csv[.gz]; "
-           "meds: a folder with metadata/dataset.json and data/*.parquet")
+           "meds: a folder with metadata/dataset.json and data/*.parquet; "
+           "fhir: a folder of FHIR R4 Bundle *.json files, or one such file")
 
 
 def detect_kind(root: Path) -> str:
-    """The layout of ``root``: "mimic4", "mimic3", "eicu" or "meds" (InputError when none matches)."""
+    """The layout of ``root``: "mimic4", "mimic3", "eicu", "meds" or "fhir" (InputError when none matches)."""
     root = Path(root)
     if not root.exists():
         raise InputError(f"{root}: folder does not exist")
     if not root.is_dir():
+        if root.suffix.lower() == ".json":
+            return "fhir"  # one FHIR bundle
         raise InputError(f"{root}: is a file; an EHR source is a folder ({LAYOUTS})")
     names = {p.name.lower() for p in root.iterdir()}
     if (root / "hosp").is_dir():
@@ -55,6 +59,8 @@ def detect_kind(root: Path) -> str:
         return "eicu"
     if (root / "metadata" / "dataset.json").is_file():
         return "meds"
+    if any(name.endswith(".json") for name in names):
+        return "fhir"
     raise InputError(f"{root}: not a recognised EHR folder; expected one of these layouts: {LAYOUTS}")
 
 
@@ -74,7 +80,7 @@ def read_source(root: Path | str, kind: str | None = None, cache: bool = True, *
     root = Path(root).expanduser()
     kind = kind or detect_kind(root)
     module = _module(kind)
-    if not root.is_dir():
+    if not root.is_dir() and not (kind == "fhir" and root.is_file()):
         raise InputError(f"{root}: folder does not exist")
     if cache:
         cached = _load_cache(_cache_dir(module.fingerprint(root, **options)), root)

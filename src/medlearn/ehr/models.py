@@ -1,0 +1,67 @@
+"""Sequence models over per-admission time series ``(batch, time bins, features)``.
+
+``lstm`` is the seed project's model; ``gru_attention`` learns which time bins matter (its attention
+weights are an explanation); ``transformer`` is a small encoder with learned positions. All end in one
+linear head with ``out_channels`` outputs (1 for regression/binary, k for classification).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LSTMModel(nn.Module):
+    def __init__(self, in_features: int, out_channels: int = 1, hidden: int = 64, layers: int = 1, dropout: float = 0.2):
+        super().__init__()
+        self.lstm = nn.LSTM(in_features, hidden, num_layers=layers, batch_first=True,
+                            dropout=dropout if layers > 1 else 0.0)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, (h, _) = self.lstm(x)
+        return self.head(h[-1])
+
+
+class GRUAttention(nn.Module):
+    def __init__(self, in_features: int, out_channels: int = 1, hidden: int = 64, dropout: float = 0.2):
+        super().__init__()
+        self.gru = nn.GRU(in_features, hidden, batch_first=True)
+        self.score = nn.Linear(hidden, 1)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, out_channels))
+
+    def attention(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        states, _ = self.gru(x)
+        weights = torch.softmax(self.score(states)[..., 0], dim=1)
+        return (weights[..., None] * states).sum(dim=1), weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.attention(x)[0])
+
+
+class SmallTransformer(nn.Module):
+    def __init__(self, in_features: int, out_channels: int = 1, d_model: int = 64, heads: int = 4, layers: int = 2,
+                 max_len: int = 256, dropout: float = 0.2):
+        super().__init__()
+        self.proj = nn.Linear(in_features, d_model)
+        self.position = nn.Parameter(torch.zeros(1, max_len, d_model))
+        layer = nn.TransformerEncoderLayer(d_model, heads, dim_feedforward=2 * d_model, dropout=dropout, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers)
+        self.head = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, out_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(self.proj(x) + self.position[:, : x.shape[1]])
+        return self.head(h.mean(dim=1))
+
+
+def lstm(in_features: int, out_channels: int = 1, hidden: int = 64, layers: int = 1, dropout: float = 0.2) -> nn.Module:
+    return LSTMModel(in_features, out_channels, hidden, layers, dropout)
+
+
+def gru_attention(in_features: int, out_channels: int = 1, hidden: int = 64, dropout: float = 0.2) -> nn.Module:
+    return GRUAttention(in_features, out_channels, hidden, dropout)
+
+
+def transformer(in_features: int, out_channels: int = 1, d_model: int = 64, heads: int = 4, layers: int = 2,
+                dropout: float = 0.2) -> nn.Module:
+    return SmallTransformer(in_features, out_channels, d_model, heads, layers, dropout=dropout)

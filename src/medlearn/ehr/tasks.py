@@ -1,0 +1,117 @@
+"""Admission-level EHR tasks at a fixed prediction time (default 24 h after admission).
+
+Cohort, features and the no-look-ahead rule are in :mod:`medlearn.ehr.features`. Units are admissions,
+groups are patients (so no patient is in two splits). Targets are measured from the prediction time:
+
+- ``los_classification``: remaining length of stay in the 10 bins of Harutyunyan et al. (2019)'s
+  MIMIC-III benchmark: <1 day, [1,2) … [7,8) days, [8,14), ≥14 (ordered; ``kappa_linear``, ``mad`` in bins);
+- ``los_regression``: remaining length of stay in days (``mae``, ``rmse``);
+- ``in_hospital_mortality``: death before discharge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from medlearn.engine.data import UnitTable
+from medlearn.engine.task import Task
+
+LOS_BIN_EDGES_DAYS = (1, 2, 3, 4, 5, 6, 7, 8, 14)
+LOS_BIN_NAMES = ["<1d", "1-2d", "2-3d", "3-4d", "4-5d", "5-6d", "6-7d", "7-8d", "8-14d", ">=14d"]
+
+
+class AdmissionOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prediction_hours: float = Field(24.0, gt=0, description="prediction time after admission (h)")
+    bin_hours: float = Field(2.0, gt=0, description="width of a time bin (h)")
+    max_labs: int = Field(50, ge=1, description="most frequent numeric codes kept (training split)")
+    max_codes: int = Field(200, ge=1, description="most frequent event codes kept")
+    max_history: int = Field(100, ge=0, description="most frequent earlier-admission diagnosis codes kept")
+    min_count: int = Field(3, ge=1, description="a code enters a vocabulary when seen in this many admissions")
+    leaky_current_diagnoses: bool = Field(
+        False, description="ABLATION: add the current admission's discharge diagnoses (not known at prediction time)")
+
+
+class AdmissionTask(Task):
+    """Shared loading and featurisation of the admission tasks; subclasses set the target."""
+
+    unit: ClassVar[str] = "admission"
+    default_model: ClassVar[str] = "lstm"
+    Options: ClassVar[type[BaseModel]] = AdmissionOptions
+    credits: ClassVar[list[str]] = [
+        "MIMIC-IV Clinical Database Demo v2.2, ODbL 1.0: Johnson A et al., PhysioNet (2023), doi:10.13026/dp1f-ex47.",
+        "MIMIC-III Clinical Database Demo v1.4, ODbL 1.0: Johnson A et al., PhysioNet, doi:10.13026/C2HM2Q.",
+        "eICU Collaborative Research Database Demo 2.0.1, ODbL 1.0: Pollard T et al., PhysioNet, doi:10.13026/4mxk-na84.",
+    ]
+
+    def window(self):
+        from medlearn.ehr.features import Window
+
+        return Window(self.options.prediction_hours, self.options.bin_hours)
+
+    def targets(self, cohort: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def load(self, root: Path) -> UnitTable:
+        from medlearn.ehr.features import build_cohort, extract_units
+        from medlearn.ehr.io import read_source
+
+        source = read_source(root)
+        cohort = build_cohort(source.admissions, self.window())
+        units = extract_units(source.events, cohort, self.window(), self.options.leaky_current_diagnoses)
+        return UnitTable(
+            ids=[str(a) for a in cohort["admission_id"].to_list()],
+            targets=self.targets(cohort),
+            groups=np.array([str(s) for s in cohort["subject_id"].to_list()]),
+            raw=units,
+            fingerprint=source.fingerprint,
+            meta={"remaining_los_days": [round(v, 3) for v in cohort["remaining_los_days"].to_list()]},
+        )
+
+    def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
+        raise NotImplementedError("EHR preprocessing is fitted on the training split (fit_preprocessing)")
+
+    def fit_preprocessing(self, model_name: str, train: UnitTable) -> list[dict[str, Any]]:
+        from medlearn.ehr.features import Featurize, fit_featurize
+
+        o = self.options
+        params = fit_featurize(train.raw, self.window().n_bins, o.max_labs, o.max_codes, o.max_history, o.min_count)
+        self._n_features = Featurize(**params).n_features
+        return [{"name": "ehr_featurize", "params": params}]
+
+    def model_kwargs(self, model_name: str) -> dict[str, Any]:
+        return {**super().model_kwargs(model_name), "in_features": self._n_features}
+
+
+class LOSClassification(AdmissionTask):
+    name: ClassVar[str] = "los_classification"
+    kind: ClassVar[str] = "multiclass"
+    ordinal: ClassVar[bool] = True
+    class_names: ClassVar[list[str]] = LOS_BIN_NAMES
+    monitor: ClassVar[str] = "kappa_linear"
+
+    def targets(self, cohort: Any) -> np.ndarray:
+        return np.digitize(cohort["remaining_los_days"].to_numpy(), LOS_BIN_EDGES_DAYS).astype(np.int64)
+
+
+class LOSRegression(AdmissionTask):
+    name: ClassVar[str] = "los_regression"
+    kind: ClassVar[str] = "regression"
+    class_names: ClassVar[list[str]] = ["remaining_los_days"]
+    monitor: ClassVar[str] = "mae"
+
+    def targets(self, cohort: Any) -> np.ndarray:
+        return cohort["remaining_los_days"].to_numpy().astype(np.float32)
+
+
+class InHospitalMortality(AdmissionTask):
+    name: ClassVar[str] = "in_hospital_mortality"
+    kind: ClassVar[str] = "binary"
+    class_names: ClassVar[list[str]] = ["survived", "died"]
+
+    def targets(self, cohort: Any) -> np.ndarray:
+        return cohort["died_in_hospital"].fill_null(False).cast(int).to_numpy().astype(np.int64)
