@@ -76,8 +76,8 @@ def test_unknown_or_missing_folders(tmp_path):
         read_source(tmp_path / "absent")
     with pytest.raises(InputError, match="is a file"):
         read_source(tmp_path / "notes.txt")
-    with pytest.raises(InputError, match="unknown EHR source kind 'fhir'"):
-        read_source(tmp_path, kind="fhir")
+    with pytest.raises(InputError, match="unknown EHR source kind 'omop'"):
+        read_source(tmp_path, kind="omop")
 
 
 def test_ragged_or_empty_csv_is_an_input_error(mimic4_root, tmp_path):
