@@ -30,6 +30,7 @@ MODELS: dict[str, str] = {
     "lstm": "medlearn.ehr.models:lstm",
     "gru_attention": "medlearn.ehr.models:gru_attention",
     "transformer": "medlearn.ehr.models:transformer",
+    "linear_baseline": "medlearn.ehr.models:linear_baseline",
 }
 
 TRANSFORMS: dict[str, str] = {

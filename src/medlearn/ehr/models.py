@@ -1,7 +1,8 @@
 """Sequence models over per-admission time series ``(batch, time bins, features)``.
 
 ``lstm`` is the seed project's model; ``gru_attention`` learns which time bins matter (its attention
-weights are an explanation); ``transformer`` is a small encoder with learned positions. All end in one
+weights are an explanation); ``transformer`` is a small encoder with learned positions;
+``linear_baseline`` is (multinomial) logistic / linear regression on aggregated features. All end in one
 linear head with ``out_channels`` outputs (1 for regression/binary, k for classification).
 """
 
@@ -52,6 +53,23 @@ class SmallTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.encoder(self.proj(x) + self.position[:, : x.shape[1]])
         return self.head(h.mean(dim=1))
+
+
+class AggregateLinear(nn.Module):
+    """Baseline: logistic/linear (softmax for classes) regression on aggregated features — each feature's
+    mean over the window and its value in the last bin. Trained by the same Trainer (weight decay = L2)
+    and saved like every model, so baselines and deep models are compared on identical splits."""
+
+    def __init__(self, in_features: int, out_channels: int = 1):
+        super().__init__()
+        self.linear = nn.Linear(2 * in_features, out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(torch.cat([x.mean(dim=1), x[:, -1]], dim=1))
+
+
+def linear_baseline(in_features: int, out_channels: int = 1) -> nn.Module:
+    return AggregateLinear(in_features, out_channels)
 
 
 def lstm(in_features: int, out_channels: int = 1, hidden: int = 64, layers: int = 1, dropout: float = 0.2) -> nn.Module:

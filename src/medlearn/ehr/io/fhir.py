@@ -381,8 +381,6 @@ def _read_bundle(path: Path, bundle: dict[str, Any], state: _State) -> None:
         if subject is None:
             state.counts[f"no_subject:{kind}"] += 1
             continue
-        if subject not in state.patients:
-            state.counts["unknown_subject"] += 1
         if _entered_in_error(resource):
             state.counts[f"error:{kind}"] += 1
             continue
@@ -399,8 +397,8 @@ def _entered_in_error(resource: dict[str, Any]) -> bool:
     return verification in ("entered-in-error", "refuted")
 
 
-def _time(raw: Any, what: str, state: _State, end_of_day: bool = True) -> datetime | None:
-    parsed = parse_time(raw, end_of_day)
+def _time(raw: Any, what: str, state: _State) -> datetime | None:
+    parsed = parse_time(raw)
     if parsed.status in ("date", "naive", "bad"):
         state.counts[f"time_{parsed.status}:{what}"] += 1
     return parsed.value
@@ -413,9 +411,11 @@ def _patient(path: Path, patient: dict[str, Any], state: _State) -> None:
     if pid in state.patients:
         state.counts["duplicate_patient"] += 1
         return
-    sex = {"female": "F", "male": "M"}.get(patient.get("gender"))
-    birth = _time(patient.get("birthDate"), "Patient.birthDate", state, end_of_day=False)
-    state.counts.pop("time_date:Patient.birthDate", None)  # a birth date is date-only by definition
+    sex = {"female": "F", "male": "M"}.get(_str(patient.get("gender")) or "")
+    born = parse_time(patient.get("birthDate"), end_of_day=False)  # a date: the age counts from its start
+    birth = born.value
+    if born.status == "bad":
+        state.counts["time_bad:Patient.birthDate"] += 1
     death = _time(patient.get("deceasedDateTime"), "Patient.deceasedDateTime", state)
     unknown = death is None and patient.get("deceasedBoolean") is True
     if unknown:
@@ -580,6 +580,8 @@ def _admissions(state: _State) -> pl.DataFrame:
             continue
         seen.add(enc["admission_id"])
         patient = state.patients.get(enc["subject_id"])
+        if patient is None:
+            state.counts["unknown_subject_encounter"] += 1
         admit, discharge = enc["admit_time"], enc["discharge_time"]
         died = death = age = None
         if patient is not None:
@@ -611,6 +613,7 @@ def _events(state: _State, encounter_ids: set[str]) -> pl.DataFrame:
             state.counts["unknown_encounter"] += 1
             admission.append(None)
     state.events.columns["admission_id"] = admission
+    state.counts["unknown_subject"] = sum(s not in state.patients for s in state.events.columns["subject_id"])
     return state.events.frame(EVENT_SCHEMA)
 
 
@@ -630,7 +633,8 @@ def _summary(state: _State, admissions: pl.DataFrame) -> list[str]:
 
 _MESSAGES = {
     "entry_without_resource": "{n} bundle entr(ies) without a resource skipped",
-    "unknown_subject": "{n} resource(s) of a patient id with no Patient resource in the bundles (kept)",
+    "unknown_subject": "{n} event(s) of a patient id with no Patient resource in the bundles (kept)",
+    "unknown_subject_encounter": "{n} encounter(s) of a patient id with no Patient resource (no age/sex)",
     "duplicate_patient": "{n} Patient id(s) seen in more than one bundle (the first is used)",
     "duplicate_encounter": "{n} Encounter id(s) seen more than once (the first is used)",
     "encounter_without_id": "{n} Encounter(s) without an id skipped",
