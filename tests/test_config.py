@@ -19,11 +19,15 @@ def test_required_configs_ship_inside_the_package_and_in_the_repo():
         assert (REPO / "configs" / f"{name}.yaml").read_text() == shipped[name].read_text()
 
 
-@pytest.mark.parametrize("name", ["lung_nodule", "lung_nodule_seed_cnn", "cxr_pneumonia", "demo_ct"])
+@pytest.mark.parametrize("name", sorted(shipped_configs()))
 def test_shipped_config_validates_and_names_its_dataset(name):
+    from medlearn.registry import MODELS, task_class
+
     cfg = load_config(name)
     assert cfg.name == name
     assert cfg.data.root
+    task_class(cfg.task)(cfg.data.options)  # task options validate
+    assert cfg.model.name in MODELS
 
 
 def test_override_values_are_parsed_as_yaml():
