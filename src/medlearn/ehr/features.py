@@ -45,14 +45,21 @@ class Window:
         return int(np.ceil(self.prediction_hours / self.bin_hours))
 
 
-def build_cohort(admissions: pl.LazyFrame, window: Window) -> pl.DataFrame:
-    """Admissions in hospital and alive at the cutoff, with the targets measured from the cutoff."""
+def build_cohort(admissions: pl.LazyFrame, window: Window, ongoing: bool = False) -> pl.DataFrame:
+    """Admissions in hospital and alive at the cutoff, with the targets measured from the cutoff.
+
+    ``ongoing`` (prediction for patients still in hospital) also keeps admissions with no discharge yet;
+    their ``remaining_los_days`` is null.
+    """
     cutoff = pl.col("admit_time") + pl.duration(microseconds=int(window.prediction_hours * HOUR_US))
+    discharged_later = pl.col("discharge_time") > pl.col("cutoff")
+    if ongoing:
+        discharged_later = discharged_later | pl.col("discharge_time").is_null()
     frame = (
-        admissions.filter(pl.col("admit_time").is_not_null() & pl.col("discharge_time").is_not_null())
+        admissions.filter(pl.col("admit_time").is_not_null()
+                          & (pl.col("discharge_time").is_not_null() | pl.lit(ongoing)))
         .with_columns(cutoff=cutoff)
-        .filter((pl.col("discharge_time") > pl.col("cutoff"))
-                & (pl.col("death_time").is_null() | (pl.col("death_time") > pl.col("cutoff"))))
+        .filter(discharged_later & (pl.col("death_time").is_null() | (pl.col("death_time") > pl.col("cutoff"))))
         .with_columns(remaining_los_days=(pl.col("discharge_time") - pl.col("cutoff")).dt.total_seconds() / 86400.0)
         .sort("subject_id", "admit_time", "admission_id")
         .collect()
@@ -156,6 +163,13 @@ class Featurize:
         self.age_mean, self.age_std = age_mean, age_std
         n_static = 4 + len(self.type_index) + len(self.history_index)
         self.n_features = 2 * len(self.lab_index) + len(self.code_index) + 1 + n_static
+
+    def feature_names(self) -> list[str]:
+        """One name per column of the output, in order (for explanations)."""
+        labs = list(self.lab_index)
+        return ([f"lab:{k}" for k in labs] + [f"measured:{k}" for k in labs] + [f"event:{k}" for k in self.code_index]
+                + ["time", "age", "sex_F", "sex_M", "n_prior_admissions"]
+                + [f"admission_type:{k}" for k in self.type_index] + [f"history:{k}" for k in self.history_index])
 
     def unknown_codes(self, raw: dict[str, Any]) -> list[str]:
         """Codes in the unit that the fitted vocabularies do not know (they do not reach the model)."""

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from medlearn.engine.data import UnitTable
-from medlearn.engine.task import Task
+from medlearn.engine.task import PredictInputs, PredictUnit, Task
 
 LOS_BIN_EDGES_DAYS = (1, 2, 3, 4, 5, 6, 7, 8, 14)
 LOS_BIN_NAMES = ["<1d", "1-2d", "2-3d", "3-4d", "4-5d", "5-6d", "6-7d", "7-8d", "8-14d", ">=14d"]
@@ -86,6 +86,23 @@ class AdmissionTask(Task):
     def model_kwargs(self, model_name: str) -> dict[str, Any]:
         return {**super().model_kwargs(model_name), "in_features": self._n_features}
 
+    def load_inputs(self, paths: list[Path], **_: Any) -> PredictInputs:
+        """FHIR bundles (file or folder) or any supported EHR folder: one unit per inpatient admission
+        still in hospital at the prediction time."""
+        from medlearn.ehr.predict import units_from_source
+
+        result = PredictInputs(units=[])
+        for path in paths:
+            got = units_from_source(path, self.window())
+            result.units.extend(got.units)
+            result.skipped.extend(got.skipped)
+        return result
+
+    def annotate(self, unit: PredictUnit, array: np.ndarray, bundle: Any) -> None:
+        from medlearn.ehr.predict import annotate_unit
+
+        annotate_unit(unit, array, bundle)
+
 
 class LOSClassification(AdmissionTask):
     name: ClassVar[str] = "los_classification"
@@ -93,6 +110,14 @@ class LOSClassification(AdmissionTask):
     ordinal: ClassVar[bool] = True
     class_names: ClassVar[list[str]] = LOS_BIN_NAMES
     monitor: ClassVar[str] = "kappa_linear"
+
+    def annotate(self, unit: PredictUnit, array: np.ndarray, bundle: Any) -> None:
+        """Also give the predicted bin as an interval of remaining days."""
+        super().annotate(unit, array, bundle)
+        probs = bundle.predict_arrays([array])[0]
+        edges = (0, *LOS_BIN_EDGES_DAYS, None)
+        k = int(np.argmax(probs))
+        unit.explanation["remaining_los_days_interval"] = [edges[k], edges[k + 1]]
 
     def targets(self, cohort: Any) -> np.ndarray:
         return np.digitize(cohort["remaining_los_days"].to_numpy(), LOS_BIN_EDGES_DAYS).astype(np.int64)

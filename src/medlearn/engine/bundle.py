@@ -143,6 +143,8 @@ class Bundle:
             record["details"] = extra
         if unit.warnings:
             record["warnings"] = unit.warnings
+        if unit.explanation is not None:
+            record["explanation"] = unit.explanation
         return record
 
 

@@ -125,6 +125,11 @@ class Preprocessing:
             except TypeError as exc:
                 raise ConfigError(f"preprocessing[{i}] {step['name']}: {exc}") from None
 
+    @property
+    def steps(self) -> list[Callable[[Any], Any]]:
+        """The instantiated transforms, in order (e.g. to ask a fitted step for its vocabulary)."""
+        return list(self._steps)
+
     def __call__(self, raw: Any) -> np.ndarray:
         out = raw
         for step in self._steps:

@@ -21,6 +21,8 @@ def predict_with_pictures(bundle: Bundle, inputs: list[Path], out_dir: Path | No
     loaded = bundle.task.load_inputs([Path(p) for p in inputs], **options)
     arrays = [bundle.preprocessing(u.raw) for u in loaded.units]
     preds = bundle.predict_arrays(arrays)
+    for unit, array in zip(loaded.units, arrays):
+        bundle.task.annotate(unit, array, bundle)
     records = [bundle.describe(u, p) for u, p in zip(loaded.units, preds)]
     if out_dir is not None and arrays and getattr(bundle.model, "gradcam_layer", None):
         import matplotlib

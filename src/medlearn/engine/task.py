@@ -41,6 +41,7 @@ class PredictUnit:
     raw: Any
     meta: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    explanation: Any = None  # e.g. top contributing features, or the name of a Grad-CAM picture
     #: Optional picture of where the unit came from, for explanation overlays: a 2D image and the
     #: (row, col) where the model input's top-left corner sits on it (e.g. a CT slice). Not in JSON.
     context: tuple[Any, int, int] | None = None
@@ -96,6 +97,10 @@ class Task(ABC):
     def load_inputs(self, paths: Sequence[Path], **options: Any) -> PredictInputs:
         """Turn files given to ``medlearn predict`` into units; tasks that support predict override."""
         raise ConfigError(f"task {self.name} does not support predicting from files")
+
+    def annotate(self, unit: PredictUnit, array: np.ndarray, bundle: Any) -> None:
+        """Add warnings (e.g. codes the model does not know) or an explanation to a unit being
+        predicted with ``bundle``; ``array`` is its preprocessed input. Default: nothing."""
 
     def display_image(self, x: np.ndarray) -> np.ndarray | None:
         """A 2D picture of one preprocessed input (C, *spatial) for reports, or None for non-images.
