@@ -78,3 +78,12 @@ def test_missing_admittime_is_one_line_naming_file_and_column(tmp_path):
     result = runner.invoke(app, ["train", "ehr_los_mimic4", "--data", str(tmp_path / "m4"), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines()[-1].endswith("admissions.csv.gz: missing required column 'admittime'")
+
+
+def test_report_has_the_data_quality_section(mimic4_run):
+    report = (mimic4_run / "report.html").read_text()
+    assert "Data quality: mimic4" in report
+    assert "2,893 non-numeric lab result(s)" in report  # kept as text, said so
+    assert "icu/chartevents.csv.gz absent" in report
+    row = report[report.index("MIMIC4_LABITEM//51249"):][:400]  # MCHC is reported in % and g/dL
+    assert "⚠" in row

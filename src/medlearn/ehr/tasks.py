@@ -63,6 +63,7 @@ class AdmissionTask(Task):
         source = read_source(root)
         cohort = build_cohort(source.admissions, self.window())
         units = extract_units(source.events, cohort, self.window(), self.options.leaky_current_diagnoses)
+        self._quality = (source, units)
         return UnitTable(
             ids=[str(a) for a in cohort["admission_id"].to_list()],
             targets=self.targets(cohort),
@@ -71,6 +72,17 @@ class AdmissionTask(Task):
             fingerprint=source.fingerprint,
             meta={"remaining_los_days": [round(v, 3) for v in cohort["remaining_los_days"].to_list()]},
         )
+
+    def data_sections(self) -> list[Any]:
+        """Data quality of the source the last load read (readers' notes, per-code table)."""
+        from medlearn.ehr.quality import lab_quality, quality_html
+        from medlearn.engine.report import ReportSection
+
+        if getattr(self, "_quality", None) is None:
+            return []
+        source, units = self._quality
+        body = quality_html(source.notes, lab_quality(source.events, units, codes=source.codes), len(units), self.options.prediction_hours)
+        return [ReportSection(f"Data quality: {source.kind} at {source.root}", html=body)]
 
     def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
         raise NotImplementedError("EHR preprocessing is fitted on the training split (fit_preprocessing)")

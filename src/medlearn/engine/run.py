@@ -162,7 +162,8 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
     bundle_path = save_bundle(out / "bundle", model, meta, model_card(meta))
     bundle = load_bundle(bundle_path)
     report = write_run_report(out / "report.html", bundle, {"test": tables["test"]}, {"test": preds["test"]},
-                              {"test": metrics_test, "val": metrics_val}, fit.history, dump_config(cfg))
+                              {"test": metrics_test, "val": metrics_val}, fit.history, dump_config(cfg),
+                              task.data_sections())
     return RunOutputs(out, metrics_test, metrics_val, bundle_path, report, fit)
 
 
@@ -202,12 +203,13 @@ def evaluate_bundle(bundle_path: Path, out: Path, data_path: Path | None = None,
     write_predictions(out / "predictions.csv", task, {split_name: subset}, {split_name: pred},
                       op.threshold if op else None)
     report = write_run_report(out / "report.html", bundle, {split_name: subset}, {split_name: pred},
-                              {split_name: scored}, meta["training"]["history"], None)
+                              {split_name: scored}, meta["training"]["history"], None, task.data_sections())
     return RunOutputs(out, scored, report=report)
 
 
 def write_run_report(path: Path, bundle: Bundle, tables: dict[str, UnitTable], preds: dict[str, np.ndarray],
-                     metrics_by_split: dict[str, dict], history: list[dict], config_yaml: str | None) -> Path:
+                     metrics_by_split: dict[str, dict], history: list[dict], config_yaml: str | None,
+                     data_sections: list | None = None) -> Path:
     from medlearn.engine.report import standard_sections, write_report
 
     task, meta = bundle.task, bundle.meta
@@ -215,6 +217,7 @@ def write_run_report(path: Path, bundle: Bundle, tables: dict[str, UnitTable], p
     op = M.OperatingPoint(**meta["operating_point"]) if meta.get("operating_point") else None
     sections = standard_sections(task.kind, table.targets, preds[split], task.class_names, op, history)
     sections.extend(task_report_sections(bundle, table, preds[split]))
+    sections.extend(data_sections or [])
     provenance = {"task": task.name, "model": meta["model"]["name"], "data fingerprint": meta["data"]["fingerprint"],
                   "best epoch": meta["training"]["best_epoch"],
                   **{f"calibration {k} (fitted on val)": round(v, 4) for k, v in bundle.calibration.to_dict().items()},

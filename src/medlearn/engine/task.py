@@ -98,6 +98,11 @@ class Task(ABC):
         """Turn files given to ``medlearn predict`` into units; tasks that support predict override."""
         raise ConfigError(f"task {self.name} does not support predicting from files")
 
+    def data_sections(self) -> list[Any]:
+        """Report sections about the data the last :meth:`load` read (e.g. a data-quality table);
+        :class:`medlearn.engine.report.ReportSection` objects. Default: none."""
+        return []
+
     def annotate(self, unit: PredictUnit, array: np.ndarray, bundle: Any) -> None:
         """Add warnings (e.g. codes the model does not know) or an explanation to a unit being
         predicted with ``bundle``; ``array`` is its preprocessed input. Default: nothing."""
