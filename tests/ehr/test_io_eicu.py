@@ -24,16 +24,6 @@ def source(root: Path):
 
 
 @pytest.fixture(scope="module")
-def events(source) -> pl.DataFrame:
-    return source.events.collect()
-
-
-@pytest.fixture(scope="module")
-def admissions(source) -> pl.DataFrame:
-    return source.admissions.collect()
-
-
-@pytest.fixture(scope="module")
 def patient(root: Path) -> pl.DataFrame:
     raw = pl.read_csv(root / "patient.csv", infer_schema=False)
     assert raw.height == 178  # 174 stays + 4 blank lines read as all-null rows

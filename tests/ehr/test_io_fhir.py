@@ -41,16 +41,6 @@ def source(root: Path):
     return read_fhir(root)
 
 
-@pytest.fixture(scope="module")
-def events(source) -> pl.DataFrame:
-    return source.events.collect()
-
-
-@pytest.fixture(scope="module")
-def admissions(source) -> pl.DataFrame:
-    return source.admissions.collect()
-
-
 def _bundle(*resources: dict[str, Any]) -> dict[str, Any]:
     """A transaction bundle the way Synthea writes it (fullUrl urn:uuid:<id>)."""
     return {"resourceType": "Bundle", "type": "transaction",

@@ -24,16 +24,6 @@ def source(root: Path):
     return read_mimic3(root)
 
 
-@pytest.fixture(scope="module")
-def events(source) -> pl.DataFrame:
-    return source.events.collect()
-
-
-@pytest.fixture(scope="module")
-def admissions(source) -> pl.DataFrame:
-    return source.admissions.collect()
-
-
 def test_counts_and_schema(events, admissions):
     from medlearn.ehr.io.schema import ADMISSION_SCHEMA, EVENT_SCHEMA
 

@@ -24,16 +24,6 @@ def source(root: Path):
     return read_mimic4(root)
 
 
-@pytest.fixture(scope="module")
-def events(source) -> pl.DataFrame:
-    return source.events.collect()
-
-
-@pytest.fixture(scope="module")
-def admissions(source) -> pl.DataFrame:
-    return source.admissions.collect()
-
-
 def test_counts_match_the_data_readme(events, admissions):
     assert admissions.height == 275 and admissions["admission_id"].n_unique() == 275
     assert admissions["subject_id"].n_unique() == 100

@@ -15,8 +15,6 @@ import numpy as np
 
 from medlearn.engine.task import PredictInputs, PredictUnit
 
-INPATIENT_CLASSES = ("IMP", "ACUTE", "NONAC")
-
 
 def units_from_source(path: Path, window: Any) -> PredictInputs:
     """One unit per inpatient admission still in hospital (and alive) at the prediction time."""
@@ -24,6 +22,7 @@ def units_from_source(path: Path, window: Any) -> PredictInputs:
 
     from medlearn.ehr.features import build_cohort, extract_units
     from medlearn.ehr.io import read_source
+    from medlearn.ehr.io.fhir import INPATIENT_CLASSES
 
     source = read_source(path, cache=False)
     admissions = source.admissions
