@@ -111,13 +111,14 @@ def generate(demo_root: Path, out_root: Path, scale: int, seed: int = 0, level: 
                 exprs.append(pl.col("_new_subject").alias("subject_id"))
                 if "hadm_id" in columns:
                     n_adm = len(hadm)
-                    exprs.append(pl.when(pl.col("_hidx").is_not_null()).then(
-                        (20_000_000 + pl.col("_clone") * n_adm + pl.col("_hidx")).cast(pl.String)).alias("hadm_id"))
+                    new_hadm = (20_000_000 + pl.col("_clone") * n_adm + pl.col("_hidx")).cast(pl.String)
+                    exprs.append(pl.when(pl.col("_hidx").is_not_null()).then(new_hadm).alias("hadm_id"))
                 if table == "patients":
                     exprs.append((pl.col("anchor_year").cast(pl.Int64) + pl.col("_years")).cast(pl.String))
                 if table == "labevents":
                     n_spec = len(dense[("labevents", "specimen_id")])
-                    exprs.append((1 + pl.col("_clone") * n_rows + pl.col("_row")).cast(pl.String).alias("labevent_id"))
+                    exprs.append((1 + pl.col("_clone") * n_rows + pl.col("_row")).cast(pl.String)
+                                 .alias("labevent_id"))
                     exprs.append((10_000_000 + pl.col("_clone") * n_spec + pl.col("_specimen_id_idx"))
                                  .cast(pl.String).alias("specimen_id"))
                 if table == "prescriptions":
@@ -133,12 +134,14 @@ def generate(demo_root: Path, out_root: Path, scale: int, seed: int = 0, level: 
     return counts
 
 
-def main() -> None:  # pragma: no cover - manual use: python benchmarks/_synthetic_mimic4.py DEMO OUT SCALE
+def main() -> None:
+    """``python benchmarks/_synthetic_mimic4.py DEMO_ROOT OUT_ROOT SCALE [SEED]`` → row counts as JSON."""
+    import json
     import sys
 
-    t0 = time.perf_counter()
-    counts = generate(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]))
-    print(counts, f"{time.perf_counter() - t0:.1f} s")
+    counts = generate(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]),
+                      seed=int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+    print(json.dumps(counts))
 
 
 if __name__ == "__main__":

@@ -222,22 +222,37 @@ def info_cmd(
     console.print("versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
 
 
+DEMOS = ("imaging", "ehr")
+
+
 @app.command()
 @handles_errors
 def demo(
+    pipeline: Annotated[str, typer.Argument(help="imaging, ehr, or all (default: every pipeline, one folder each).")] = "all",
     out: Annotated[Optional[Path], typer.Option("--out", help="Output directory (default runs/demo-<time>).")] = None,
-    patients: Annotated[int, typer.Option("--patients", min=8, help="Synthetic CT studies to write.")] = 120,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 25,
+    patients: Annotated[int, typer.Option("--patients", min=8, help="imaging: synthetic CT studies to write.")] = 120,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="imaging: training epochs.")] = 25,
     device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
 ) -> None:
-    """Embedded demo (no external data): synthetic chest CTs as DICOM → train → evaluate → report."""
-    from medlearn.imaging.demo import run_demo
-
+    """Embedded demos on data they write themselves (no download, no shared data): imaging (synthetic
+    chest CTs as DICOM → 3D CNN) and ehr (synthetic MIMIC-IV-format tables → LSTM length of stay)."""
+    if pipeline not in (*DEMOS, "all"):
+        raise InputError(f"demo {pipeline}: unknown pipeline (choose {', '.join(DEMOS)} or all)")
     _setup(quiet, device, threads)
     out_dir = _out_dir(out, "demo", force)
-    outputs = run_demo(out_dir, n_patients=patients, epochs=epochs, device=device)
-    _summary(outputs)
-    info(f"[bold]demo finished[/]: {out_dir.resolve()}  (bundle, metrics.json, predictions.csv, report.html)")
+    for name in DEMOS if pipeline == "all" else (pipeline,):
+        target = out_dir / name if pipeline == "all" else out_dir
+        target.mkdir(parents=True, exist_ok=True)
+        if name == "imaging":
+            from medlearn.imaging.demo import run_demo as run_imaging
+
+            outputs = run_imaging(target, n_patients=patients, epochs=epochs, device=device)
+        else:
+            from medlearn.ehr.demo import run_demo as run_ehr
+
+            outputs = run_ehr(target, device=device)
+        _summary(outputs)
+        info(f"[bold]{name} demo finished[/]: {target.resolve()}  (bundle, metrics.json, predictions.csv, report.html)")
 
 
 def main() -> None:
