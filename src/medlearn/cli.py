@@ -60,8 +60,10 @@ def _out_dir(out: Path | None, name: str, force: bool) -> Path:
 
 def _summary(outputs: Any) -> None:
     metrics = outputs.metrics
+    headline = ("auroc", "kappa_linear", "mad", "mae", "auprc", "sensitivity", "specificity", "accuracy")
+    names = sorted(metrics["metrics"], key=lambda n: headline.index(n) if n in headline else len(headline))
     parts = []
-    for name, m in list(metrics["metrics"].items())[:4]:
+    for name, m in ((n, metrics["metrics"][n]) for n in names[:4]):
         if m["value"] is not None:
             ci = m.get("ci95")
             parts.append(f"{name} {m['value']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
