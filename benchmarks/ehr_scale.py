@@ -50,8 +50,8 @@ Caveats
   to twice as long. Use ``--repeats`` for medians and check ``uptime`` before trusting a run.
 - A cold medlearn run also writes its parquet cache, which later runs on the same files reuse; warm
   runs are not measured here (they skip the CSV parsing and the data-quality pass).
-- Wall minus (import + data step) is interpreter start-up plus teardown; at 100× freeing the units'
-  Python lists takes a few seconds of it.
+- Wall minus (import + data step) is interpreter start-up, the child's bookkeeping and teardown
+  (0.3–0.7 s). Medians are taken per column, so a row's figures may come from different runs.
 - medlearn's 1× synthetic run has no ``icu/`` folder (the generator writes ``hosp/`` only); the real-demo
   run reads ``icu/`` too.
 
@@ -375,16 +375,17 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="medlearn-ehr-scale-"))
-    data_parent = args.keep.resolve() if args.keep else work / "data"
     shared = Path(os.environ.get("MEDLEARN_DATA", REPO.parent / "shared" / "data")).resolve()
     demo = shared / "ehr" / "mimic-iv-demo"
     if not (demo / "hosp" / "admissions.csv.gz").is_file():
         print(f"MIMIC-IV demo not found at {demo}: set MEDLEARN_DATA")
         return
-    if str(data_parent).startswith(str(shared)) or str(data_parent).startswith(str(REPO)):
-        print(f"--keep {data_parent}: refusing to write generated data inside the repository or shared data")
+    keep = args.keep.resolve() if args.keep else None
+    if keep is not None and (keep.is_relative_to(shared) or keep.is_relative_to(REPO)):
+        print(f"--keep {keep}: refusing to write generated data inside the repository or the shared data")
         return
+    work = Path(tempfile.mkdtemp(prefix="medlearn-ehr-scale-"))
+    data_parent = keep or work / "data"
     print(f"medlearn EHR scale benchmark · python {sys.version.split()[0]} · {os.cpu_count()} CPUs · "
           f"work dir {work}")
     rows: dict[int, dict] = {}
@@ -395,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
             marker = root / "generated.json"
             t0 = time.perf_counter()
             if marker.is_file():
-                counts, gen = json.loads(marker.read_text()), "reused"
+                counts, gen = json.loads(marker.read_text()), f"reused from {root}"
             else:
                 shutil.rmtree(root, ignore_errors=True)
                 # in its own process, like every measured step: this parent stays small (see measure())
@@ -404,11 +405,11 @@ def main(argv: list[str] | None = None) -> None:
                 made = subprocess.run(gen_cmd, check=True, capture_output=True, text=True)
                 counts = json.loads(made.stdout)
                 marker.write_text(json.dumps(counts))
-                gen = f"{time.perf_counter() - t0:.1f} s"
+                gen = f"generated in {time.perf_counter() - t0:.1f} s"
             size = sum(f.stat().st_size for f in (root / "hosp").iterdir())
             print(f"\n{scale}×: {counts['patients']:,} patients, {counts['admissions']:,} admissions, "
                   f"{counts['labevents']:,} lab rows, {counts['prescriptions']:,} prescriptions "
-                  f"({size / 2**20:,.0f} MiB gz; generated in {gen})", flush=True)
+                  f"({size / 2**20:,.0f} MiB gz; {gen})", flush=True)
             save = scale == min(args.scales)
             row = {"scale": scale, "counts": counts}
             for kind in ["medlearn"] + ([] if args.no_pandas else ["pandas"]):

@@ -155,7 +155,8 @@ class Featurize:
                  admission_types: list[str], age_mean: float, age_std: float):
         self.n_bins = n_bins
         self.lab_index = {k: i for i, k in enumerate(lab_keys)}
-        self.low, self.high = np.asarray(lab_low), np.asarray(lab_high)
+        # plain floats: clipping one value with min/max is ~20x faster than np.clip on a scalar
+        self.low, self.high = list(map(float, lab_low)), list(map(float, lab_high))
         self.mean, self.std = np.asarray(lab_mean), np.asarray(lab_std)
         self.code_index = {k: i for i, k in enumerate(code_keys)}
         self.history_index = {k: i for i, k in enumerate(history_keys)}
@@ -182,7 +183,7 @@ class Featurize:
         for b, key, v in zip(raw["lab_bins"], raw["lab_keys"], raw["lab_values"]):
             i = self.lab_index.get(key)
             if i is not None and 0 <= b < t and v is not None and np.isfinite(v):
-                sums[b, i] += np.clip(v, self.low[i], self.high[i])
+                sums[b, i] += min(max(v, self.low[i]), self.high[i])
                 counts[b, i] += 1
         measured = counts > 0
         z = np.where(measured, (sums / np.maximum(counts, 1) - self.mean) / self.std, np.nan)
