@@ -252,28 +252,27 @@ _MESSAGES = {
 }
 
 
+#: Note templates for per-kind counters ``"<prefix>:<what>"``.
+_PREFIX_MESSAGES = {
+    "time_date": "{n} date-only '{what}' value(s) counted at 23:59:59 of that day",
+    "time_naive": "{n} '{what}' time(s) without a UTC offset kept as given",
+    "time_bad": "{n} malformed '{what}' timestamp(s) set to null",
+    "no_subject": "{n} {what} resource(s) naming no patient skipped",
+    "error": "{n} {what} resource(s) entered-in-error (or refuted) dropped",
+    "coding_incomplete": "{n} {what} coding(s) without a system or code dropped",
+    "uncoded": "{n} {what} resource(s) with no usable coding dropped",
+}
+
+
 def _count_notes(state: _State) -> list[str]:
     notes = []
     for key, n in sorted(state.counts.items()):
         if not n or key.startswith("events:"):
             continue
         prefix, _, what = key.partition(":")
-        if key in _MESSAGES:
-            notes.append(_MESSAGES[key].format(n=f"{n:,}"))
-        elif prefix == "time_date":
-            notes.append(f"{n:,} date-only '{what}' value(s) counted at 23:59:59 of that day")
-        elif prefix == "time_naive":
-            notes.append(f"{n:,} '{what}' time(s) without a UTC offset kept as given")
-        elif prefix == "time_bad":
-            notes.append(f"{n:,} malformed '{what}' timestamp(s) set to null")
-        elif prefix == "no_subject":
-            notes.append(f"{n:,} {what} resource(s) naming no patient skipped")
-        elif prefix == "error":
-            notes.append(f"{n:,} {what} resource(s) entered-in-error (or refuted) dropped")
-        elif prefix == "coding_incomplete":
-            notes.append(f"{n:,} {what} coding(s) without a system or code dropped")
-        elif prefix == "uncoded":
-            notes.append(f"{n:,} {what} resource(s) with no usable coding dropped")
+        template = _MESSAGES.get(key) or _PREFIX_MESSAGES.get(prefix)
+        if template is not None:
+            notes.append(template.format(n=f"{n:,}", what=what))
     for uri, n in sorted(state.unknown_systems.items()):
         notes.append(f"{n:,} coding(s) of the unrecognised system {uri!r} kept with the URI as code_system")
     return notes
