@@ -179,9 +179,8 @@ def evaluate_bundle(bundle_path: Path, out: Path, data_path: Path | None = None,
         raise InputError(f"{root}: evaluation data does not exist (pass --data PATH)")
     table = task.load(root)
     if table.fingerprint != meta["data"]["fingerprint"]:
-        log.warning("data at %s differs from the training data (fingerprint %s, bundle %s)",
+        log.warning("data at %s differs from the data this bundle was trained on (fingerprint %s, bundle %s)",
                     root, table.fingerprint[:12], meta["data"]["fingerprint"][:12])
-        info(f"[yellow]warning:[/] data at {root} differs from the data this bundle was trained on")
     if data_path is not None and split is None:
         split_name, subset = "all", table
     else:
