@@ -71,3 +71,16 @@ def test_a_mimic_folder_predicts_every_admission_with_known_codes(bundle):
     assert len(predicted) == 245
     silent = [r for r in predicted if any("no code" in w for w in r.get("warnings", []))]
     assert len(silent) < 10  # the model's own vocabulary: almost every admission has known codes
+
+
+def test_regression_bundle_gives_a_value_and_a_non_negative_interval(ongoing_inpatient, tmp_path):
+    out = tmp_path / "reg"
+    trained = runner.invoke(app, ["train", "ehr_los_regression_mimic4", "--out", str(out), "--quiet",
+                                  "--set", "train.epochs=2", "--set", "eval.n_bootstrap=20"], catch_exceptions=False)
+    assert trained.exit_code == 0, trained.output
+    meta = json.loads((out / "bundle" / "bundle.json").read_text())
+    assert meta["prediction_interval"]["coverage"] == 0.9 and meta["prediction_interval"]["half_width"] > 0
+    (record,) = predict(out / "bundle", ongoing_inpatient)
+    lo, hi = record["interval"]
+    assert 0.0 <= lo <= record["value"] <= hi
+    assert hi - record["value"] == pytest.approx(meta["prediction_interval"]["half_width"], abs=1e-5)

@@ -140,6 +140,7 @@ class LOSRegression(AdmissionTask):
     kind: ClassVar[str] = "regression"
     class_names: ClassVar[list[str]] = ["remaining_los_days"]
     monitor: ClassVar[str] = "mae"
+    value_range: ClassVar[tuple[float | None, float | None]] = (0.0, None)
 
     def targets(self, cohort: Any) -> np.ndarray:
         return cohort["remaining_los_days"].to_numpy().astype(np.float32)

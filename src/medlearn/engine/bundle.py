@@ -125,6 +125,11 @@ class Bundle:
     def model_name(self) -> str:
         return f"{self.meta['model']['name']}@{self.meta.get('created', '')}"
 
+    def _within_range(self, value: float) -> float:
+        """A regression value clipped to the task's physical range (e.g. no negative length of stay)."""
+        lo, hi = self.task.value_range
+        return round(float(min(max(value, -np.inf if lo is None else lo), np.inf if hi is None else hi)), 6)
+
     def describe(self, unit: PredictUnit, pred: Any) -> dict[str, Any]:
         """The CONVENTIONS.md prediction record for one unit."""
         record: dict[str, Any] = {"input": unit.meta.get("input", unit.id), "unit": unit.id, "model": self.model_name}
@@ -137,7 +142,11 @@ class Bundle:
             probs = {c: round(float(p), 6) for c, p in zip(self.class_names, pred)}
             record.update(label=max(probs, key=probs.get), probabilities=probs)
         else:
-            record.update(value=float(pred), interval=None)
+            interval = self.meta.get("prediction_interval")
+            value = float(pred)
+            record["value"] = self._within_range(value)
+            record["interval"] = None if interval is None else [self._within_range(value - interval["half_width"]),
+                                                                self._within_range(value + interval["half_width"])]
         extra = {k: v for k, v in unit.meta.items() if k != "input"}
         if extra:
             record["details"] = extra

@@ -95,6 +95,14 @@ def write_predictions(path: Path, task: Task, tables: dict[str, UnitTable], pred
                 writer.writerow([uid, split, table.groups[i], target, *cols, *meta])
 
 
+def conformal_interval(y_val: np.ndarray, pred_val: np.ndarray, coverage: float = 0.9) -> dict[str, Any]:
+    """Split-conformal prediction interval: ``prediction ± q`` where ``q`` is the finite-sample
+    ``coverage`` quantile of the absolute validation residuals (Lei et al., 2018)."""
+    residuals = np.sort(np.abs(np.asarray(y_val, float) - np.asarray(pred_val, float)))
+    rank = min(int(np.ceil((len(residuals) + 1) * coverage)), len(residuals)) - 1
+    return {"coverage": coverage, "half_width": float(residuals[rank]), "method": "split conformal, validation residuals"}
+
+
 def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2))
 
@@ -132,9 +140,11 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
     calibration = fit_calibration(logits["val"], tables["val"].targets, task.kind) if cfg.eval.calibrate else Calibration()
     preds = {s: outputs_to_predictions(apply_calibration(torch.from_numpy(z), calibration), task.kind)
              for s, z in logits.items()}
-    op = None
+    op, interval = None, None
     if task.kind == "binary":
         op = M.choose_operating_point(tables["val"].targets, preds["val"], cfg.eval.operating_point, "val")
+    if task.kind == "regression":
+        interval = conformal_interval(tables["val"].targets, preds["val"])
     metrics_val = score_split(task, tables["val"], preds["val"], "val", op, cfg.eval.n_bootstrap)
     metrics_test = score_split(task, tables["test"], preds["test"], "test", op, cfg.eval.n_bootstrap)
     write_json(out / "metrics.json", metrics_test)
@@ -149,6 +159,7 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
         "preprocessing": pre.spec,
         "operating_point": op.to_dict() if op else None,
         "calibration": calibration.to_dict(),
+        "prediction_interval": interval,
         "metrics": {"test": metrics_test, "val": metrics_val},
         "data": {"root": cfg.data.root, "fingerprint": table.fingerprint,
                  "n_units": len(table)},

@@ -63,6 +63,7 @@ class Task(ABC):
     default_model: ClassVar[str]
     monitor: ClassVar[str] = "auroc"
     ordinal: ClassVar[bool] = False  # multiclass with ordered classes (e.g. length-of-stay bins)
+    value_range: ClassVar[tuple[float | None, float | None]] = (None, None)  # regression: physical bounds
     Options: ClassVar[type[BaseModel]] = NoOptions
     credits: ClassVar[list[str]] = []
     intended_use: ClassVar[str] = INTENDED_USE
