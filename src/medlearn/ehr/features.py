@@ -155,8 +155,7 @@ class Featurize:
                  admission_types: list[str], age_mean: float, age_std: float):
         self.n_bins = n_bins
         self.lab_index = {k: i for i, k in enumerate(lab_keys)}
-        # plain floats: clipping one value with min/max is ~20x faster than np.clip on a scalar
-        self.low, self.high = list(map(float, lab_low)), list(map(float, lab_high))
+        self.low, self.high = np.asarray(lab_low, float), np.asarray(lab_high, float)
         self.mean, self.std = np.asarray(lab_mean), np.asarray(lab_std)
         self.code_index = {k: i for i, k in enumerate(code_keys)}
         self.history_index = {k: i for i, k in enumerate(history_keys)}
@@ -177,24 +176,29 @@ class Featurize:
         known = self.lab_index.keys() | self.code_index.keys() | self.history_index.keys()
         return sorted({*raw["lab_keys"], *raw["code_keys"], *raw["history"]} - known)
 
+    def _locate(self, bins: Sequence[int], keys: Sequence[str], index: dict[str, int]) -> tuple[np.ndarray, ...]:
+        """Time bin and vocabulary column of every event, and which events the model can use."""
+        cols = np.fromiter((index.get(key, -1) for key in keys), dtype=np.int64, count=len(keys))
+        rows = np.asarray(bins, dtype=np.int64).reshape(-1)
+        return rows, cols, (cols >= 0) & (rows >= 0) & (rows < self.n_bins)
+
     def __call__(self, raw: dict[str, Any]) -> np.ndarray:
         k, t = len(self.lab_index), self.n_bins
         sums, counts = np.zeros((t, k)), np.zeros((t, k))
-        for b, key, v in zip(raw["lab_bins"], raw["lab_keys"], raw["lab_values"]):
-            i = self.lab_index.get(key)
-            if i is not None and 0 <= b < t and v is not None and np.isfinite(v):
-                sums[b, i] += min(max(v, self.low[i]), self.high[i])
-                counts[b, i] += 1
+        bins, cols, keep = self._locate(raw["lab_bins"], raw["lab_keys"], self.lab_index)
+        values = np.array(raw["lab_values"], dtype=float).reshape(-1)  # None -> nan
+        keep &= np.isfinite(values)
+        bins, cols = bins[keep], cols[keep]
+        np.add.at(sums, (bins, cols), np.clip(values[keep], self.low[cols], self.high[cols]))
+        np.add.at(counts, (bins, cols), 1.0)
         measured = counts > 0
         z = np.where(measured, (sums / np.maximum(counts, 1) - self.mean) / self.std, np.nan)
         for b in range(1, t):  # forward fill: the last known value holds until a new one arrives
             z[b] = np.where(np.isnan(z[b]), z[b - 1], z[b])
         z = np.nan_to_num(z, nan=0.0)
         codes = np.zeros((t, len(self.code_index)))
-        for b, key in zip(raw["code_bins"], raw["code_keys"]):
-            i = self.code_index.get(key)
-            if i is not None and 0 <= b < t:
-                codes[b, i] = 1.0
+        bins, cols, keep = self._locate(raw["code_bins"], raw["code_keys"], self.code_index)
+        codes[bins[keep], cols[keep]] = 1.0
         static = np.zeros(4 + len(self.type_index) + len(self.history_index))
         age = raw["age_years"]
         static[0] = 0.0 if age is None else (age - self.age_mean) / self.age_std
