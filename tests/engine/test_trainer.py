@@ -88,3 +88,13 @@ def test_group_split_never_separates_a_group():
         assert len(set(split[groups == g])) == 1
     fractions = {s: np.mean(split == s) for s in ("train", "val", "test")}
     assert 0.12 < fractions["test"] < 0.28 and 0.08 < fractions["val"] < 0.22
+
+
+def test_cache_key_changes_with_the_task_options():
+    from medlearn.engine.data import dataset_cache_key
+
+    pre = Preprocessing([])
+    base = dataset_cache_key("f" * 32, pre, ["a", "b"], '{"window": 24}')
+    assert base == dataset_cache_key("f" * 32, pre, ["a", "b"], '{"window": 24}')
+    assert base != dataset_cache_key("f" * 32, pre, ["a", "b"], '{"window": 48}')
+    assert base != dataset_cache_key("f" * 32, pre, ["a", "c"], '{"window": 24}')

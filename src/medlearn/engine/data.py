@@ -195,6 +195,8 @@ class CachedDataset:
         return x, self.targets[i]
 
 
-def dataset_cache_key(fingerprint: str, preprocess: Preprocessing, ids: Sequence[str]) -> str:
-    ids_digest = hashlib.blake2b("\n".join(ids).encode(), digest_size=8).hexdigest()
+def dataset_cache_key(fingerprint: str, preprocess: Preprocessing, ids: Sequence[str], task_options: str = "") -> str:
+    """Cache key of preprocessed units: the data's content, the preprocessing, which units, and the task
+    options that shaped the raw units (e.g. a prediction window), so no option change serves stale arrays."""
+    ids_digest = hashlib.blake2b("\n".join([task_options, *ids]).encode(), digest_size=8).hexdigest()
     return f"{fingerprint[:16]}-{preprocess.digest()}-{ids_digest}"

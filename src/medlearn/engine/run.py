@@ -54,8 +54,9 @@ def resolve_root(cfg: ExperimentConfig) -> Path:
     return root
 
 
-def make_dataset(table: UnitTable, pre: Preprocessing, cache: bool, augment: Any = None) -> CachedDataset:
-    key = dataset_cache_key(table.fingerprint, pre, table.ids) if cache else None
+def make_dataset(task: Task, table: UnitTable, pre: Preprocessing, cache: bool, augment: Any = None) -> CachedDataset:
+    options = json.dumps(task.options_dict(), sort_keys=True)
+    key = dataset_cache_key(table.fingerprint, pre, table.ids, options) if cache else None
     return CachedDataset(table.raw, table.targets, pre, augment=augment, cache_key=key)
 
 
@@ -124,7 +125,7 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
     info("units: " + ", ".join(f"{s} {len(t)} {task.unit}s in {len(set(t.groups))} groups" for s, t in tables.items()))
     pre = Preprocessing(task.fit_preprocessing(model_name, tables["train"]))
     augment = task.augmentation(model_name, cfg.train.seed) if cfg.train.augment else None
-    datasets = {s: make_dataset(t, pre, cfg.data.cache, augment if s == "train" else None)
+    datasets = {s: make_dataset(task, t, pre, cfg.data.cache, augment if s == "train" else None)
                 for s, t in tables.items()}
     torch.manual_seed(cfg.train.seed)
     model, model_kwargs = build_model(model_name, cfg.model.params, task.model_kwargs(model_name))
