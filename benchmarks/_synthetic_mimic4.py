@@ -25,7 +25,6 @@ the files are ~25% larger than at level 6, decompression costs the reader about 
 from __future__ import annotations
 
 import gzip
-import time
 from pathlib import Path
 
 import numpy as np

@@ -263,11 +263,11 @@ class Trainer:
             outs.append(out.numpy())
         return (np.concatenate(outs) if outs else np.zeros((0, 1), np.float32)), total / max(len(ds), 1)
 
-    def predict(self, model: nn.Module, ds: CachedDataset, loss_fn: nn.Module | None = None,
-                temperature: float = 1.0) -> tuple[np.ndarray, float]:
-        """Predictions for every unit of ``ds`` in order (and the mean loss when ``loss_fn`` is given)."""
+    def predict(self, model: nn.Module, ds: CachedDataset, loss_fn: nn.Module | None = None) -> tuple[np.ndarray, float]:
+        """Uncalibrated predictions for every unit of ``ds`` in order (and the mean loss when ``loss_fn``
+        is given); post-hoc calibration is applied by the run to :meth:`logits`."""
         out, loss = self.logits(model, ds, loss_fn)
-        return outputs_to_predictions(torch.from_numpy(out) / temperature, self.kind), loss
+        return outputs_to_predictions(torch.from_numpy(out), self.kind), loss
 
     # -- checkpoints -----------------------------------------------------------------------------------
     def _save_checkpoint(self, model, optimizer, scheduler, epoch, history, best_state, best_score,
