@@ -31,6 +31,7 @@ MODELS: dict[str, str] = {
     "gru_attention": "medlearn.ehr.models:gru_attention",
     "transformer": "medlearn.ehr.models:transformer",
     "linear_baseline": "medlearn.ehr.models:linear_baseline",
+    "gradient_boosting": "medlearn.ehr.models:gradient_boosting",
 }
 
 TRANSFORMS: dict[str, str] = {

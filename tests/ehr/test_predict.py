@@ -84,3 +84,22 @@ def test_regression_bundle_gives_a_value_and_a_non_negative_interval(ongoing_inp
     lo, hi = record["interval"]
     assert 0.0 <= lo <= record["value"] <= hi
     assert hi - record["value"] == pytest.approx(meta["prediction_interval"]["half_width"], abs=1e-5)
+
+
+def test_gradient_boosting_bundle_reloads_and_explains_by_occlusion(ongoing_inpatient, tmp_path):
+    out = tmp_path / "gbm"
+    trained = runner.invoke(app, ["train", "ehr_los_mimic4_gbm", "--out", str(out), "--quiet",
+                                  "--set", "model.params.max_iter=20", "--set", "eval.n_bootstrap=20"],
+                            catch_exceptions=False)
+    assert trained.exit_code == 0, trained.output
+    (record,) = predict(out / "bundle", ongoing_inpatient)
+    assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert record["explanation"]["method"].startswith("occlusion")
+    assert record["explanation"]["top_features"]
+    # the reloaded tensors give the scores written at training time
+    evaluated = runner.invoke(app, ["evaluate", str(out / "bundle"), "--out", str(tmp_path / "ev"), "--quiet"],
+                              catch_exceptions=False)
+    assert evaluated.exit_code == 0, evaluated.output
+    trained_metrics = json.loads((out / "metrics.json").read_text())
+    again = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert again["metrics"]["kappa_linear"]["value"] == pytest.approx(trained_metrics["metrics"]["kappa_linear"]["value"])

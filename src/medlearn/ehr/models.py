@@ -2,14 +2,17 @@
 
 ``lstm`` is the seed project's model; ``gru_attention`` learns which time bins matter (its attention
 weights are an explanation); ``transformer`` is a small encoder with learned positions;
-``linear_baseline`` is (multinomial) logistic / linear regression on aggregated features. All end in one
-linear head with ``out_channels`` outputs (1 for regression/binary, k for classification).
+``linear_baseline`` is (multinomial) logistic / linear regression and ``gradient_boosting`` scikit-learn's
+histogram gradient boosting, both on aggregated features. All give ``out_channels`` raw scores
+(1 for regression/binary, k for classification).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from medlearn.engine.trees import BoostedTrees
 
 
 class LSTMModel(nn.Module):
@@ -55,21 +58,45 @@ class SmallTransformer(nn.Module):
         return self.head(h.mean(dim=1))
 
 
+def aggregate_over_time(x: torch.Tensor) -> torch.Tensor:
+    """(n, bins, features) → (n, 2·features): each feature's mean over the window and its last bin.
+
+    The baselines see this summary instead of the sequence: it is what a tabular model gets in the
+    literature (Harutyunyan et al. aggregate over sub-windows), and it makes the deep models' gain visible.
+    """
+    return torch.cat([x.mean(dim=1), x[:, -1]], dim=1)
+
+
 class AggregateLinear(nn.Module):
-    """Baseline: logistic/linear (softmax for classes) regression on aggregated features — each feature's
-    mean over the window and its value in the last bin. Trained by the same Trainer (weight decay = L2)
-    and saved like every model, so baselines and deep models are compared on identical splits."""
+    """Baseline: logistic/linear (softmax for classes) regression on aggregated features. Trained by the
+    same Trainer (weight decay = L2) and saved like every model, so baselines and deep models are
+    compared on identical splits."""
 
     def __init__(self, in_features: int, out_channels: int = 1):
         super().__init__()
         self.linear = nn.Linear(2 * in_features, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(torch.cat([x.mean(dim=1), x[:, -1]], dim=1))
+        return self.linear(aggregate_over_time(x))
+
+
+class AggregateBoostedTrees(BoostedTrees):
+    """Baseline: scikit-learn's histogram gradient boosting on the same aggregated features."""
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return aggregate_over_time(x)
 
 
 def linear_baseline(in_features: int, out_channels: int = 1) -> nn.Module:
     return AggregateLinear(in_features, out_channels)
+
+
+def gradient_boosting(in_features: int, out_channels: int = 1, max_iter: int = 200, learning_rate: float = 0.05,
+                      max_depth: int | None = 3, max_leaf_nodes: int = 15, min_samples_leaf: int = 10,
+                      l2_regularization: float = 1.0, max_features: float = 0.5) -> nn.Module:
+    del in_features  # the trees take their inputs' width from the data they are fitted on
+    return AggregateBoostedTrees(out_channels, max_iter, learning_rate, max_depth, max_leaf_nodes,
+                                 min_samples_leaf, l2_regularization, max_features)
 
 
 def lstm(in_features: int, out_channels: int = 1, hidden: int = 64, layers: int = 1, dropout: float = 0.2) -> nn.Module:

@@ -44,7 +44,7 @@ def units_from_source(path: Path, window: Any) -> PredictInputs:
 
 
 def annotate_unit(unit: PredictUnit, array: np.ndarray, bundle: Any, top: int = 5) -> None:
-    """Warn about unknown codes and explain with gradient × input summed over time (top features)."""
+    """Warn about unknown codes and explain the prediction by its top contributing features."""
     import torch
 
     featurize = bundle.preprocessing.steps[0]
@@ -56,15 +56,35 @@ def annotate_unit(unit: PredictUnit, array: np.ndarray, bundle: Any, top: int = 
     if n_codes == len(unknown):
         unit.warnings.append("no code of this admission is known to the model: the prediction rests on age, sex, "
                              "admission type and earlier admissions only")
-    x = torch.from_numpy(array[None]).requires_grad_(True)
-    model = bundle.model
-    model.eval()
-    out = model(x)
-    target = out[0, int(out[0].argmax())] if out.shape[1] > 1 else out[0, 0]
-    (grad,) = torch.autograd.grad(target, x)
-    contribution = (grad * x).detach()[0].sum(dim=0).numpy()
+    contribution, method = feature_contributions(bundle.model, array)
     names = featurize.feature_names()
     order = np.argsort(-np.abs(contribution))[:top]
     unit.explanation = {"top_features": [{"feature": names[i], "contribution": round(float(contribution[i]), 4)}
                                          for i in order if contribution[i] != 0],
-                        "method": "gradient x input, summed over time bins"}
+                        "method": method}
+
+
+def feature_contributions(model: Any, array: np.ndarray) -> tuple[np.ndarray, str]:
+    """Each input feature's contribution to the predicted class's score (or the regression output).
+
+    Networks: gradient × input summed over the time bins. Models without gradients (boosted trees)
+    get occlusion instead: the score drop when a feature is set to 0, its training mean after
+    normalisation, in every bin — one batched forward for all features.
+    """
+    import torch
+
+    model.eval()
+    x = torch.from_numpy(array[None])
+    with torch.no_grad():
+        out = model(x)
+    target = int(out[0].argmax()) if out.shape[1] > 1 else 0
+    if any(p.requires_grad for p in model.parameters()):
+        x = x.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(model(x)[0, target], x)
+        return (grad * x).detach()[0].sum(dim=0).numpy(), "gradient x input, summed over time bins"
+    n_features = array.shape[-1]
+    occluded = x.repeat(n_features, 1, 1)
+    occluded[torch.arange(n_features), :, torch.arange(n_features)] = 0.0
+    with torch.no_grad():
+        scores = model(occluded)[:, target]
+    return (out[0, target] - scores).numpy(), "occlusion: score drop when the feature is set to its mean in every bin"

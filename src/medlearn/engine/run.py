@@ -22,6 +22,7 @@ from medlearn.engine import metrics as M
 from medlearn.engine.bundle import Bundle, load_bundle, save_bundle
 from medlearn.engine.data import CachedDataset, Preprocessing, UnitTable, dataset_cache_key, group_split
 from medlearn.engine.models import build_model, count_parameters
+from medlearn.engine.trees import ArrayFitted
 from medlearn.engine.progress import info
 from medlearn.engine.task import Task
 from medlearn.engine.posthoc import Calibration, apply_calibration, fit_calibration
@@ -129,7 +130,8 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
                 for s, t in tables.items()}
     torch.manual_seed(cfg.train.seed)
     model, model_kwargs = build_model(model_name, cfg.model.params, task.model_kwargs(model_name))
-    info(f"model {model_name}: {count_parameters(model):,} parameters")
+    info(f"model {model_name}: " + ("fitted in one pass on the training split" if isinstance(model, ArrayFitted)
+                                    else f"{count_parameters(model):,} parameters"))
     weights = None
     if cfg.train.class_weighting == "balanced" and task.kind != "regression":
         weights = balanced_class_weights(tables["train"].targets, len(task.class_names))

@@ -23,6 +23,7 @@ from torch import nn
 from medlearn.config import TrainConfig
 from medlearn.engine.data import CachedDataset
 from medlearn.engine.progress import make_progress
+from medlearn.engine.trees import ArrayFitted
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,8 @@ class Trainer:
         on_epoch: Callable[[dict[str, float]], None] | None = None,
     ) -> FitResult:
         seed_everything(self.cfg.seed)
+        if isinstance(model, ArrayFitted):
+            return self._fit_arrays(model, train_ds, val_ds, class_weights)
         model.to(self.device)
         loss_fn = make_loss(self.kind, class_weights).to(self.device)
         optimizer = self._optimizer(model)
@@ -223,6 +226,28 @@ class Trainer:
         model.load_state_dict(best_state)
         return FitResult(history, best_epoch, best_score, best_state, time.perf_counter() - t0,
                          n_seen / t_train if t_train else 0.0)
+
+    def _fit_arrays(self, model: ArrayFitted, train_ds: CachedDataset, val_ds: CachedDataset,
+                    class_weights: np.ndarray | None) -> FitResult:
+        """One fit on the whole training set (e.g. boosted trees); validated and reported like an epoch."""
+        t0 = time.perf_counter()
+        x, y = collate(train_ds, np.arange(len(train_ds)), self.kind)
+        y_np = y.numpy()
+        weights = None if class_weights is None else np.asarray(class_weights)[y_np.astype(int)]
+        with make_progress() as progress:
+            bar = progress.add_task("fit", total=1, status=f"{type(model).__name__} on {len(y_np)} units")
+            facts = model.fit_arrays(x.numpy(), y_np, self.kind, weights, self.cfg.seed)
+            progress.update(bar, advance=1)
+        seconds = time.perf_counter() - t0
+        loss_fn = make_loss(self.kind, class_weights)
+        val_pred, val_loss = self.predict(model, val_ds, loss_fn=loss_fn)
+        scores = validation_scores(self.kind, val_ds.targets, val_pred, self.class_names, self.ordinal)
+        row = {"epoch": 1, "val_loss": val_loss, "epoch_seconds": seconds, **{k: float(v) for k, v in facts.items()}}
+        row.update({f"val_{k}": float(v) for k, v in scores.items()})
+        score = val_loss if self.monitor == "loss" else float(scores.get(self.monitor, float("nan")))
+        log.info("fitted %s in %.1f s: val_%s %.3f", type(model).__name__, seconds, self.monitor, score)
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return FitResult([row], 1, score, state, seconds, len(y_np) / seconds if seconds else 0.0)
 
     def _train_epoch(
         self, model: nn.Module, ds: CachedDataset, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, epoch: int

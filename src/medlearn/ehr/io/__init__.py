@@ -16,6 +16,7 @@ complete cache. See :mod:`medlearn.ehr.io.schema` for the table contracts and ti
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import polars as pl
 
 from medlearn.errors import InputError
+from medlearn.ehr.io._tables import collect_all_checked
 from medlearn.ehr.io.schema import ADMISSION_SCHEMA, CODES_SCHEMA, EVENT_SCHEMA, EHRSource, validate_schema
 from medlearn.paths import cache_dir
 
@@ -86,7 +88,10 @@ def read_source(root: Path | str, kind: str | None = None, cache: bool = True, *
         cached = _load_cache(_cache_dir(module.fingerprint(root, **options)), root)
         if cached is not None:
             return cached
-    source = getattr(module, READERS[kind][1])(root, **options)
+    reader = getattr(module, READERS[kind][1])
+    if cache and "defer_checks" in inspect.signature(reader).parameters:
+        options["defer_checks"] = True  # its quality counts are collected in the cache-writing pass
+    source = reader(root, **options)
     return cached_source(source) if cache else source
 
 
@@ -125,17 +130,17 @@ def cached_source(source: EHRSource) -> EHRSource:
     if source.codes is not None:
         tables["codes"] = source.codes.unique(["code_system", "code"], keep="first", maintain_order=True)
         validate_schema(tables["codes"], CODES_SCHEMA, f"{source.root} (codes)")
-    for name, frame in tables.items():
+    # One collect for the tables and the pending quality counts: the CSVs they share are parsed once.
+    checks = source.pending_checks
+    check_queries = checks.queries() if checks is not None else []
+    wheres = (checks.wheres() if checks is not None else []) + [f"{source.root} ({name})" for name in tables]
+    frames = collect_all_checked(check_queries + list(tables.values()), wheres)
+    notes = source.notes + (checks.notes_from(frames[:len(check_queries)]) if checks is not None else [])
+    for name, frame in zip(tables, frames[len(check_queries):]):
         tmp = folder / f"{name}.parquet.tmp-{os.getpid()}"
-        try:
-            frame.sink_parquet(tmp)
-        except pl.exceptions.PolarsError as exc:
-            tmp.unlink(missing_ok=True)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InputError(f"{source.root}: {name} table could not be read ({first})") from exc
+        frame.write_parquet(tmp, compression="lz4")
         os.replace(tmp, folder / f"{name}.parquet")
-    meta = {"name": source.name, "kind": source.kind, "fingerprint": source.fingerprint,
-            "notes": source.notes}
+    meta = {"name": source.name, "kind": source.kind, "fingerprint": source.fingerprint, "notes": notes}
     tmp = folder / f"source.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, folder / "source.json")

@@ -200,11 +200,20 @@ class Checks:
         self._items.append((frame, where, [(msg, expr, always) for msg, expr in counts.items()]))
 
     def run(self) -> list[str]:
-        queries = [
+        return self.notes_from(collect_all_checked(self.queries(), self.wheres()))
+
+    def queries(self) -> list[pl.LazyFrame]:
+        """One single-row query of counts per registered table (collect them with other work)."""
+        return [
             frame.select([expr.cast(pl.Int64).sum().alias(f"c{i}") for i, (_, expr, _) in enumerate(items)])
             for frame, _, items in self._items
         ]
-        results = collect_all_checked(queries, [where for _, where, _ in self._items])
+
+    def wheres(self) -> list[str]:
+        return [where for _, where, _ in self._items]
+
+    def notes_from(self, results: Sequence[pl.DataFrame]) -> list[str]:
+        """The messages of :meth:`queries`' collected ``results``."""
         notes = []
         for (_, _, items), result in zip(self._items, results):
             for i, (message, _, always) in enumerate(items):

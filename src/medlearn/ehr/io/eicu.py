@@ -76,7 +76,7 @@ def _minutes(column: str) -> pl.Expr:
     return pl.duration(minutes=to_float(column).round(0).cast(pl.Int64))
 
 
-def read_eicu(root: Path) -> EHRSource:
+def read_eicu(root: Path, *, defer_checks: bool = False) -> EHRSource:
     """Read an eICU folder (the one holding ``patient.csv``) into an :class:`EHRSource`."""
     root = Path(root)
     source_files(root)  # a missing required table fails here, before any scan
@@ -124,10 +124,11 @@ def read_eicu(root: Path) -> EHRSource:
         known = scan_table(hospital, ["hospitalid"], checks=checks)
         checks.add(patient.join(known, on="hospitalid", how="anti"), str(hospital), {
             f"{hospital.name}: {{n}} unit stay(s) with a hospitalid absent from hospital.csv": EVERY_ROW})
-    notes += checks.run()
+    if not defer_checks:  # else read_source collects them with the cache write
+        notes += checks.run()
     return EHRSource(
         name=root.name, root=root, events=pl.concat(frames, how="vertical"), admissions=admissions,
-        fingerprint=fingerprint(root), notes=notes, kind="eicu",
+        fingerprint=fingerprint(root), notes=notes, pending_checks=checks if defer_checks else None, kind="eicu",
     )
 
 

@@ -74,7 +74,7 @@ def _scan(root: Path, table: str, required: list[str], optional: Sequence[str] =
     return path, scan_table(path, required, optional, lower=True, checks=checks)
 
 
-def read_mimic3(root: Path) -> EHRSource:
+def read_mimic3(root: Path, *, defer_checks: bool = False) -> EHRSource:
     """Read a MIMIC-III folder (the one holding ``ADMISSIONS.csv.gz``) into an :class:`EHRSource`."""
     root = Path(root)
     source_files(root)  # a missing required table fails here, before any scan
@@ -98,10 +98,11 @@ def read_mimic3(root: Path) -> EHRSource:
     for table in ("ICUSTAYS", "CHARTEVENTS"):
         if find_table(root, table, upper_too=True) is None:
             notes.append(f"{table}.csv.gz absent: not read (this reader uses the hospital tables only)")
-    notes += checks.run()
+    if not defer_checks:  # else read_source collects them with the cache write
+        notes += checks.run()
     return EHRSource(
         name=root.name, root=root, events=pl.concat(frames, how="vertical"), admissions=admissions,
-        fingerprint=fingerprint(root), notes=notes,
+        fingerprint=fingerprint(root), notes=notes, pending_checks=checks if defer_checks else None,
         codes=_codes(root), kind="mimic3",
     )
 

@@ -91,7 +91,7 @@ def fingerprint(root: Path, lab_time: str = "charttime") -> str:
     return fingerprint_files(source_files(Path(root)), extra=f"mimic4:{READER_VERSION}:{lab_time}")
 
 
-def read_mimic4(root: Path, lab_time: str = "charttime") -> EHRSource:
+def read_mimic4(root: Path, lab_time: str = "charttime", *, defer_checks: bool = False) -> EHRSource:
     """Read a MIMIC-IV folder (the one holding ``hosp/``) into an :class:`EHRSource`."""
     root = Path(root)
     if lab_time not in ("charttime", "storetime"):
@@ -108,14 +108,15 @@ def read_mimic4(root: Path, lab_time: str = "charttime") -> EHRSource:
         _labs(paths["hosp/labevents"], lab_time, checks),
     ]
     frames += _icu(root, checks, notes)
-    notes += checks.run()
+    if not defer_checks:  # else read_source collects them with the cache write
+        notes += checks.run()
     return EHRSource(
         name=root.name,
         root=root,
         events=pl.concat(frames, how="vertical"),
         admissions=admissions,
         fingerprint=fingerprint(root, lab_time),
-        notes=notes,
+        notes=notes, pending_checks=checks if defer_checks else None,
         codes=_codes(root, paths["hosp/prescriptions"]),
         kind="mimic4",
     )

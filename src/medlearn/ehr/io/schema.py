@@ -112,6 +112,9 @@ class EHRSource:
     notes: list[str] = field(default_factory=list)
     codes: pl.LazyFrame | None = None
     kind: str = ""
+    #: data-quality counts not collected yet (a ``_tables.Checks``): :func:`read_source` collects them in
+    #: the same pass that writes the cache, so each CSV is parsed once; they then join ``notes``.
+    pending_checks: Any = None
 
 
 def empty_frame(schema: dict[str, pl.DataType]) -> pl.LazyFrame:
