@@ -288,3 +288,20 @@ def test_bootstrap_of_the_binary_metric_set_is_fast(rng: np.random.Generator) ->
     start = time.perf_counter()
     evaluate_predictions("t", "test", "case", "binary", y, prob, ["neg", "pos"], None, n_boot=1000)
     assert time.perf_counter() - start < 2.0
+
+
+def test_f1_groups_add_the_mean_f1_of_the_named_classes():
+    from medlearn.engine.metrics import evaluate_predictions, multiclass_metrics
+
+    y = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    prob = np.eye(4)[[0, 1, 1, 1, 2, 0, 3, 2]]
+    names = ["N", "A", "O", "~"]
+    overall, per_class = multiclass_metrics(y, prob, names, f1_groups={"challenge_f1": ["N", "A", "O"]})
+    expected = np.mean([per_class[c]["f1"] for c in ("N", "A", "O")])
+    assert overall["challenge_f1"] == pytest.approx(expected)
+    # hand count: N f1 = 2·1/(2+2) = .5, A f1 = 2·2/(2+3) = .8, O f1 = 2·1/(2+2) = .5
+    assert overall["challenge_f1"] == pytest.approx((0.5 + 0.8 + 0.5) / 3)
+    report = evaluate_predictions("t", "test", "record", "multiclass", y, prob, names, None, n_boot=50,
+                                  f1_groups={"challenge_f1": ["N", "A", "O"]})
+    entry = report["metrics"]["challenge_f1"]
+    assert entry["value"] == pytest.approx(0.6, abs=1e-4) and entry["ci95"][0] <= 0.6 <= entry["ci95"][1]

@@ -128,8 +128,10 @@ class MulticlassMetricSet(_MetricSet):
     the one-vs-rest macro AUROC average over the classes where they are defined.
     """
 
-    def __init__(self, n_classes: int, n_bins: int = 10, ordinal: bool = False) -> None:
+    def __init__(self, n_classes: int, n_bins: int = 10, ordinal: bool = False,
+                 f1_groups: dict[str, list[int]] | None = None) -> None:
         self.n_classes, self.n_bins, self.ordinal = n_classes, n_bins, ordinal
+        self.f1_groups = f1_groups or {}
 
     def weighted(self, weights: np.ndarray, y: np.ndarray, prob: np.ndarray) -> dict[str, np.ndarray]:
         k, y = self.n_classes, y.astype(np.int64)
@@ -153,6 +155,8 @@ class MulticlassMetricSet(_MetricSet):
         for c in range(k):
             out.update({f"per_class/{c}/sensitivity": recall[:, c], f"per_class/{c}/ppv": precision[:, c],
                         f"per_class/{c}/f1": f1[:, c]})
+        for name, classes in self.f1_groups.items():  # e.g. CinC 2017's mean F1 of N, A and O
+            out[name] = f1[:, classes].mean(axis=1)
         if self.ordinal:  # ordered classes (e.g. length-of-stay bins): distance between classes counts
             distance = np.abs(np.subtract.outer(np.arange(k), np.arange(k))).astype(float)
             expected = support[:, :, None] * predicted[:, None, :] / np.maximum(total, 1e-12)[:, None, None]
@@ -188,18 +192,21 @@ def _as_multiclass(y_true: Any, prob: Any, n_classes: int) -> tuple[np.ndarray, 
 
 
 def multiclass_metrics(
-    y_true: Any, prob: Any, class_names: list[str], ordinal: bool = False
+    y_true: Any, prob: Any, class_names: list[str], ordinal: bool = False,
+    f1_groups: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Overall metrics (:data:`MULTICLASS_METRICS`, plus ``kappa_linear`` and ``mad`` for ordered
-    classes) and per-class sensitivity, ppv, f1 by class name.
+    classes, plus each ``f1_groups`` entry: the mean F1 of the named classes) and per-class
+    sensitivity, ppv, f1 by class name.
 
     Predictions are the argmax class; ECE is top-label (confidence of the predicted class vs. being right).
     """
     y, p = _as_multiclass(y_true, prob, len(class_names))
-    flat = MulticlassMetricSet(len(class_names), ordinal=ordinal)(y, p)
+    groups = class_index_groups(f1_groups, class_names)
+    flat = MulticlassMetricSet(len(class_names), ordinal=ordinal, f1_groups=groups)(y, p)
     per_class = {name: {m: flat[f"per_class/{c}/{m}"] for m in PER_CLASS_METRICS}
                  for c, name in enumerate(class_names)}
-    names = MULTICLASS_METRICS + (("kappa_linear", "mad") if ordinal else ())
+    names = MULTICLASS_METRICS + (("kappa_linear", "mad") if ordinal else ()) + tuple(groups)
     return {m: flat[m] for m in names}, per_class
 
 
@@ -282,6 +289,11 @@ def _plural(word: str) -> str:
     return word + ("es" if re.search(r"(s|x|z|ch|sh)$", word) else "s")
 
 
+def class_index_groups(f1_groups: dict[str, list[str]] | None, class_names: list[str]) -> dict[str, list[int]]:
+    """``{"challenge_f1": ["Normal", "AF"]}`` → ``{"challenge_f1": [0, 1]}`` (unknown names are a bug)."""
+    return {name: [class_names.index(c) for c in classes] for name, classes in (f1_groups or {}).items()}
+
+
 def evaluate_predictions(
     task_name: str,
     split: str,
@@ -296,6 +308,7 @@ def evaluate_predictions(
     seed: int = 0,
     group_unit: str = "group",
     ordinal: bool = False,
+    f1_groups: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """The ``metrics.json`` dict of CONVENTIONS.md for one split, JSON-safe (NaN -> None, 4 decimals).
 
@@ -313,7 +326,8 @@ def evaluate_predictions(
         fn = BinaryMetricSet(operating_point.threshold if operating_point else 0.5)
     elif kind == "multiclass":
         arrays = _as_multiclass(y_true, prob_or_pred, len(class_names))
-        fn = MulticlassMetricSet(len(class_names), ordinal=ordinal)
+        fn = MulticlassMetricSet(len(class_names), ordinal=ordinal,
+                                 f1_groups=class_index_groups(f1_groups, class_names))
     elif kind == "regression":
         arrays, fn = _as_regression(y_true, prob_or_pred), RegressionMetricSet()
     else:
@@ -335,7 +349,7 @@ def evaluate_predictions(
         per_class = {class_names[1]: {"sensitivity": entry("sensitivity"), "ppv": entry("ppv")},
                      class_names[0]: {"sensitivity": entry("specificity"), "ppv": entry("npv")}}
     elif kind == "multiclass":
-        names = MULTICLASS_METRICS + (("kappa_linear", "mad") if ordinal else ())
+        names = MULTICLASS_METRICS + (("kappa_linear", "mad") if ordinal else ()) + tuple(f1_groups or {})
         per_class = {name: {m: entry(f"per_class/{c}/{m}") for m in PER_CLASS_METRICS}
                      for c, name in enumerate(class_names)}
     else:

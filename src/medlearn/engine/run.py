@@ -65,7 +65,7 @@ def score_split(task: Task, table: UnitTable, pred: np.ndarray, split: str,
                 op: M.OperatingPoint | None, n_boot: int) -> dict[str, Any]:
     return M.evaluate_predictions(task.name, split, task.unit, task.kind, table.targets, pred,
                                   task.class_names, op, groups=table.groups, n_boot=n_boot, seed=0,
-                                  ordinal=task.ordinal)
+                                  ordinal=task.ordinal, f1_groups=task.f1_groups)
 
 
 def write_predictions(path: Path, task: Task, tables: dict[str, UnitTable], preds: dict[str, np.ndarray],
@@ -137,7 +137,7 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
         weights = balanced_class_weights(tables["train"].targets, len(task.class_names))
     monitor = cfg.train.early_stopping.monitor or task.monitor
     trainer = Trainer(cfg.train, task.kind, monitor, task.class_names, out / "checkpoints", pick_device(device),
-                      ordinal=task.ordinal)
+                      ordinal=task.ordinal, f1_groups=task.f1_groups)
     fit = trainer.fit(model, datasets["train"], datasets["val"], class_weights=weights, resume=resume)
     logits = {s: trainer.logits(model, datasets[s])[0] for s in ("val", "test")}
     calibration = fit_calibration(logits["val"], tables["val"].targets, task.kind) if cfg.eval.calibrate else Calibration()

@@ -63,6 +63,9 @@ class Task(ABC):
     default_model: ClassVar[str]
     monitor: ClassVar[str] = "auroc"
     ordinal: ClassVar[bool] = False  # multiclass with ordered classes (e.g. length-of-stay bins)
+    #: multiclass: named means of per-class F1 reported (and monitorable) beside the standard metrics,
+    #: e.g. ``{"challenge_f1": ["Normal", "AF", "Other"]}`` for PhysioNet/CinC 2017
+    f1_groups: ClassVar[dict[str, list[str]]] = {}
     value_range: ClassVar[tuple[float | None, float | None]] = (None, None)  # regression: physical bounds
     Options: ClassVar[type[BaseModel]] = NoOptions
     credits: ClassVar[list[str]] = []

@@ -85,13 +85,13 @@ def outputs_to_predictions(logits: torch.Tensor, kind: str) -> np.ndarray:
 
 
 def validation_scores(kind: str, y: np.ndarray, pred: np.ndarray, class_names: list[str],
-                      ordinal: bool = False) -> dict[str, float]:
+                      ordinal: bool = False, f1_groups: dict[str, list[str]] | None = None) -> dict[str, float]:
     from medlearn.engine import metrics
 
     if kind == "binary":
         return metrics.binary_metrics(y, pred, 0.5)
     if kind == "multiclass":
-        return metrics.multiclass_metrics(y, pred, class_names, ordinal=ordinal)[0]
+        return metrics.multiclass_metrics(y, pred, class_names, ordinal=ordinal, f1_groups=f1_groups)[0]
     return metrics.regression_metrics(y, pred)
 
 
@@ -117,6 +117,7 @@ class Trainer:
         checkpoint_dir: where ``last.pt`` is written each epoch (None = no checkpoints).
         device: torch device.
         ordinal: the classes are ordered (adds ``kappa_linear`` and ``mad`` to the validation metrics).
+        f1_groups: named means of per-class F1 to add (and possibly monitor), e.g. ``challenge_f1``.
     """
 
     def __init__(
@@ -128,9 +129,11 @@ class Trainer:
         checkpoint_dir: Path | None = None,
         device: torch.device | None = None,
         ordinal: bool = False,
+        f1_groups: dict[str, list[str]] | None = None,
     ):
         self.cfg = cfg
         self.ordinal = ordinal
+        self.f1_groups = f1_groups
         self.kind = kind
         self.monitor = monitor
         self.class_names = class_names
@@ -203,7 +206,8 @@ class Trainer:
                 t_train += time.perf_counter() - t_epoch
                 n_seen += n
                 val_pred, val_loss = self.predict(model, val_ds, loss_fn=loss_fn)
-                scores = validation_scores(self.kind, val_ds.targets, val_pred, self.class_names, self.ordinal)
+                scores = validation_scores(self.kind, val_ds.targets, val_pred, self.class_names, self.ordinal,
+                                            self.f1_groups)
                 row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                        "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": time.perf_counter() - t_epoch}
                 row.update({f"val_{k}": float(v) for k, v in scores.items()})
@@ -241,7 +245,8 @@ class Trainer:
         seconds = time.perf_counter() - t0
         loss_fn = make_loss(self.kind, class_weights)
         val_pred, val_loss = self.predict(model, val_ds, loss_fn=loss_fn)
-        scores = validation_scores(self.kind, val_ds.targets, val_pred, self.class_names, self.ordinal)
+        scores = validation_scores(self.kind, val_ds.targets, val_pred, self.class_names, self.ordinal,
+                                            self.f1_groups)
         row = {"epoch": 1, "val_loss": val_loss, "epoch_seconds": seconds, **{k: float(v) for k, v in facts.items()}}
         row.update({f"val_{k}": float(v) for k, v in scores.items()})
         score = val_loss if self.monitor == "loss" else float(scores.get(self.monitor, float("nan")))
