@@ -15,13 +15,13 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core for both, before numpy loads a BLAS
 
-import argparse  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def medlearn_pipeline(ecg: np.ndarray, fs_hz: float) -> np.ndarray:
@@ -36,15 +36,15 @@ def medlearn_pipeline(ecg: np.ndarray, fs_hz: float) -> np.ndarray:
 def neurokit_process(ecg: np.ndarray, fs_hz: float) -> np.ndarray:
     import neurokit2 as nk
 
-    _, info = nk.ecg_process(ecg, sampling_rate=int(round(fs_hz)))
+    _, info = nk.ecg_process(ecg, sampling_rate=round(fs_hz))
     return np.asarray(info["ECG_R_Peaks"])
 
 
 def neurokit_peaks_only(ecg: np.ndarray, fs_hz: float) -> np.ndarray:
     import neurokit2 as nk
 
-    cleaned = nk.ecg_clean(ecg, sampling_rate=int(round(fs_hz)))
-    _, info = nk.ecg_peaks(cleaned, sampling_rate=int(round(fs_hz)), method="neurokit")
+    cleaned = nk.ecg_clean(ecg, sampling_rate=round(fs_hz))
+    _, info = nk.ecg_peaks(cleaned, sampling_rate=round(fs_hz), method="neurokit")
     return np.asarray(info["ECG_R_Peaks"])
 
 
@@ -74,7 +74,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200, help="CinC 2017 records (REFERENCE.csv order)")
     parser.add_argument("--mitdb", default="101,106,108,203,207", help="MIT-BIH records for F1 (comma list)")
-    parser.add_argument("--data", type=Path, default=None, help="the signals folder (default $MEDLEARN_DATA/signals)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="the signals folder (default $MEDLEARN_DATA/signals)")
     args = parser.parse_args()
 
     from medlearn.paths import data_root
@@ -107,7 +108,8 @@ def main() -> None:
         f"{n:>8}" for n in names)
     print(header + "\n" + "-" * len(header))
     for label, (cinc_speed, mitdb_speed, raised, f1) in rows.items():
-        print(f"{label:<24}{cinc_speed:>10.0f}{mitdb_speed:>11.0f}{len(raised):>8}{np.nanmean(list(f1.values())):>9.4f}"
+        mean_f1 = np.nanmean(list(f1.values()))
+        print(f"{label:<24}{cinc_speed:>10.0f}{mitdb_speed:>11.0f}{len(raised):>8}{mean_f1:>9.4f}"
               + "".join(f"{f1[n]:>8.4f}" for n in names))
     ours, theirs = rows["medlearn"], rows["nk.ecg_process"]
     print(f"\nthroughput ratio medlearn / nk.ecg_process: CinC {ours[0] / theirs[0]:.1f}x, "

@@ -60,7 +60,7 @@ def _out_dir(out: Path | None, name: str, force: bool) -> Path:
 
 def _summary(outputs: Any) -> None:
     metrics = outputs.metrics
-    headline = ("auroc", "kappa_linear", "mad", "mae", "auprc", "sensitivity", "specificity", "accuracy")
+    headline = ("challenge_f1", "auroc", "kappa_linear", "mad", "mae", "auprc", "sensitivity", "specificity", "accuracy")
     names = sorted(metrics["metrics"], key=lambda n: headline.index(n) if n in headline else len(headline))
     parts = []
     for name, m in ((n, metrics["metrics"][n]) for n in names[:4]):
@@ -225,6 +225,34 @@ def info_cmd(
 
 
 DEMOS = ("imaging", "ehr")
+
+
+@app.command()
+@handles_errors
+def monitor(
+    bundle: Annotated[Optional[Path], typer.Argument(help="An ecg_af bundle for AF alarms (omit: rate, asystole and quality alarms only).")] = None,
+    record: Annotated[Optional[Path], typer.Option("--record", help="WFDB record name or its .hea/.mat, or an .edf file.")] = None,
+    use_stdin: Annotated[bool, typer.Option("--stdin", help="Read samples from stdin, one line per sample (comma-separated leads).")] = False,
+    fs: Annotated[Optional[float], typer.Option("--fs", help="Sampling rate of --stdin in Hz.")] = None,
+    speed: Annotated[float, typer.Option("--speed", help="Replay speed (1 = real time, 0 = as fast as possible).")] = 1.0,
+    alarms: Annotated[Optional[Path], typer.Option("--alarms", help="Write alarms as JSON lines here (default: stdout).")] = None,
+    lead: Annotated[int, typer.Option("--lead", help="Which lead (0-based) to monitor.")] = 0,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """Watch an ECG stream in (simulated) real time and raise alarms: AF, tachy/bradycardia, asystole, poor signal."""
+    _setup(quiet)
+    from medlearn.engine.progress import bars_enabled
+    from medlearn.paths import prepare_out_file
+    from medlearn.signals.monitor import run_monitor
+
+    if speed < 0:
+        raise InputError(f"--speed {speed}: must be >= 0")
+    if alarms is not None:
+        prepare_out_file(alarms, force)
+    summary = run_monitor(bundle, record, use_stdin, fs, speed, alarms, lead, live=bars_enabled())
+    info(f"monitored {summary['seconds']:.1f} s in {summary['analyses']} analyses: {len(summary['alarms'])} alarm event(s); "
+         f"latency per window p50 {summary['latency_ms_p50']:.1f} ms, p95 {summary['latency_ms_p95']:.1f} ms")
 
 
 @app.command()

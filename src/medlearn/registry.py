@@ -19,6 +19,7 @@ TASKS: dict[str, str] = {
     "los_classification": "medlearn.ehr.tasks:LOSClassification",
     "los_regression": "medlearn.ehr.tasks:LOSRegression",
     "in_hospital_mortality": "medlearn.ehr.tasks:InHospitalMortality",
+    "ecg_af": "medlearn.signals.tasks.ecg_af:EcgAF",
 }
 
 MODELS: dict[str, str] = {
@@ -32,6 +33,10 @@ MODELS: dict[str, str] = {
     "transformer": "medlearn.ehr.models:transformer",
     "linear_baseline": "medlearn.ehr.models:linear_baseline",
     "gradient_boosting": "medlearn.ehr.models:gradient_boosting",
+    "resnet1d": "medlearn.signals.models:resnet1d",
+    "cnn1d": "medlearn.signals.models:cnn1d",
+    "cnn_lstm": "medlearn.signals.models:cnn_lstm",
+    "epoch_gru": "medlearn.signals.models:epoch_gru",
 }
 
 TRANSFORMS: dict[str, str] = {
@@ -45,6 +50,10 @@ TRANSFORMS: dict[str, str] = {
     "crop_around": "medlearn.imaging.transforms:CropAround",
     "denoise": "medlearn.imaging.transforms:Denoise",
     "ehr_featurize": "medlearn.ehr.features:Featurize",
+    "signal_bandpass": "medlearn.signals.transforms:BandpassFilter",
+    "signal_resample": "medlearn.signals.transforms:Resample",
+    "signal_standardize": "medlearn.signals.transforms:Standardize",
+    "signal_fix_length": "medlearn.signals.transforms:FixLength",
 }
 
 

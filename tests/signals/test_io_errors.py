@@ -51,7 +51,8 @@ def test_missing_dat_beside_its_header(mitdb, tmp_path):
     record = copy_record(mitdb, "101", tmp_path, ("hea",))
     with pytest.raises(InputError) as err:
         read_wfdb(record)
-    assert str(err.value) == f"{tmp_path / '101.dat'}: missing; 101.hea names it as a data file (copy it beside the header)"
+    assert str(err.value) == (f"{tmp_path / '101.dat'}: missing; 101.hea names it as a data file "
+                              "(copy it beside the header)")
 
 
 def test_truncated_dat_raises_with_sample_counts_or_reads_what_is_there_on_request(mitdb, tmp_path):
@@ -60,7 +61,7 @@ def test_truncated_dat_raises_with_sample_counts_or_reads_what_is_there_on_reque
     record = copy_record(mitdb, "101", tmp_path)
     data = tmp_path / "101.dat"
     data.write_bytes(data.read_bytes()[:300_000])  # 100000 frames of 2 x 12-bit samples
-    with pytest.raises(InputError, match=r"101\.dat: truncated — holds 100000 of the 650000 samples per signal"):
+    with pytest.raises(InputError, match=r"101\.dat: truncated — holds 100000 of the 650000 samples"):
         read_wfdb(record)
     partial = read_wfdb(record, allow_truncated=True)
     assert partial.n_samples == 100_000 and "read 100000 of 650000" in partial.quality[0]
@@ -139,7 +140,7 @@ def test_garbage_edf_text_and_mat_files(tmp_path):
     from scipy.io import savemat
 
     savemat(tmp_path / "two.mat", {"a": np.zeros(10), "b": np.ones(10)})
-    with pytest.raises(InputError, match=r"two\.mat: holds 2 numeric arrays \(a, b\); name one with variable="):
+    with pytest.raises(InputError, match=r"two\.mat: holds 2 numeric arrays \(a, b\); name one with"):
         read_mat_segment(tmp_path / "two.mat", 200.0)
     assert read_mat_segment(tmp_path / "two.mat", 200.0, variable="b").signal.shape == (10, 1)
 
@@ -155,3 +156,12 @@ def test_headerless_segments_need_a_sampling_rate_and_unknown_suffixes_are_named
     (tmp_path / "x.wav").write_bytes(b"RIFF")
     with pytest.raises(InputError, match=r"x\.wav: unknown signal file type '\.wav'"):
         read_recording(tmp_path / "x.wav")
+
+
+def test_truncated_edf_is_named_with_pyedflib_reason(tmp_path):
+    from medlearn.signals.io import read_edf
+
+    source = require_data("signals/eeg/eegmmidb/S001") / "S001R03.edf"
+    (tmp_path / "cut.edf").write_bytes(source.read_bytes()[:1_000_000])
+    with pytest.raises(InputError, match=r"cut\.edf: not a readable EDF/EDF\+ file \(.*Filesize"):
+        read_edf(tmp_path / "cut.edf")

@@ -16,7 +16,7 @@ def sine(freq_hz: float, amplitude: float = 1.0) -> np.ndarray:
 def amplitude_at(x: np.ndarray, freq_hz: float, fs_hz: float = FS) -> float:
     """Amplitude of the ``freq_hz`` component (rectangular window, bins fall on whole Hz over 10 s)."""
     spectrum = np.abs(np.fft.rfft(x)) * 2 / len(x)
-    return float(spectrum[int(round(freq_hz * len(x) / fs_hz))])
+    return float(spectrum[round(freq_hz * len(x) / fs_hz)])
 
 
 def test_bandpass_keeps_the_passband_and_removes_drift_and_hum():

@@ -15,7 +15,8 @@ import pytest
 
 from tests.conftest import require_data
 
-DS1 = "101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230".split()
+DS1 = ["101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124", "201", "203",
+       "205", "207", "208", "209", "215", "220", "223", "230"]
 HARD = {"108": 0.98, "207": 0.90}
 
 
@@ -82,9 +83,11 @@ def test_nan_gap_loses_only_the_beats_inside_it(record_119):
     assert score.f1 >= 0.99
 
 
-@pytest.mark.parametrize("ecg", [np.zeros(3600), np.full(3600, 2.5), np.full(3600, np.nan), np.zeros(0),
-                                 np.array([1.0]), np.arange(10.0)], ids=["zeros", "constant", "all-nan", "empty",
-                                                                         "one-sample", "too-short"])
+DEGENERATE = {"zeros": np.zeros(3600), "constant": np.full(3600, 2.5), "all-nan": np.full(3600, np.nan),
+              "empty": np.zeros(0), "one-sample": np.array([1.0]), "too-short": np.arange(10.0)}
+
+
+@pytest.mark.parametrize("ecg", DEGENERATE.values(), ids=DEGENERATE.keys())
 def test_degenerate_input_gives_no_peaks(ecg):
     from medlearn.signals.preprocess import detect_rpeaks
 
@@ -112,3 +115,14 @@ def test_scores_match_one_to_one_closest_first():
     assert score.f1 == pytest.approx(2 * 3 / (2 * 3 + 2 + 1))
     empty = rpeak_scores([], [], 360.0)
     assert (empty.tp, empty.fp, empty.fn) == (0, 0, 0) and np.isnan(empty.f1)
+
+
+def test_cinc_record_that_neurokit2_ecg_process_raises_on_is_processed():
+    """NeuroKit2 0.3.0 ``ecg_process`` raises "cannot convert float NaN to integer" on A00549 (benchmark)."""
+    from medlearn.signals.io import read_wfdb
+    from medlearn.signals.preprocess import detect_rpeaks, heart_rate, signal_quality
+
+    ecg = read_wfdb(require_data("signals/cinc2017") / "A00549").channel(0)
+    rpeaks = detect_rpeaks(ecg, 300.0)
+    assert 60 <= len(rpeaks) <= 80 and 120 < np.median(heart_rate(rpeaks, 300.0)) < 150
+    assert np.isfinite(signal_quality(ecg, 300.0, rpeaks=rpeaks).score).all()

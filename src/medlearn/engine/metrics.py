@@ -156,7 +156,7 @@ class MulticlassMetricSet(_MetricSet):
             out.update({f"per_class/{c}/sensitivity": recall[:, c], f"per_class/{c}/ppv": precision[:, c],
                         f"per_class/{c}/f1": f1[:, c]})
         for name, classes in self.f1_groups.items():  # e.g. CinC 2017's mean F1 of N, A and O
-            out[name] = f1[:, classes].mean(axis=1)
+            out[name] = _nanmean_rows(f1[:, classes])  # over the named classes present, like macro_f1
         if self.ordinal:  # ordered classes (e.g. length-of-stay bins): distance between classes counts
             distance = np.abs(np.subtract.outer(np.arange(k), np.arange(k))).astype(float)
             expected = support[:, :, None] * predicted[:, None, :] / np.maximum(total, 1e-12)[:, None, None]

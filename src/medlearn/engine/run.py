@@ -245,6 +245,9 @@ def task_report_sections(bundle: Bundle, table: UnitTable, pred: np.ndarray, n_e
     from medlearn.engine.report import ReportSection
 
     task = bundle.task
+    custom = task.report_examples(bundle, table, pred)
+    if custom is not None:
+        return custom
     scores = pred if pred.ndim == 1 else pred.max(axis=1)
     order = np.argsort(-scores)
     picks = list(dict.fromkeys([*order[: n_examples // 2], *order[::-1][: n_examples // 2]]))

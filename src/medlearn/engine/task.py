@@ -28,6 +28,11 @@ INTENDED_USE = (
 )
 
 
+def step(name: str, **params: Any) -> dict[str, Any]:
+    """One entry of a preprocessing spec: a registered transform name and its parameters."""
+    return {"name": name, "params": params}
+
+
 class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -110,6 +115,11 @@ class Task(ABC):
     def annotate(self, unit: PredictUnit, array: np.ndarray, bundle: Any) -> None:
         """Add warnings (e.g. codes the model does not know) or an explanation to a unit being
         predicted with ``bundle``; ``array`` is its preprocessed input. Default: nothing."""
+
+    def report_examples(self, bundle: Any, table: UnitTable, pred: np.ndarray) -> list[Any] | None:
+        """Report sections showing example units (e.g. ECG strips with their beats), or None to let the
+        engine show :meth:`display_image` pictures with Grad-CAM. ``pred`` is per unit (probabilities)."""
+        return None
 
     def display_image(self, x: np.ndarray) -> np.ndarray | None:
         """A 2D picture of one preprocessed input (C, *spatial) for reports, or None for non-images.

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 
-from medlearn.engine.task import Task
+from medlearn.engine.task import Task, step  # noqa: F401 (re-exported for the imaging tasks)
 
 
 def display_image(x: np.ndarray) -> np.ndarray:
@@ -18,10 +17,6 @@ def display_image(x: np.ndarray) -> np.ndarray:
     if arr.ndim == 3:
         return arr[arr.shape[0] // 2] if arr.shape[0] > 1 else arr[0]
     return arr
-
-
-def step(name: str, **params: Any) -> dict[str, Any]:
-    return {"name": name, "params": params}
 
 
 class ImagingTask(Task):

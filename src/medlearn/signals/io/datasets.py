@@ -84,7 +84,8 @@ def load_mitdb_beats(record: str | Path) -> tuple[Recording, Beats]:
     recording = read_wfdb(record, annotation_extension="atr")
     if recording.annotations is None:
         base = record_base(record)
-        raise InputError(f"{base.parent / (base.name + '.atr')}: annotation file missing (MIT-BIH beats live there)")
+        atr = base.parent / f"{base.name}.atr"
+        raise InputError(f"{atr}: annotation file missing (MIT-BIH beats live there)")
     return recording, beat_annotations(recording.annotations)
 
 
@@ -94,7 +95,8 @@ def load_cinc2017(root: str | Path) -> list[LabelledRecord]:
     root = Path(root)
     reference = root / "REFERENCE.csv"
     if not reference.is_file():
-        raise InputError(f"{reference}: missing; a CinC 2017 folder holds REFERENCE.csv and A*.hea/.mat records")
+        raise InputError(f"{reference}: missing; a CinC 2017 folder holds REFERENCE.csv and "
+                         "A*.hea/.mat records")
     records: list[LabelledRecord] = []
     with reference.open(newline="") as handle:
         for line_number, row in enumerate(csv.reader(handle), start=1):

@@ -22,7 +22,8 @@ def read_recording(path: str | Path, *, fs_hz: float | None = None, **options: A
     path = Path(path)
     suffix = path.suffix.lower()
     base = wfdb_reader.record_base(path)
-    if suffix in (".hea", ".dat") or (suffix in ("", ".mat") and (base.parent / f"{base.name}.hea").is_file()):
+    has_header = (base.parent / f"{base.name}.hea").is_file()
+    if suffix in (".hea", ".dat") or (suffix in ("", ".mat") and has_header):
         return wfdb_reader.read_wfdb(path, **options)
     if suffix in (".edf", ".bdf"):
         return edf.read_edf(path, **options)

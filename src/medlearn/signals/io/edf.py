@@ -20,7 +20,7 @@ import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -56,11 +56,13 @@ def read_edf(path: str | Path, *, channels: Sequence[str | int] | None = None,
     try:
         reader = pyedflib.EdfReader(str(path))
     except Exception as exc:
-        raise InputError(f"{path}: not a readable EDF/EDF+ file ({str(exc).strip() or type(exc).__name__})") from None
+        reason = str(exc).strip() or type(exc).__name__
+        raise InputError(f"{path}: not a readable EDF/EDF+ file ({reason})") from None
     try:
         labels = [label.strip() for label in reader.getSignalLabels()]
         rates = [float(rate) for rate in reader.getSampleFrequencies()]
-        selected = channel_indices(labels, list(channels), path) if channels is not None else list(range(len(labels)))
+        selected = (channel_indices(labels, list(channels), path) if channels is not None
+                    else list(range(len(labels))))
         if not selected:
             raise InputError(f"{path}: no signal channels")
         keep, notes = _one_rate(selected, labels, rates, path)
@@ -72,9 +74,9 @@ def read_edf(path: str | Path, *, channels: Sequence[str | int] | None = None,
         headers = [reader.getSignalHeader(i) for i in keep]
         recording = Recording(
             signal=signal, fs_hz=fs_hz, channel_names=[labels[i] for i in keep],
-            units=[h["dimension"].strip() for h in headers], source=path, start_time=reader.getStartdatetime(),
-            gains=[_gain(h) for h in headers], quality=notes,
-            metadata={"prefilter": [h["prefilter"] for h in headers], "transducer": [h["transducer"] for h in headers]},
+            units=[h["dimension"].strip() for h in headers], source=path,
+            start_time=reader.getStartdatetime(), gains=[_gain(h) for h in headers], quality=notes,
+            metadata={key: [h[key] for h in headers] for key in ("prefilter", "transducer")},
         )
         edf_annotations = _edf_annotations(reader, fs_hz, path)
     finally:
@@ -83,7 +85,9 @@ def read_edf(path: str | Path, *, channels: Sequence[str | int] | None = None,
     return repair_missing(recording)
 
 
-def _one_rate(selected: list[int], labels: list[str], rates: list[float], path: Path) -> tuple[list[int], list[str]]:
+def _one_rate(selected: list[int], labels: list[str], rates: list[float], path: Path
+              ) -> tuple[list[int], list[str]]:
+    """The selected channels at the most common rate (ties: the higher), and a note on the others."""
     counts = Counter(rates[i] for i in selected)
     fs_hz = max(counts, key=lambda rate: (counts[rate], rate))
     keep = [i for i in selected if rates[i] == fs_hz]
@@ -103,7 +107,7 @@ def _gain(header: dict) -> float:
     return digital / physical if physical else 1.0
 
 
-def _edf_annotations(reader: object, fs_hz: float, path: Path) -> Annotations | None:
+def _edf_annotations(reader: Any, fs_hz: float, path: Path) -> Annotations | None:
     onset_s, duration_s, text = reader.readAnnotations()
     if len(onset_s) == 0:
         return None
@@ -114,7 +118,7 @@ def _edf_annotations(reader: object, fs_hz: float, path: Path) -> Annotations | 
 
 
 def _event_annotations(path: Path, fs_hz: float) -> Annotations | None:
-    """``<path>.event`` (PhysioNet WFDB annotations of an EDF): symbol and duration parsed from the aux text."""
+    """``<path>.event`` (PhysioNet WFDB annotations of an EDF); symbol and duration parsed from aux text."""
     event = path.parent / f"{path.name}.event"
     if not event.is_file():
         return None
@@ -122,7 +126,8 @@ def _event_annotations(path: Path, fs_hz: float) -> Annotations | None:
     try:
         ann = wfdb.rdann(str(path), "event")
     except Exception as exc:
-        raise InputError(f"{event}: WFDB annotations could not be read ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{event}: WFDB annotations could not be read ({type(exc).__name__}: {exc})"
+                         ) from None
     notes = [(note or "").rstrip("\x00") for note in (ann.aux_note or [""] * len(ann.sample))]
     parsed = [_EVENT_NOTE.match(note) for note in notes]
     symbols = [m.group(1) if m else sym for m, sym in zip(parsed, ann.symbol)]
@@ -130,7 +135,8 @@ def _event_annotations(path: Path, fs_hz: float) -> Annotations | None:
     samples = np.asarray(ann.sample, dtype=np.float64)
     if ann.fs and abs(float(ann.fs) - fs_hz) > 1e-6:
         samples = np.round(samples * fs_hz / float(ann.fs))
-    return Annotations(sample=samples, symbol=symbols, aux_note=notes, duration_s=durations, source=event.name)
+    return Annotations(sample=samples, symbol=symbols, aux_note=notes, duration_s=durations,
+                       source=event.name)
 
 
 def _choose_annotations(edf: Annotations | None, path: Path, recording: Recording,
@@ -143,8 +149,8 @@ def _choose_annotations(edf: Annotations | None, path: Path, recording: Recordin
     if source == "event" and event is None:
         raise InputError(f"{path.parent / (path.name + '.event')}: annotation file missing")
     chosen = event if source == "event" or edf is None else edf
-    if edf is not None and event is not None:
-        if len(edf) != len(event) or not np.isin(event.sample, edf.sample).all():
-            recording.quality.append(f"EDF+ annotations ({len(edf)}) and {event.source} ({len(event)}) "
+    if edf is not None and event is not None and (
+            len(edf) != len(event) or not np.isin(event.sample, edf.sample).all()):
+        recording.quality.append(f"EDF+ annotations ({len(edf)}) and {event.source} ({len(event)}) "
                                      f"disagree; using {chosen.source}")
     return None if chosen is None else drop_out_of_range(chosen, recording.n_samples, recording.quality)

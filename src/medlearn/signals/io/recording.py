@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -121,7 +122,8 @@ class Recording:
         if signal.ndim == 1:
             signal = signal[:, None]
         if signal.ndim != 2:
-            raise InputError(f"{self.source}: signal has shape {signal.shape}; expected (n_samples, n_channels)")
+            raise InputError(f"{self.source}: signal has shape {signal.shape}; "
+                             "expected (n_samples, n_channels)")
         self.signal = signal
         self.channel_names = [str(name) for name in self.channel_names]
         self.units = [str(unit) for unit in self.units]
@@ -151,8 +153,8 @@ class Recording:
 
     def slice(self, start_s: float = 0.0, stop_s: float | None = None) -> Recording:
         """The part from ``start_s`` to ``stop_s`` seconds (annotations re-indexed, offset updated)."""
-        start = max(0, int(round(start_s * self.fs_hz)))
-        stop = self.n_samples if stop_s is None else min(self.n_samples, int(round(stop_s * self.fs_hz)))
+        start = max(0, round(start_s * self.fs_hz))
+        stop = self.n_samples if stop_s is None else min(self.n_samples, round(stop_s * self.fs_hz))
         stop = max(stop, start)
         return replace(
             self, signal=self.signal[start:stop],
@@ -163,7 +165,7 @@ class Recording:
         )
 
 
-def channel_indices(names: list[str], keys: "list[str | int] | tuple[str | int, ...]", source: str | Path
+def channel_indices(names: list[str], keys: Sequence[str | int], source: str | Path
                     ) -> list[int]:
     """Indices of channels given by name or index; InputError naming ``source`` and listing the names."""
     indices = []

@@ -73,7 +73,8 @@ def read_mat_segment(path: str | Path, fs_hz: float, *, variable: str | None = N
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
-        raise InputError(f"{path}: array {variable!r} has shape {arrays[variable].shape}; expected 1-D or 2-D")
+        raise InputError(f"{path}: array {variable!r} has shape {arrays[variable].shape}; "
+                         "expected 1-D or 2-D")
     notes = []
     if array.shape[0] < array.shape[1]:
         array = array.T

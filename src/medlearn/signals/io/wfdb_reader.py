@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,7 +62,8 @@ def _check_record_line(header: Path) -> tuple[int, float]:
         raise InputError(f"{header}: empty WFDB header (no record line)")
     tokens = lines[0].split()
     if "/" in tokens[0]:
-        raise InputError(f"{header}: multi-segment WFDB records are not supported; read each segment's header")
+        raise InputError(f"{header}: multi-segment WFDB records are not supported; "
+                         "read each segment's header")
     if len(tokens) < 2 or not tokens[1].isdigit():
         raise InputError(f"{header}: record line {lines[0]!r} does not give the number of signals")
     n_signals = int(tokens[1])
@@ -77,15 +79,16 @@ def _check_record_line(header: Path) -> tuple[int, float]:
     return n_signals, fs_hz
 
 
-def _available_frames(header_info: object, base: Path, header: Path) -> int | None:
-    """Samples per signal the data files hold (None when not checkable); InputError on missing files."""
+def _check_data_files(header_info: Any, base: Path, header: Path) -> None:
+    """InputError for a missing data file or a lead-count mismatch; :class:`_Truncated` (carrying the
+    samples per signal present) for a data file shorter than the header declares."""
     signal_module = require("wfdb.io._signal", "to read WFDB records")
     sig_len = header_info.sig_len
-    available: list[int] = []
     for file_name in dict.fromkeys(header_info.file_name):
         data = base.parent / file_name
         if not data.is_file():
-            raise InputError(f"{data}: missing; {header.name} names it as a data file (copy it beside the header)")
+            raise InputError(f"{data}: missing; {header.name} names it as a data file "
+                             "(copy it beside the header)")
         members = [i for i, name in enumerate(header_info.file_name) if name == file_name]
         bytes_per_sample = signal_module.BYTES_PER_SAMPLE.get(str(header_info.fmt[members[0]]), 0)
         if not sig_len or not bytes_per_sample:
@@ -94,15 +97,14 @@ def _available_frames(header_info: object, base: Path, header: Path) -> int | No
         per_frame = sum((header_info.samps_per_frame[i] or 1) for i in members) * bytes_per_sample
         payload = data.stat().st_size - offset
         frames = int(payload // per_frame) if per_frame else 0
-        _check_lead_count(data, header, payload, sig_len, len(members), bytes_per_sample)
+        if per_frame == len(members) * bytes_per_sample:  # one sample per signal per frame
+            _check_lead_count(data, header, payload, sig_len, len(members), bytes_per_sample)
         if data.suffix.lower() == ".mat":
             _check_mat_rows(data, header, len(members))
         if frames < sig_len:
             raise _Truncated(f"{data}: truncated — holds {frames} of the {sig_len} samples per signal that "
                              f"{header.name} declares ({int(payload)} data bytes, expected "
                              f"{math.ceil(sig_len * per_frame)})", frames)
-        available.append(frames)
-    return min(available) if available else None
 
 
 def _check_lead_count(data: Path, header: Path, payload: float, sig_len: int, n_members: int,
@@ -133,7 +135,7 @@ class _Truncated(InputError):
         self.frames = frames
 
 
-def _start_time(record: object) -> datetime | None:
+def _start_time(record: Any) -> datetime | None:
     if record.base_date is not None and record.base_time is not None:
         return datetime.combine(record.base_date, record.base_time)
     return None
@@ -164,18 +166,18 @@ def read_wfdb(path: str | Path, *, annotation_extension: str | None = DEFAULT_AN
     except Exception as exc:
         raise InputError(f"{header}: malformed WFDB header ({exc})") from None
     notes: list[str] = []
+    sampto = None  # all declared samples
     try:
-        frames = _available_frames(info, base, header)
+        _check_data_files(info, base, header)
     except _Truncated as exc:
         if not allow_truncated:
             raise InputError(f"{exc} (pass allow_truncated=True to read the samples present)") from None
-        frames = exc.frames
-        notes.append(f"data truncated: read {frames} of {info.sig_len} declared samples")
+        sampto = exc.frames
+        notes.append(f"data truncated: read {sampto} of {info.sig_len} declared samples")
     indices = None
     if channels is not None:
         names = list(info.sig_name or [])
         indices = channel_indices(names, list(channels), header)
-    sampto = frames if notes else None
     try:
         record = wfdb.rdrecord(str(base), sampto=sampto, channels=indices, return_res=32)
     except Exception as exc:
@@ -191,7 +193,7 @@ def read_wfdb(path: str | Path, *, annotation_extension: str | None = DEFAULT_AN
     return repair_missing(recording)
 
 
-def _read_annotations(wfdb: object, base: Path, extension: str, recording: Recording) -> Annotations | None:
+def _read_annotations(wfdb: Any, base: Path, extension: str, recording: Recording) -> Annotations | None:
     file = _sibling(base, extension)
     if not file.is_file():
         if extension == DEFAULT_ANNOTATION_EXTENSION:
@@ -200,7 +202,8 @@ def _read_annotations(wfdb: object, base: Path, extension: str, recording: Recor
     try:
         ann = wfdb.rdann(str(base), extension)
     except Exception as exc:
-        raise InputError(f"{file}: WFDB annotations could not be read ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{file}: WFDB annotations could not be read ({type(exc).__name__}: {exc})"
+                         ) from None
     if ann.fs and abs(float(ann.fs) - recording.fs_hz) > 1e-6:
         recording.quality.append(f"{file.name}: annotation rate {ann.fs} Hz differs from the record's "
                                  f"{recording.fs_hz} Hz; sample indices used as stored")

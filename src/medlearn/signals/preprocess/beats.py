@@ -22,7 +22,7 @@ def heart_rate(rpeaks: np.ndarray, fs_hz: float) -> np.ndarray:
 
 def beat_window(fs_hz: float, before_s: float, after_s: float) -> np.ndarray:
     """Sample offsets ``[-round(before_s·fs), round(after_s·fs))`` of a beat window around its R-peak."""
-    return np.arange(-int(round(before_s * fs_hz)), int(round(after_s * fs_hz)))
+    return np.arange(-round(before_s * fs_hz), round(after_s * fs_hz))
 
 
 def segment_beats(ecg: np.ndarray, rpeaks: np.ndarray, fs_hz: float, before_s: float = 0.25,

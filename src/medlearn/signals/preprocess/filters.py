@@ -30,7 +30,8 @@ def _check_band(fs_hz: float, *frequencies_hz: float) -> None:
         raise ValueError(f"fs_hz must be > 0, got {fs_hz}")
     for frequency in frequencies_hz:
         if not 0 < frequency < nyquist:
-            raise ValueError(f"cut-off {frequency} Hz must lie in (0, {nyquist:g}) Hz (Nyquist of fs_hz={fs_hz:g})")
+            raise ValueError(f"cut-off {frequency} Hz must lie in (0, {nyquist:g}) Hz "
+                             f"(Nyquist of fs_hz={fs_hz:g})")
 
 
 @lru_cache(maxsize=128)
@@ -58,12 +59,14 @@ def bandpass(x: np.ndarray, fs_hz: float, low_hz: float = 0.5, high_hz: float = 
     return sos_filtfilt(x, butter_sos("bandpass", (float(low_hz), float(high_hz)), order, float(fs_hz)), axis)
 
 
-def highpass(x: np.ndarray, fs_hz: float, cutoff_hz: float = 0.5, order: int = 2, axis: int = -1) -> np.ndarray:
+def highpass(x: np.ndarray, fs_hz: float, cutoff_hz: float = 0.5, order: int = 2, axis: int = -1
+             ) -> np.ndarray:
     """Remove content below ``cutoff_hz`` (zero phase)."""
     return sos_filtfilt(x, butter_sos("highpass", float(cutoff_hz), order, float(fs_hz)), axis)
 
 
-def lowpass(x: np.ndarray, fs_hz: float, cutoff_hz: float = 40.0, order: int = 4, axis: int = -1) -> np.ndarray:
+def lowpass(x: np.ndarray, fs_hz: float, cutoff_hz: float = 40.0, order: int = 4, axis: int = -1
+            ) -> np.ndarray:
     """Remove content above ``cutoff_hz`` (zero phase)."""
     return sos_filtfilt(x, butter_sos("lowpass", float(cutoff_hz), order, float(fs_hz)), axis)
 
@@ -79,9 +82,9 @@ def remove_baseline(x: np.ndarray, fs_hz: float, method: str = "highpass", cutof
                     axis: int = -1) -> np.ndarray:
     """Remove baseline wander (respiration, electrode motion).
 
-    ``"highpass"`` (default): a zero-phase 0.5 Hz Butterworth high-pass — fast, linear. ``"median"``: subtract
-    the classic two-stage median estimate (200 ms then 600 ms windows, de Chazal 2004) — slower, but keeps
-    ST-segment levels that a high-pass bends.
+    ``"highpass"`` (default): a zero-phase 0.5 Hz Butterworth high-pass — fast, linear. ``"median"``:
+    subtract the classic two-stage median estimate (200 ms then 600 ms windows, de Chazal 2004) — slower,
+    but keeps ST-segment levels that a high-pass bends.
     """
     if method == "highpass":
         return highpass(x, fs_hz, cutoff_hz, axis=axis)
@@ -91,7 +94,7 @@ def remove_baseline(x: np.ndarray, fs_hz: float, method: str = "highpass", cutof
     size = [1] * x.ndim
     baseline = x
     for window_s in (0.2, 0.6):
-        size[axis] = int(round(window_s * fs_hz)) | 1
+        size[axis] = round(window_s * fs_hz) | 1
         baseline = ndimage.median_filter(baseline, size=tuple(size), mode="nearest")
     return x - baseline
 

@@ -37,7 +37,7 @@ TEMPLATE_FLOOR, TEMPLATE_FULL = 0.5, 0.9  # beat-template correlation scored 0 â
 
 @dataclass
 class QualityIndex:
-    """Per-window signal quality: ``score[i]`` covers samples ``start[i]`` to ``start[i] + window_samples``."""
+    """Per-window signal quality: ``score[i]`` covers samples ``start[i]`` to ``start[i]+window_samples``."""
 
     score: np.ndarray
     start: np.ndarray
@@ -73,12 +73,12 @@ def signal_quality(ecg: np.ndarray, fs_hz: float, window_s: float = 10.0, rpeaks
     """
     x, _ = interpolate_nans(np.asarray(ecg, dtype=np.float64).reshape(-1))
     n = len(x)
-    window = max(1, min(n, int(round(window_s * fs_hz))))
+    window = max(1, min(n, round(window_s * fs_hz)))
     starts = window_starts(n, window)
     if n < 2:
         zeros = np.zeros(len(starts))
-        return QualityIndex(zeros, starts, window, {"template": zeros, "rate_ok": zeros, "flat_fraction": zeros + 1,
-                                                    "saturation": zeros})
+        components = {"template": zeros, "rate_ok": zeros, "flat_fraction": zeros + 1, "saturation": zeros}
+        return QualityIndex(zeros, starts, window, components)
     if rpeaks is None:
         rpeaks = detect_rpeaks(x, fs_hz)
     windows = x[starts[:, None] + np.arange(window)]  # (n_windows, window)
@@ -88,12 +88,16 @@ def signal_quality(ecg: np.ndarray, fs_hz: float, window_s: float = 10.0, rpeaks
         "flat_fraction": _flat_fraction(windows, fs_hz, flat_threshold),
         "saturation": _saturation(windows),
     }
-    saturation_ok = np.clip((SATURATION_ZERO - components["saturation"]) / (SATURATION_ZERO - SATURATION_ALLOWED),
-                            0.0, 1.0)
-    template_ok = np.clip((components["template"] - TEMPLATE_FLOOR) / (TEMPLATE_FULL - TEMPLATE_FLOOR), 0.0, 1.0)
+    saturation_ok = _ramp(-components["saturation"], -SATURATION_ZERO, -SATURATION_ALLOWED)
+    template_ok = _ramp(components["template"], TEMPLATE_FLOOR, TEMPLATE_FULL)
     score = (template_ok * components["rate_ok"]
              * (1.0 - components["flat_fraction"]) * saturation_ok)
     return QualityIndex(score=score, start=starts, window_samples=window, components=components)
+
+
+def _ramp(values: np.ndarray, zero_at: float, one_at: float) -> np.ndarray:
+    """0 at or below ``zero_at``, 1 at or above ``one_at``, linear between."""
+    return np.clip((values - zero_at) / (one_at - zero_at), 0.0, 1.0)
 
 
 def _template_correlation(x: np.ndarray, rpeaks: np.ndarray, fs_hz: float, starts: np.ndarray,
@@ -127,7 +131,7 @@ def _rate_ok(rpeaks: np.ndarray, starts: np.ndarray, window: int, fs_hz: float) 
 
 
 def _flat_fraction(windows: np.ndarray, fs_hz: float, flat_threshold: float) -> np.ndarray:
-    block = max(1, min(windows.shape[1], int(round(FLAT_BLOCK_S * fs_hz))))
+    block = max(1, min(windows.shape[1], round(FLAT_BLOCK_S * fs_hz)))
     n_blocks = windows.shape[1] // block
     blocks = windows[:, : n_blocks * block].reshape(len(windows), n_blocks, block)
     return (np.ptp(blocks, axis=2) < flat_threshold).mean(axis=1)

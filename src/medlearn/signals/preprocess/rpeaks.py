@@ -45,7 +45,7 @@ REFINE_S = 0.075
 
 
 def _odd(n: float) -> int:
-    return max(1, int(round(n)) | 1)
+    return max(1, round(n) | 1)
 
 
 def qrs_envelope(ecg: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +60,9 @@ def _decimated_running(values: np.ndarray, fs_hz: float, window_s: float, kind: 
     """Running max/median over ``window_s``, computed on a ~25 Hz decimated copy then stretched back:
     the levels change over seconds, so full-rate running medians would waste most of the time."""
     step = max(1, int(fs_hz // 25))
-    coarse = ndimage.maximum_filter1d(values, size=step, mode="nearest")[::step] if kind == "max" else values[::step]
+    if kind == "max":  # decimate without losing any peak
+        values = ndimage.maximum_filter1d(values, size=step, mode="nearest")
+    coarse = values[::step]
     size = _odd(window_s * fs_hz / step)
     if kind == "max":
         running = ndimage.maximum_filter1d(coarse, size=size, mode="nearest")

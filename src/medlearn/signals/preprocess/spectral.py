@@ -8,7 +8,8 @@ from scipy.integrate import trapezoid
 
 #: Classic EEG bands in Hz (lower edge inclusive, upper exclusive).
 EEG_BANDS_HZ: dict[str, tuple[float, float]] = {
-    "delta": (0.5, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0), "gamma": (30.0, 45.0),
+    "delta": (0.5, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0),
+    "gamma": (30.0, 45.0),
 }
 
 
@@ -22,7 +23,7 @@ def spectral_band_power(x: np.ndarray, fs_hz: float, bands_hz: dict[str, tuple[f
     """
     bands_hz = bands_hz or EEG_BANDS_HZ
     x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
-    nperseg = max(8, min(x.shape[-1], int(round(segment_s * fs_hz))))
+    nperseg = max(8, min(x.shape[-1], round(segment_s * fs_hz)))
     freqs, psd = signal.welch(x, fs=fs_hz, nperseg=nperseg, axis=-1)
     powers = []
     for low, high in bands_hz.values():

@@ -1,0 +1,163 @@
+"""The MOSES metrics table of a generated set (molsets 0.3.1 ``get_all_metrics``), vectorised.
+
+Definitions, as in MOSES:
+
+- ``valid``: fraction of generated SMILES that are non-empty and that RDKit parses and sanitises;
+  everything below is computed on the valid ones, canonicalised, **duplicates included**;
+- ``unique@k``: distinct canonical SMILES among the first ``k`` valid ones / ``k`` (all valid ones, with
+  a warning, when fewer than ``k``);
+- ``FCD/<ref>``: Fréchet ChemNet Distance of the ChemNet activations to the reference mean/covariance;
+- ``SNN/<ref>``: mean over molecules of the highest Tanimoto similarity to a reference molecule
+  (Morgan radius 2, 1024 bits);
+- ``Frag/<ref>``, ``Scaf/<ref>``: cosine similarity of BRICS-fragment and Murcko-scaffold count vectors;
+- ``IntDiv``, ``IntDiv2``: ``1 - mean_i (mean_j T_ij^p)^(1/p)`` over all pairs, p = 1, 2;
+- ``Filters``: fraction passing the MOSES filters (:mod:`.filters`);
+- ``logP``, ``SA``, ``QED``, ``weight``: Wasserstein-1 distance to the Test values of the property;
+- ``Novelty``: fraction of the *distinct* valid molecules not in the training SMILES.
+
+Every per-molecule quantity is a function of the canonical SMILES, so each distinct molecule is
+computed once and weighted by its multiplicity — the same numbers as MOSES's duplicate-included lists.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+from scipy.stats import wasserstein_distance
+
+from medlearn.errors import InputError
+from medlearn.molecules.metrics.chemnet import ChemNetEmbedder, activation_statistics, frechet_distance
+from medlearn.molecules.metrics.descriptors import (
+    PROPERTY_NAMES,
+    Descriptors,
+    canonicalize_chunk,
+    describe_chunk,
+    init_worker,
+)
+from medlearn.molecules.metrics.parallel import ChunkPool
+from medlearn.molecules.metrics.reference import MosesReference, ReferenceStats
+from medlearn.molecules.metrics.similarity import internal_diversity, nearest_neighbour_similarity
+
+#: MOSES metric keys → the lower-snake-case names of ``metrics.json`` (CONVENTIONS.md).
+METRICS_JSON_NAMES = {
+    "valid": "validity", "unique@1000": "unique_1k", "unique@10000": "unique_10k",
+    "FCD/Test": "fcd_test", "SNN/Test": "snn_test", "Frag/Test": "frag_test", "Scaf/Test": "scaf_test",
+    "FCD/TestSF": "fcd_testsf", "SNN/TestSF": "snn_testsf", "Frag/TestSF": "frag_testsf",
+    "Scaf/TestSF": "scaf_testsf", "IntDiv": "int_div1", "IntDiv2": "int_div2", "Filters": "filters",
+    "logP": "logp_w", "SA": "sa_w", "QED": "qed_w", "weight": "weight_w", "Novelty": "novelty",
+}
+_NAN = float("nan")
+
+
+def cosine_similarity(reference: dict[str, int], generated: dict[str, float]) -> float:
+    """MOSES ``cos_similarity`` of two count dictionaries (missing keys count 0); NaN if either is empty."""
+    if not reference or not generated:
+        return _NAN
+    dot = sum(count * reference.get(key, 0) for key, count in generated.items())
+    norm_ref = math.sqrt(sum(float(c) ** 2 for c in reference.values()))
+    norm_gen = math.sqrt(sum(float(c) ** 2 for c in generated.values()))
+    return dot / (norm_ref * norm_gen)
+
+
+def fraction_unique(valid: Sequence[str], k: int) -> float:
+    """Distinct SMILES among the first ``k`` valid canonical ones, over their number."""
+    if len(valid) < k:
+        warnings.warn(f"Can't compute unique@{k}: only {len(valid)} valid molecules; using all of them",
+                      stacklevel=3)
+    head = valid[:k]
+    return len(set(head)) / len(head) if head else _NAN
+
+
+@contextmanager
+def _phase(timings: dict[str, float] | None, name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    if timings is not None:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def compute_metrics(generated_smiles: Sequence[str | None], reference: MosesReference,
+                    train_smiles: Iterable[str] | None = None, n_jobs: int | None = None,
+                    k: Sequence[int] = (1000, 10000), batch_size: int = 1024,
+                    timings: dict[str, float] | None = None) -> dict[str, float]:
+    """The MOSES metrics of ``generated_smiles`` against ``reference``, under MOSES's key names.
+
+    Args:
+        generated_smiles: as sampled; invalid or empty entries (or ``None``) count against validity.
+        train_smiles: the training set for ``Novelty``; default the reference's (MOSES train) set. No
+            ``Novelty`` key when neither exists.
+        n_jobs: processes for the per-molecule RDKit work (default: all CPUs; 1 = no pool).
+        batch_size: ChemNet batch for FCD.
+        timings: if given, filled with seconds per phase (for benchmarks).
+
+    Metrics that need at least one valid molecule (two for FCD) are NaN when there are not enough.
+    """
+    if len(generated_smiles) == 0:
+        raise InputError("no generated SMILES to score")
+    metrics: dict[str, float] = {}
+    with ChunkPool(n_jobs, init_worker, (reference.filter_smarts,)) as pool:
+        with _phase(timings, "canonicalise"):
+            canonical = [c for part in pool.map_chunks(canonicalize_chunk, list(generated_smiles), 2000,
+                                                       "validity") for c in part]
+        valid = [c for c in canonical if c is not None]
+        metrics["valid"] = len(valid) / len(canonical)
+        for kk in k:
+            metrics[f"unique@{kk}"] = fraction_unique(valid, kk)
+        multiplicity = Counter(valid)
+        unique = list(multiplicity)
+        weights = np.array([multiplicity[s] for s in unique], dtype=np.float64)
+        with _phase(timings, "descriptors"):
+            desc = Descriptors.concat(pool.map_chunks(describe_chunk, unique, 250, "molecule descriptors"))
+    _reference_metrics(metrics, unique, weights, desc, reference, batch_size, timings)
+    with _phase(timings, "intdiv"):
+        diversity = internal_diversity(desc.fingerprints, weights) if unique else {1: _NAN, 2: _NAN}
+    metrics["IntDiv"], metrics["IntDiv2"] = diversity[1], diversity[2]
+    metrics["Filters"] = float(np.average(desc.passes_filters, weights=weights)) if unique else _NAN
+    ref_props = reference.test.properties or {}
+    for column, name in enumerate(PROPERTY_NAMES):
+        if unique and name in ref_props:
+            metrics[name] = float(wasserstein_distance(ref_props[name], desc.properties[:, column],
+                                                       v_weights=weights))
+        else:
+            metrics[name] = _NAN
+    train = reference.train_smiles() if train_smiles is None else set(train_smiles)
+    if train is not None:
+        metrics["Novelty"] = sum(s not in train for s in unique) / len(unique) if unique else _NAN
+    return metrics
+
+
+def _reference_metrics(metrics: dict[str, float], unique: list[str], weights: np.ndarray, desc: Descriptors,
+                       reference: MosesReference, batch_size: int, timings: dict[str, float] | None) -> None:
+    """FCD, SNN, Frag and Scaf against each reference set (Test, then TestSF), in MOSES's key order."""
+    with _phase(timings, "fcd"):
+        if weights.sum() >= 2:
+            stats = activation_statistics(ChemNetEmbedder(batch_size)(unique), weights)
+        else:
+            warnings.warn("Can't compute FCD for fewer than 2 valid molecules", stacklevel=3)
+            stats = None
+    fragments: Counter[str] = Counter()
+    scaffolds: Counter[str] = Counter()
+    for frags, scaffold, weight in zip(desc.fragments, desc.scaffolds, weights):
+        for fragment in frags:
+            fragments[fragment] += weight
+        if scaffold is not None:
+            scaffolds[scaffold] += weight
+    for ref in reference.references:
+        metrics[f"FCD/{ref.name}"] = _fcd(stats, ref)
+        with _phase(timings, "snn"):
+            nearest = nearest_neighbour_similarity(desc.fingerprints, ref.fingerprints)
+        metrics[f"SNN/{ref.name}"] = float(np.average(nearest, weights=weights)) if unique else _NAN
+        metrics[f"Frag/{ref.name}"] = cosine_similarity(ref.fragments, fragments)
+        metrics[f"Scaf/{ref.name}"] = cosine_similarity(ref.scaffolds, scaffolds)
+
+
+def _fcd(stats: tuple[np.ndarray, np.ndarray] | None, ref: ReferenceStats) -> float:
+    if stats is None or ref.fcd_mu is None or ref.fcd_sigma is None:
+        return _NAN
+    return frechet_distance(stats[0], stats[1], ref.fcd_mu, ref.fcd_sigma)

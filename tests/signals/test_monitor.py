@@ -1,0 +1,142 @@
+"""The real-time monitor: replayed real ECG raises the right alarms, and only those."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from medlearn.cli import app
+from medlearn.signals.stream import Monitor, MonitorSettings
+from tests.conftest import require_data
+
+runner = CliRunner()
+
+
+def _lead(record: Path, seconds: float | None = None) -> tuple[np.ndarray, float]:
+    from medlearn.signals.io import read_wfdb
+
+    rec = read_wfdb(record, annotation_extension=None)
+    n = rec.n_samples if seconds is None else int(seconds * rec.fs_hz)
+    return rec.signal[:n, 0].astype(np.float64), rec.fs_hz
+
+
+def _run(signal: np.ndarray, fs_hz: float, **kw) -> list:
+    monitor = Monitor(fs_hz, MonitorSettings(**kw))
+    alarms = []
+    for i in range(0, len(signal), 500):
+        alarms += monitor.push(signal[i:i + 500])
+    return alarms
+
+
+def test_a_normal_mitbih_stretch_raises_no_alarm():
+    signal, fs = _lead(require_data("signals/mitdb") / "101", seconds=300)
+    assert _run(signal, fs) == []
+
+
+def test_a_flat_line_raises_asystole_within_the_stated_delay_and_clears_when_beats_return():
+    signal, fs = _lead(require_data("signals/mitdb") / "101", seconds=60)
+    flat_from_s = 60.0
+    stream = np.concatenate([signal, np.full(int(20 * fs), signal[-1]), signal])
+    alarms = _run(stream, fs)
+    onset = [a for a in alarms if a.type == "asystole" and a.state == "on"]
+    assert len(onset) == 1 and onset[0].severity == "critical"
+    # stated delay: asystole_s (4 s) + one analysis step (2 s)
+    assert flat_from_s < onset[0].record_time_s <= flat_from_s + 4.0 + 2.0
+    assert any(a.type == "asystole" and a.state == "off" for a in alarms)
+    assert not any(a.type in ("tachycardia", "bradycardia", "af") for a in alarms)
+
+
+def test_one_noisy_window_does_not_raise_an_alarm_but_sustained_noise_does():
+    signal, fs = _lead(require_data("signals/mitdb") / "101", seconds=120)
+    rng = np.random.default_rng(0)
+    burst = signal.copy()
+    burst[int(60 * fs):int(62 * fs)] += rng.normal(0, 2.0, int(2 * fs))  # 2 s of artefact
+    assert not any(a.type == "poor_signal" for a in _run(burst, fs))
+    noisy = signal.copy()
+    noisy[int(40 * fs):int(100 * fs)] = rng.normal(0, 1.0, int(60 * fs))  # a minute of noise
+    assert any(a.type == "poor_signal" and a.state == "on" for a in _run(noisy, fs))
+
+
+def test_stdin_stream_and_bad_lines(tmp_path):
+    signal, fs = _lead(require_data("signals/mitdb") / "101", seconds=30)
+    text = "\n".join(f"{v:.4f},0" for v in np.concatenate([signal, np.zeros(int(10 * fs))]))
+    out = tmp_path / "alarms.jsonl"
+    result = runner.invoke(app, ["monitor", "--stdin", "--fs", str(fs), "--speed", "0", "--alarms", str(out), "--quiet"],
+                           input=text)
+    assert result.exit_code == 0, result.output
+    alarms = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [a["type"] for a in alarms if a["state"] == "on"] == ["asystole"]
+    assert set(alarms[0]) == {"record_time_s", "wall_time", "type", "severity", "value", "state"}
+    bad = runner.invoke(app, ["monitor", "--stdin", "--fs", "360", "--quiet"], input="0.1\n0.2\nERROR\n")
+    assert bad.exit_code == 2 and "stdin line 3" in bad.output
+    missing_fs = runner.invoke(app, ["monitor", "--stdin", "--quiet"], input="0.1\n")
+    assert missing_fs.exit_code == 2 and "--fs" in missing_fs.output
+    again = runner.invoke(app, ["monitor", "--stdin", "--fs", "360", "--alarms", str(out), "--quiet"], input="0.1\n")
+    assert again.exit_code == 2  # an existing alarms file is not overwritten without --force
+
+
+@pytest.fixture(scope="module")
+def af_bundle(tmp_path_factory) -> tuple[Path, dict[str, list[str]]]:
+    """A small ecg_af model trained on 80 AF + 80 normal CinC records (enough to know these rhythms)."""
+    cinc = require_data("signals/cinc2017")
+    rows = [line.split(",") for line in (cinc / "REFERENCE.csv").read_text().split()]
+    picked = [r for r in rows if r[1] == "A"][:80] + [r for r in rows if r[1] == "N"][:80]
+    data = tmp_path_factory.mktemp("cinc")
+    for name, _ in picked:
+        for ext in (".hea", ".mat"):
+            (data / f"{name}{ext}").symlink_to(cinc / f"{name}{ext}")
+    (data / "REFERENCE.csv").write_text("".join(f"{n},{l}\n" for n, l in picked))
+    out = tmp_path_factory.mktemp("afrun") / "run"
+    result = runner.invoke(app, [
+        "train", "ecg_af_cinc2017", "--data", str(data), "--out", str(out), "--quiet",
+        "--set", "data.options.seconds=20", "--set", "model.params.width=8", "--set", "train.epochs=25",
+        "--set", "train.lr=0.005", "--set", "train.augment=false", "--set", "train.early_stopping.patience=30",
+        "--set", "eval.n_bootstrap=20"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((out / "bundle" / "bundle.json").read_text())
+    labels = dict(picked)
+    train = {label: [r for r in meta["splits"]["train"] if labels[r] == label] for label in ("A", "N")}
+    return out / "bundle", train | {"root": [str(data)]}
+
+
+def _confident(bundle_path: Path, root: Path, names: list[str], label: str) -> list[str]:
+    """Records the model itself calls ``label`` with p > 0.6: the monitor is tested, not the tiny model."""
+    from medlearn.engine.bundle import load_bundle
+    from medlearn.signals.transforms import SignalUnit
+
+    bundle = load_bundle(bundle_path)
+    units = [SignalUnit(_lead(root / n)[0][None].astype(np.float32), 300.0) for n in names]
+    prob = bundle.predict_raw(units)[:, bundle.class_names.index(label)]
+    return [n for n, p in zip(names, prob) if p > 0.6]
+
+
+def _concatenated_record(root: Path, names: list[str], out: Path) -> Path:
+    import wfdb
+
+    signal = np.concatenate([_lead(root / n)[0] for n in names])
+    wfdb.wrsamp(out.name, fs=300, units=["mV"], sig_name=["ECG"], p_signal=signal[:, None], fmt=["16"],
+                write_dir=str(out.parent))
+    return out
+
+
+def test_replayed_af_raises_an_af_alarm_and_normal_rhythm_does_not(af_bundle, tmp_path):
+    bundle, train = af_bundle
+    root = Path(train["root"][0])
+    af_names = _confident(bundle, root, train["A"], "AF")[:3]
+    normal_names = _confident(bundle, root, train["N"], "Normal")[:3]
+    assert af_names and normal_names, "the fixture model learned neither rhythm"
+    af = _concatenated_record(root, af_names, tmp_path / "af")
+    normal = _concatenated_record(root, normal_names, tmp_path / "normal")
+    for record, expect_af in ((af, True), (normal, False)):
+        out = tmp_path / f"{record.name}.jsonl"
+        result = runner.invoke(app, ["monitor", str(bundle), "--record", str(record), "--speed", "0",
+                                     "--alarms", str(out), "--quiet"])
+        assert result.exit_code == 0, result.output
+        alarms = [json.loads(line) for line in out.read_text().splitlines()]
+        raised_af = [a for a in alarms if a["type"] == "af" and a["state"] == "on"]
+        assert bool(raised_af) == expect_af, alarms
+        assert not any(a["type"] == "asystole" for a in alarms)
