@@ -28,6 +28,9 @@ class SplitConfig(_Strict):
     val_fraction: float = Field(0.15, gt=0, lt=0.5)
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     seed: int = 0
+    #: k-fold cross-validation over groups instead of one test split (small sets): every group is
+    #: tested once, the metrics pool the out-of-fold predictions, the bundle holds the last fold's model
+    folds: int | None = Field(None, ge=3, le=20)
 
 
 class DataConfig(_Strict):

@@ -20,6 +20,11 @@ TASKS: dict[str, str] = {
     "los_regression": "medlearn.ehr.tasks:LOSRegression",
     "in_hospital_mortality": "medlearn.ehr.tasks:InHospitalMortality",
     "ecg_af": "medlearn.signals.tasks.ecg_af:EcgAF",
+    "ecg_beats": "medlearn.signals.tasks.ecg_beats:EcgBeats",
+    "eeg_sleep": "medlearn.signals.tasks.eeg_sleep:EEGSleep",
+    "eeg_seizure": "medlearn.signals.tasks.eeg_seizure:EEGSeizure",
+    "eeg_seizure_bonn_sets": "medlearn.signals.tasks.eeg_seizure:BonnSets",
+    "eeg_seizure_delhi_phases": "medlearn.signals.tasks.eeg_seizure:DelhiPhases",
 }
 
 MODELS: dict[str, str] = {
@@ -54,6 +59,7 @@ TRANSFORMS: dict[str, str] = {
     "signal_resample": "medlearn.signals.transforms:Resample",
     "signal_standardize": "medlearn.signals.transforms:Standardize",
     "signal_fix_length": "medlearn.signals.transforms:FixLength",
+    "feature_standardize": "medlearn.signals.tasks.eeg_sleep:FeatureStandardize",
 }
 
 

@@ -45,7 +45,6 @@ def units_from_source(path: Path, window: Any) -> PredictInputs:
 
 def annotate_unit(unit: PredictUnit, array: np.ndarray, bundle: Any, top: int = 5) -> None:
     """Warn about unknown codes and explain the prediction by its top contributing features."""
-
     featurize = bundle.preprocessing.steps[0]
     unknown = featurize.unknown_codes(unit.raw)
     n_codes = len({*unit.raw["lab_keys"], *unit.raw["code_keys"], *unit.raw["history"]})

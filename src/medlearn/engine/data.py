@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from medlearn.errors import ConfigError
+from medlearn.errors import ConfigError, InputError
 from medlearn.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,19 @@ class UnitTable:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @staticmethod
+    def concat(tables: Sequence[UnitTable]) -> UnitTable:
+        """The units of ``tables`` in order (e.g. the test folds of a cross-validation)."""
+        if len(tables) == 1:
+            return tables[0]
+        keys = set(tables[0].meta)
+        return UnitTable(
+            ids=[i for t in tables for i in t.ids], targets=np.concatenate([t.targets for t in tables]),
+            groups=np.concatenate([t.groups for t in tables]), raw=[r for t in tables for r in t.raw],
+            fingerprint=tables[0].fingerprint,
+            meta={k: [v for t in tables for v in t.meta[k]] for k in keys},
+        )
 
     def subset(self, index: np.ndarray) -> UnitTable:
         index = np.asarray(index, dtype=int)
@@ -84,6 +97,14 @@ def group_split(
     Uses scikit-learn's StratifiedGroupKFold so that class balance is kept as far as the groups allow
     (classification); regression targets are binned into quartiles for stratification.
     """
+    return cv_group_splits(targets, groups, max(2, round(1 / test_fraction)), val_fraction, seed, only_first=True)[0]
+
+
+def cv_group_splits(
+    targets: np.ndarray, groups: np.ndarray, n_folds: int, val_fraction: float, seed: int, only_first: bool = False
+) -> list[np.ndarray]:
+    """k-fold cross-validation over groups: split ``k`` tests fold ``k`` and validates on a
+    ``val_fraction`` of the other groups; every group is tested exactly once over the folds."""
     import warnings
 
     from sklearn.model_selection import StratifiedGroupKFold
@@ -91,19 +112,30 @@ def group_split(
     y = np.asarray(targets)
     if y.dtype.kind == "f":
         y = np.digitize(y, np.quantile(y, [0.25, 0.5, 0.75]))
-    split = np.full(len(y), "train", dtype=object)
-    n_test_folds = max(2, round(1 / test_fraction))
+    test_fraction = 1 / n_folds
+    n_groups = len(set(np.asarray(groups).tolist()))
+    if n_groups < n_folds:
+        raise InputError(f"{n_folds} folds need at least {n_folds} groups (patients/records); the data has {n_groups}")
     n_val_folds = max(2, round((1 - test_fraction) / val_fraction))
+    splits = []
     with warnings.catch_warnings():  # rare classes: stratification is best effort, groups are exact
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
-        folds = StratifiedGroupKFold(n_splits=n_test_folds, shuffle=True, random_state=seed)
-        _, test_idx = next(folds.split(np.zeros(len(y)), y, groups))
-        split[test_idx] = "test"
-        rest = np.flatnonzero(split == "train")
-        folds = StratifiedGroupKFold(n_splits=n_val_folds, shuffle=True, random_state=seed + 1)
-        _, val_local = next(folds.split(np.zeros(len(rest)), y[rest], groups[rest]))
-    split[rest[val_local]] = "val"
-    return split.astype(str)
+        folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        for _, test_idx in folds.split(np.zeros(len(y)), y, groups):
+            split = np.full(len(y), "train", dtype=object)
+            split[test_idx] = "test"
+            rest = np.flatnonzero(split == "train")
+            n_rest_groups = len(set(groups[rest]))
+            if n_rest_groups < 2:
+                raise InputError(f"{n_rest_groups} group(s) left for training and validation: too few to split")
+            inner = StratifiedGroupKFold(n_splits=min(n_val_folds, n_rest_groups), shuffle=True,
+                                         random_state=seed + 1)
+            _, val_local = next(inner.split(np.zeros(len(rest)), y[rest], groups[rest]))
+            split[rest[val_local]] = "val"
+            splits.append(split.astype(str))
+            if only_first:
+                break
+    return splits
 
 
 class Preprocessing:

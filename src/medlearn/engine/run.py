@@ -20,7 +20,8 @@ import torch
 from medlearn.config import ExperimentConfig, dump_config
 from medlearn.engine import metrics as M
 from medlearn.engine.bundle import Bundle, load_bundle, save_bundle
-from medlearn.engine.data import CachedDataset, Preprocessing, UnitTable, dataset_cache_key, group_split
+from medlearn.engine.data import (CachedDataset, Preprocessing, UnitTable, cv_group_splits, dataset_cache_key,
+                                  group_split)
 from medlearn.engine.models import build_model, count_parameters
 from medlearn.engine.trees import ArrayFitted
 from medlearn.engine.progress import info
@@ -109,21 +110,23 @@ def write_json(path: Path, data: Any) -> None:
     path.write_text(json.dumps(data, indent=2))
 
 
-def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, device: str = "auto") -> RunOutputs:
-    """Run one experiment: load → split by group → preprocess (cached) → fit → choose the operating point
-    on validation → score test with bootstrap CIs → bundle, predictions, metrics, report."""
-    task = make_task(cfg)
-    root = resolve_root(cfg)
-    model_name = cfg.model.name or task.default_model
-    info(f"[bold]{cfg.name}[/]: task {task.name}, model {model_name}, data {root}")
-    table = task.load(root)
-    split = table.split if table.split is not None else group_split(
-        table.targets, table.groups, cfg.data.split.val_fraction, cfg.data.split.test_fraction, cfg.data.split.seed)
-    tables = {s: table.subset(np.flatnonzero(split == s)) for s in ("train", "val", "test")}
-    for s, t in tables.items():
-        if len(t) == 0:
-            raise InputError(f"{root}: the {s} split is empty ({len(table)} units in {len(set(table.groups))} groups)")
-    info("units: " + ", ".join(f"{s} {len(t)} {task.unit}s in {len(set(t.groups))} groups" for s, t in tables.items()))
+@dataclass
+class FoldResult:
+    """One fitted model and its calibrated predictions on its own validation and test units."""
+
+    tables: dict[str, UnitTable]
+    model: torch.nn.Module
+    model_kwargs: dict[str, Any]
+    pre: Preprocessing
+    fit: FitResult
+    calibration: Calibration
+    preds: dict[str, np.ndarray]
+    monitor: str
+
+
+def fit_fold(cfg: ExperimentConfig, task: Task, model_name: str, tables: dict[str, UnitTable],
+             checkpoints: Path, resume: bool, device: str) -> FoldResult:
+    """Preprocess (fitted on train only) → build → fit → calibrate on validation → predict val and test."""
     pre = Preprocessing(task.fit_preprocessing(model_name, tables["train"]))
     augment = task.augmentation(model_name, cfg.train.seed) if cfg.train.augment else None
     datasets = {s: make_dataset(task, t, pre, cfg.data.cache, augment if s == "train" else None)
@@ -136,46 +139,97 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
     if cfg.train.class_weighting == "balanced" and task.kind != "regression":
         weights = balanced_class_weights(tables["train"].targets, len(task.class_names))
     monitor = cfg.train.early_stopping.monitor or task.monitor
-    trainer = Trainer(cfg.train, task.kind, monitor, task.class_names, out / "checkpoints", pick_device(device),
+    trainer = Trainer(cfg.train, task.kind, monitor, task.class_names, checkpoints, pick_device(device),
                       ordinal=task.ordinal, f1_groups=task.f1_groups)
     fit = trainer.fit(model, datasets["train"], datasets["val"], class_weights=weights, resume=resume)
     logits = {s: trainer.logits(model, datasets[s])[0] for s in ("val", "test")}
     calibration = fit_calibration(logits["val"], tables["val"].targets, task.kind) if cfg.eval.calibrate else Calibration()
     preds = {s: outputs_to_predictions(apply_calibration(torch.from_numpy(z), calibration), task.kind)
              for s, z in logits.items()}
+    return FoldResult(tables, model, model_kwargs, pre, fit, calibration, preds, monitor)
+
+
+def experiment_splits(cfg: ExperimentConfig, table: UnitTable) -> list[np.ndarray]:
+    """The task's own split, k cross-validation folds (``data.split.folds``), or one group split."""
+    s = cfg.data.split
+    if table.split is not None:
+        return [table.split]
+    if s.folds:
+        return cv_group_splits(table.targets, table.groups, s.folds, s.val_fraction, s.seed)
+    return [group_split(table.targets, table.groups, s.val_fraction, s.test_fraction, s.seed)]
+
+
+def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, device: str = "auto") -> RunOutputs:
+    """Run one experiment: load → split by group → preprocess (cached) → fit → choose the operating point
+    on validation → score test with bootstrap CIs → bundle, predictions, metrics, report.
+
+    With ``data.split.folds`` every fold is fitted in turn; test metrics pool the out-of-fold predictions
+    (each unit predicted by the model that never saw it) and the bundle holds the last fold's model.
+    """
+    task = make_task(cfg)
+    root = resolve_root(cfg)
+    model_name = cfg.model.name or task.default_model
+    info(f"[bold]{cfg.name}[/]: task {task.name}, model {model_name}, data {root}")
+    table = task.load(root)
+    splits = experiment_splits(cfg, table)
+    folds: list[FoldResult] = []
+    for k, split in enumerate(splits):
+        tables = {s: table.subset(np.flatnonzero(split == s)) for s in ("train", "val", "test")}
+        for s, t in tables.items():
+            if len(t) == 0:
+                raise InputError(f"{root}: the {s} split is empty ({len(table)} units in {len(set(table.groups))} groups)")
+        prefix = f"fold {k + 1}/{len(splits)}: " if len(splits) > 1 else ""
+        info(prefix + "units: " + ", ".join(f"{s} {len(t)} {task.unit}s in {len(set(t.groups))} groups"
+                                           for s, t in tables.items()))
+        checkpoints = out / "checkpoints" / (f"fold{k + 1}" if len(splits) > 1 else "")
+        folds.append(fit_fold(cfg, task, model_name, tables, checkpoints, resume, device))
+    last = folds[-1]
+    pooled = {s: UnitTable.concat([f.tables[s] for f in folds]) for s in ("val", "test")}
+    preds = {s: np.concatenate([f.preds[s] for f in folds]) for s in ("val", "test")}
+    if len(folds) > 1:
+        for s in pooled:
+            pooled[s].meta["fold"] = [k + 1 for k, f in enumerate(folds) for _ in range(len(f.tables[s]))]
     op, interval = None, None
     if task.kind == "binary":
-        op = M.choose_operating_point(tables["val"].targets, preds["val"], cfg.eval.operating_point, "val")
+        op = M.choose_operating_point(pooled["val"].targets, preds["val"], cfg.eval.operating_point, "val")
     if task.kind == "regression":
-        interval = conformal_interval(tables["val"].targets, preds["val"])
-    metrics_val = score_split(task, tables["val"], preds["val"], "val", op, cfg.eval.n_bootstrap)
-    metrics_test = score_split(task, tables["test"], preds["test"], "test", op, cfg.eval.n_bootstrap)
+        interval = conformal_interval(pooled["val"].targets, preds["val"])
+    metrics_val = score_split(task, pooled["val"], preds["val"], "val", op, cfg.eval.n_bootstrap)
+    metrics_test = score_split(task, pooled["test"], preds["test"], "test", op, cfg.eval.n_bootstrap)
+    for name, mask in task.metric_subsets(pooled["test"]).items():
+        index = np.flatnonzero(mask)
+        metrics_test.setdefault("subsets", {})[name] = score_split(
+            task, pooled["test"].subset(index), preds["test"][index], f"test/{name}", op, cfg.eval.n_bootstrap)
+    if len(folds) > 1:
+        for m in (metrics_val, metrics_test):
+            m["cross_validation"] = {"folds": len(folds), "pooled": "out-of-fold predictions of every fold",
+                                     "best_val_score_per_fold": [round(f.fit.best_score, 4) for f in folds]}
     write_json(out / "metrics.json", metrics_test)
     write_json(out / "metrics_val.json", metrics_val)
     (out / "config.yaml").write_text(dump_config(cfg))
-    write_predictions(out / "predictions.csv", task, {s: tables[s] for s in ("val", "test")}, preds,
-                      op.threshold if op else None)
+    write_predictions(out / "predictions.csv", task, pooled, preds, op.threshold if op else None)
+    fit = last.fit
     meta = {
         "task": {"name": task.name, "options": task.options_dict()},
         "kind": task.kind, "unit": task.unit, "class_names": task.class_names,
-        "model": {"name": model_name, "params": model_kwargs},
-        "preprocessing": pre.spec,
+        "model": {"name": model_name, "params": last.model_kwargs},
+        "preprocessing": last.pre.spec,
         "operating_point": op.to_dict() if op else None,
-        "calibration": calibration.to_dict(),
+        "calibration": last.calibration.to_dict(),
         "prediction_interval": interval,
         "metrics": {"test": metrics_test, "val": metrics_val},
         "data": {"root": cfg.data.root, "fingerprint": table.fingerprint,
                  "n_units": len(table)},
-        "splits": {s: t.ids for s, t in tables.items()},
-        "training": {"best_epoch": fit.best_epoch, "best_val_score": fit.best_score, "monitor": monitor,
-                     "epochs_run": len(fit.history), "seconds": round(fit.seconds, 1),
-                     "history": fit.history},
+        "splits": {s: t.ids for s, t in last.tables.items()},
+        "training": {"best_epoch": fit.best_epoch, "best_val_score": fit.best_score, "monitor": last.monitor,
+                     "epochs_run": len(fit.history), "seconds": round(sum(f.fit.seconds for f in folds), 1),
+                     "history": fit.history, "folds": len(folds)},
         "config": cfg.model_dump(mode="json"),
         "intended_use": task.intended_use, "credits": task.credits,
     }
-    bundle_path = save_bundle(out / "bundle", model, meta, model_card(meta))
+    bundle_path = save_bundle(out / "bundle", last.model, meta, model_card(meta))
     bundle = load_bundle(bundle_path)
-    report = write_run_report(out / "report.html", bundle, {"test": tables["test"]}, {"test": preds["test"]},
+    report = write_run_report(out / "report.html", bundle, {"test": pooled["test"]}, {"test": preds["test"]},
                               {"test": metrics_test, "val": metrics_val}, fit.history, dump_config(cfg),
                               task.data_sections())
     return RunOutputs(out, metrics_test, metrics_val, bundle_path, report, fit)

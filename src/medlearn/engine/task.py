@@ -116,6 +116,11 @@ class Task(ABC):
         """Add warnings (e.g. codes the model does not know) or an explanation to a unit being
         predicted with ``bundle``; ``array`` is its preprocessed input. Default: nothing."""
 
+    def metric_subsets(self, table: UnitTable) -> dict[str, np.ndarray]:
+        """Named boolean masks over ``table``'s units scored again on their own (e.g. sleep staging on the
+        sleep period only, as the literature reports); they appear under ``subsets`` in metrics.json."""
+        return {}
+
     def report_examples(self, bundle: Any, table: UnitTable, pred: np.ndarray) -> list[Any] | None:
         """Report sections showing example units (e.g. ECG strips with their beats), or None to let the
         engine show :meth:`display_image` pictures with Grad-CAM. ``pred`` is per unit (probabilities)."""

@@ -66,20 +66,29 @@ class Resample:
         return SignalUnit(resample(unit.signal, unit.fs_hz, self.fs_hz, axis=-1).astype(np.float32), self.fs_hz)
 
 
+def robust_scale(x: np.ndarray) -> np.ndarray:
+    """Per-channel IQR / 1.349 (the standard deviation of a normal signal), never below 1e-8."""
+    q75, q25 = np.percentile(x, [75, 25], axis=-1, keepdims=True)
+    scale = (q75 - q25) / 1.349
+    return np.where(scale > 1e-8, scale, np.maximum(x.std(axis=-1, keepdims=True), 1e-8))
+
+
 class Standardize:
     """Per-channel robust z-score (median, scaled IQR): amplitude differs between devices and leads,
-    and one artefact spike must not shrink the whole record as it would with the standard deviation."""
+    and one artefact spike must not shrink the whole record as it would with the standard deviation.
 
-    def __init__(self, clip: float = 20.0):
-        self.clip = clip
+    With ``scale`` (fitted on the training set) every unit is divided by the same number instead, which
+    keeps amplitude as a feature: an ictal EEG segment is several times larger than an interictal one.
+    """
+
+    def __init__(self, clip: float = 20.0, scale: float | None = None):
+        self.clip, self.scale = clip, scale
 
     def __call__(self, raw: SignalUnit) -> SignalUnit:
         unit = as_unit(raw)
         x = unit.signal.astype(np.float64)
         median = np.median(x, axis=-1, keepdims=True)
-        q75, q25 = np.percentile(x, [75, 25], axis=-1, keepdims=True)
-        scale = (q75 - q25) / 1.349
-        scale = np.where(scale > 1e-8, scale, np.maximum(x.std(axis=-1, keepdims=True), 1e-8))
+        scale = robust_scale(x) if self.scale is None else self.scale
         return SignalUnit(np.clip((x - median) / scale, -self.clip, self.clip).astype(np.float32), unit.fs_hz)
 
 

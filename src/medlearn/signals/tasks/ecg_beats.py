@@ -1,0 +1,131 @@
+"""Heartbeat classes (AAMI EC57: N, S, V, F, Q) on the MIT-BIH Arrhythmia Database, split by record.
+
+Only de Chazal's DS1 records are shared, so the inter-patient protocol is kept by splitting DS1 by
+record (cross-validation over records in the shipped config): no patient's beats are in training and
+test at once. Each unit is one beat: a window of lead MLII around its R-peak (0.25 s before, 0.45 s
+after, band-passed on the whole record first) plus the RR features that carry most of the S-class
+signal in the literature (de Chazal 2004): previous and next RR interval relative to the local mean RR
+of the 10 surrounding beats, and that local mean itself (s). They enter as constant extra channels.
+
+Training uses the reference beat positions (as every published inter-patient result does);
+``predict`` on a new record uses detected R-peaks instead, the same windows and RR features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from medlearn.engine.data import UnitTable, fingerprint_files
+from medlearn.engine.progress import make_progress
+from medlearn.engine.task import PredictInputs, PredictUnit, Task
+from medlearn.errors import InputError
+
+AAMI = ["N", "S", "V", "F", "Q"]
+LOCAL_RR_BEATS = 10
+
+
+class BeatOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    before_s: float = Field(0.25, gt=0, le=1.0, description="window start before the R-peak (s)")
+    after_s: float = Field(0.45, gt=0, le=1.0, description="window end after the R-peak (s)")
+    lead: str = Field("MLII", description="lead to use (MIT-BIH: MLII in almost every record)")
+
+
+def rr_features(rpeaks: np.ndarray, fs_hz: float) -> np.ndarray:
+    """(n_beats, 3): previous RR / local mean RR, next RR / local mean RR, local mean RR (s).
+
+    The local mean covers the ``LOCAL_RR_BEATS`` intervals around each beat; the first and last beat
+    borrow their neighbour's interval.
+    """
+    rr = np.diff(rpeaks) / fs_hz
+    if len(rr) == 0:
+        return np.ones((len(rpeaks), 3), np.float32)
+    prev = np.r_[rr[0], rr]
+    nxt = np.r_[rr, rr[-1]]
+    kernel = np.ones(LOCAL_RR_BEATS) / LOCAL_RR_BEATS
+    padded = np.pad(prev, LOCAL_RR_BEATS // 2, mode="edge")
+    local = np.convolve(padded, kernel, mode="same")[LOCAL_RR_BEATS // 2: LOCAL_RR_BEATS // 2 + len(prev)]
+    return np.stack([prev / local, nxt / local, local], axis=1).astype(np.float32)
+
+
+def beat_arrays(signal: np.ndarray, fs_hz: float, rpeaks: np.ndarray, before_s: float, after_s: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs (n_kept, 4, window) of the beats at ``rpeaks`` and which peaks were kept."""
+    from medlearn.signals.preprocess import bandpass, segment_beats
+    from medlearn.signals.transforms import robust_scale
+
+    clean = bandpass(signal.astype(np.float64), fs_hz, 0.5, 40.0)
+    clean = (clean - np.median(clean)) / robust_scale(clean[None])[0, 0]
+    features = rr_features(rpeaks, fs_hz)
+    waves, kept = segment_beats(clean, rpeaks, fs_hz, before_s, after_s)
+    keep = np.isin(rpeaks, kept)
+    feats = features[keep][:, :, None].repeat(waves.shape[-1], axis=2)
+    return np.concatenate([waves[:, None].astype(np.float32), feats], axis=1), keep
+
+
+class EcgBeats(Task):
+    name: ClassVar[str] = "ecg_beats"
+    kind: ClassVar[str] = "multiclass"
+    unit: ClassVar[str] = "beat"
+    class_names: ClassVar[list[str]] = AAMI
+    default_model: ClassVar[str] = "cnn1d"
+    monitor: ClassVar[str] = "macro_f1"
+    Options: ClassVar[type[BaseModel]] = BeatOptions
+    credits: ClassVar[list[str]] = [
+        "MIT-BIH Arrhythmia Database, ODC-By 1.0: Moody GB, Mark RG, IEEE Eng Med Biol 20:45-50 (2001); "
+        "Goldberger AL et al., PhysioNet, Circulation 101:e215 (2000).",
+    ]
+
+    def load(self, root: Path) -> UnitTable:
+        from medlearn.signals.io import load_mitdb_beats
+
+        names_file = root / "RECORDS"
+        if not names_file.is_file():
+            raise InputError(f"{names_file}: missing; an MIT-BIH folder lists its records in RECORDS")
+        records = names_file.read_text().split()
+        ids, targets, groups, raw, files = [], [], [], [], [names_file]
+        with make_progress() as progress:
+            bar = progress.add_task("read beats", total=len(records), status="")
+            for name in records:
+                recording, beats = load_mitdb_beats(root / name)
+                lead = recording.channel(self.options.lead) if self.options.lead in recording.channel_names \
+                    else recording.signal[:, 0]
+                arrays, keep = beat_arrays(np.asarray(lead), recording.fs_hz, beats.sample, self.options.before_s,
+                                           self.options.after_s)
+                classes = beats.aami[keep]
+                ids += [f"{name}:{s}" for s in beats.sample[keep]]
+                targets.append(np.array([AAMI.index(c) for c in classes]))
+                groups += [name] * len(classes)
+                raw += list(arrays)
+                files += [root / f"{name}.{ext}" for ext in ("hea", "dat", "atr")]
+                progress.update(bar, advance=1)
+        return UnitTable(ids=ids, targets=np.concatenate(targets), groups=np.array(groups), raw=raw,
+                         fingerprint=fingerprint_files(files))
+
+    def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
+        return []  # beats are cut from the filtered record at load: a window alone is too short to filter
+
+    def model_kwargs(self, model_name: str) -> dict[str, Any]:
+        return {**super().model_kwargs(model_name), "in_channels": 4}
+
+    def load_inputs(self, paths: Sequence[Path], **options: Any) -> PredictInputs:
+        from medlearn.signals.io import read_recording
+        from medlearn.signals.preprocess import detect_rpeaks
+
+        result = PredictInputs([])
+        for path in paths:
+            recording = read_recording(path, fs_hz=options.get("fs_hz"))
+            names = recording.channel_names
+            lead = recording.signal[:, names.index(self.options.lead) if self.options.lead in names else 0]
+            rpeaks = detect_rpeaks(lead, recording.fs_hz)
+            arrays, keep = beat_arrays(lead, recording.fs_hz, rpeaks, self.options.before_s, self.options.after_s)
+            for sample, array in zip(rpeaks[keep], arrays):
+                meta = {"input": str(path), "rpeak_sample": int(sample),
+                        "time_s": round(float(sample) / recording.fs_hz, 3)}
+                result.units.append(PredictUnit(f"{Path(path).stem}:{sample}", array, meta))
+        return result

@@ -1,0 +1,134 @@
+"""compute_metrics on tiny hand-checked sets: MOSES definitions, invalid input, duplicates."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections import Counter
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rdkit")
+pytest.importorskip("fcd")
+
+from rdkit import Chem, DataStructs  # noqa: E402
+from rdkit.Chem import Descriptors, rdFingerprintGenerator  # noqa: E402
+from rdkit.Chem.Scaffolds import MurckoScaffold  # noqa: E402
+from scipy.stats import wasserstein_distance  # noqa: E402
+
+from medlearn.errors import InputError  # noqa: E402
+from medlearn.molecules.metrics import MosesReference, compute_metrics  # noqa: E402
+
+MCF1 = "[#6]=&!@[#6]-[#6]#[#7]"  # acyclic C=C-C#N, one of the MOSES medicinal-chemistry filters
+REFERENCE = ["c1ccc2ccccc2c1", "c1ccc(-c2ccccc2)cc1", "CCOC(=O)c1ccccc1", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC",
+             "O=C(Nc1ccccc1)c1ccccc1", "Cc1ccc2[nH]ccc2c1", "OCCc1ccncc1"]
+REFERENCE_SF = ["C1CCC2CCCCC2C1", "c1ccc(Cc2ccccc2)cc1", "CCCCO", "NC(=O)c1ccccn1"]
+TRAIN = ["CCO", "c1ccc2ccccc2c1"]
+GENERATED = ["CCO", "OCC", "c1ccccc1", "not a smiles(", "", "CC(=O)Nc1ccc(O)cc1", "c1ccccc1",
+             "CC=CC#N", "c1ccc(-c2ccccc2)cc1", "C1CCC2CCCCC2C1"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> MosesReference:
+    with pytest.MonkeyPatch.context() as patch:  # module scope: set our own isolated cache
+        patch.setenv("MEDLEARN_CACHE", str(tmp_path_factory.mktemp("cache")))
+        return MosesReference.from_smiles(REFERENCE, (MCF1,), test_scaffolds_smiles=REFERENCE_SF,
+                                          train_smiles=TRAIN, n_jobs=1)
+
+
+@pytest.fixture(scope="module")
+def table(reference: MosesReference) -> dict[str, float]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return compute_metrics(GENERATED, reference, n_jobs=1)
+
+
+def valid_canonical() -> list[str]:
+    mols = [Chem.MolFromSmiles(s) if s else None for s in GENERATED]
+    return [Chem.MolToSmiles(m) for m in mols if m is not None]
+
+
+def morgan(smiles: list[str]) -> list:
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=1024)
+    return [generator.GetFingerprint(Chem.MolFromSmiles(s)) for s in smiles]
+
+
+def cosine(a: Counter, b: Counter) -> float:
+    keys = sorted(set(a) | set(b))
+    u, v = np.array([a[k] for k in keys], float), np.array([b[k] for k in keys], float)
+    return float(u @ v / np.linalg.norm(u) / np.linalg.norm(v))
+
+
+def test_keys_are_the_moses_names_in_moses_order(table):
+    assert list(table) == ["valid", "unique@1000", "unique@10000", "FCD/Test", "SNN/Test", "Frag/Test",
+                           "Scaf/Test", "FCD/TestSF", "SNN/TestSF", "Frag/TestSF", "Scaf/TestSF", "IntDiv",
+                           "IntDiv2", "Filters", "logP", "SA", "QED", "weight", "Novelty"]
+
+
+def test_validity_uniqueness_novelty_and_filters_count_by_hand(table):
+    assert table["valid"] == pytest.approx(8 / 10)  # "not a smiles(" and "" are invalid
+    assert table["unique@1000"] == pytest.approx(6 / 8)  # CCO and benzene twice
+    assert table["Novelty"] == pytest.approx(5 / 6)  # of 6 distinct, only CCO is in TRAIN
+    assert table["Filters"] == pytest.approx(7 / 8)  # CC=CC#N hits MCF1
+
+
+def test_snn_and_internal_diversity_match_rdkit_bulk_tanimoto_with_duplicates(table):
+    generated, reference = morgan(valid_canonical()), morgan(REFERENCE)
+    snn = np.mean([max(DataStructs.BulkTanimotoSimilarity(fp, reference)) for fp in generated])
+    pairs = np.array([DataStructs.BulkTanimotoSimilarity(fp, generated) for fp in generated])
+    assert table["SNN/Test"] == pytest.approx(snn, abs=1e-6)
+    assert table["IntDiv"] == pytest.approx(1 - np.mean(pairs.mean(axis=1)), abs=1e-6)
+    assert table["IntDiv2"] == pytest.approx(1 - np.mean(np.sqrt((pairs ** 2).mean(axis=1))), abs=1e-6)
+
+
+def test_fragment_and_scaffold_similarity_are_cosines_of_count_vectors(table):
+    def fragments(smiles):
+        return Counter(f for s in smiles
+                       for f in Chem.MolToSmiles(Chem.FragmentOnBRICSBonds(Chem.MolFromSmiles(s))).split("."))
+
+    def scaffolds(smiles):
+        found = (MurckoScaffold.GetScaffoldForMol(Chem.MolFromSmiles(s)) for s in smiles)
+        return Counter(Chem.MolToSmiles(m) for m in found if m.GetRingInfo().NumRings() >= 2)
+
+    generated = valid_canonical()
+    assert table["Frag/Test"] == pytest.approx(cosine(fragments(REFERENCE), fragments(generated)), abs=1e-9)
+    assert table["Scaf/Test"] == pytest.approx(cosine(scaffolds(REFERENCE), scaffolds(generated)), abs=1e-9)
+    assert table["Scaf/TestSF"] == pytest.approx(cosine(scaffolds(REFERENCE_SF), scaffolds(generated)), abs=1e-9)
+
+
+def test_property_distance_is_wasserstein_over_valid_molecules_with_duplicates(table):
+    weights = [Descriptors.MolWt(Chem.MolFromSmiles(s)) for s in valid_canonical()]
+    reference = [Descriptors.MolWt(Chem.MolFromSmiles(s)) for s in REFERENCE]
+    assert table["weight"] == pytest.approx(wasserstein_distance(reference, weights), rel=1e-9)
+
+
+def test_fcd_uses_fcd_package_activations_of_the_valid_canonical_smiles_with_duplicates(table):
+    import fcd
+
+    from medlearn.molecules.metrics import frechet_distance
+
+    model = fcd.load_ref_model()
+    generated = fcd.get_predictions(model, valid_canonical(), n_jobs=0)
+    reference = fcd.get_predictions(model, REFERENCE, n_jobs=0)
+    expected = frechet_distance(generated.mean(0), np.cov(generated.T), reference.mean(0), np.cov(reference.T))
+    assert table["FCD/Test"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_all_invalid_input_scores_zero_validity_and_nan_elsewhere(reference):
+    with pytest.warns(UserWarning):
+        result = compute_metrics(["", "C1CC", None, "xyz"], reference, n_jobs=1)
+    assert result["valid"] == 0.0
+    assert all(math.isnan(v) for k, v in result.items() if k != "valid")
+
+
+def test_an_empty_generated_list_is_an_input_error(reference):
+    with pytest.raises(InputError, match="no generated SMILES"):
+        compute_metrics([], reference, n_jobs=1)
+
+
+def test_explicit_train_smiles_override_the_reference_training_set(reference):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = compute_metrics(["CCO", "CCN"], reference, train_smiles=["CCN"], n_jobs=1, k=(2,))
+    assert result["unique@2"] == 1.0 and result["Novelty"] == 0.5

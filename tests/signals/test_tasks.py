@@ -1,0 +1,114 @@
+"""Signal tasks on real data: beats with RR features, EEG seizure segments, sleep epochs in context."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from medlearn.cli import app
+from medlearn.signals.tasks.ecg_beats import EcgBeats, beat_arrays, rr_features
+from medlearn.signals.tasks.eeg_seizure import DelhiPhases, EEGSeizure
+from medlearn.signals.tasks.eeg_sleep import EEGSleep, context_windows, sleep_period_mask
+from medlearn.signals.transforms import FixLength, SignalUnit, Standardize
+from medlearn.errors import InputError
+from tests.conftest import require_data
+
+runner = CliRunner()
+
+
+def test_rr_features_by_hand():
+    fs = 100.0
+    rpeaks = np.array([0, 100, 200, 250, 400])  # RR 1.0, 1.0, 0.5 (premature), 1.5 (compensatory)
+    f = rr_features(rpeaks, fs)
+    assert f.shape == (5, 3)
+    # the premature beat (index 3): previous RR 0.5 s is short against its local mean, next RR long
+    assert f[3, 0] < 0.7 < 1.3 < f[3, 1]
+    assert f[1, 0] == pytest.approx(1.0 / f[1, 2])
+
+
+def test_mitdb_beats_keep_record_groups_and_aami_classes(tmp_path):
+    mitdb = require_data("signals/mitdb")
+    for name in ("119", "208"):  # bigeminy (V) and fusion beats (F)
+        for ext in ("hea", "dat", "atr"):
+            (tmp_path / f"{name}.{ext}").symlink_to(mitdb / f"{name}.{ext}")
+    (tmp_path / "RECORDS").write_text("119\n208\n")
+    table = EcgBeats().load(tmp_path)
+    assert set(table.groups) == {"119", "208"}
+    assert table.raw[0].shape == (4, round(0.25 * 360) + round(0.45 * 360) + 1) or table.raw[0].shape[0] == 4
+    counts = np.bincount(table.targets, minlength=5)
+    assert counts[2] > 1000 and counts[3] > 100  # 119 and 208 hold many V beats; 208 the F beats
+    assert len(table) > 4500
+
+
+def test_beat_windows_drop_beats_at_the_edges():
+    x = np.sin(np.linspace(0, 60, 3600)).astype(np.float32)
+    arrays, keep = beat_arrays(x, 360.0, np.array([10, 1000, 2000, 3590]), 0.25, 0.45)
+    assert keep.tolist() == [False, True, True, False] and arrays.shape[:2] == (2, 4)
+
+
+def test_fixed_scale_standardize_keeps_amplitude_and_fix_length_pads_after():
+    small = SignalUnit(np.random.default_rng(0).normal(0, 1, (1, 500)).astype(np.float32), 100.0)
+    big = SignalUnit(small.signal * 5, 100.0)
+    fixed = Standardize(scale=2.0)
+    assert np.std(fixed(big).signal) == pytest.approx(5 * np.std(fixed(small).signal), rel=1e-4)
+    per_unit = Standardize()
+    assert np.std(per_unit(big).signal) == pytest.approx(np.std(per_unit(small).signal), rel=1e-3)
+    padded = FixLength(8.0)(small)
+    assert padded.shape == (1, 800) and not padded[0, 500:].any()
+
+
+def test_seizure_folders_are_recognised_and_bad_labels_are_clear(tmp_path):
+    table = DelhiPhases().load(require_data("signals/eeg/delhi-nsc"))
+    assert len(table) == 150 and np.bincount(table.targets).tolist() == [50, 50, 50]
+    assert table.raw[0].fs_hz == 200.0 and table.raw[0].signal.shape == (1, 1024)
+    (tmp_path / "labels.csv").write_text("name,label\nx.txt,1\n")
+    with pytest.raises(InputError, match="labels.csv: expected columns"):
+        EEGSeizure().load(tmp_path)
+
+
+def test_delhi_cross_validation_end_to_end(tmp_path):
+    require_data("signals/eeg/delhi-nsc")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "eeg_seizure_delhi", "--out", str(out), "--quiet", "--set", "train.epochs=2",
+                                 "--set", "data.split.folds=3", "--set", "eval.n_bootstrap=50"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n"] == 150 and metrics["cross_validation"]["folds"] == 3  # every segment tested once
+    assert metrics["metrics"]["accuracy"]["ci95"] is not None
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert "fold" in rows[0] and sum(",test," in r for r in rows) == 150
+    assert "can be in the training and the test folds at once" in (out / "report.html").read_text()
+
+
+def test_sleep_period_and_context_windows():
+    stages = np.array([0] * 100 + [2] * 10 + [0] * 5 + [4] * 10 + [0] * 100)
+    mask = sleep_period_mask(stages, margin=60)
+    assert mask.sum() == 60 + 25 + 60 and mask[40] and not mask[39] and mask[184] and not mask[185]
+    windows = context_windows(np.arange(12, dtype=np.float32).reshape(6, 2), 1)
+    assert windows.shape == (6, 2, 3)
+    assert np.isnan(windows[0, :, 0]).all() and windows[1, :, 1].tolist() == [2.0, 3.0]
+
+
+def test_sleep_staging_end_to_end_on_three_subjects(tmp_path):
+    source = require_data("signals/eeg/sleep-edf-sc-features")
+    lines = (source / "RECORDS.csv").read_text().splitlines()
+    keep = [lines[0]] + [line for line in lines[1:] if line.split(",")[3] == "1"][:3]
+    for line in keep[1:]:
+        shutil.copy(source / line.split(",")[0], tmp_path)
+    (tmp_path / "RECORDS.csv").write_text("\n".join(keep) + "\n")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "eeg_sleep_edf", "--data", str(tmp_path), "--out", str(out), "--quiet",
+                                 "--set", "train.epochs=2", "--set", "data.split.folds=3",
+                                 "--set", "data.options.context_epochs=2", "--set", "eval.n_bootstrap=50"],
+                           catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    sleep = metrics["subsets"]["sleep_period"]
+    assert sleep["n"] < metrics["n"] and sleep["metrics"]["kappa"]["value"] is not None
+    assert metrics["metrics"]["kappa"]["value"] > 0.3  # wake vs sleep alone is easy from EEG power
+    assert "Hypnogram of" in (out / "report.html").read_text()
