@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ from typer.testing import CliRunner
 from medlearn.cli import app
 from medlearn.signals.tasks.ecg_beats import EcgBeats, beat_arrays, rr_features
 from medlearn.signals.tasks.eeg_seizure import DelhiPhases, EEGSeizure
-from medlearn.signals.tasks.eeg_sleep import EEGSleep, context_windows, sleep_period_mask
+from medlearn.signals.tasks.eeg_sleep import context_windows, sleep_period_mask
 from medlearn.signals.transforms import FixLength, SignalUnit, Standardize
 from medlearn.errors import InputError
 from tests.conftest import require_data
