@@ -224,7 +224,7 @@ def info_cmd(
     console.print("versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
 
 
-DEMOS = ("imaging", "ehr")
+DEMOS = ("imaging", "ehr", "signals")
 
 
 @app.command()
@@ -258,14 +258,15 @@ def monitor(
 @app.command()
 @handles_errors
 def demo(
-    pipeline: Annotated[str, typer.Argument(help="imaging, ehr, or all (default: every pipeline, one folder each).")] = "all",
+    pipeline: Annotated[str, typer.Argument(help="imaging, ehr, signals, or all (default: every pipeline, one folder each).")] = "all",
     out: Annotated[Optional[Path], typer.Option("--out", help="Output directory (default runs/demo-<time>).")] = None,
     patients: Annotated[int, typer.Option("--patients", min=8, help="imaging: synthetic CT studies to write.")] = 120,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="imaging: training epochs.")] = 25,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="imaging: training epochs (signals: at most 15).")] = 25,
     device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
 ) -> None:
     """Embedded demos on data they write themselves (no download, no shared data): imaging (synthetic
-    chest CTs as DICOM → 3D CNN) and ehr (synthetic MIMIC-IV-format tables → LSTM length of stay)."""
+    chest CTs as DICOM → 3D CNN), ehr (synthetic MIMIC-IV-format tables → LSTM length of stay) and
+    signals (synthetic ECG → AF classifier → real-time monitor replay with alarms)."""
     if pipeline not in (*DEMOS, "all"):
         raise InputError(f"demo {pipeline}: unknown pipeline (choose {', '.join(DEMOS)} or all)")
     _setup(quiet, device, threads)
@@ -277,10 +278,14 @@ def demo(
             from medlearn.imaging.demo import run_demo as run_imaging
 
             outputs = run_imaging(target, n_patients=patients, epochs=epochs, device=device)
-        else:
+        elif name == "ehr":
             from medlearn.ehr.demo import run_demo as run_ehr
 
             outputs = run_ehr(target, device=device)
+        else:
+            from medlearn.signals.demo import run_demo as run_signals
+
+            outputs = run_signals(target, epochs=min(epochs, 15), device=device)
         _summary(outputs)
         info(f"[bold]{name} demo finished[/]: {target.resolve()}  (bundle, metrics.json, predictions.csv, report.html)")
 

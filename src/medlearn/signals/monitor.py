@@ -46,6 +46,10 @@ def run_monitor(bundle_path: Path | None, record: Path | None, use_stdin: bool, 
 
     rhythm = None
     if bundle_path is not None:
+        import torch
+
+        # one small window at a time: extra threads only add synchronisation (and stall under load)
+        torch.set_num_threads(1)
         bundle = load_bundle(bundle_path)
         if "AF" not in bundle.class_names:
             raise InputError(f"{bundle_path}: a {bundle.meta['task']['name']} bundle has no AF class; "

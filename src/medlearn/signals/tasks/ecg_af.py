@@ -47,7 +47,8 @@ class EcgAF(SignalTask):
                 raw.append(SignalUnit(recording.signal[:, 0].copy()[None], recording.fs_hz))
                 progress.update(bar, advance=1)
         ids = [r.record for r in records]
-        files = [root / "REFERENCE.csv"] + [p for r in records for p in (r.path.with_suffix(".hea"), r.path.with_suffix(".mat"))]
+        names = set(ids)
+        files = [root / "REFERENCE.csv"] + [p for p in root.iterdir() if p.stem in names and p.suffix in (".hea", ".mat", ".dat")]
         return UnitTable(ids=ids, targets=np.array([LABEL_INDEX[r.label] for r in records]), groups=np.array(ids),
                          raw=raw, fingerprint=fingerprint_files(files),
                          meta={"seconds": [round(u.seconds, 2) for u in raw]})
