@@ -34,6 +34,7 @@ class BeatOptions(BaseModel):
     before_s: float = Field(0.25, gt=0, le=1.0, description="window start before the R-peak (s)")
     after_s: float = Field(0.45, gt=0, le=1.0, description="window end after the R-peak (s)")
     lead: str = Field("MLII", description="lead to use (MIT-BIH: MLII in almost every record)")
+    fs_hz: float = Field(180.0, gt=0, description="rate the beat windows are cut at (Hz); records are resampled")
 
 
 def rr_features(rpeaks: np.ndarray, fs_hz: float) -> np.ndarray:
@@ -53,17 +54,24 @@ def rr_features(rpeaks: np.ndarray, fs_hz: float) -> np.ndarray:
     return np.stack([prev / local, nxt / local, local], axis=1).astype(np.float32)
 
 
-def beat_arrays(signal: np.ndarray, fs_hz: float, rpeaks: np.ndarray, before_s: float, after_s: float
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Model inputs (n_kept, 4, window) of the beats at ``rpeaks`` and which peaks were kept."""
-    from medlearn.signals.preprocess import bandpass, segment_beats
+def beat_arrays(signal: np.ndarray, fs_hz: float, rpeaks: np.ndarray, before_s: float, after_s: float,
+                out_fs_hz: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Model inputs (n_kept, 4, window) of the beats at ``rpeaks`` and which peaks were kept; the
+    record is band-passed, robustly scaled and (with ``out_fs_hz``) resampled before cutting."""
+    from medlearn.signals.preprocess import bandpass, resample, segment_beats
     from medlearn.signals.transforms import robust_scale
 
     clean = bandpass(signal.astype(np.float64), fs_hz, 0.5, 40.0)
     clean = (clean - np.median(clean)) / robust_scale(clean[None])[0, 0]
     features = rr_features(rpeaks, fs_hz)
-    waves, kept = segment_beats(clean, rpeaks, fs_hz, before_s, after_s)
-    keep = np.isin(rpeaks, kept)
+    at = np.asarray(rpeaks)
+    if out_fs_hz is not None and abs(out_fs_hz - fs_hz) > 1e-9:
+        clean = resample(clean, fs_hz, out_fs_hz)
+        at = np.round(at * out_fs_hz / fs_hz).astype(np.int64)
+        fs_hz = out_fs_hz
+    waves, kept_at = segment_beats(clean, at, fs_hz, before_s, after_s)
+    keep = np.isin(at, kept_at)
+    kept = np.asarray(rpeaks)[keep]
     feats = features[keep][:, :, None].repeat(waves.shape[-1], axis=2)
     return np.concatenate([waves[:, None].astype(np.float32), feats], axis=1), keep
 
@@ -96,7 +104,7 @@ class EcgBeats(Task):
                 lead = recording.channel(self.options.lead) if self.options.lead in recording.channel_names \
                     else recording.signal[:, 0]
                 arrays, keep = beat_arrays(np.asarray(lead), recording.fs_hz, beats.sample, self.options.before_s,
-                                           self.options.after_s)
+                                           self.options.after_s, self.options.fs_hz)
                 classes = beats.aami[keep]
                 ids += [f"{name}:{s}" for s in beats.sample[keep]]
                 targets.append(np.array([AAMI.index(c) for c in classes]))
@@ -123,7 +131,8 @@ class EcgBeats(Task):
             names = recording.channel_names
             lead = recording.signal[:, names.index(self.options.lead) if self.options.lead in names else 0]
             rpeaks = detect_rpeaks(lead, recording.fs_hz)
-            arrays, keep = beat_arrays(lead, recording.fs_hz, rpeaks, self.options.before_s, self.options.after_s)
+            arrays, keep = beat_arrays(lead, recording.fs_hz, rpeaks, self.options.before_s, self.options.after_s,
+                                       self.options.fs_hz)
             for sample, array in zip(rpeaks[keep], arrays):
                 meta = {"input": str(path), "rpeak_sample": int(sample),
                         "time_s": round(float(sample) / recording.fs_hz, 3)}

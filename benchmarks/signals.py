@@ -1,6 +1,12 @@
-"""ECG preprocessing: medlearn (band-pass + R-peaks + SQI) vs NeuroKit2 ``ecg_process``, record by record.
+"""Biosignals: ECG preprocessing vs NeuroKit2 ``ecg_process``, and the monitor's latency per window.
 
-    python benchmarks/signals_preprocess.py --records 200 --mitdb 101,106,108,203,207
+    python benchmarks/signals.py --records 200 --mitdb 101,106,108,203,207 [--bundle runs/.../bundle]
+
+Part 2 replays MIT-BIH records through :class:`medlearn.signals.stream.Monitor` as fast as possible and
+reports the wall time of each analysis (a 10 s window every 2 s of signal: R-peaks, quality, rate and
+asystole checks, plus the AF model on the last 30 s) as p50/p95; goal p95 <= 50 ms. The AF model is
+``--bundle`` (an ecg_af bundle) or, without one, an untrained network of the shipped
+``ecg_af_cinc2017`` architecture (same cost per window).
 
 Throughput is seconds of ECG processed per second of wall time on one core (files are read before the
 clock starts, for both). Also measured: R-peak F1 of both against the MIT-BIH beat annotations (lead
@@ -74,6 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200, help="CinC 2017 records (REFERENCE.csv order)")
     parser.add_argument("--mitdb", default="101,106,108,203,207", help="MIT-BIH records for F1 (comma list)")
+    parser.add_argument("--bundle", type=Path, default=None, help="an ecg_af bundle for the monitor's AF model")
     parser.add_argument("--data", type=Path, default=None,
                         help="the signals folder (default $MEDLEARN_DATA/signals)")
     args = parser.parse_args()
@@ -117,6 +124,47 @@ def main() -> None:
     for label, (_, _, raised, _) in rows.items():
         if raised:
             print(f"{label} raised on: {'; '.join(raised)}")
+    monitor_latency(mitdb, args.bundle)
+
+
+def monitor_latency(records: list[tuple[str, np.ndarray, float]], bundle_path: Path | None) -> None:
+    import torch
+
+    from medlearn.signals.stream import Monitor, bundle_rhythm_model
+
+    torch.set_num_threads(1)
+    if bundle_path is not None:
+        from medlearn.engine.bundle import load_bundle
+
+        rhythm, source = bundle_rhythm_model(load_bundle(bundle_path)), str(bundle_path)
+    else:
+        from medlearn.config import load_config
+        from medlearn.engine.models import build_model
+        from medlearn.signals.preprocess import bandpass, resample
+        from medlearn.signals.transforms import FixLength, SignalUnit, Standardize
+
+        cfg = load_config("ecg_af_cinc2017")
+        model, _ = build_model(cfg.model.name, cfg.model.params, {"in_channels": 1, "out_channels": 4})
+        model.eval()
+
+        def rhythm(window: np.ndarray, fs_hz: float) -> dict[str, float]:
+            x = resample(bandpass(window, fs_hz, 0.5, 40.0), fs_hz, 100.0)
+            x = FixLength(60.0)(Standardize()(SignalUnit(x[None].astype(np.float32), 100.0)))
+            with torch.no_grad():
+                p = torch.softmax(model(torch.from_numpy(x[None])), 1)[0].numpy()
+            return dict(zip(["Normal", "AF", "Other", "Noisy"], map(float, p)))
+
+        source = "untrained ecg_af_cinc2017 network"
+    latencies, seconds = [], 0.0
+    for name, signal, fs in records:
+        monitor = Monitor(fs, rhythm_model=rhythm)
+        monitor.push(signal[: int(600 * fs)])  # 10 minutes per record
+        latencies += monitor.latencies_ms
+        seconds += min(len(signal) / fs, 600)
+    lat = np.asarray(latencies)
+    p50, p95 = np.percentile(lat, [50, 95])
+    print(f"\nmonitor ({source}): {len(lat)} analyses over {seconds:.0f} s of ECG; latency per 10 s window "
+          f"p50 {p50:.1f} ms, p95 {p95:.1f} ms (goal p95 <= 50 ms: {'met' if p95 <= 50 else 'NOT met'})")
 
 
 if __name__ == "__main__":
