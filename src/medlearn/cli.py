@@ -159,7 +159,7 @@ def predict(
 
     _setup(quiet, device, threads)
     for path in [*inputs, *([annotations] if annotations else [])]:
-        if not path.exists():
+        if not path.exists() and not path.with_name(path.name + ".hea").is_file():  # or a WFDB record name
             raise InputError(f"{path}: no such file or folder")
     if nodule is not None and diameter is None:
         raise InputError("--nodule needs --diameter MM (the spherical mask's size)")

@@ -98,3 +98,22 @@ def test_cache_key_changes_with_the_task_options():
     assert base == dataset_cache_key("f" * 32, pre, ["a", "b"], '{"window": 24}')
     assert base != dataset_cache_key("f" * 32, pre, ["a", "b"], '{"window": 48}')
     assert base != dataset_cache_key("f" * 32, pre, ["a", "c"], '{"window": 24}')
+
+
+def test_cross_validation_folds_test_every_group_once_and_never_split_a_group():
+    from medlearn.engine.data import cv_group_splits
+    from medlearn.errors import InputError
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat([f"p{i}" for i in range(23)], rng.integers(1, 6, 23))
+    targets = rng.integers(0, 3, len(groups))
+    splits = cv_group_splits(targets, groups, 5, 0.2, seed=0)
+    assert len(splits) == 5
+    tested = np.stack([s == "test" for s in splits])
+    assert (tested.sum(axis=0) == 1).all()  # every unit is tested exactly once
+    for split in splits:
+        for g in set(groups):
+            assert len(set(split[groups == g])) == 1  # a group never straddles train/val/test
+        assert {"train", "val", "test"} <= set(split)
+    with pytest.raises(InputError, match="5 folds need at least 5 groups"):
+        cv_group_splits(targets[:6], np.array(["a", "a", "b", "b", "c", "c"]), 5, 0.2, seed=0)

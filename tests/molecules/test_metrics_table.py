@@ -132,3 +132,12 @@ def test_explicit_train_smiles_override_the_reference_training_set(reference):
         warnings.simplefilter("ignore")
         result = compute_metrics(["CCO", "CCN"], reference, train_smiles=["CCN"], n_jobs=1, k=(2,))
     assert result["unique@2"] == 1.0 and result["Novelty"] == 0.5
+
+
+def test_worker_processes_and_overlapped_chemnet_give_the_same_table(reference, table):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parallel = compute_metrics(GENERATED, reference, n_jobs=2)
+    assert parallel.keys() == table.keys()
+    for key, value in table.items():
+        assert parallel[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key

@@ -25,7 +25,7 @@ import math
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -40,7 +40,7 @@ from medlearn.molecules.metrics.descriptors import (
     describe_chunk,
     init_worker,
 )
-from medlearn.molecules.metrics.parallel import ChunkPool
+from medlearn.molecules.metrics.parallel import ChunkPool, default_jobs
 from medlearn.molecules.metrics.reference import MosesReference, ReferenceStats
 from medlearn.molecules.metrics.similarity import internal_diversity, nearest_neighbour_similarity
 
@@ -92,16 +92,20 @@ def compute_metrics(generated_smiles: Sequence[str | None], reference: MosesRefe
         generated_smiles: as sampled; invalid or empty entries (or ``None``) count against validity.
         train_smiles: the training set for ``Novelty``; default the reference's (MOSES train) set. No
             ``Novelty`` key when neither exists.
-        n_jobs: processes for the per-molecule RDKit work (default: all CPUs; 1 = no pool).
+        n_jobs: CPUs to use (default: all). With ``n_jobs > 1``, ``n_jobs - 1`` worker processes do the
+            per-molecule RDKit work while ChemNet runs on the remaining CPU, then on all of them;
+            ``1`` runs everything in this process.
         batch_size: ChemNet batch for FCD.
-        timings: if given, filled with seconds per phase (for benchmarks).
+        timings: if given, filled with seconds per phase (``fcd`` overlaps the RDKit workers, so
+            ``descriptors`` is only the time spent waiting for them afterwards).
 
     Metrics that need at least one valid molecule (two for FCD) are NaN when there are not enough.
     """
     if len(generated_smiles) == 0:
         raise InputError("no generated SMILES to score")
+    cpus = default_jobs() if n_jobs is None else max(1, int(n_jobs))
     metrics: dict[str, float] = {}
-    with ChunkPool(n_jobs, init_worker, (reference.filter_smarts,)) as pool:
+    with ChunkPool(0 if cpus == 1 else cpus - 1, init_worker, (reference.filter_smarts,)) as pool:
         with _phase(timings, "canonicalise"):
             canonical = [c for part in pool.map_chunks(canonicalize_chunk, list(generated_smiles), 2000,
                                                        "validity") for c in part]
@@ -112,9 +116,13 @@ def compute_metrics(generated_smiles: Sequence[str | None], reference: MosesRefe
         multiplicity = Counter(valid)
         unique = list(multiplicity)
         weights = np.array([multiplicity[s] for s in unique], dtype=np.float64)
+        pending = pool.submit(describe_chunk, unique, 250)
+        with _phase(timings, "fcd"):
+            threads = None if cpus == 1 else (lambda: cpus if pending.done() else 1)
+            activations = _chemnet_statistics(unique, weights, batch_size, threads)
         with _phase(timings, "descriptors"):
-            desc = Descriptors.concat(pool.map_chunks(describe_chunk, unique, 250, "molecule descriptors"))
-    _reference_metrics(metrics, unique, weights, desc, reference, batch_size, timings)
+            desc = Descriptors.concat(pending.collect("molecule descriptors"))
+    _reference_metrics(metrics, activations, weights, desc, reference, timings)
     with _phase(timings, "intdiv"):
         diversity = internal_diversity(desc.fingerprints, weights) if unique else {1: _NAN, 2: _NAN}
     metrics["IntDiv"], metrics["IntDiv2"] = diversity[1], diversity[2]
@@ -132,15 +140,19 @@ def compute_metrics(generated_smiles: Sequence[str | None], reference: MosesRefe
     return metrics
 
 
-def _reference_metrics(metrics: dict[str, float], unique: list[str], weights: np.ndarray, desc: Descriptors,
-                       reference: MosesReference, batch_size: int, timings: dict[str, float] | None) -> None:
+def _chemnet_statistics(unique: list[str], weights: np.ndarray, batch_size: int,
+                        threads: Callable[[], int] | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Mean and covariance of the ChemNet activations of the valid molecules (duplicates weighted)."""
+    if weights.sum() < 2:
+        warnings.warn("Can't compute FCD for fewer than 2 valid molecules", stacklevel=3)
+        return None
+    return activation_statistics(ChemNetEmbedder(batch_size)(unique, threads=threads), weights)
+
+
+def _reference_metrics(metrics: dict[str, float], fcd_stats: tuple[np.ndarray, np.ndarray] | None,
+                       weights: np.ndarray, desc: Descriptors, reference: MosesReference,
+                       timings: dict[str, float] | None) -> None:
     """FCD, SNN, Frag and Scaf against each reference set (Test, then TestSF), in MOSES's key order."""
-    with _phase(timings, "fcd"):
-        if weights.sum() >= 2:
-            stats = activation_statistics(ChemNetEmbedder(batch_size)(unique), weights)
-        else:
-            warnings.warn("Can't compute FCD for fewer than 2 valid molecules", stacklevel=3)
-            stats = None
     fragments: Counter[str] = Counter()
     scaffolds: Counter[str] = Counter()
     for frags, scaffold, weight in zip(desc.fragments, desc.scaffolds, weights):
@@ -149,10 +161,10 @@ def _reference_metrics(metrics: dict[str, float], unique: list[str], weights: np
         if scaffold is not None:
             scaffolds[scaffold] += weight
     for ref in reference.references:
-        metrics[f"FCD/{ref.name}"] = _fcd(stats, ref)
+        metrics[f"FCD/{ref.name}"] = _fcd(fcd_stats, ref)
         with _phase(timings, "snn"):
             nearest = nearest_neighbour_similarity(desc.fingerprints, ref.fingerprints)
-        metrics[f"SNN/{ref.name}"] = float(np.average(nearest, weights=weights)) if unique else _NAN
+        metrics[f"SNN/{ref.name}"] = float(np.average(nearest, weights=weights)) if len(weights) else _NAN
         metrics[f"Frag/{ref.name}"] = cosine_similarity(ref.fragments, fragments)
         metrics[f"Scaf/{ref.name}"] = cosine_similarity(ref.scaffolds, scaffolds)
 

@@ -27,7 +27,7 @@ from medlearn.molecules.io import read_smiles, require
 from medlearn.molecules.metrics.chemnet import ChemNetEmbedder, activation_statistics
 from medlearn.molecules.metrics.descriptors import PROPERTY_NAMES, Descriptors, describe_chunk, init_worker
 from medlearn.molecules.metrics.filters import read_filter_smarts
-from medlearn.molecules.metrics.parallel import ChunkPool
+from medlearn.molecules.metrics.parallel import ChunkPool, pool_processes
 from medlearn.molecules.metrics.similarity import SortedFingerprints
 from medlearn.paths import cache_dir, data_root
 
@@ -122,7 +122,7 @@ def _cache_path(name: str, key: str, fcd: bool, props: bool) -> Path:
 
 def _compute(name: str, smiles: list[str | None], fcd: bool, props: bool, n_jobs: int | None) -> dict[str, Any]:
     present = [s for s in smiles if s]
-    with ChunkPool(n_jobs, init_worker) as pool:
+    with ChunkPool(pool_processes(n_jobs), init_worker) as pool:
         parts = pool.map_chunks(partial(describe_chunk, properties=props, filters=False, skip_invalid=True),
                                 present, _CHUNK, f"reference {name}")
     desc = Descriptors.concat(parts)
