@@ -31,6 +31,7 @@ Run: ``python benchmarks/molecules_metrics.py [--n 30000] [--source test|train] 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 import warnings
@@ -44,9 +45,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=30_000, help="generated molecules to score")
     parser.add_argument("--source", choices=["test", "train"], default="test", help="where to sample them")
-    parser.add_argument("--loop-n", type=int, default=1000, help="molecules the loop scores (then extrapolated)")
+    parser.add_argument("--loop-n", type=int, default=1000, help="molecules the loop scores (extrapolated)")
     parser.add_argument("--snn-queries", type=int, default=100, help="molecules the loop's SNN scores")
-    parser.add_argument("--n-jobs", type=int, default=None, help="medlearn worker processes (default all CPUs)")
+    parser.add_argument("--n-jobs", type=int, default=None, help="medlearn CPUs (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-loop", action="store_true", help="only time medlearn (e.g. a cold-cache run)")
     return parser.parse_args()
@@ -74,7 +75,7 @@ class LoopBaseline:
 
     def per_molecule(self, smiles: list[str]) -> dict[str, Any]:
         from rdkit import Chem
-        from rdkit.Chem import AllChem, Crippen, Descriptors, QED
+        from rdkit.Chem import QED, AllChem, Crippen, Descriptors
         from rdkit.Chem.Scaffolds import MurckoScaffold
         from rdkit.Contrib.SA_Score import sascorer
 
@@ -83,8 +84,9 @@ class LoopBaseline:
             mol = Chem.MolFromSmiles(s) if s else None
             canonical.append(Chem.MolToSmiles(mol) if mol is not None else None)
         valid = [c for c in canonical if c is not None]
-        out: dict[str, Any] = {"valid": valid, "n": len(smiles), "fps": [], "frags": Counter(), "scafs": Counter(),
-                               "filters": [], "props": {k: [] for k in ("logP", "SA", "QED", "weight")}}
+        out: dict[str, Any] = {"valid": valid, "n": len(smiles), "fps": [], "frags": Counter(),
+                               "scafs": Counter(), "filters": [],
+                               "props": {k: [] for k in ("logP", "SA", "QED", "weight")}}
         for s in valid:
             mol = Chem.MolFromSmiles(s)
             out["fps"].append(AllChem.GetMorganFingerprintAsBitVect(mol, 2, nBits=1024))
@@ -186,9 +188,11 @@ def main() -> None:
     cached_before = set(cache_dir("molecules", "reference").glob("*.npz"))
     reference, t_ref = timed(lambda: MosesReference.load(n_jobs=args.n_jobs))
     built = set(cache_dir("molecules", "reference").glob("*.npz")) - cached_before
-    print(f"references: {t_ref:.1f} s ({'UNCACHED build of ' + str(len(built)) + ' reference sets' if built else 'from cache'})")
+    how = f"UNCACHED build of {len(built)} reference sets" if built else "from cache"
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other jobs slow both sides)")
+    print(f"references: {t_ref:.1f} s ({how})")
     train, t_train = timed(reference.train_smiles)
-    print(f"training set for Novelty: {len(train):,} SMILES read in {t_train:.1f} s (outside the timed parts)")
+    print(f"training set for Novelty: {len(train):,} SMILES read in {t_train:.1f} s (not timed below)")
 
     pool = [s for s in read_smiles(data_root() / "molecules" / "moses" / f"{args.source}.csv.gz") if s]
     sample = random.Random(args.seed).sample(pool, args.n)
@@ -212,11 +216,11 @@ def main() -> None:
     int_div, t_int = timed(loop.int_div, mol["fps"])
     scale = args.n / m
     estimate = {
-        "per-molecule RDKit (linear from %d)" % m: t_mol * scale,
-        "FCD activations (linear from %d)" % m: t_act * scale,
+        f"per-molecule RDKit (linear from {m})": t_mol * scale,
+        f"FCD activations (linear from {m})": t_act * scale,
         "Frechet distances x2 (constant)": t_frechet,
-        "SNN x2 (linear from %d queries)" % q: t_snn * args.n / q,
-        "IntDiv all pairs (quadratic from %d)" % m: t_int * scale ** 2,
+        f"SNN x2 (linear from {q} queries)": t_snn * args.n / q,
+        f"IntDiv all pairs (quadratic from {m})": t_int * scale ** 2,
     }
     loop_total = sum(estimate.values())
     print(f"\nloop, extrapolated to {args.n:,} molecules:")

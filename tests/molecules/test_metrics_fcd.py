@@ -29,7 +29,8 @@ def test_chemnet_activations_equal_the_fcd_package_including_long_and_unknown_to
 
 def test_fast_path_matches_fcd_at_the_default_pad_length():
     embedder = ChemNetEmbedder(batch_size=3)
-    np.testing.assert_allclose(embedder(SMILES[:-1]), fcd.get_predictions(embedder.model, SMILES[:-1], n_jobs=0), atol=5e-5)
+    expected = fcd.get_predictions(embedder.model, SMILES[:-1], n_jobs=0)
+    np.testing.assert_allclose(embedder(SMILES[:-1]), expected, atol=5e-5)
 
 
 @pytest.mark.parametrize("rank", [64, 20])

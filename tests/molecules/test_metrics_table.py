@@ -92,9 +92,10 @@ def test_fragment_and_scaffold_similarity_are_cosines_of_count_vectors(table):
         return Counter(Chem.MolToSmiles(m) for m in found if m.GetRingInfo().NumRings() >= 2)
 
     generated = valid_canonical()
-    assert table["Frag/Test"] == pytest.approx(cosine(fragments(REFERENCE), fragments(generated)), abs=1e-9)
-    assert table["Scaf/Test"] == pytest.approx(cosine(scaffolds(REFERENCE), scaffolds(generated)), abs=1e-9)
-    assert table["Scaf/TestSF"] == pytest.approx(cosine(scaffolds(REFERENCE_SF), scaffolds(generated)), abs=1e-9)
+    for key, expected in [("Frag/Test", cosine(fragments(REFERENCE), fragments(generated))),
+                          ("Scaf/Test", cosine(scaffolds(REFERENCE), scaffolds(generated))),
+                          ("Scaf/TestSF", cosine(scaffolds(REFERENCE_SF), scaffolds(generated)))]:
+        assert table[key] == pytest.approx(expected, abs=1e-9), key
 
 
 def test_property_distance_is_wasserstein_over_valid_molecules_with_duplicates(table):
@@ -111,13 +112,14 @@ def test_fcd_uses_fcd_package_activations_of_the_valid_canonical_smiles_with_dup
     model = fcd.load_ref_model()
     generated = fcd.get_predictions(model, valid_canonical(), n_jobs=0)
     reference = fcd.get_predictions(model, REFERENCE, n_jobs=0)
-    expected = frechet_distance(generated.mean(0), np.cov(generated.T), reference.mean(0), np.cov(reference.T))
+    expected = frechet_distance(generated.mean(0), np.cov(generated.T),
+                                reference.mean(0), np.cov(reference.T))
     assert table["FCD/Test"] == pytest.approx(expected, rel=1e-4)
 
 
 def test_all_invalid_input_scores_zero_validity_and_nan_elsewhere(reference):
     with pytest.warns(UserWarning):
-        result = compute_metrics(["", "C1CC", None, "xyz"], reference, n_jobs=1)
+        result = compute_metrics(["", "C1CC", None, "xyz", float("nan")], reference, n_jobs=1)
     assert result["valid"] == 0.0
     assert all(math.isnan(v) for k, v in result.items() if k != "valid")
 
@@ -141,3 +143,16 @@ def test_worker_processes_and_overlapped_chemnet_give_the_same_table(reference, 
     assert parallel.keys() == table.keys()
     for key, value in table.items():
         assert parallel[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+
+
+@pytest.mark.parametrize("reference, generated, expected", [
+    ({"a": 1, "b": 2}, {"a": 2, "b": 4}, 1.0),        # same direction, different counts
+    ({"a": 1}, {"b": 3}, 0.0),                      # nothing in common
+    ({"a": 1}, {"a": 1, "b": 1}, 1 / math.sqrt(2)),
+    ({"a": 3, "b": 4}, {"a": 4, "b": 3}, 24 / 25),
+])
+def test_cosine_similarity_of_count_dictionaries_by_hand(reference, generated, expected):
+    from medlearn.molecules.metrics import cosine_similarity
+
+    assert cosine_similarity(reference, generated) == pytest.approx(expected)
+    assert math.isnan(cosine_similarity(reference, {}))

@@ -160,9 +160,10 @@ class CanonicalizationReport:
                 "n_duplicates": self.n_duplicates, "multi_fragment": self.multi_fragment}
 
     def summary(self) -> str:
-        """One line for logs: ``1000 SMILES: 990 valid (12 duplicates); rejected 10: parse_failure 7, ...``."""
+        """One line for logs: ``1000 SMILES: 990 valid (12 duplicates); rejected 10: parse_failure 7``."""
         reasons = ", ".join(f"{k} {v}" for k, v in self.rejected.items() if v) or "none"
-        stripped = f"; {self.fragments_stripped} reduced to their largest fragment" if self.fragments_stripped else ""
+        stripped = (f"; {self.fragments_stripped} reduced to their largest fragment"
+                    if self.fragments_stripped else "")
         return (f"{self.n_input} SMILES: {self.n_valid} valid ({self.n_duplicates} duplicates); "
                 f"rejected {self.n_rejected}: {reasons}{stripped}")
 
@@ -184,12 +185,12 @@ class SmilesCanonicalizer:
             std = require("rdkit.Chem.MolStandardize.rdMolStandardize", "to pick the largest fragment")
             self._chooser = std.LargestFragmentChooser()
 
-    def __call__(self, smiles: str | None) -> tuple[str | None, str | None]:
+    def __call__(self, smiles: object) -> tuple[str | None, str | None]:
         """``(canonical SMILES, None)`` for a kept record, ``(None, reason)`` for a rejected one.
 
         The reason is ``"fragments_stripped"`` (with a SMILES) when the largest fragment was kept.
         """
-        if smiles is None:
+        if not isinstance(smiles, str):  # None (unreadable record), or a NaN from a dataframe column
             return None, "parse_failure"
         if not smiles.strip():
             return None, "empty"

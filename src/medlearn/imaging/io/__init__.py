@@ -7,8 +7,7 @@ pydicom, nibabel, Pillow and matplotlib until a reader is used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medlearn.lazy import lazy_getattr
 
 _EXPORTS = {
     "Volume": "volume",
@@ -29,8 +28,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

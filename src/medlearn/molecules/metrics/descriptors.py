@@ -129,7 +129,7 @@ def describe_chunk(smiles: Sequence[str], properties: bool = True, filters: bool
     n_invalid = sum(m is None for m in mols)
     if n_invalid and not skip_invalid:
         raise ValueError(f"describe_chunk expects valid SMILES; RDKit rejects "
-                         f"{[s for s, m in zip(smiles, mols) if m is None][:3]}")
+                         f"{[s for s, m in zip(smiles, mols, strict=True) if m is None][:3]}")
     mols = [m for m in mols if m is not None]
     generator = state["fingerprints"]
     bits = np.stack([generator.GetFingerprintAsNumPy(m) for m in mols]) if mols else np.zeros((0, FP_BITS))

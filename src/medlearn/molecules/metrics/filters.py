@@ -75,10 +75,12 @@ class MosesFilters:
 
     def _passes_atom_rules(self, mol: Any) -> bool:
         ring_info = mol.GetRingInfo()
-        if ring_info.NumRings() and any(len(ring) >= MIN_REJECTED_RING_SIZE for ring in ring_info.AtomRings()):
+        rings = ring_info.AtomRings() if ring_info.NumRings() else ()
+        if any(len(ring) >= MIN_REJECTED_RING_SIZE for ring in rings):
             return False
         atoms = mol.GetAtoms()
-        return all(a.GetFormalCharge() == 0 for a in atoms) and all(a.GetSymbol() in ALLOWED_ATOMS for a in atoms)
+        return (all(a.GetFormalCharge() == 0 for a in atoms)
+                and all(a.GetSymbol() in ALLOWED_ATOMS for a in atoms))
 
     def _matches_any(self, mols: Sequence[Any]) -> np.ndarray:
         """Whether any filter SMARTS matches each molecule (with explicit H), screened by fingerprints."""
@@ -86,11 +88,12 @@ class MosesFilters:
             return np.zeros(0, dtype=bool)
         chem = self._chem
         h_mols = [chem.AddHs(m) for m in mols]
-        mol_bits = np.stack([_bits(chem.PatternFingerprint(h, fpSize=_SCREEN_BITS), self._ds) for h in h_mols])
+        mol_bits = np.stack([_bits(chem.PatternFingerprint(h, fpSize=_SCREEN_BITS), self._ds)
+                             for h in h_mols])
         missing = (1.0 - mol_bits.astype(np.float32)) @ self._pattern_bits.T  # pattern bits absent in mol
         candidates = missing == 0
         return np.array([any(h.HasSubstructMatch(self.patterns[j]) for j in np.flatnonzero(row))
-                         for h, row in zip(h_mols, candidates)], dtype=bool)
+                         for h, row in zip(h_mols, candidates, strict=True)], dtype=bool)
 
     def passes(self, mols: Sequence[Any]) -> np.ndarray:
         """A boolean per molecule (RDKit ``Mol`` parsed from the canonical SMILES, as MOSES does)."""

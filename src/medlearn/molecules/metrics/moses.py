@@ -62,7 +62,7 @@ def cosine_similarity(reference: dict[str, int], generated: dict[str, float]) ->
     dot = sum(count * reference.get(key, 0) for key, count in generated.items())
     norm_ref = math.sqrt(sum(float(c) ** 2 for c in reference.values()))
     norm_gen = math.sqrt(sum(float(c) ** 2 for c in generated.values()))
-    return dot / (norm_ref * norm_gen)
+    return float(dot / (norm_ref * norm_gen))
 
 
 def fraction_unique(valid: Sequence[str], k: int) -> float:
@@ -155,7 +155,7 @@ def _reference_metrics(metrics: dict[str, float], fcd_stats: tuple[np.ndarray, n
     """FCD, SNN, Frag and Scaf against each reference set (Test, then TestSF), in MOSES's key order."""
     fragments: Counter[str] = Counter()
     scaffolds: Counter[str] = Counter()
-    for frags, scaffold, weight in zip(desc.fragments, desc.scaffolds, weights):
+    for frags, scaffold, weight in zip(desc.fragments, desc.scaffolds, weights, strict=True):
         for fragment in frags:
             fragments[fragment] += weight
         if scaffold is not None:

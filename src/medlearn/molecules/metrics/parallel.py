@@ -31,8 +31,8 @@ def default_jobs() -> int:
 class PendingChunks(Generic[R]):
     """Chunks submitted to a :class:`ChunkPool`; :meth:`collect` waits for them in order."""
 
-    def __init__(self, func: Callable[[Sequence[Any]], R], chunks: list[Sequence[Any]], results: list[Any] | None,
-                 ) -> None:
+    def __init__(self, func: Callable[[Sequence[Any]], R], chunks: list[Sequence[Any]],
+                 results: list[Any] | None) -> None:
         self._func, self._chunks, self._async = func, chunks, results
 
     def done(self) -> bool:
@@ -80,7 +80,8 @@ class ChunkPool:
             self._pool.join()
             self._pool = None
 
-    def submit(self, func: Callable[[Sequence[Any]], R], items: Sequence[Any], chunk_size: int) -> PendingChunks[R]:
+    def submit(self, func: Callable[[Sequence[Any]], R], items: Sequence[Any],
+               chunk_size: int) -> PendingChunks[R]:
         """Start ``func`` on consecutive chunks of ``items`` (in-process work starts on collect)."""
         chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
         if self.processes == 0 or not chunks:

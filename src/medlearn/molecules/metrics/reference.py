@@ -40,6 +40,10 @@ def _counts(items: Any) -> dict[str, int]:
     return dict(Counter(items))
 
 
+def _as_counts(keys: np.ndarray, counts: np.ndarray) -> dict[str, int]:
+    return dict(zip(keys.tolist(), counts.tolist(), strict=True))
+
+
 @dataclass(frozen=True)
 class ReferenceStats:
     """Everything a metric needs of one reference set (``name`` is the MOSES key suffix, e.g. ``Test``)."""
@@ -81,9 +85,10 @@ class ReferenceStats:
         return cls(
             name=name,
             n_molecules=int(computed["n_molecules"]),
-            fingerprints=SortedFingerprints(*(computed[f"fp_{k}"] for k in ("packed", "counts", "groups", "starts"))),
-            fragments=dict(zip(computed["frag_keys"].tolist(), computed["frag_counts"].tolist())),
-            scaffolds=dict(zip(computed["scaf_keys"].tolist(), computed["scaf_counts"].tolist())),
+            fingerprints=SortedFingerprints(*(computed[f"fp_{k}"]
+                                              for k in ("packed", "counts", "groups", "starts"))),
+            fragments=_as_counts(computed["frag_keys"], computed["frag_counts"]),
+            scaffolds=_as_counts(computed["scaf_keys"], computed["scaf_counts"]),
             fcd_mu=computed["fcd_mu"] if need_fcd else given["fcd_mu"],
             fcd_sigma=computed["fcd_sigma"] if need_fcd else given["fcd_sigma"],
             properties=props or None,
@@ -120,20 +125,23 @@ def _cache_path(name: str, key: str, fcd: bool, props: bool) -> Path:
     return cache_dir("molecules", "reference") / f"{name}-{digest}.npz"
 
 
-def _compute(name: str, smiles: list[str | None], fcd: bool, props: bool, n_jobs: int | None) -> dict[str, Any]:
+def _compute(name: str, smiles: list[str | None], fcd: bool, props: bool,
+             n_jobs: int | None) -> dict[str, Any]:
     present = [s for s in smiles if s]
     with ChunkPool(pool_processes(n_jobs), init_worker) as pool:
         parts = pool.map_chunks(partial(describe_chunk, properties=props, filters=False, skip_invalid=True),
                                 present, _CHUNK, f"reference {name}")
     desc = Descriptors.concat(parts)
     if desc.n_invalid or len(present) < len(smiles):
-        info(f"reference {name}: skipped {desc.n_invalid + len(smiles) - len(present)} invalid or empty SMILES")
+        skipped = desc.n_invalid + len(smiles) - len(present)
+        info(f"reference {name}: skipped {skipped} invalid or empty SMILES")
     fps = SortedFingerprints.from_packed(desc.fingerprints)
     fragments = _counts(f for frags in desc.fragments for f in frags)
     scaffolds = _counts(s for s in desc.scaffolds if s is not None)
     out: dict[str, Any] = {
         "n_molecules": np.int64(len(desc.fingerprints)),
-        "fp_packed": fps.packed, "fp_counts": fps.counts, "fp_groups": fps.group_counts, "fp_starts": fps.group_starts,
+        "fp_packed": fps.packed, "fp_counts": fps.counts,
+        "fp_groups": fps.group_counts, "fp_starts": fps.group_starts,
         "frag_keys": np.array(list(fragments), dtype=str), "frag_counts": np.array(list(fragments.values())),
         "scaf_keys": np.array(list(scaffolds), dtype=str), "scaf_counts": np.array(list(scaffolds.values())),
     }
@@ -180,8 +188,8 @@ class MosesReference:
 
     @classmethod
     def from_smiles(cls, test_smiles: list[str | None], filter_smarts: tuple[str, ...],
-                    test_scaffolds_smiles: list[str | None] | None = None, train_smiles: list[str] | None = None,
-                    n_jobs: int | None = None) -> MosesReference:
+                    test_scaffolds_smiles: list[str | None] | None = None,
+                    train_smiles: list[str] | None = None, n_jobs: int | None = None) -> MosesReference:
         """A reference from in-memory SMILES (a custom benchmark, or a small one for tests); FCD and
         property statistics are computed from the SMILES."""
         test = ReferenceStats.from_smiles("Test", test_smiles, n_jobs=n_jobs)
@@ -212,10 +220,13 @@ class MosesReference:
                 "test_scaffolds.csv.gz")
             if test_scaffolds_stats is None and test_scaffolds_path is None:
                 test_scaffolds_stats = _moses_file("test_scaffolds_stats_fcd.npz")
-            scaffolds = ReferenceStats.from_file("TestSF", sf_file, test_scaffolds_stats, with_properties=False,
-                                                 n_jobs=n_jobs)
-        smarts = read_filter_smarts(mcf_path or _moses_file("mcf.csv"), pains_path or _moses_file("wehi_pains.csv"))
-        train = (Path(train_path) if train_path is not None else _moses_file("train.csv.gz")) if novelty else None
+            scaffolds = ReferenceStats.from_file("TestSF", sf_file, test_scaffolds_stats,
+                                                 with_properties=False, n_jobs=n_jobs)
+        smarts = read_filter_smarts(mcf_path or _moses_file("mcf.csv"),
+                                    pains_path or _moses_file("wehi_pains.csv"))
+        train = None
+        if novelty:
+            train = Path(train_path) if train_path is not None else _moses_file("train.csv.gz")
         return cls(test=test, test_scaffolds=scaffolds, filter_smarts=smarts, train_path=train)
 
 

@@ -95,8 +95,8 @@ def nearest_neighbour_similarity(query_packed: np.ndarray, reference: SortedFing
         ref_block = unpack_int8(reference.packed[block_start:block_end])
         first = int(np.searchsorted(starts, block_start, side="right")) - 1
         last = int(np.searchsorted(starts, block_end, side="left"))
-        segments = [(g, max(starts[g], block_start) - block_start, min(starts[g + 1], block_end) - block_start)
-                    for g in range(first, last)]
+        segments = [(g, max(starts[g], block_start) - block_start,
+                     min(starts[g + 1], block_end) - block_start) for g in range(first, last)]
         for q0 in range(0, n_query, chunk_size):
             q1 = min(q0 + chunk_size, n_query)
             counts = intersection_counts(ref_block, query_t[:, q0:q1]).numpy()

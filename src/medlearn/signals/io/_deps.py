@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-from medlearn.errors import MissingDependencyError
+from medlearn.lazy import require_extra
 
 
 def require(module: str, purpose: str) -> ModuleType:
-    """Import ``module`` or raise MissingDependencyError saying which extra provides it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{module} is needed {purpose}; install it with: pip install 'medlearn[signals]'") from exc
+    """Import ``module`` or raise MissingDependencyError saying that ``medlearn[signals]`` provides it."""
+    return require_extra(module, purpose, "signals")

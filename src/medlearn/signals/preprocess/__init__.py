@@ -12,8 +12,7 @@ the shape allows), so a whole batch of equal-length records is one call. Names l
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medlearn.lazy import lazy_getattr
 
 _EXPORTS = {
     "bandpass": "filters",
@@ -38,8 +37,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
