@@ -208,6 +208,9 @@ def info_cmd(
     console.print(f"data: {meta['data']['root']} (fingerprint {meta['data']['fingerprint'][:12]}, "
                   f"{meta['data']['n_units']} {meta['unit']}s; splits {summary['splits']})")
     console.print("preprocessing: " + " → ".join(s["name"] for s in meta["preprocessing"]))
+    if meta["training"].get("folds", 1) > 1:
+        console.print(f"{meta['training']['folds']}-fold cross-validation: the metrics pool every fold's held-out "
+                      "units; the weights and splits shown are the last fold's")
     if meta.get("operating_point"):
         op = meta["operating_point"]
         console.print(f"operating point: threshold {op['threshold']:.4f} ({op['rule']} on {op['chosen_on']})")

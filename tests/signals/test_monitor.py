@@ -140,3 +140,34 @@ def test_replayed_af_raises_an_af_alarm_and_normal_rhythm_does_not(af_bundle, tm
         raised_af = [a for a in alarms if a["type"] == "af" and a["state"] == "on"]
         assert bool(raised_af) == expect_af, alarms
         assert not any(a["type"] == "asystole" for a in alarms)
+
+
+def test_predict_a_record_with_the_af_bundle_and_bad_monitor_inputs(af_bundle, tmp_path):
+    bundle, train = af_bundle
+    record = Path(train["root"][0]) / f"{train['A'][0]}.hea"
+    result = runner.invoke(app, ["predict", str(bundle), str(record), "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    (prediction,) = json.loads(result.stdout)
+    assert prediction["label"] in ("Normal", "AF", "Other", "Noisy")
+    assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert prediction["details"]["fs_hz"] == 300.0
+    missing = runner.invoke(app, ["monitor", str(bundle), "--record", str(tmp_path / "nope.hea"), "--quiet"])
+    assert missing.exit_code == 2 and "nope" in missing.output
+    nothing = runner.invoke(app, ["monitor", str(bundle), "--quiet"])
+    assert nothing.exit_code == 2 and "--record" in nothing.output
+
+
+def test_replay_paces_chunks_at_the_requested_speed():
+    import time
+
+    from medlearn.signals.stream import replay
+
+    signal = np.zeros(2000)  # 20 s at 100 Hz
+    started = time.perf_counter()
+    chunks = list(replay(signal, 100.0, speed=40.0, chunk_s=0.5))
+    elapsed = time.perf_counter() - started
+    assert sum(len(c) for c in chunks) == 2000 and len(chunks) == 40
+    assert 0.45 <= elapsed < 2.0  # 19.5 s of record at 40× ≈ 0.49 s
+    started = time.perf_counter()
+    list(replay(signal, 100.0, speed=0))
+    assert time.perf_counter() - started < 0.2
