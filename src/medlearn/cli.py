@@ -151,6 +151,7 @@ def predict(
     nodule: Annotated[Optional[str], typer.Option("--nodule", help="Nodule centre x,y,z in patient mm.")] = None,
     diameter: Annotated[Optional[float], typer.Option("--diameter", help="Nodule diameter in mm (with --nodule).")] = None,
     series: Annotated[Optional[str], typer.Option("--series", help="SeriesInstanceUID when a folder holds several.")] = None,
+    fs: Annotated[Optional[float], typer.Option("--fs", help="Sampling rate (Hz) of header-less signal files (.txt, bare .mat).")] = None,
     device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
 ) -> None:
     """Predict with a bundle, applying the bundle's own preprocessing."""
@@ -166,7 +167,8 @@ def predict(
     loaded = load_bundle(bundle, device)
     out_dir = _out_dir(out, "predict", force) if out is not None else None
     records = predict_with_pictures(loaded, inputs, out_dir, annotations=annotations, reader=reader,
-                                    nodule=_parse_xyz(nodule), diameter_mm=diameter, series_uid=series)
+                                    nodule=_parse_xyz(nodule), diameter_mm=diameter, series_uid=series,
+                                    **({"fs_hz": fs} if fs is not None else {}))
     if json_:
         sys.stdout.write(json.dumps(records, indent=2) + "\n")
         return

@@ -82,6 +82,12 @@ def test_delhi_cross_validation_end_to_end(tmp_path):
     rows = (out / "predictions.csv").read_text().splitlines()
     assert "fold" in rows[0] and sum(",test," in r for r in rows) == 150
     assert "can be in the training and the test folds at once" in (out / "report.html").read_text()
+    segment = require_data("signals/eeg/delhi-nsc") / "ictal" / "ictal1.mat"
+    no_rate = runner.invoke(app, ["predict", str(out / "bundle"), str(segment), "--quiet"])
+    assert no_rate.exit_code == 2 and "--fs" in no_rate.output
+    given = runner.invoke(app, ["predict", str(out / "bundle"), str(segment), "--fs", "200", "--json", "--quiet"])
+    assert given.exit_code == 0, given.output
+    assert json.loads(given.stdout)[0]["label"] in ("interictal", "preictal", "ictal")
 
 
 def test_sleep_period_and_context_windows():
