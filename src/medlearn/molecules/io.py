@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import importlib
 import io
 import zlib
 from collections.abc import Sequence
@@ -31,7 +30,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal, TextIO
 
-from medlearn.errors import InputError, MissingDependencyError
+from medlearn.errors import InputError
+from medlearn.lazy import require_extra
 
 #: Accepted names of the SMILES column in CSV files, in order of preference.
 SMILES_COLUMNS = ("SMILES", "smiles")
@@ -43,11 +43,7 @@ _SMILES_SUFFIXES = {".smi", ".smiles", ".txt"}
 
 def require(module: str, purpose: str) -> ModuleType:
     """Import an optional library of the ``medlearn[molecules]`` extra, or say how to install it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{module} is needed {purpose}; install it with: pip install 'medlearn[molecules]'") from exc
+    return require_extra(module, purpose, "molecules")
 
 
 # ----------------------------------------------------------------------------------------- reading

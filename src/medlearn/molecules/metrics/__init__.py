@@ -13,8 +13,7 @@ torch and the ChemNet code.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from medlearn.lazy import lazy_getattr
 
 _EXPORTS = {
     "compute_metrics": "moses",
@@ -35,8 +34,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -71,7 +71,6 @@ def beat_arrays(signal: np.ndarray, fs_hz: float, rpeaks: np.ndarray, before_s: 
         fs_hz = out_fs_hz
     waves, kept_at = segment_beats(clean, at, fs_hz, before_s, after_s)
     keep = np.isin(at, kept_at)
-    kept = np.asarray(rpeaks)[keep]
     feats = features[keep][:, :, None].repeat(waves.shape[-1], axis=2)
     return np.concatenate([waves[:, None].astype(np.float32), feats], axis=1), keep
 
