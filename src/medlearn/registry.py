@@ -59,6 +59,7 @@ TRANSFORMS: dict[str, str] = {
     "signal_resample": "medlearn.signals.transforms:Resample",
     "signal_standardize": "medlearn.signals.transforms:Standardize",
     "signal_fix_length": "medlearn.signals.transforms:FixLength",
+    "signal_rr_channel": "medlearn.signals.transforms:AddRRChannel",
     "feature_standardize": "medlearn.signals.tasks.eeg_sleep:FeatureStandardize",
 }
 

@@ -117,3 +117,20 @@ def test_sleep_staging_end_to_end_on_three_subjects(tmp_path):
     assert sleep["n"] < metrics["n"] and sleep["metrics"]["kappa"]["value"] is not None
     assert metrics["metrics"]["kappa"]["value"] > 0.3  # wake vs sleep alone is easy from EEG power
     assert "Hypnogram of" in (out / "report.html").read_text()
+
+
+def test_rr_channel_is_flat_for_a_regular_rhythm_and_varies_for_an_irregular_one():
+    from medlearn.signals.synthetic import FS_HZ, beat_templates, synthetic_ecg
+    from medlearn.signals.transforms import AddRRChannel
+
+    rng = np.random.default_rng(0)
+    template = beat_templates(0, n=1)[0]
+    spread = {}
+    for label in ("N", "A"):
+        unit = SignalUnit(synthetic_ecg(label, 30, template, rng)[None], FS_HZ)
+        out = AddRRChannel()(unit)
+        assert out.signal.shape == (2, unit.signal.shape[1])
+        spread[label] = float(np.std(out.signal[1]))
+    assert spread["A"] > 5 * spread["N"]
+    flat = AddRRChannel()(SignalUnit(np.zeros((1, 3000), np.float32), 100.0))
+    assert not flat.signal[1].any()  # no beats: a neutral trace, not garbage

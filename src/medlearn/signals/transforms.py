@@ -92,6 +92,25 @@ class Standardize:
         return SignalUnit(np.clip((x - median) / scale, -self.clip, self.clip).astype(np.float32), unit.fs_hz)
 
 
+class AddRRChannel:
+    """Append the RR-interval trace as a channel: at every sample, the interval (s) between the beats
+    around it, centred on 0.8 s and scaled by 0.3 s. AF is first of all an irregular RR series; a CNN at
+    100 Hz can find that itself only from many examples, so the detector's beats are handed to it."""
+
+    def __call__(self, raw: SignalUnit) -> SignalUnit:
+        from medlearn.signals.preprocess import detect_rpeaks
+
+        unit = as_unit(raw)
+        n = unit.signal.shape[-1]
+        peaks = detect_rpeaks(unit.signal[0], unit.fs_hz)
+        trace = np.zeros(n, np.float32)
+        if len(peaks) >= 3:
+            rr = np.diff(peaks) / unit.fs_hz
+            trace = np.interp(np.arange(n), peaks[1:], rr).astype(np.float32)
+            trace = np.clip((trace - 0.8) / 0.3, -5, 5)
+        return SignalUnit(np.concatenate([unit.signal, trace[None]], axis=0), unit.fs_hz)
+
+
 class FixLength:
     """Centre-crop or zero-pad (after the signal) to ``seconds``: the model's fixed input length.
 

@@ -26,6 +26,7 @@ class SignalOptions(BaseModel):
     seconds: float = Field(60.0, gt=0, description="input length (s): longer records are centre-cropped, shorter padded")
     low_hz: float = Field(0.5, ge=0, description="band-pass low edge (Hz)")
     high_hz: float = Field(40.0, gt=0, description="band-pass high edge (Hz), capped below Nyquist")
+    rr_channel: bool = Field(False, description="ECG: add the detected RR-interval trace as a second channel")
 
 
 class SignalTask(Task):
@@ -39,14 +40,15 @@ class SignalTask(Task):
 
     def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
         o = self.options
+        rr = [step("signal_rr_channel")] if o.rr_channel else []
         return [step("signal_bandpass", low_hz=o.low_hz, high_hz=o.high_hz), step("signal_resample", fs_hz=o.fs_hz),
-                step("signal_standardize"), step("signal_fix_length", seconds=o.seconds)]
+                step("signal_standardize"), *rr, step("signal_fix_length", seconds=o.seconds)]
 
     def augmentation(self, model_name: str, seed: int) -> SignalAugment:
         return SignalAugment(seed)
 
     def model_kwargs(self, model_name: str) -> dict[str, Any]:
-        return {**super().model_kwargs(model_name), "in_channels": self.n_channels}
+        return {**super().model_kwargs(model_name), "in_channels": self.n_channels + int(self.options.rr_channel)}
 
     # -- predict ---------------------------------------------------------------------------------------
     def load_inputs(self, paths: Sequence[Path], **options: Any) -> PredictInputs:
