@@ -77,10 +77,15 @@ def test_delhi_cross_validation_end_to_end(tmp_path):
                                  "--set", "data.split.folds=3", "--set", "eval.n_bootstrap=50"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["n"] == 150 and metrics["cross_validation"]["folds"] == 3  # every segment tested once
+    assert metrics["split"] == "cv" and metrics["n"] == 150  # every segment tested once, out of fold
+    assert [f["fold"] for f in metrics["folds"]] == [1, 2, 3] and sum(f["n"] for f in metrics["folds"]) == 150
     assert metrics["metrics"]["accuracy"]["ci95"] is not None
     rows = (out / "predictions.csv").read_text().splitlines()
-    assert "fold" in rows[0] and sum(",test," in r for r in rows) == 150
+    assert "fold" in rows[0] and sum(",cv," in r for r in rows) == 150
+    meta = json.loads((out / "bundle" / "bundle.json").read_text())
+    assert set(meta["splits"]) == {"train", "val"} and len(meta["splits"]["train"]) + len(meta["splits"]["val"]) == 150
+    again = runner.invoke(app, ["evaluate", str(out / "bundle"), "--out", str(tmp_path / "ev"), "--quiet"])
+    assert again.exit_code == 2 and "no held-out split" in again.output
     assert "can be in the training and the test folds at once" in (out / "report.html").read_text()
     segment = require_data("signals/eeg/delhi-nsc") / "ictal" / "ictal1.mat"
     no_rate = runner.invoke(app, ["predict", str(out / "bundle"), str(segment), "--quiet"])

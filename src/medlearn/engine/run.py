@@ -21,7 +21,7 @@ from medlearn.config import ExperimentConfig, dump_config
 from medlearn.engine import metrics as M
 from medlearn.engine.bundle import Bundle, load_bundle, save_bundle
 from medlearn.engine.data import (CachedDataset, Preprocessing, UnitTable, cv_group_splits, dataset_cache_key,
-                                  group_split)
+                                  group_split, train_val_split)
 from medlearn.engine.models import build_model, count_parameters
 from medlearn.engine.trees import ArrayFitted
 from medlearn.engine.progress import info
@@ -142,7 +142,7 @@ def fit_fold(cfg: ExperimentConfig, task: Task, model_name: str, tables: dict[st
     trainer = Trainer(cfg.train, task.kind, monitor, task.class_names, checkpoints, pick_device(device),
                       ordinal=task.ordinal, f1_groups=task.f1_groups)
     fit = trainer.fit(model, datasets["train"], datasets["val"], class_weights=weights, resume=resume)
-    logits = {s: trainer.logits(model, datasets[s])[0] for s in ("val", "test")}
+    logits = {s: trainer.logits(model, datasets[s])[0] for s in ("val", "test") if s in datasets}
     calibration = fit_calibration(logits["val"], tables["val"].targets, task.kind) if cfg.eval.calibrate else Calibration()
     preds = {s: outputs_to_predictions(apply_calibration(torch.from_numpy(z), calibration), task.kind)
              for s, z in logits.items()}
@@ -163,8 +163,10 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
     """Run one experiment: load → split by group → preprocess (cached) → fit → choose the operating point
     on validation → score test with bootstrap CIs → bundle, predictions, metrics, report.
 
-    With ``data.split.folds`` every fold is fitted in turn; test metrics pool the out-of-fold predictions
-    (each unit predicted by the model that never saw it) and the bundle holds the last fold's model.
+    With ``data.split.folds`` (CONVENTIONS.md, cross-validated tasks) every fold is fitted in turn; the
+    metrics (``split: "cv"``) pool the out-of-fold predictions, each unit predicted by the model that
+    never saw it, with per-fold figures under ``"folds"``; the bundle is a model refit on all the data
+    (a validation share of the groups kept for early stopping and calibration).
     """
     task = make_task(cfg)
     root = resolve_root(cfg)
@@ -172,21 +174,15 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
     info(f"[bold]{cfg.name}[/]: task {task.name}, model {model_name}, data {root}")
     table = task.load(root)
     splits = experiment_splits(cfg, table)
-    folds: list[FoldResult] = []
-    for k, split in enumerate(splits):
-        tables = {s: table.subset(np.flatnonzero(split == s)) for s in ("train", "val", "test")}
-        for s, t in tables.items():
-            if len(t) == 0:
-                raise InputError(f"{root}: the {s} split is empty ({len(table)} units in {len(set(table.groups))} groups)")
-        prefix = f"fold {k + 1}/{len(splits)}: " if len(splits) > 1 else ""
-        info(prefix + "units: " + ", ".join(f"{s} {len(t)} {task.unit}s in {len(set(t.groups))} groups"
-                                           for s, t in tables.items()))
-        checkpoints = out / "checkpoints" / (f"fold{k + 1}" if len(splits) > 1 else "")
-        folds.append(fit_fold(cfg, task, model_name, tables, checkpoints, resume, device))
-    last = folds[-1]
+    cv = len(splits) > 1
+    folds = [fit_fold(cfg, task, model_name,
+                      split_tables(table, split, root, task.unit, f"fold {k + 1}/{len(splits)}: " if cv else ""),
+                      out / "checkpoints" / (f"fold{k + 1}" if cv else ""), resume, device)
+             for k, split in enumerate(splits)]
+    test_name = "cv" if cv else "test"
     pooled = {s: UnitTable.concat([f.tables[s] for f in folds]) for s in ("val", "test")}
     preds = {s: np.concatenate([f.preds[s] for f in folds]) for s in ("val", "test")}
-    if len(folds) > 1:
+    if cv:
         for s in pooled:
             pooled[s].meta["fold"] = [k + 1 for k, f in enumerate(folds) for _ in range(len(f.tables[s]))]
     op, interval = None, None
@@ -195,44 +191,64 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
     if task.kind == "regression":
         interval = conformal_interval(pooled["val"].targets, preds["val"])
     metrics_val = score_split(task, pooled["val"], preds["val"], "val", op, cfg.eval.n_bootstrap)
-    metrics_test = score_split(task, pooled["test"], preds["test"], "test", op, cfg.eval.n_bootstrap)
+    metrics_test = score_split(task, pooled["test"], preds["test"], test_name, op, cfg.eval.n_bootstrap)
     for name, mask in task.metric_subsets(pooled["test"]).items():
         index = np.flatnonzero(mask)
         metrics_test.setdefault("subsets", {})[name] = score_split(
-            task, pooled["test"].subset(index), preds["test"][index], f"test/{name}", op, cfg.eval.n_bootstrap)
-    if len(folds) > 1:
-        for m in (metrics_val, metrics_test):
-            m["cross_validation"] = {"folds": len(folds), "pooled": "out-of-fold predictions of every fold",
-                                     "best_val_score_per_fold": [round(f.fit.best_score, 4) for f in folds]}
+            task, pooled["test"].subset(index), preds["test"][index], f"{test_name}/{name}", op, cfg.eval.n_bootstrap)
+    final = folds[-1]
+    if cv:
+        metrics_test["folds"] = [
+            {"fold": k + 1, "n": len(f.tables["test"]), "best_val_score": round(f.fit.best_score, 4),
+             "metrics": {name: m["value"] for name, m in
+                         score_split(task, f.tables["test"], f.preds["test"], f"fold{k + 1}", op, 0)["metrics"].items()}}
+            for k, f in enumerate(folds)]
+        info("refit on all the data for the bundle")
+        refit = train_val_split(table.targets, table.groups, cfg.data.split.val_fraction, cfg.data.split.seed)
+        final = fit_fold(cfg, task, model_name, split_tables(table, refit, root, task.unit, "refit: ", ("train", "val")),
+                         out / "checkpoints" / "refit", resume, device)
     write_json(out / "metrics.json", metrics_test)
     write_json(out / "metrics_val.json", metrics_val)
     (out / "config.yaml").write_text(dump_config(cfg))
-    write_predictions(out / "predictions.csv", task, pooled, preds, op.threshold if op else None)
-    fit = last.fit
+    write_predictions(out / "predictions.csv", task, {"val": pooled["val"], test_name: pooled["test"]},
+                      {"val": preds["val"], test_name: preds["test"]}, op.threshold if op else None)
+    fit = final.fit
     meta = {
         "task": {"name": task.name, "options": task.options_dict()},
         "kind": task.kind, "unit": task.unit, "class_names": task.class_names,
-        "model": {"name": model_name, "params": last.model_kwargs},
-        "preprocessing": last.pre.spec,
+        "model": {"name": model_name, "params": final.model_kwargs},
+        "preprocessing": final.pre.spec,
         "operating_point": op.to_dict() if op else None,
-        "calibration": last.calibration.to_dict(),
+        "calibration": final.calibration.to_dict(),
         "prediction_interval": interval,
         "metrics": {"test": metrics_test, "val": metrics_val},
         "data": {"root": cfg.data.root, "fingerprint": table.fingerprint,
                  "n_units": len(table)},
-        "splits": {s: t.ids for s, t in last.tables.items()},
-        "training": {"best_epoch": fit.best_epoch, "best_val_score": fit.best_score, "monitor": last.monitor,
-                     "epochs_run": len(fit.history), "seconds": round(sum(f.fit.seconds for f in folds), 1),
+        "splits": {s: t.ids for s, t in final.tables.items()},
+        "training": {"best_epoch": fit.best_epoch, "best_val_score": fit.best_score, "monitor": final.monitor,
+                     "epochs_run": len(fit.history), "seconds": round(sum(f.fit.seconds for f in folds)
+                                                                       + (fit.seconds if cv else 0), 1),
                      "history": fit.history, "folds": len(folds)},
         "config": cfg.model_dump(mode="json"),
         "intended_use": task.intended_use, "credits": task.credits,
     }
-    bundle_path = save_bundle(out / "bundle", last.model, meta, model_card(meta))
+    bundle_path = save_bundle(out / "bundle", final.model, meta, model_card(meta))
     bundle = load_bundle(bundle_path)
-    report = write_run_report(out / "report.html", bundle, {"test": pooled["test"]}, {"test": preds["test"]},
-                              {"test": metrics_test, "val": metrics_val}, fit.history, dump_config(cfg),
+    report = write_run_report(out / "report.html", bundle, {test_name: pooled["test"]}, {test_name: preds["test"]},
+                              {test_name: metrics_test, "val": metrics_val}, fit.history, dump_config(cfg),
                               task.data_sections())
     return RunOutputs(out, metrics_test, metrics_val, bundle_path, report, fit)
+
+
+def split_tables(table: UnitTable, split: np.ndarray, root: Path, unit: str, prefix: str = "",
+                 required: tuple[str, ...] = ("train", "val", "test")) -> dict[str, UnitTable]:
+    """The units of each split named in ``split`` (those in ``required`` must not be empty), logged."""
+    tables = {s: table.subset(np.flatnonzero(split == s)) for s in ("train", "val", "test") if (split == s).any()}
+    for s in required:
+        if s not in tables:
+            raise InputError(f"{root}: the {s} split is empty ({len(table)} units in {len(set(table.groups))} groups)")
+    info(prefix + "units: " + ", ".join(f"{s} {len(t)} {unit}s in {len(set(t.groups))} groups" for s, t in tables.items()))
+    return tables
 
 
 def evaluate_bundle(bundle_path: Path, out: Path, data_path: Path | None = None, split: str | None = None,
@@ -253,6 +269,10 @@ def evaluate_bundle(bundle_path: Path, out: Path, data_path: Path | None = None,
         split_name, subset = "all", table
     else:
         split_name = split or "test"
+        if split_name not in meta["splits"] and meta["training"].get("folds", 1) > 1:
+            raise InputError(f"{bundle_path}: refit on all the data after {meta['training']['folds']}-fold "
+                             "cross-validation, so it has no held-out split (its cross-validated metrics are in "
+                             "bundle.json); pass --data PATH to score other data")
         if split_name not in meta["splits"]:
             raise InputError(f"--split {split_name}: the bundle has splits {', '.join(meta['splits'])}")
         wanted = set(meta["splits"][split_name])
