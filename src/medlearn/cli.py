@@ -260,6 +260,30 @@ def monitor(
          f"latency per window p50 {summary['latency_ms_p50']:.1f} ms, p95 {summary['latency_ms_p95']:.1f} ms")
 
 
+@app.command("mol-metrics")
+@handles_errors
+def mol_metrics(
+    smiles_file: Annotated[Path, typer.Argument(help="CSV/SMI/SDF (.gz) whose SMILES column is SMILES or smiles.")],
+    out: Annotated[Path, typer.Option("--out", help="metrics.json to write.")],
+    train: Annotated[Optional[Path], typer.Option("--train", help="Training SMILES for novelty (default: MOSES train).")] = None,
+    test: Annotated[Optional[Path], typer.Option("--test", help="Reference SMILES (default: MOSES test).")] = None,
+    test_scaffolds: Annotated[Optional[Path], typer.Option("--test-scaffolds", help="Scaffold-split reference (default: MOSES test_scaffolds).")] = None,
+    n_jobs: Annotated[Optional[int], typer.Option("--n-jobs", help="CPUs to use (default: all).")] = None,
+    force: Force = False,
+    quiet: Quiet = False,
+) -> None:
+    """The MOSES metric table (validity, uniqueness, novelty, diversity, filters, FCD/SNN/Frag/Scaf, properties) of a SMILES file."""
+    _setup(quiet)
+    from medlearn.molecules.score import score_smiles_file
+    from medlearn.paths import prepare_out_file
+
+    prepare_out_file(out, force)
+    result = score_smiles_file(smiles_file, train, test, test_scaffolds, n_jobs)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    shown = ", ".join(f"{k} {v['value']:.3f}" for k, v in list(result["metrics"].items())[:6] if v["value"] is not None)
+    info(f"{result['n']} molecules: {shown} … → {out}")
+
+
 @app.command()
 @handles_errors
 def demo(
