@@ -151,6 +151,10 @@ def test_predict_a_record_with_the_af_bundle_and_bad_monitor_inputs(af_bundle, t
     assert prediction["label"] in ("Normal", "AF", "Other", "Noisy")
     assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     assert prediction["details"]["fs_hz"] == 300.0
+    holter = runner.invoke(app, ["predict", str(bundle), str(require_data("signals/mitdb") / "201"), "--json", "--quiet"])
+    assert holter.exit_code == 0, holter.output
+    windows = json.loads(holter.stdout)  # 30 min at the fixture model's 20 s: one prediction per window
+    assert len(windows) == 90 and windows[1]["unit"] == "201@20s" and windows[1]["details"]["start_s"] == 20.0
     missing = runner.invoke(app, ["monitor", str(bundle), "--record", str(tmp_path / "nope.hea"), "--quiet"])
     assert missing.exit_code == 2 and "nope" in missing.output
     nothing = runner.invoke(app, ["monitor", str(bundle), "--quiet"])

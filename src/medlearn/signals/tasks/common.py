@@ -61,15 +61,26 @@ class SignalTask(Task):
                 raise InputError(f"{path}: {recording.n_channels} channel(s); this model needs {self.n_channels}")
             unit = SignalUnit(recording.signal[:, : self.n_channels].T.copy(), recording.fs_hz)
             warnings = list(recording.quality)
-            if unit.seconds > self.options.seconds + 1e-6:
-                warnings.append(f"{unit.seconds:.1f} s long: only the middle {self.options.seconds:g} s were classified")
             if recording.n_channels > self.n_channels:
                 warnings.append(f"used channel(s) {', '.join(recording.channel_names[: self.n_channels])} of "
                                 f"{recording.n_channels}")
-            meta = {"input": str(path), "fs_hz": recording.fs_hz, "seconds": round(unit.seconds, 2),
-                    "channels": recording.channel_names[: self.n_channels]}
-            result.units.append(PredictUnit(Path(path).stem, unit, meta, warnings))
+            meta = {"input": str(path), "fs_hz": recording.fs_hz, "channels": recording.channel_names[: self.n_channels]}
+            for start_s, window in self.windows(unit):
+                name = Path(path).stem if window is unit else f"{Path(path).stem}@{start_s:g}s"
+                result.units.append(PredictUnit(name, window, {**meta, "start_s": start_s,
+                                                               "seconds": round(window.seconds, 2)}, list(warnings)))
         return result
+
+    def windows(self, unit: SignalUnit) -> list[tuple[float, SignalUnit]]:
+        """A record up to 1.5× the model's length is one unit (centre-cropped or padded); a longer one,
+        e.g. a Holter recording, is cut into consecutive windows of the model's length, each classified
+        (a short tail is dropped), so nothing outside a middle crop goes unseen."""
+        length_s = self.options.seconds
+        if unit.seconds <= 1.5 * length_s:
+            return [(0.0, unit)]
+        n = int(round(length_s * unit.fs_hz))
+        return [(start / unit.fs_hz, SignalUnit(unit.signal[:, start:start + n], unit.fs_hz))
+                for start in range(0, unit.signal.shape[-1] - n + 1, n)]
 
     # -- report ------------------------------------------------------------------------------------------
     def report_examples(self, bundle: Any, table: UnitTable, pred: np.ndarray) -> list[Any] | None:
