@@ -73,7 +73,7 @@ def run_monitor(bundle_path: Path | None, record: Path | None, use_stdin: bool, 
     sink = alarms_out.open("w") if alarms_out is not None else sys.stdout
     raised: list[dict[str, Any]] = []
     try:
-        with _display(live) as show:
+        with LiveDisplay(live) as show:
             for chunk in source:
                 for alarm in monitor.push(chunk):
                     record_ = alarm.to_dict()
@@ -90,7 +90,7 @@ def run_monitor(bundle_path: Path | None, record: Path | None, use_stdin: bool, 
             "latency_ms_p95": round(float(np.percentile(lat, 95)), 2)}
 
 
-class _display:
+class LiveDisplay:
     """A rich Live table of the latest vitals on stderr (a no-op when not ``live``)."""
 
     def __init__(self, live: bool):
