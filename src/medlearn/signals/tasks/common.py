@@ -39,10 +39,15 @@ class SignalTask(Task):
     is_ecg: ClassVar[bool] = False
 
     def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
+        return self.signal_chain()
+
+    def signal_chain(self, scale: float | None = None) -> list[dict[str, Any]]:
+        """Band-pass → resample → standardise (per unit, or by one fitted ``scale``) → [RR channel] → fix length."""
         o = self.options
         rr = [step("signal_rr_channel")] if o.rr_channel else []
+        standardize = step("signal_standardize") if scale is None else step("signal_standardize", scale=scale)
         return [step("signal_bandpass", low_hz=o.low_hz, high_hz=o.high_hz), step("signal_resample", fs_hz=o.fs_hz),
-                step("signal_standardize"), *rr, step("signal_fix_length", seconds=o.seconds)]
+                standardize, *rr, step("signal_fix_length", seconds=o.seconds)]
 
     def augmentation(self, model_name: str, seed: int) -> SignalAugment:
         return SignalAugment(seed)

@@ -21,7 +21,6 @@ import numpy as np
 from pydantic import Field
 
 from medlearn.engine.data import UnitTable, fingerprint_files
-from medlearn.engine.task import step
 from medlearn.errors import InputError
 from medlearn.signals.tasks.common import SignalOptions, SignalTask
 from medlearn.signals.transforms import SignalUnit, robust_scale
@@ -88,10 +87,8 @@ class EEGSeizure(SignalTask):
                          fingerprint=fingerprint_files([root / "labels.csv", *(root / i for i in ids)]))
 
     def fit_preprocessing(self, model_name: str, train: UnitTable) -> list[dict[str, Any]]:
-        scale = float(np.median([robust_scale(u.signal.astype(np.float64))[0, 0] for u in train.raw]))
-        o = self.options
-        return [step("signal_bandpass", low_hz=o.low_hz, high_hz=o.high_hz), step("signal_resample", fs_hz=o.fs_hz),
-                step("signal_standardize", scale=scale), step("signal_fix_length", seconds=o.seconds)]
+        return self.signal_chain(scale=float(np.median([robust_scale(u.signal.astype(np.float64))[0, 0]
+                                                        for u in train.raw])))
 
     def data_sections(self) -> list[Any]:
         from medlearn.engine.report import ReportSection
