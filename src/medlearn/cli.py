@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -60,7 +61,7 @@ def _out_dir(out: Path | None, name: str, force: bool) -> Path:
 
 def _summary(outputs: Any) -> None:
     metrics = outputs.metrics
-    headline = ("challenge_f1", "auroc", "kappa_linear", "mad", "mae", "auprc", "sensitivity", "specificity", "accuracy")
+    headline = ("validity", "fcd_test", "novelty", "challenge_f1", "auroc", "kappa_linear", "mad", "mae", "auprc", "sensitivity", "specificity", "accuracy")
     names = sorted(metrics["metrics"], key=lambda n: headline.index(n) if n in headline else len(headline))
     parts = []
     for name, m in ((n, metrics["metrics"][n]) for n in names[:4]):
@@ -229,7 +230,7 @@ def info_cmd(
     console.print("versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
 
 
-DEMOS = ("imaging", "ehr", "signals")
+DEMOS = ("imaging", "ehr", "signals", "molecules")
 
 
 @app.command()
@@ -286,16 +287,93 @@ def mol_metrics(
 
 @app.command()
 @handles_errors
+def generate(
+    bundle: Annotated[Path, typer.Argument(help="A generator's bundle directory (<out>/bundle).")],
+    out: Annotated[Path, typer.Option("--out", help="CSV to write (column SMILES; invalid samples included).")],
+    n: Annotated[int, typer.Option("-n", "--n", min=1, help="Molecules to sample.")] = 30000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same molecules).")] = 0,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.01, help="Softmax temperature (default: the bundle's).")] = None,
+    device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
+) -> None:
+    """Sample molecules from a generator bundle (char_rnn, mol_vae, latent_gan) into a SMILES CSV."""
+    from medlearn.engine.bundle import load_bundle
+    from medlearn.engine.generative import write_samples
+    from medlearn.paths import prepare_out_file
+
+    _setup(quiet, device, threads)
+    prepare_out_file(out, force)
+    loaded = load_bundle(bundle, "cpu" if device == "auto" else device)
+    started = time.perf_counter()
+    samples = loaded.generate(n, seed=seed, temperature=temperature)
+    seconds = time.perf_counter() - started
+    write_samples(out, samples)
+    info(f"{len(samples):,} samples in {seconds:.1f} s ({len(samples) / max(seconds, 1e-9):,.0f}/s) → {out}; "
+         f"score them with: medlearn mol-metrics {out} --out metrics.json")
+
+
+def _parse_range(value: str | None, option: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in value.split(","))
+    except ValueError:
+        raise InputError(f"{option} {value}: expected LO,HI, e.g. {option} 1,3") from None
+    return lo, hi
+
+
+@app.command()
+@handles_errors
+def optimize(
+    bundle: Annotated[Path, typer.Argument(help="A char_rnn generator's bundle (the prior).")],
+    out: Annotated[Path, typer.Option("--out", help="Output directory (bundle/, top.csv, metrics.json, report.html).")],
+    qed: Annotated[bool, typer.Option("--qed/--no-qed", help="Reward drug-likeness (QED).")] = True,
+    logp: Annotated[Optional[str], typer.Option("--logp", help="Reward Crippen logP inside LO,HI, e.g. 1,3.")] = None,
+    max_sa: Annotated[Optional[float], typer.Option("--max-sa", help="Reward SA score at most this (1 easy … 10 hard).")] = None,
+    no_pains: Annotated[bool, typer.Option("--no-pains", help="Score 0 for molecules with a PAINS alert.")] = False,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="REINVENT steps (batches).")] = 300,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Molecules sampled per step.")] = 64,
+    sigma: Annotated[float, typer.Option("--sigma", min=0.001, help="Score weight in the augmented likelihood.")] = 60.0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same run).")] = 0,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Best distinct molecules written to top.csv.")] = 100,
+    threads: Threads = None, quiet: Quiet = False, force: Force = False,
+) -> None:
+    """Steer a generator towards QED / a logP window / low SA / no PAINS (REINVENT) and report prior vs agent."""
+    from medlearn.engine.bundle import load_bundle
+    from medlearn.molecules.guided import Objective, check_prior, reinvent, write_guided_run
+
+    _setup(quiet, "cpu", threads)
+    objective = Objective(qed=1.0 if qed else 0.0, logp_range=_parse_range(logp, "--logp"), max_sa=max_sa,
+                          no_pains=no_pains)
+    prior = load_bundle(bundle, "cpu")
+    check_prior(prior)
+    out_dir = _out_dir(out, "optimize", force)
+    info(f"optimising {objective.describe()} from {prior.path} ({steps} steps × {batch_size})")
+    result = reinvent(prior, objective, steps=steps, batch_size=batch_size, sigma=sigma, seed=seed)
+    metrics = write_guided_run(result, out_dir, prior, objective, top_k=top_k)
+    m = {k: v["value"] for k, v in metrics["metrics"].items()}
+
+    def f(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    info(f"[green]mean score[/] prior {f(m['score_mean_prior'])} → agent {f(m['score_mean_agent'])}; "
+         f"validity {f(m['validity_prior'])} → {f(m['validity_agent'])}, unique {f(m['unique_prior'])} → "
+         f"{f(m['unique_agent'])}; top-{metrics['top_k']} score {f(m['top_k_score_mean'])}, IntDiv {f(m['int_div1'])}")
+    info(f"report: {out_dir / 'report.html'}; sample more with: medlearn generate {out_dir / 'bundle'} --out samples.csv")
+
+
+@app.command()
+@handles_errors
 def demo(
-    pipeline: Annotated[str, typer.Argument(help="imaging, ehr, signals, or all (default: every pipeline, one folder each).")] = "all",
+    pipeline: Annotated[str, typer.Argument(help="imaging, ehr, signals, molecules, or all (default: every pipeline, one folder each).")] = "all",
     out: Annotated[Optional[Path], typer.Option("--out", help="Output directory (default runs/demo-<time>).")] = None,
     patients: Annotated[int, typer.Option("--patients", min=8, help="imaging: synthetic CT studies to write.")] = 120,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="imaging: training epochs (signals: at most 15).")] = 25,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="imaging: training epochs (signals: at most 15; molecules: at most 12).")] = 25,
     device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
 ) -> None:
     """Embedded demos on data they write themselves (no download, no shared data): imaging (synthetic
     chest CTs as DICOM → 3D CNN), ehr (synthetic MIMIC-IV-format tables → LSTM length of stay) and
-    signals (synthetic ECG → AF classifier → real-time monitor replay with alarms)."""
+    signals (synthetic ECG → AF classifier → real-time monitor replay with alarms) and molecules (a
+    CharRNN on the NCI molecules RDKit ships → 2,000 samples scored with the MOSES table)."""
     if pipeline not in (*DEMOS, "all"):
         raise InputError(f"demo {pipeline}: unknown pipeline (choose {', '.join(DEMOS)} or all)")
     _setup(quiet, device, threads)
@@ -311,10 +389,14 @@ def demo(
             from medlearn.ehr.demo import run_demo as run_ehr
 
             outputs = run_ehr(target, device=device)
-        else:
+        elif name == "signals":
             from medlearn.signals.demo import run_demo as run_signals
 
             outputs = run_signals(target, epochs=min(epochs, 15), device=device)
+        else:
+            from medlearn.molecules.demo import run_demo as run_molecules
+
+            outputs = run_molecules(target, epochs=min(epochs, 12), device=device)
         _summary(outputs)
         info(f"[bold]{name} demo finished[/]: {target.resolve()}  (bundle, metrics.json, predictions.csv, report.html)")
 

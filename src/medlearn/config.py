@@ -69,7 +69,9 @@ class TrainConfig(_Strict):
     class_weighting: Literal["none", "balanced"] = "balanced"
     augment: bool = True
     seed: int = 0
-    max_train_batches: int | None = Field(None, ge=1)  # cap per epoch, for smoke runs
+    max_train_batches: int | None = Field(None, ge=1)  # cap per epoch (smoke runs; sub-epochs of big sets)
+    time_limit_minutes: float | None = Field(None, gt=0)  # no new epoch starts once training took this long
+    grad_clip: float | None = Field(None, gt=0)  # clip the gradient norm (recurrent generators)
 
 
 class EvalConfig(_Strict):

@@ -25,6 +25,7 @@ TASKS: dict[str, str] = {
     "eeg_seizure": "medlearn.signals.tasks.eeg_seizure:EEGSeizure",
     "eeg_seizure_bonn_sets": "medlearn.signals.tasks.eeg_seizure:BonnSets",
     "eeg_seizure_delhi_phases": "medlearn.signals.tasks.eeg_seizure:DelhiPhases",
+    "molecule_generation": "medlearn.molecules.tasks:MoleculeGeneration",
 }
 
 MODELS: dict[str, str] = {
@@ -42,6 +43,9 @@ MODELS: dict[str, str] = {
     "cnn1d": "medlearn.signals.models:cnn1d",
     "cnn_lstm": "medlearn.signals.models:cnn_lstm",
     "epoch_gru": "medlearn.signals.models:epoch_gru",
+    "char_rnn": "medlearn.molecules.generators.charrnn:char_rnn",
+    "mol_vae": "medlearn.molecules.generators.vae:mol_vae",
+    "latent_gan": "medlearn.molecules.generators.latent_gan:latent_gan",
 }
 
 TRANSFORMS: dict[str, str] = {
@@ -61,6 +65,7 @@ TRANSFORMS: dict[str, str] = {
     "signal_fix_length": "medlearn.signals.transforms:FixLength",
     "signal_rr_channel": "medlearn.signals.transforms:AddRRChannel",
     "feature_standardize": "medlearn.signals.tasks.eeg_sleep:FeatureStandardize",
+    "mol_tokens": "medlearn.molecules.tasks:MoleculeTokens",
 }
 
 

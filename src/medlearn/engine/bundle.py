@@ -121,6 +121,12 @@ class Bundle:
 
         return predict_with_pictures(self, [Path(p) for p in inputs], out_dir, **options)
 
+    def generate(self, n: int, seed: int = 0, temperature: float | None = None) -> list[Any]:
+        """``medlearn generate`` as a function: ``n`` samples of a generative bundle (e.g. SMILES)."""
+        from medlearn.engine.generative import generate_from_bundle
+
+        return generate_from_bundle(self, n, seed, temperature)
+
     @property
     def model_name(self) -> str:
         return f"{self.meta['model']['name']}@{self.meta.get('created', '')}"

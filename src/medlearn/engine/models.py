@@ -34,7 +34,10 @@ def build_model(name: str, params: dict[str, Any], data_kwargs: dict[str, Any]) 
     # architecture a saved bundle is rebuilt with.
     bound = inspect.signature(factory).bind(**kwargs)
     bound.apply_defaults()
-    return model, {k: list(v) if isinstance(v, tuple) else v for k, v in bound.arguments.items()}
+    # A model built from files (e.g. a GAN around a trained autoencoder bundle) names the arguments that
+    # rebuild it without those files.
+    arguments = getattr(model, "init_params", None) or bound.arguments
+    return model, {k: list(v) if isinstance(v, tuple) else v for k, v in arguments.items()}
 
 
 def count_parameters(model: nn.Module) -> int:

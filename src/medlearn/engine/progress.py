@@ -27,7 +27,8 @@ def bars_enabled() -> bool:
     return not _state["quiet"] and sys.stderr.isatty()
 
 
-def make_progress() -> Progress:
+def make_progress(disable: bool = False) -> Progress:
+    """A rich progress bar on stderr; ``disable`` for work nested inside another bar (e.g. per epoch)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -36,7 +37,7 @@ def make_progress() -> Progress:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=stderr,
-        disable=not bars_enabled(),
+        disable=disable or not bars_enabled(),
         transient=False,
     )
 

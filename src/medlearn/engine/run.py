@@ -172,6 +172,10 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
     root = resolve_root(cfg)
     model_name = cfg.model.name or task.default_model
     info(f"[bold]{cfg.name}[/]: task {task.name}, model {model_name}, data {root}")
+    if task.kind == "generative":
+        from medlearn.engine.generative import train_generative
+
+        return train_generative(cfg, task, root, out, resume, device)
     table = task.load(root)
     splits = experiment_splits(cfg, table)
     cv = len(splits) > 1

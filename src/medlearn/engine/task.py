@@ -20,7 +20,7 @@ from medlearn.config import format_validation_error
 from medlearn.engine.data import UnitTable
 from medlearn.errors import ConfigError
 
-Kind = Literal["binary", "multiclass", "regression"]
+Kind = Literal["binary", "multiclass", "regression", "generative"]
 
 INTENDED_USE = (
     "Research use only, not a medical device. Outputs have not been clinically validated and must not "
@@ -106,6 +106,12 @@ class Task(ABC):
     def load_inputs(self, paths: Sequence[Path], **options: Any) -> PredictInputs:
         """Turn files given to ``medlearn predict`` into units; tasks that support predict override."""
         raise ConfigError(f"task {self.name} does not support predicting from files")
+
+    def generate(self, model: Any, pre: Any, n: int, seed: int = 0, temperature: float | None = None,
+                 **options: Any) -> list[Any]:
+        """``n`` samples from a generative model, decoded with the bundle's preprocessing ``pre``
+        (e.g. SMILES through the stored vocabulary); generative tasks override."""
+        raise ConfigError(f"task {self.name} does not generate")
 
     def data_sections(self) -> list[Any]:
         """Report sections about the data the last :meth:`load` read (e.g. a data-quality table);

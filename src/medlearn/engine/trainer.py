@@ -57,8 +57,18 @@ def collate(ds: CachedDataset, index: np.ndarray, kind: str) -> tuple[torch.Tens
     return x, y
 
 
-def make_loss(kind: str, class_weights: np.ndarray | None) -> nn.Module:
-    """BCE-with-logits (binary, ``pos_weight`` = n_neg/n_pos when weighted), cross-entropy, or MSE."""
+def has_own_objective(model: nn.Module) -> bool:
+    """Generative models carry their objective: ``model.training_loss(x)`` is the mean loss of a batch
+    (next-token cross-entropy, a VAE's negative ELBO, a GAN's critic + generator losses), so the loop
+    needs no targets and no loss of its own. In eval mode it must return a loss comparable across epochs."""
+    return callable(getattr(model, "training_loss", None))
+
+
+def make_loss(kind: str, class_weights: np.ndarray | None) -> nn.Module | None:
+    """BCE-with-logits (binary, ``pos_weight`` = n_neg/n_pos when weighted), cross-entropy, MSE, or None
+    for generative models (their own ``training_loss``)."""
+    if kind == "generative":
+        return None
     if kind == "binary":
         pos_weight = None if class_weights is None else torch.tensor([class_weights[1] / class_weights[0]])
         return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
@@ -118,6 +128,8 @@ class Trainer:
         device: torch device.
         ordinal: the classes are ordered (adds ``kappa_linear`` and ``mad`` to the validation metrics).
         f1_groups: named means of per-class F1 to add (and possibly monitor), e.g. ``challenge_f1``.
+        val_scorer: replaces the standard validation metrics (e.g. the validity of molecules sampled
+            from a generative model after each epoch); called with the model in eval mode.
     """
 
     def __init__(
@@ -130,8 +142,10 @@ class Trainer:
         device: torch.device | None = None,
         ordinal: bool = False,
         f1_groups: dict[str, list[str]] | None = None,
+        val_scorer: Callable[[nn.Module], dict[str, float]] | None = None,
     ):
         self.cfg = cfg
+        self.val_scorer = val_scorer
         self.ordinal = ordinal
         self.f1_groups = f1_groups
         self.kind = kind
@@ -176,7 +190,9 @@ class Trainer:
         if isinstance(model, ArrayFitted):
             return self._fit_arrays(model, train_ds, val_ds, class_weights)
         model.to(self.device)
-        loss_fn = make_loss(self.kind, class_weights).to(self.device)
+        loss_fn = make_loss(self.kind, class_weights)
+        if loss_fn is not None:
+            loss_fn = loss_fn.to(self.device)
         optimizer = self._optimizer(model)
         scheduler = self._scheduler(optimizer)
         history: list[dict[str, float]] = []
@@ -201,13 +217,15 @@ class Trainer:
             for epoch in range(start_epoch, self.cfg.epochs + 1):
                 if bad_epochs >= self.cfg.early_stopping.patience:
                     break
+                limit = self.cfg.time_limit_minutes
+                if limit is not None and t_train > limit * 60:
+                    log.info("stopped after %d epochs: train.time_limit_minutes=%s reached", epoch - 1, limit)
+                    break
                 t_epoch = time.perf_counter()
                 train_loss, n = self._train_epoch(model, train_ds, loss_fn, optimizer, epoch)
                 t_train += time.perf_counter() - t_epoch
                 n_seen += n
-                val_pred, val_loss = self.predict(model, val_ds, loss_fn=loss_fn)
-                scores = validation_scores(self.kind, val_ds.targets, val_pred, self.class_names, self.ordinal,
-                                            self.f1_groups)
+                scores, val_loss = self._validate(model, val_ds, loss_fn)
                 row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                        "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": time.perf_counter() - t_epoch}
                 row.update({f"val_{k}": float(v) for k, v in scores.items()})
@@ -230,6 +248,28 @@ class Trainer:
         model.load_state_dict(best_state)
         return FitResult(history, best_epoch, best_score, best_state, time.perf_counter() - t0,
                          n_seen / t_train if t_train else 0.0)
+
+    def _validate(self, model: nn.Module, val_ds: CachedDataset, loss_fn: nn.Module | None) -> tuple[dict[str, float], float]:
+        """The validation metrics and mean validation loss of the model as it is now."""
+        if has_own_objective(model):
+            val_loss = self.objective_loss(model, val_ds)
+            scores = {} if self.val_scorer is None else self.val_scorer(model)
+            return scores, val_loss
+        val_pred, val_loss = self.predict(model, val_ds, loss_fn=loss_fn)
+        if self.val_scorer is not None:
+            return self.val_scorer(model), val_loss
+        return validation_scores(self.kind, val_ds.targets, val_pred, self.class_names, self.ordinal,
+                                 self.f1_groups), val_loss
+
+    @torch.no_grad()
+    def objective_loss(self, model: nn.Module, ds: CachedDataset) -> float:
+        """Mean ``model.training_loss`` over ``ds`` in eval mode (a generative model's validation loss)."""
+        model.eval()
+        total = 0.0
+        for index in batches(len(ds), max(self.cfg.batch_size, 64), None):
+            x, _ = collate(ds, index, self.kind)
+            total += float(model.training_loss(x.to(self.device))) * len(index)
+        return total / max(len(ds), 1)
 
     def _fit_arrays(self, model: ArrayFitted, train_ds: CachedDataset, val_ds: CachedDataset,
                     class_weights: np.ndarray | None) -> FitResult:
@@ -270,9 +310,14 @@ class Trainer:
             x, y = collate(ds, index, self.kind)
             x, y = x.to(self.device), y.to(self.device)
             optimizer.zero_grad(set_to_none=True)
-            out = model(x)
-            loss = loss_fn(out if self.kind == "multiclass" else out.reshape(len(out), -1)[:, 0], y)
+            if has_own_objective(model):
+                loss = model.training_loss(x)
+            else:
+                out = model(x)
+                loss = loss_fn(out if self.kind == "multiclass" else out.reshape(len(out), -1)[:, 0], y)
             loss.backward()
+            if self.cfg.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
             optimizer.step()
             total += float(loss.detach()) * len(index)
             n += len(index)

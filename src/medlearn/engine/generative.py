@@ -1,0 +1,138 @@
+"""Train a generative model end to end: the engine's run for tasks of kind ``"generative"``.
+
+The same pieces as a predictive run (task data, fitted preprocessing, cached datasets, the one Trainer,
+bundles, HTML reports), with what a generator is judged by in place of predictions: after training,
+``n_samples`` are drawn from the best epoch's model and the task scores the *set* (for molecules, the
+MOSES table). Writes ``bundle/``, ``config.yaml``, ``metrics.json`` (the generated set), ``metrics_val.json``
+(validation loss and sample validity), ``samples.csv`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medlearn.config import ExperimentConfig, dump_config
+from medlearn.engine.bundle import Bundle, load_bundle, save_bundle
+from medlearn.engine.data import Preprocessing
+from medlearn.engine.models import build_model, count_parameters
+from medlearn.engine.progress import info
+from medlearn.engine.task import Task
+from medlearn.engine.trainer import Trainer, pick_device
+from medlearn.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def train_generative(cfg: ExperimentConfig, task: Task, root: Path, out: Path, resume: bool = False,
+                     device: str = "auto") -> Any:
+    from medlearn.engine.run import RunOutputs, make_dataset, split_tables, write_json
+
+    model_name = cfg.model.name or task.default_model
+    table = task.load(root)
+    if table.split is None:
+        raise ConfigError(f"task {task.name}: a generative task names its own train/val split")
+    tables = split_tables(table, table.split, root, task.unit, required=("train", "val"))
+    pre = Preprocessing(task.fit_preprocessing(model_name, tables["train"]))
+    datasets = {s: make_dataset(task, tables[s], pre, cfg.data.cache) for s in ("train", "val")}
+    torch.manual_seed(cfg.train.seed)
+    model, model_kwargs = build_model(model_name, cfg.model.params, task.model_kwargs(model_name))
+    info(f"model {model_name}: {count_parameters(model):,} parameters "
+         f"({sum(p.numel() for p in model.parameters() if p.requires_grad):,} trained)")
+    monitor = cfg.train.early_stopping.monitor or task.monitor
+    trainer = Trainer(cfg.train, task.kind, monitor, [], out / "checkpoints", pick_device(device),
+                      val_scorer=lambda m: task.sample_scores(m, pre))
+    fit = trainer.fit(model, datasets["train"], datasets["val"], resume=resume)
+    info(f"trained {fit.seconds / 60:.1f} min ({len(fit.history)} epochs, best {fit.best_epoch}); "
+         f"sampling {task.options.n_samples:,} molecules")
+    model.cpu()
+    samples = task.generate(model, pre, task.options.n_samples, seed=cfg.train.seed)
+    write_samples(out / "samples.csv", samples)
+    reference = task.reference(root, tables)
+    metrics = task.score_generated(samples, reference, split="generated")
+    metrics["training_seconds"] = round(fit.seconds, 1)
+    best = fit.history[fit.best_epoch - 1] if fit.history else {}
+    metrics_val = {"task": task.name, "split": "val", "unit": task.unit, "n": len(tables["val"]),
+                   "metrics": {k[4:]: {"value": round(float(v), 6), "ci95": None}
+                               for k, v in best.items() if k.startswith("val_")},
+                   "per_class": {}, "operating_point": None}
+    write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics_val.json", metrics_val)
+    (out / "config.yaml").write_text(dump_config(cfg))
+    meta = {
+        "task": {"name": task.name, "options": task.options_dict()},
+        "kind": task.kind, "unit": task.unit, "class_names": [],
+        "model": {"name": model_name, "params": model_kwargs},
+        "preprocessing": pre.spec, "operating_point": None, "calibration": {}, "prediction_interval": None,
+        "metrics": {"test": metrics, "val": metrics_val},
+        "data": {"root": cfg.data.root, "fingerprint": table.fingerprint, "n_units": len(table)},
+        "splits": {s: t.ids for s, t in tables.items() if s != "train"},
+        "n_train": len(tables["train"]),
+        "training": {"best_epoch": fit.best_epoch, "best_val_score": fit.best_score, "monitor": monitor,
+                     "epochs_run": len(fit.history), "seconds": round(fit.seconds, 1), "history": fit.history,
+                     "folds": 1, "samples_per_second": round(fit.samples_per_second, 1)},
+        "config": cfg.model_dump(mode="json"),
+        "intended_use": task.intended_use, "credits": task.credits,
+    }
+    bundle_path = save_bundle(out / "bundle", model, meta, model_card(meta))
+    bundle = load_bundle(bundle_path)
+    report = write_generative_report(out / "report.html", bundle, samples, metrics, metrics_val,
+                                     list(tables["train"].raw), dump_config(cfg))
+    return RunOutputs(out, metrics, metrics_val, bundle_path, report, fit)
+
+
+def write_samples(path: Path, samples: list[str]) -> None:
+    """One generated string per row under ``SMILES`` (what ``mol-metrics`` reads), invalid ones included."""
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["SMILES"])
+        writer.writerows([s] for s in samples)
+
+
+def write_generative_report(path: Path, bundle: Bundle, samples: list[str], metrics: dict[str, Any],
+                            metrics_val: dict[str, Any], train: list[str], config_yaml: str | None) -> Path:
+    from medlearn.engine.plots import figure_to_data_uri, loss_curves
+    from medlearn.engine.report import ReportSection, write_report
+
+    task, meta = bundle.task, bundle.meta
+    history = meta["training"]["history"]
+    sections = list(task.report_sections(samples, metrics, train, meta["model"]["name"]))
+    if history:
+        sections.append(ReportSection("Training", html=(
+            f"<p>{meta['training']['epochs_run']} epochs in {meta['training']['seconds'] / 60:.1f} min on "
+            f"{meta['n_train']:,} training {task.unit}s; best epoch {meta['training']['best_epoch']} by "
+            f"validation {meta['training']['monitor']}.</p>"),
+            figures=[("Loss per epoch", figure_to_data_uri(loss_curves(history, meta["training"]["monitor"])))]))
+    provenance = {"task": task.name, "model": meta["model"]["name"], "data fingerprint": meta["data"]["fingerprint"],
+                  "best epoch": meta["training"]["best_epoch"], **meta["versions"]}
+    return write_report(path, f"medlearn — {task.name} ({meta['model']['name']})",
+                        {metrics["split"]: metrics, "val": metrics_val}, sections, task.intended_use, task.credits,
+                        config_yaml=config_yaml, provenance=provenance)
+
+
+def model_card(meta: dict[str, Any]) -> str:
+    def fmt(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    metrics = meta["metrics"]["test"]
+    lines = [f"# Model card: {meta['task']['name']} — {meta['model']['name']}", "",
+             f"**Intended use.** {meta['intended_use']}", "",
+             f"**Data.** `{meta['data']['root']}` (fingerprint `{meta['data']['fingerprint']}`), "
+             f"{meta['n_train']:,} training {meta['unit']}s, {len(meta['splits'].get('val', []))} validation.", "",
+             f"**Trained** {meta['training']['seconds'] / 60:.1f} min, {meta['training']['epochs_run']} epochs.", "",
+             f"**Generated set** ({metrics['n']:,} samples, not bootstrapped):", ""]
+    lines += [f"- {name}: {fmt(m['value'])}" for name, m in metrics["metrics"].items()]
+    lines += ["", "**Credits.**", *[f"- {c}" for c in meta["credits"]], ""]
+    return "\n".join(lines)
+
+
+def generate_from_bundle(bundle: Bundle, n: int, seed: int = 0, temperature: float | None = None) -> list[str]:
+    """``n`` samples from a generative bundle with its own preprocessing (codec)."""
+    if bundle.kind != "generative":
+        raise ConfigError(f"{bundle.path}: a {bundle.kind} model cannot generate; pass a generator's bundle")
+    return bundle.task.generate(bundle.model, bundle.preprocessing, n, seed=seed, temperature=temperature)
+

@@ -1,0 +1,145 @@
+"""Molecule generators on the shared engine: objectives, sampling, bundles, `medlearn generate`, the latent GAN."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+pytest.importorskip("rdkit")
+
+from medlearn.cli import app  # noqa: E402
+from medlearn.config import load_config  # noqa: E402
+from medlearn.engine.bundle import load_bundle  # noqa: E402
+from medlearn.engine.run import train_experiment  # noqa: E402
+from medlearn.errors import ConfigError  # noqa: E402
+from medlearn.molecules.demo import nci_smiles  # noqa: E402
+from medlearn.molecules.generators.charrnn import CharRNN  # noqa: E402
+from medlearn.molecules.generators.latent_gan import LatentGAN  # noqa: E402
+from medlearn.molecules.generators.sampling import BOS_ID, EOS_ID, PAD_ID  # noqa: E402
+from medlearn.molecules.generators.vae import MolVAE  # noqa: E402
+
+runner = CliRunner()
+
+
+def _tiny_cfg(model: str, **params):
+    overrides = [f"data.root={nci_smiles()}", f"name=tiny_{model}", "data.options.test_file=null",
+                 "data.options.test_scaffolds_file=null", "data.options.n_train=400", "data.options.n_val=60",
+                 "data.options.n_test=100", "data.options.n_samples=120", "data.options.n_val_samples=20",
+                 f"model.name={model}", "train.epochs=2", "train.batch_size=32", "train.max_train_batches=null",
+                 "train.time_limit_minutes=null", "train.scheduler=none", "train.lr=0.003"]
+    overrides += [f"model.params={json.dumps(params)}"]
+    return load_config("mol_charrnn_moses", overrides)
+
+
+@pytest.fixture(scope="module")
+def charrnn_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("charrnn")
+    return train_experiment(_tiny_cfg("char_rnn", hidden_size=64, num_layers=1), out)
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("vae")
+    return train_experiment(_tiny_cfg("mol_vae", encoder_hidden=32, latent_dim=8, decoder_hidden=64,
+                                      decoder_layers=1, kl_anneal_steps=10), out)
+
+
+def _tokens(rows):
+    width = max(len(r) for r in rows)
+    return torch.tensor([r + [PAD_ID] * (width - len(r)) for r in rows], dtype=torch.float32)
+
+
+@pytest.mark.parametrize("model", [CharRNN(12, 8, 16, 1), MolVAE(12, 8, 16, 4, 16, 1)])
+def test_objective_backpropagates_and_ignores_padding(model):
+    torch.manual_seed(0)
+    x = _tokens([[BOS_ID, 5, 6, 7, EOS_ID], [BOS_ID, 8, EOS_ID]])
+    loss = model.training_loss(x)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() > 0
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    # extra padding changes nothing: the padded positions are masked out of the loss
+    model.eval()
+    padded = torch.cat([x, torch.zeros(2, 3)], dim=1)
+    assert model.training_loss(x).item() == pytest.approx(model.training_loss(padded).item(), rel=1e-5)
+
+
+def test_charrnn_log_likelihood_sums_the_teacher_forced_loss():
+    torch.manual_seed(0)
+    model = CharRNN(10, 8, 16, 1).eval()
+    x = _tokens([[BOS_ID, 4, 5, 6, EOS_ID]])
+    # mean cross-entropy over the 4 predicted tokens = -log-likelihood / 4
+    assert model.training_loss(x).item() == pytest.approx(-model.log_likelihood(x.long()).item() / 4, rel=1e-5)
+
+
+def test_samples_end_at_eos_and_repeat_with_the_seed():
+    torch.manual_seed(0)
+    model = CharRNN(10, 8, 16, 1).eval()
+    a = model.sample(50, generator=torch.Generator().manual_seed(3), max_length=12)
+    b = model.sample(50, generator=torch.Generator().manual_seed(3), max_length=12)
+    assert torch.equal(a, b) and a.shape == (50, 12)
+    assert not ((a == BOS_ID).any())
+    for row in a.tolist():
+        if EOS_ID in row:
+            assert set(row[row.index(EOS_ID) + 1:]) <= {PAD_ID}
+
+
+def test_trained_bundle_writes_outputs_and_generates(charrnn_run, tmp_path):
+    out = charrnn_run.out
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "generated" and metrics["n"] == 120 and metrics["unit"] == "molecule"
+    for name in ("validity", "unique_1k", "novelty", "int_div1", "fcd_test", "filters", "qed_w"):
+        assert name in metrics["metrics"] and metrics["metrics"][name]["ci95"] is None
+    assert 0 <= metrics["metrics"]["validity"]["value"] <= 1
+    with (out / "samples.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) == 120
+    report = (out / "report.html").read_text()
+    assert "Against the MOSES baselines" in report and "data:image/png;base64" in report
+    bundle = load_bundle(charrnn_run.bundle)
+    assert bundle.kind == "generative" and bundle.meta["preprocessing"][0]["name"] == "mol_tokens"
+    first, again = bundle.generate(40, seed=7), bundle.generate(40, seed=7)
+    assert first == again and len(first) == 40
+    target = tmp_path / "mols.csv"
+    result = runner.invoke(app, ["generate", str(charrnn_run.bundle), "-n", "25", "--out", str(target), "--quiet"])
+    assert result.exit_code == 0, result.output
+    with target.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 25 and rows[0].keys() == {"SMILES"}
+    again = runner.invoke(app, ["generate", str(charrnn_run.bundle), "-n", "5", "--out", str(target), "--quiet"])
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_generate_refuses_a_missing_or_predictive_bundle(tmp_path):
+    result = runner.invoke(app, ["generate", str(tmp_path), "--out", str(tmp_path / "x.csv")])
+    assert result.exit_code == 2 and "not a medlearn bundle" in result.output
+
+
+def test_latent_gan_trains_on_the_vae_latents_and_travels_without_it(vae_run, charrnn_run, tmp_path):
+    vae_copy = tmp_path / "vae_bundle"
+    shutil.copytree(vae_run.bundle, vae_copy)
+    cfg = _tiny_cfg("latent_gan", autoencoder=str(vae_copy), hidden=32, layers=2, noise_dim=8)
+    cfg.train.early_stopping.monitor = "valid_unique"
+    out = tmp_path / "gan"
+    out.mkdir()
+    run = train_experiment(cfg, out)
+    shutil.rmtree(vae_copy)  # the GAN bundle carries the frozen autoencoder itself
+    bundle = load_bundle(run.bundle)
+    assert isinstance(bundle.model, LatentGAN)
+    assert isinstance(bundle.meta["model"]["params"]["autoencoder"], dict)
+    vae = load_bundle(vae_run.bundle).model
+    assert torch.equal(bundle.model.autoencoder.head.weight, vae.head.weight)  # frozen: not trained further
+    assert len(bundle.generate(30, seed=1)) == 30
+    assert "valid_unique" in json.loads((out / "metrics_val.json").read_text())["metrics"]
+    # a CharRNN bundle is not an autoencoder
+    bad = _tiny_cfg("latent_gan", autoencoder=str(charrnn_run.bundle))
+    with pytest.raises(ConfigError, match="needs a mol_vae bundle"):
+        train_experiment(bad, tmp_path / "bad")
+    missing = _tiny_cfg("latent_gan", autoencoder=str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        train_experiment(missing, tmp_path / "bad2")
