@@ -97,8 +97,10 @@ def test_trained_bundle_writes_outputs_and_generates(charrnn_run, tmp_path):
     for name in ("validity", "unique_1k", "novelty", "int_div1", "fcd_test", "filters", "qed_w"):
         assert name in metrics["metrics"] and metrics["metrics"][name]["ci95"] is None
     assert 0 <= metrics["metrics"]["validity"]["value"] <= 1
-    with (out / "samples.csv").open() as fh:
-        assert len(list(csv.DictReader(fh))) == 120
+    with (out / "predictions.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 120 and list(rows[0]) == ["SMILES", "id", "split", "valid", "canonical"]
+    assert sum(int(r["valid"]) for r in rows) / 120 == pytest.approx(metrics["metrics"]["validity"]["value"])
     report = (out / "report.html").read_text()
     assert "Against the MOSES baselines" in report and "data:image/png;base64" in report
     bundle = load_bundle(charrnn_run.bundle)
@@ -143,3 +145,26 @@ def test_latent_gan_trains_on_the_vae_latents_and_travels_without_it(vae_run, ch
     missing = _tiny_cfg("latent_gan", autoencoder=str(tmp_path / "nowhere"))
     with pytest.raises(ConfigError, match="does not exist"):
         train_experiment(missing, tmp_path / "bad2")
+
+
+def test_training_molecules_with_invalid_smiles_are_counted_and_skipped(tmp_path):
+    from medlearn.molecules.tasks import MoleculeGeneration
+
+    valid = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC", "O=C(O)c1ccccc1", "CCCCCCCCCCCCCCCCCCCCCCCC"] * 10
+    path = tmp_path / "mols.csv"
+    path.write_text("smiles\n" + "\n".join([*valid, "C1CC", "C(C)(C)(C)(C)C", '""']) + "\n")
+    task = MoleculeGeneration({"n_train": None, "n_val": 10, "test_file": None, "n_test": 10, "max_tokens": 20})
+    table = task.load(path)
+    report = task.canonicalization
+    assert report["rejected"]["parse_failure"] == 1 and report["rejected"]["sanitization_failure"] == 1
+    assert report["rejected"]["empty"] == 1 and report["dropped_over_20_tokens"] == 10
+    assert len(table) == 50 and all(isinstance(s, str) and len(s) <= 20 for s in table.raw)
+    assert sorted(set(table.split)) == ["test", "train", "val"]
+
+
+def test_time_limit_stops_training_after_the_epoch_that_reached_it(tmp_path):
+    torch.set_num_threads(1)
+    cfg = _tiny_cfg("char_rnn", hidden_size=16, num_layers=1)
+    cfg.train.epochs, cfg.train.time_limit_minutes = 5, 1e-6
+    run = train_experiment(cfg, tmp_path)
+    assert len(run.fit.history) == 1

@@ -4,7 +4,8 @@ The same pieces as a predictive run (task data, fitted preprocessing, cached dat
 bundles, HTML reports), with what a generator is judged by in place of predictions: after training,
 ``n_samples`` are drawn from the best epoch's model and the task scores the *set* (for molecules, the
 MOSES table). Writes ``bundle/``, ``config.yaml``, ``metrics.json`` (the generated set), ``metrics_val.json``
-(validation loss and sample validity), ``samples.csv`` and ``report.html``.
+(validation loss and sample validity), ``predictions.csv`` (one row per generated sample, the units the
+metrics score; its ``SMILES`` column is what ``mol-metrics`` reads) and ``report.html``.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def train_generative(cfg: ExperimentConfig, task: Task, root: Path, out: Path, r
          f"sampling {task.options.n_samples:,} molecules")
     model.cpu()
     samples = task.generate(model, pre, task.options.n_samples, seed=cfg.train.seed)
-    write_samples(out / "samples.csv", samples)
+    write_samples(out / "predictions.csv", samples, task.sample_columns(samples))
     reference = task.reference(root, tables)
     metrics = task.score_generated(samples, reference, split="generated")
     metrics["training_seconds"] = round(fit.seconds, 1)
@@ -85,12 +86,14 @@ def train_generative(cfg: ExperimentConfig, task: Task, root: Path, out: Path, r
     return RunOutputs(out, metrics, metrics_val, bundle_path, report, fit)
 
 
-def write_samples(path: Path, samples: list[str]) -> None:
-    """One generated string per row under ``SMILES`` (what ``mol-metrics`` reads), invalid ones included."""
+def write_samples(path: Path, samples: list[str], columns: dict[str, list[Any]] | None = None) -> None:
+    """One generated string per row under ``SMILES`` (what ``mol-metrics`` reads), invalid ones included,
+    and any per-sample ``columns`` (e.g. validity) after it."""
+    columns = columns or {}
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["SMILES"])
-        writer.writerows([s] for s in samples)
+        writer.writerow(["SMILES", *columns])
+        writer.writerows([s, *(values[i] for values in columns.values())] for i, s in enumerate(samples))
 
 
 def write_generative_report(path: Path, bundle: Bundle, samples: list[str], metrics: dict[str, Any],

@@ -2,6 +2,7 @@
 
 RDKit installs ``Data/NCI/first_5K.smi`` (5,000 NCI compounds), so the demo needs no download and no
 shared data: it trains the ``mol_charrnn_moses`` recipe, shrunk to minutes on 2 CPU cores, on 3,500 of them
+(those of at most 60 SMILES tokens, MOSES-sized)
 and scores 2,000 samples with the MOSES table against 1,000 held-out ones (filters: MOSES's MCF list shipped
 with medlearn, RDKit's PAINS). A few minutes of CPU buy a model that has learnt SMILES syntax only in part:
 the point is the whole path — data, training, sampling, metrics, report, bundle — not the numbers.
@@ -31,7 +32,7 @@ def run_demo(out: Path, epochs: int = 12, device: str = "auto") -> RunOutputs:
         f"data.root={nci_smiles()}", "name=demo_molecules",
         "data.options.test_file=null", "data.options.test_scaffolds_file=null", "data.options.n_train=3500",
         "data.options.n_val=300", "data.options.n_test=1000", "data.options.n_samples=2000",
-        "data.options.n_val_samples=200", "model.params.hidden_size=256", "model.params.num_layers=1",
+        "data.options.n_val_samples=200", "data.options.max_tokens=60", "model.params.hidden_size=256", "model.params.num_layers=1",
         f"train.epochs={epochs}", "train.batch_size=64", "train.max_train_batches=null",
         "train.time_limit_minutes=null", "train.early_stopping.patience=20", "train.lr=0.003",
         "train.scheduler=none"])

@@ -124,6 +124,7 @@ def _cairo_grid(mols: list[Any], legends: list[str], per_row: int, size: int) ->
     ncols = min(per_row, len(mols))
     nrows = -(-len(mols) // ncols)
     drawer = draw2d.MolDraw2DCairo(ncols * size, nrows * size, size, size)
+    drawer.drawOptions().drawMolsSameScale = False
     drawer.DrawMolecules(mols, legends=legends)
     drawer.FinishDrawing()
     return drawer.GetDrawingText()
@@ -162,8 +163,10 @@ def molecule_grid(smiles: Sequence[str], legends: Sequence[str] | None = None, p
 
     draw = require("rdkit.Chem.Draw", "for molecule pictures")
     try:
+        options = draw.rdMolDraw2D.MolDrawOptions()
+        options.drawMolsSameScale = False  # RDKit's default shrinks small molecules to the largest one's scale
         png = _png_bytes(draw.MolsToGridImage(mols, molsPerRow=per_row, subImgSize=(size, size),
-                                              legends=kept, returnPNG=False))
+                                              legends=kept, returnPNG=False, drawOptions=options))
     except Exception:  # e.g. a build without PIL support: draw the grid with Cairo directly
         png = _cairo_grid(mols, kept, per_row, size)
     if not png.startswith(_PNG_SIGNATURE):

@@ -96,6 +96,8 @@ class MoleculeGeneration(Task):
         sample_seed: int = 0
         tokenizer: Literal["smiles", "selfies"] = "smiles"
         multi_fragment: Literal["keep", "largest", "reject"] = "keep"
+        #: drop molecules of more tokens (counted in the report); None keeps all
+        max_tokens: int | None = Field(None, ge=2)
         #: MOSES reference files inside ``data.root``; test_file null holds out n_test molecules instead
         test_file: str | None = "test.csv.gz"
         test_scaffolds_file: str | None = "test_scaffolds.csv.gz"
@@ -128,7 +130,15 @@ class MoleculeGeneration(Task):
         canonical, report = canonicalize([smiles[i] for i in order], o.multi_fragment)
         self.canonicalization = {"file": str(path), "sampled": len(order), **report.to_dict()}
         info(f"{path.name}: {report.summary()} (of {len(smiles):,} records, {len(order):,} sampled)")
-        kept = [(int(i), c) for i, c in zip(order, canonical) if c is not None][:wanted]
+        kept = [(int(i), c) for i, c in zip(order, canonical) if c is not None]
+        if o.max_tokens is not None:
+            from medlearn.molecules.representations.codec import make_tokenizer
+
+            tokenizer = make_tokenizer(o.tokenizer)
+            short = [(i, c) for i, c in kept if len(tokenizer.tokenize(c)) <= o.max_tokens]
+            self.canonicalization[f"dropped_over_{o.max_tokens}_tokens"] = len(kept) - len(short)
+            kept = short
+        kept = kept[:wanted]
         n = len(kept)
         n_val, n_test = min(o.n_val, n // 5), min(held_out, n // 5)
         if n - n_val - n_test < 10:
@@ -136,7 +146,7 @@ class MoleculeGeneration(Task):
         split = np.array(["val"] * n_val + ["test"] * n_test + ["train"] * (n - n_val - n_test))
         ids = [f"{path.name}:{i + 1}" for i, _ in kept]
         options = json.dumps({k: v for k, v in self.options_dict().items() if k in ("train_file", "n_train", "n_val",
-                              "sample_seed", "multi_fragment", "test_file", "n_test")}, sort_keys=True)
+                              "sample_seed", "multi_fragment", "test_file", "n_test", "max_tokens")}, sort_keys=True)
         return UnitTable(ids=ids, targets=np.zeros(n, dtype=np.float32), groups=np.array(ids),
                          raw=[c for _, c in kept], fingerprint=fingerprint_files([path], options), split=split)
 
@@ -170,6 +180,14 @@ class MoleculeGeneration(Task):
                 out.extend(codec.decode(row) for row in ids.tolist())
                 bar.update(task, completed=len(out))
         return out
+
+    def sample_columns(self, samples: Sequence[str]) -> dict[str, list[Any]]:
+        """predictions.csv columns beside each sample: its id, split, validity and canonical SMILES."""
+        from medlearn.molecules.io import canonicalize
+
+        canonical, _ = canonicalize(list(samples))
+        return {"id": [f"sample{i + 1}" for i in range(len(samples))], "split": ["generated"] * len(samples),
+                "valid": [int(c is not None) for c in canonical], "canonical": [c or "" for c in canonical]}
 
     def sample_scores(self, model: torch.nn.Module, pre: Preprocessing) -> dict[str, float]:
         """Validity and uniqueness of ``n_val_samples`` fresh samples: the per-epoch picture of learning."""

@@ -1,4 +1,4 @@
-"""Molecule metrics benchmark: medlearn's vectorised MOSES table vs a one-molecule-at-a-time loop.
+"""Molecules benchmark: the MOSES table vs a one-molecule-at-a-time loop, and generators' sampling speed.
 
 What is measured
 ----------------
@@ -25,7 +25,13 @@ What is measured
 Both sides use the same processes budget: medlearn with ``--n-jobs`` processes (default: all CPUs) plus
 torch's threads; the loop single-process as written (fcd's DataLoader uses one worker).
 
-Run: ``python benchmarks/molecules_metrics.py [--n 30000] [--source test|train] [--no-loop]``.
+5. Sampling (``--bundle DIR``, repeatable): each generator bundle samples ``--sample-n`` molecules the way
+   ``medlearn generate`` does (batches of 1,000 rows decoded together), against a plain loop drawing one
+   molecule at a time from the same model (batch of 1, extrapolated from ``--loop-samples``). Molecules
+   per second of both and the ratio.
+
+Run: ``python benchmarks/molecules.py [--n 30000] [--source test|train] [--no-loop] [--no-metrics]
+[--bundle runs/charrnn/bundle ...]``.
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--loop-n", type=int, default=1000, help="molecules the loop scores (extrapolated)")
     parser.add_argument("--snn-queries", type=int, default=100, help="molecules the loop's SNN scores")
     parser.add_argument("--n-jobs", type=int, default=None, help="medlearn CPUs (default: all)")
+    parser.add_argument("--no-metrics", action="store_true", help="skip the metric table (sampling only)")
+    parser.add_argument("--bundle", action="append", default=[], help="generator bundle to time sampling of")
+    parser.add_argument("--sample-n", type=int, default=30_000, help="molecules each bundle samples")
+    parser.add_argument("--loop-samples", type=int, default=200, help="molecules the one-at-a-time loop draws")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-loop", action="store_true", help="only time medlearn (e.g. a cold-cache run)")
     return parser.parse_args()
@@ -177,8 +187,36 @@ def timed(func: Any, *args: Any) -> tuple[Any, float]:
     return result, time.perf_counter() - start
 
 
+def sampling_speed(bundle_path: str, n: int, loop_n: int) -> None:
+    """Batched sampling through the bundle vs one molecule at a time from the same model."""
+    import torch
+
+    from medlearn.engine.bundle import load_bundle
+    from medlearn.molecules.io import canonicalize
+    from medlearn.molecules.tasks import codec_of
+
+    bundle = load_bundle(bundle_path)
+    samples, t_batched = timed(lambda: bundle.generate(n, seed=0))
+    codec, model = codec_of(bundle.preprocessing), bundle.model
+    generator = torch.Generator().manual_seed(0)
+
+    def one_at_a_time() -> list[str]:
+        return [codec.decode(model.sample(1, generator=generator)[0].tolist()) for _ in range(loop_n)]
+
+    looped, t_loop = timed(one_at_a_time)
+    rate_batched, rate_loop = n / t_batched, loop_n / t_loop
+    valid = sum(c is not None for c in canonicalize(samples)[0]) / len(samples)
+    print(f"\nsampling {bundle.meta['model']['name']} ({bundle_path}): {n:,} molecules in {t_batched:.1f} s = "
+          f"{rate_batched:,.0f}/s (validity {valid:.3f}); one at a time {rate_loop:,.1f}/s "
+          f"(from {loop_n}); RATIO {rate_batched / rate_loop:.0f}x")
+
+
 def main() -> None:
     args = parse_args()
+    for bundle_path in args.bundle:
+        sampling_speed(bundle_path, args.sample_n, args.loop_samples)
+    if args.no_metrics:
+        return
     from medlearn.molecules.io import read_smiles
     from medlearn.molecules.metrics import MosesReference, compute_metrics
     from medlearn.molecules.metrics.similarity import nearest_neighbour_similarity
