@@ -339,7 +339,8 @@ def optimize(
 ) -> None:
     """Steer a generator towards QED / a logP window / low SA / no PAINS (REINVENT) and report prior vs agent."""
     from medlearn.engine.bundle import load_bundle
-    from medlearn.molecules.guided import Objective, check_prior, reinvent, write_guided_run
+    from medlearn.molecules.guided import check_prior, reinvent, write_guided_run
+    from medlearn.molecules.objective import Objective
 
     _setup(quiet, "cpu", threads)
     objective = Objective(qed=1.0 if qed else 0.0, logp_range=_parse_range(logp, "--logp"), max_sa=max_sa,

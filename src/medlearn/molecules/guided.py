@@ -31,9 +31,8 @@ from __future__ import annotations
 import copy
 import csv
 import json
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,131 +44,18 @@ from medlearn.engine.progress import info, make_progress
 from medlearn.errors import ConfigError, InputError
 from medlearn.molecules.generators.sampling import BOS_ID
 from medlearn.molecules.io import require
+from medlearn.molecules.objective import Objective, Props
 
 #: Most data units of a prior whose training file is re-read for novelty (a cheap reload only).
 NOVELTY_MAX_UNITS = 50_000
 #: Molecules kept in the experience replay memory.
 REPLAY_SIZE = 8
+#: Added to the prior's intended-use statement.
+GUIDED_USE = (" Guided molecules maximise a computed score (QED/logP/SA/PAINS), which is not evidence of "
+              "activity or safety.")
 #: Columns of ``top.csv``.
 TOP_COLUMNS = ("SMILES", "score", "qed", "sa", "logp", "weight")
 
-
-# ------------------------------------------------------------------------------------------ objective
-@dataclass
-class Objective:
-    """What guided generation optimises, each component in [0, 1] (REINVENT 2.0's custom product).
-
-    Args:
-        qed: weight of the QED component (desirability = QED itself); 0 switches it off.
-        logp_range: ``(lo, hi)`` Crippen logP window: desirability 1 inside, ``exp(-distance)`` outside.
-        max_sa: highest acceptable SA score (1 easy … 10 hard): 1 up to it, ``exp(-(SA - max_sa))`` above.
-        no_pains: a penalty: a molecule matching any RDKit PAINS (A/B/C) alert scores 0.
-
-    score = (∏ d_i^w_i)^(1 / Σ w_i) × (0 if a PAINS alert else 1); the logP and SA components weigh 1.
-    """
-
-    qed: float = 1.0
-    logp_range: tuple[float, float] | None = None
-    max_sa: float | None = None
-    no_pains: bool = False
-    _pains: Any = field(default=None, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.qed) and self.qed >= 0):
-            raise ConfigError(f"objective qed weight {self.qed}: must be a finite number ≥ 0")
-        if self.logp_range is not None:
-            if len(self.logp_range) != 2:
-                raise InputError(f"logP range {self.logp_range}: expected two numbers LO,HI")
-            lo, hi = (float(v) for v in self.logp_range)
-            if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
-                raise InputError(f"logP range {lo:g},{hi:g}: expected LO < HI, e.g. --logp 1,3")
-            self.logp_range = (lo, hi)
-        if self.max_sa is not None and not (1.0 <= self.max_sa <= 10.0):
-            raise InputError(f"max SA score {self.max_sa:g}: the SA score runs from 1 (easy) to 10 (hard)")
-        if not self.weights():
-            raise ConfigError("the objective has no active component: use QED, a logP range or a maximum SA "
-                              "score (no PAINS is a filter, not an objective on its own)")
-
-    def weights(self) -> dict[str, float]:
-        """The active geometric-mean components and their weights."""
-        out: dict[str, float] = {}
-        if self.qed > 0:
-            out["qed"] = float(self.qed)
-        if self.logp_range is not None:
-            out["logp"] = 1.0
-        if self.max_sa is not None:
-            out["sa"] = 1.0
-        return out
-
-    def describe(self) -> str:
-        """One line, e.g. ``QED (w=1) × logP in [1, 3] × SA ≤ 4 × no PAINS``."""
-        parts = []
-        if self.qed > 0:
-            parts.append(f"QED (w={self.qed:g})")
-        if self.logp_range is not None:
-            parts.append(f"logP in [{self.logp_range[0]:g}, {self.logp_range[1]:g}]")
-        if self.max_sa is not None:
-            parts.append(f"SA ≤ {self.max_sa:g}")
-        text = "geometric mean of " + ", ".join(parts) if len(parts) > 1 else parts[0]
-        return text + (" × no PAINS alert" if self.no_pains else "")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"qed": self.qed, "logp_range": list(self.logp_range) if self.logp_range else None,
-                "max_sa": self.max_sa, "no_pains": self.no_pains, "description": self.describe()}
-
-    def _pains_catalog(self) -> Any:
-        if self._pains is None:
-            fc = require("rdkit.Chem.FilterCatalog", "for PAINS alerts")
-            params = fc.FilterCatalogParams()
-            params.AddCatalog(fc.FilterCatalogParams.FilterCatalogs.PAINS)
-            self._pains = fc.FilterCatalog(params)
-        return self._pains
-
-    def score_mol(self, mol: Any, props: tuple[float, float, float, float]) -> float:
-        """The score of a parsed molecule whose ``(logP, SA, QED, weight)`` are ``props``."""
-        logp, sa, qed, _ = props
-        desirability = {}
-        if self.qed > 0:
-            desirability["qed"] = qed
-        if self.logp_range is not None:
-            lo, hi = self.logp_range
-            desirability["logp"] = math.exp(-max(lo - logp, logp - hi, 0.0))
-        if self.max_sa is not None:
-            desirability["sa"] = math.exp(-max(sa - self.max_sa, 0.0))
-        weights = self.weights()
-        total = sum(weights.values())
-        if any(desirability[k] <= 0 for k in weights):
-            return 0.0
-        score = math.exp(sum(w * math.log(desirability[k]) for k, w in weights.items()) / total)
-        if self.no_pains and self._pains_catalog().HasMatch(mol):
-            return 0.0
-        return float(min(max(score, 0.0), 1.0))
-
-    def evaluate(self, smiles: list[str]) -> list[tuple[str, float, tuple[float, float, float, float]] | None]:
-        """Per SMILES: ``(canonical SMILES, score, (logP, SA, QED, weight))``, or ``None`` when invalid."""
-        from medlearn.molecules.metrics.descriptors import _properties
-
-        chem = require("rdkit.Chem", "to score molecules")
-        rdbase = require("rdkit.rdBase", "to score molecules")
-        out: list[tuple[str, float, tuple[float, float, float, float]] | None] = []
-        _quiet = rdbase.BlockLogs()
-        for s in smiles:
-            mol = chem.MolFromSmiles(s) if isinstance(s, str) and s.strip() else None
-            if mol is None or mol.GetNumAtoms() == 0:
-                out.append(None)
-                continue
-            try:
-                props = tuple(float(v) for v in _properties(mol))
-            except Exception:  # RDKit parses it but cannot describe it: as good as invalid
-                out.append(None)
-                continue
-            out.append((chem.MolToSmiles(mol), self.score_mol(mol, props), props))  # type: ignore[arg-type]
-        del _quiet
-        return out
-
-    def score(self, smiles: list[str]) -> np.ndarray:
-        """Scores in [0, 1], aligned with ``smiles``; invalid SMILES score 0."""
-        return np.array([0.0 if r is None else r[1] for r in self.evaluate(list(smiles))], dtype=np.float64)
 
 
 # ------------------------------------------------------------------------------------------ REINVENT
@@ -180,11 +66,11 @@ class GuidedResult:
     agent: torch.nn.Module
     history: list[dict[str, float]]
     #: canonical SMILES → (score, (logP, SA, QED, weight)) of every valid molecule sampled during the run
-    seen: dict[str, tuple[float, tuple[float, float, float, float]]]
+    seen: dict[str, tuple[float, Props]]
     settings: dict[str, Any]
     seconds: float
 
-    def top(self, k: int) -> list[tuple[str, float, tuple[float, float, float, float]]]:
+    def top(self, k: int) -> list[tuple[str, float, Props]]:
         """The ``k`` best distinct valid molecules seen, best first (ties broken by SMILES)."""
         ranked = sorted(self.seen.items(), key=lambda kv: (-kv[1][0], kv[0]))
         return [(s, sc, props) for s, (sc, props) in ranked[:k]]
@@ -199,8 +85,8 @@ def check_prior(prior: Bundle) -> None:
         raise ConfigError(f"{prior.path}: a {prior.kind} model cannot be guided; pass a generator's bundle "
                           "(e.g. char_rnn)")
     if not hasattr(prior.model, "log_likelihood") or not hasattr(prior.model, "sample"):
-        raise ConfigError(f"{prior.path}: model {prior.meta['model']['name']} gives no per-molecule likelihood; "
-                          "REINVENT needs an autoregressive generator such as char_rnn")
+        raise ConfigError(f"{prior.path}: model {prior.meta['model']['name']} gives no per-molecule "
+                          "likelihood; REINVENT needs an autoregressive generator such as char_rnn")
 
 
 def reinvent(prior: Bundle, objective: Objective, steps: int = 300, batch_size: int = 64, sigma: float = 60.0,
@@ -229,7 +115,7 @@ def reinvent(prior: Bundle, objective: Objective, steps: int = 300, batch_size: 
     agent.eval()  # no dropout: the likelihoods compared with the prior's are exact
     optimizer = torch.optim.Adam(agent.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(seed)
-    seen: dict[str, tuple[float, tuple[float, float, float, float]]] = {}
+    seen: dict[str, tuple[float, Props]] = {}
     replay: dict[str, float] = {}  # canonical SMILES → score, the best REPLAY_SIZE molecules
     history: list[dict[str, float]] = []
     started = time.perf_counter()
@@ -270,8 +156,8 @@ def reinvent(prior: Bundle, objective: Objective, steps: int = 300, batch_size: 
                    "unique": len({r[0] for r in valid}) / len(valid) if valid else 0.0,
                    "loss": float(loss.detach()), "agent_ll_mean": float(agent_ll.detach().mean())}
             history.append(row)
-            bar.update(task, completed=step,
-                       status=f"score {row['score_mean']:.3f} valid {row['validity']:.2f} unique {row['unique']:.2f}")
+            status = f"score {row['score_mean']:.3f} valid {row['validity']:.2f} unique {row['unique']:.2f}"
+            bar.update(task, completed=step, status=status)
     agent.eval()
     for p in agent.parameters():
         p.requires_grad_(False)
@@ -297,7 +183,8 @@ def _internal_diversity(smiles: list[str]) -> float | None:
         return None
     chem = require("rdkit.Chem", "for diversity")
     ds = require("rdkit.DataStructs", "for diversity")
-    gen = require("rdkit.Chem.rdFingerprintGenerator", "for diversity").GetMorganGenerator(radius=2, fpSize=1024)
+    fpgen = require("rdkit.Chem.rdFingerprintGenerator", "for diversity")
+    gen = fpgen.GetMorganGenerator(radius=2, fpSize=1024)
     fps = [gen.GetFingerprint(chem.MolFromSmiles(s)) for s in smiles]
     sims = [sim for i in range(1, len(fps)) for sim in ds.BulkTanimotoSimilarity(fps[i], fps[:i])]
     return float(1.0 - np.mean(sims))
@@ -354,41 +241,46 @@ def _score_curve(history: list[dict[str, float]]) -> Any:
 
 def write_guided_run(result: GuidedResult, out_dir: Path, prior: Bundle, objective: Objective,
                      n_eval: int = 1000, top_k: int = 100, progress: bool = True) -> dict[str, Any]:
-    """Write ``bundle/``, ``top.csv``, ``metrics.json`` and ``report.html`` of a guided run; return the metrics.
+    """Write ``bundle/``, ``top.csv``, ``metrics.json`` and ``report.html`` of a guided run; return metrics.
 
     ``n_eval`` molecules are sampled from the prior and from the agent with the same seed; the top-k are
-    the best distinct valid molecules sampled during the run or in the agent's evaluation samples.
+    the best distinct valid molecules sampled during the run or in the agent's evaluation samples (which
+    are added to ``result.seen``).
     """
-    from medlearn.engine.generative import model_card
-    from medlearn.engine.plots import figure_to_data_uri
-    from html import escape as _e
-
-    from medlearn.engine.report import ReportSection, write_report
-    from medlearn.molecules.plots import molecule_grid, property_histograms
-
     if n_eval < 1 or top_k < 1:
         raise InputError(f"n_eval {n_eval} and top_k {top_k}: both must be ≥ 1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = int(result.settings.get("seed", 0))
     temperature = float(result.settings.get("temperature", 1.0))
-    pre = prior.preprocessing
-    prior_samples = prior.task.generate(prior.model, pre, n_eval, seed=seed, temperature=temperature,
-                                        progress=progress)
-    agent_samples = prior.task.generate(result.agent, pre, n_eval, seed=seed, temperature=temperature,
-                                        progress=progress)
-    p, a = _sample_stats(objective, prior_samples), _sample_stats(objective, agent_samples)
-    for canonical, sc, props in a["results"]:
+    samples = {name: prior.task.generate(model, prior.preprocessing, n_eval, seed=seed,
+                                         temperature=temperature, progress=progress)
+               for name, model in (("prior", prior.model), ("agent", result.agent))}
+    stats = {name: _sample_stats(objective, s) for name, s in samples.items()}
+    for canonical, sc, props in stats["agent"]["results"]:
         result.seen.setdefault(canonical, (sc, props))
     top = result.top(top_k)
-    train = _training_molecules(prior)
+    metrics = _guided_metrics(stats, top, _training_molecules(prior), n_eval, objective)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    _write_top_csv(out_dir / "top.csv", top)
+    bundle_path = _save_agent(out_dir / "bundle", result, prior, objective, metrics)
+    _write_guided_report(out_dir / "report.html", result, prior, objective, metrics, samples, top,
+                         bundle_path)
+    return metrics
+
+
+def _guided_metrics(stats: dict[str, dict[str, Any]], top: list[tuple[str, float, Props]],
+                    train: set[str] | None, n_eval: int, objective: Objective) -> dict[str, Any]:
+    """metrics.json (CONVENTIONS shape, ``ci95`` null): prior vs agent samples, and the top-k."""
     if train is None:
         info("novelty skipped: the prior's training file is absent or too large to re-read cheaply")
 
-    def novelty(stats: dict[str, Any]) -> float | None:
-        return None if train is None or not stats["distinct"] else \
-            sum(s not in train for s in stats["distinct"]) / len(stats["distinct"])
+    def novelty(distinct: list[str]) -> float | None:
+        if train is None or not distinct:
+            return None
+        return sum(s not in train for s in distinct) / len(distinct)
 
+    p, a = stats["prior"], stats["agent"]
     values = {
         "score_mean_prior": p["scores"].mean(), "score_mean_agent": a["scores"].mean(),
         "top_k_score_mean": np.mean([t[1] for t in top]) if top else None,
@@ -397,19 +289,26 @@ def write_guided_run(result: GuidedResult, out_dir: Path, prior: Bundle, objecti
         "int_div1": _internal_diversity([t[0] for t in top]),
         "int_div1_prior": _internal_diversity(p["distinct"][:1000]),
         "int_div1_agent": _internal_diversity(a["distinct"][:1000]),
-        "novelty_prior": novelty(p), "novelty_agent": novelty(a),
+        "novelty_prior": novelty(p["distinct"]), "novelty_agent": novelty(a["distinct"]),
     }
-    metrics = {"task": "guided_generation", "split": "generated", "unit": "molecule", "n": n_eval,
-               "metrics": {k: _metric(v) for k, v in values.items()},
-               "ci_method": "none (one run of generated samples); prior and agent each sampled n times, same seed",
-               "top_k": len(top), "objective": objective.describe()}
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return {"task": "guided_generation", "split": "generated", "unit": "molecule", "n": n_eval,
+            "metrics": {k: _metric(v) for k, v in values.items()},
+            "ci_method": "none (one set of generated samples); prior and agent sampled n times, same seed",
+            "top_k": len(top), "objective": objective.describe()}
 
-    with (out_dir / "top.csv").open("w", newline="") as fh:
+
+def _write_top_csv(path: Path, top: list[tuple[str, float, Props]]) -> None:
+    with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(TOP_COLUMNS)
         for smiles, sc, (logp, sa, qed, weight) in top:
             writer.writerow([smiles, f"{sc:.6f}", f"{qed:.6f}", f"{sa:.6f}", f"{logp:.6f}", f"{weight:.4f}"])
+
+
+def _save_agent(path: Path, result: GuidedResult, prior: Bundle, objective: Objective,
+                metrics: dict[str, Any]) -> Path:
+    """The agent as a regular generative bundle: the prior's task, model, codec; ``meta["guided"]`` added."""
+    from medlearn.engine.generative import model_card
 
     meta = {k: copy.deepcopy(v) for k, v in prior.meta.items()
             if k not in ("format", "format_version", "created", "versions")}
@@ -418,54 +317,66 @@ def write_guided_run(result: GuidedResult, out_dir: Path, prior: Bundle, objecti
                       "prior": str(Path(prior.path).resolve()), "prior_model": prior.model_name,
                       "history": result.history}
     meta["metrics"] = {"test": metrics}
-    meta["intended_use"] = (prior.meta["intended_use"] + " Guided molecules maximise a computed score "
-                            "(QED/logP/SA/PAINS), which is not evidence of activity or safety.")
+    meta["intended_use"] = prior.meta["intended_use"] + GUIDED_USE
+    s = result.settings
     card = model_card(meta) + (
         f"\n**Guided (REINVENT)** from `{meta['guided']['prior']}` towards {objective.describe()}: "
-        f"{result.settings['steps']} steps × {result.settings['batch_size']} molecules, sigma "
-        f"{result.settings['sigma']:g}, lr {result.settings['lr']:g}, seed {seed}. The data and training lines "
-        "above describe the prior.\n")
-    bundle_path = save_bundle(out_dir / "bundle", result.agent, meta, card)
+        f"{s['steps']} steps × {s['batch_size']} molecules, sigma {s['sigma']:g}, lr {s['lr']:g}, seed "
+        f"{s['seed']}. The data and training lines above describe the prior.\n")
+    return save_bundle(path, result.agent, meta, card)
 
+
+def _write_guided_report(path: Path, result: GuidedResult, prior: Bundle, objective: Objective,
+                         metrics: dict[str, Any], samples: dict[str, list[str]],
+                         top: list[tuple[str, float, Props]], bundle_path: Path) -> Path:
+    from html import escape as _e
+
+    from medlearn.engine.plots import figure_to_data_uri
+    from medlearn.engine.report import ReportSection, write_report
+    from medlearn.molecules.plots import molecule_grid, property_histograms
+
+    s, m = result.settings, {k: v["value"] for k, v in metrics["metrics"].items()}
+    prior_path = str(Path(prior.path).resolve())
     sections = [ReportSection("Objective", html=(
-        f"<p>Score = {_e(objective.describe())}; invalid SMILES score 0. REINVENT: augmented log-likelihood "
-        f"= prior log-likelihood + σ·score (σ = {result.settings['sigma']:g}), {result.settings['steps']} steps "
-        f"of {result.settings['batch_size']} molecules, Adam lr {result.settings['lr']:g}, experience replay "
-        f"{'on' if result.settings['experience_replay'] else 'off'}, {result.seconds:.0f} s. Prior: "
-        f"{_e(meta['guided']['prior'])}.</p>"
-        f"<p>Prior mean score {values['score_mean_prior']:.3f} → agent {values['score_mean_agent']:.3f} "
-        f"({n_eval} samples each, seed {seed}). Low agent uniqueness or internal diversity means mode "
-        "collapse.</p>"))]
+        f"<p>Score = {_e(objective.describe())}; invalid SMILES score 0. REINVENT: augmented "
+        f"log-likelihood = prior log-likelihood + σ·score (σ = {s['sigma']:g}), {s['steps']} steps of "
+        f"{s['batch_size']} molecules, Adam lr {s['lr']:g}, experience replay "
+        f"{'on' if s['experience_replay'] else 'off'}, {result.seconds:.0f} s. Prior: {_e(prior_path)}.</p>"
+        f"<p>Prior mean score {m['score_mean_prior']:.3f} → agent {m['score_mean_agent']:.3f} "
+        f"({metrics['n']} samples each, seed {s['seed']}). Low agent uniqueness or internal diversity "
+        "means mode collapse.</p>"))]
     if result.history:
         sections.append(ReportSection("Score per step", figures=[
             ("Mean score, validity and uniqueness of each step's agent batch",
              figure_to_data_uri(_score_curve(result.history)))]))
-    fig = property_histograms(agent_samples, prior_samples, reference_label="prior samples", seed=seed)
+    fig = property_histograms(samples["agent"], samples["prior"], reference_label="prior samples",
+                              seed=s["seed"])
     fig.suptitle("Molecular properties: agent vs prior samples")
     sections.append(ReportSection("Properties: agent vs prior", figures=[
         ("QED, SA, logP and weight of valid agent samples (orange) vs prior samples (blue)",
          figure_to_data_uri(fig))]))
     if top:
         shown = top[:12]
-        rows = "".join(f'<tr><td>{i + 1}</td><td><code>{_e(s)}</code></td><td class="num">{sc:.3f}</td>'
+        rows = "".join(f'<tr><td>{i + 1}</td><td><code>{_e(smi)}</code></td><td class="num">{sc:.3f}</td>'
                        f'<td class="num">{pr[2]:.3f}</td><td class="num">{pr[1]:.2f}</td>'
-                       f'<td class="num">{pr[0]:.2f}</td></tr>' for i, (s, sc, pr) in enumerate(shown))
-        html = ("<table><thead><tr><th>#</th><th>SMILES</th><th>score</th><th>QED</th><th>SA</th><th>logP</th>"
-                f"</tr></thead><tbody>{rows}</tbody></table>")
+                       f'<td class="num">{pr[0]:.2f}</td></tr>' for i, (smi, sc, pr) in enumerate(shown))
+        table = ("<table><thead><tr><th>#</th><th>SMILES</th><th>score</th><th>QED</th><th>SA</th>"
+                 f"<th>logP</th></tr></thead><tbody>{rows}</tbody></table>")
         try:
             figures = [("Top molecules (legend: score)",
-                        molecule_grid([s for s, _, _ in shown], [f"{sc:.3f}" for _, sc, _ in shown]))]
+                        molecule_grid([t[0] for t in shown], [f"{t[1]:.3f}" for t in shown]))]
         except Exception:  # a drawing failure must not lose the run
             figures = []
-        sections.append(ReportSection(f"Top {len(shown)} of {len(top)} molecules", html=html, figures=figures))
-    task = prior.task
-    write_report(out_dir / "report.html", f"medlearn — guided generation ({prior.meta['model']['name']})",
-                 {"generated": metrics}, sections, meta["intended_use"], list(task.credits) + [
-                     "REINVENT: Olivecrona et al., J. Cheminform. 2017; Blaschke et al., J. Chem. Inf. Model. 2020.",
-                     "QED: Bickerton et al., Nat. Chem. 2012; PAINS: Baell & Holloway, J. Med. Chem. 2010."],
-                 provenance={"prior": meta["guided"]["prior"], "model": prior.meta["model"]["name"],
-                             "bundle": str(bundle_path), **prior.meta.get("versions", {})})
-    return metrics
+        sections.append(ReportSection(f"Top {len(shown)} of {len(top)} molecules", html=table,
+                                      figures=figures))
+    credits = [*prior.task.credits,
+               "REINVENT: Olivecrona et al., J. Cheminform. 2017; "
+               "Blaschke et al. (REINVENT 2.0), J. Chem. Inf. Model. 2020.",
+               "QED: Bickerton et al., Nat. Chem. 2012; PAINS: Baell & Holloway, J. Med. Chem. 2010."]
+    return write_report(path, f"medlearn — guided generation ({prior.meta['model']['name']})",
+                        {"generated": metrics}, sections, prior.meta["intended_use"] + GUIDED_USE, credits,
+                        provenance={"prior": prior_path, "model": prior.meta["model"]["name"],
+                                    "bundle": str(bundle_path), **prior.meta.get("versions", {})})
 
 
 __all__ = ["Objective", "GuidedResult", "reinvent", "write_guided_run"]
