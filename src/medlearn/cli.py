@@ -217,8 +217,9 @@ def info_cmd(
     if meta.get("operating_point"):
         op = meta["operating_point"]
         console.print(f"operating point: threshold {op['threshold']:.4f} ({op['rule']} on {op['chosen_on']})")
-    table = Table("metric", *summary["metrics"].keys())
-    names = list(next(iter(summary["metrics"].values())).keys())
+    # columns named by each metrics block's own split ("test", "cv", "generated", "val")
+    table = Table("metric", *(m.get("split", s) for s, m in meta["metrics"].items()))
+    names = list(dict.fromkeys(n for block in summary["metrics"].values() for n in block))
     for name in names:
         cells = []
         for split in summary["metrics"]:

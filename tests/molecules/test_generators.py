@@ -168,3 +168,18 @@ def test_time_limit_stops_training_after_the_epoch_that_reached_it(tmp_path):
     cfg.train.epochs, cfg.train.time_limit_minutes = 5, 1e-6
     run = train_experiment(cfg, tmp_path)
     assert len(run.fit.history) == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "empty"),
+    ("name,value\nethanol,1\n", "SMILES"),
+    ("SMILES\nnot_a_smiles\nC1CC\n", "too few"),
+])
+def test_train_on_bad_molecule_files_is_one_clear_line(tmp_path, content, message):
+    path = tmp_path / "mols.csv"
+    path.write_text(content)
+    result = runner.invoke(app, ["train", "mol_charrnn_moses", "--data", str(path), "--out", str(tmp_path / "run"),
+                                 "--set", "data.options.test_file=null", "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert str(path) in result.output and message in result.output
+    assert "Traceback" not in result.output
