@@ -48,20 +48,15 @@ def train_generative(cfg: ExperimentConfig, task: Task, root: Path, out: Path, r
     trainer = Trainer(cfg.train, task.kind, monitor, [], out / "checkpoints", pick_device(device),
                       val_scorer=lambda m: task.sample_scores(m, pre))
     fit = trainer.fit(model, datasets["train"], datasets["val"], resume=resume)
-    info(f"trained {fit.seconds / 60:.1f} min ({len(fit.history)} epochs, best {fit.best_epoch}); "
+    # Every epoch's time (validation included) adds up across a --resume; fit.seconds restarts with it.
+    seconds = max(fit.seconds, sum(row.get("epoch_seconds", 0.0) for row in fit.history))
+    info(f"trained {seconds / 60:.1f} min ({len(fit.history)} epochs, best {fit.best_epoch}); "
          f"sampling {task.options.n_samples:,} molecules")
-    model.cpu()
-    samples = task.generate(model, pre, task.options.n_samples, seed=cfg.train.seed)
-    write_samples(out / "predictions.csv", samples, task.sample_columns(samples))
-    reference = task.reference(root, tables)
-    metrics = task.score_generated(samples, reference, split="generated")
-    metrics["training_seconds"] = round(fit.seconds, 1)
     best = fit.history[fit.best_epoch - 1] if fit.history else {}
     metrics_val = {"task": task.name, "split": "val", "unit": task.unit, "n": len(tables["val"]),
                    "metrics": {k[4:]: {"value": round(float(v), 6), "ci95": None}
                                for k, v in best.items() if k.startswith("val_")},
                    "per_class": {}, "operating_point": None}
-    write_json(out / "metrics.json", metrics)
     write_json(out / "metrics_val.json", metrics_val)
     (out / "config.yaml").write_text(dump_config(cfg))
     meta = {
@@ -69,16 +64,26 @@ def train_generative(cfg: ExperimentConfig, task: Task, root: Path, out: Path, r
         "kind": task.kind, "unit": task.unit, "class_names": [],
         "model": {"name": model_name, "params": model_kwargs},
         "preprocessing": pre.spec, "operating_point": None, "calibration": {}, "prediction_interval": None,
-        "metrics": {"test": metrics, "val": metrics_val},
+        "metrics": {"val": metrics_val},
         "data": {"root": cfg.data.root, "fingerprint": table.fingerprint, "n_units": len(table)},
         "splits": {s: t.ids for s, t in tables.items() if s != "train"},
         "n_train": len(tables["train"]),
         "training": {"best_epoch": fit.best_epoch, "best_val_score": fit.best_score, "monitor": monitor,
-                     "epochs_run": len(fit.history), "seconds": round(fit.seconds, 1), "history": fit.history,
+                     "epochs_run": len(fit.history), "seconds": round(seconds, 1), "history": fit.history,
                      "folds": 1, "samples_per_second": round(fit.samples_per_second, 1)},
         "config": cfg.model_dump(mode="json"),
         "intended_use": task.intended_use, "credits": task.credits,
     }
+    model.cpu()
+    # Saved before sampling and scoring so that a failure there never loses the trained model.
+    save_bundle(out / "bundle", model, meta, model_card(meta))
+    samples = task.generate(model, pre, task.options.n_samples, seed=cfg.train.seed)
+    write_samples(out / "predictions.csv", samples, task.sample_columns(samples))
+    reference = task.reference(root, tables)
+    metrics = task.score_generated(samples, reference, split="generated")
+    metrics["training_seconds"] = round(seconds, 1)
+    write_json(out / "metrics.json", metrics)
+    meta["metrics"] = {"test": metrics, "val": metrics_val}
     bundle_path = save_bundle(out / "bundle", model, meta, model_card(meta))
     bundle = load_bundle(bundle_path)
     report = write_generative_report(out / "report.html", bundle, samples, metrics, metrics_val,
@@ -121,7 +126,7 @@ def model_card(meta: dict[str, Any]) -> str:
     def fmt(value: Any) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
-    metrics = meta["metrics"]["test"]
+    metrics = meta["metrics"].get("test") or {"n": 0, "metrics": {}}
     lines = [f"# Model card: {meta['task']['name']} — {meta['model']['name']}", "",
              f"**Intended use.** {meta['intended_use']}", "",
              f"**Data.** `{meta['data']['root']}` (fingerprint `{meta['data']['fingerprint']}`), "
