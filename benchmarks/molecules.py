@@ -58,6 +58,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--bundle", action="append", default=[], help="generator bundle to time sampling of")
     parser.add_argument("--sample-n", type=int, default=30_000, help="molecules each bundle samples")
     parser.add_argument("--loop-samples", type=int, default=200, help="molecules the one-at-a-time loop draws")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for sampling (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-loop", action="store_true", help="only time medlearn (e.g. a cold-cache run)")
     return parser.parse_args()
@@ -213,6 +214,12 @@ def sampling_speed(bundle_path: str, n: int, loop_n: int) -> None:
 
 def main() -> None:
     args = parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.bundle:
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other jobs slow both sides)")
     for bundle_path in args.bundle:
         sampling_speed(bundle_path, args.sample_n, args.loop_samples)
     if args.no_metrics:

@@ -26,6 +26,15 @@ from medlearn.molecules.generators.vae import MolVAE  # noqa: E402
 runner = CliRunner()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models train faster on one thread; the setting is global, so later tests get theirs back."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _tiny_cfg(model: str, **params):
     overrides = [f"data.root={nci_smiles()}", f"name=tiny_{model}", "data.options.test_file=null",
                  "data.options.test_scaffolds_file=null", "data.options.n_train=400", "data.options.n_val=60",
@@ -38,14 +47,12 @@ def _tiny_cfg(model: str, **params):
 
 @pytest.fixture(scope="module")
 def charrnn_run(tmp_path_factory):
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("charrnn")
     return train_experiment(_tiny_cfg("char_rnn", hidden_size=64, num_layers=1), out)
 
 
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory):
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("vae")
     return train_experiment(_tiny_cfg("mol_vae", encoder_hidden=32, latent_dim=8, decoder_hidden=64,
                                       decoder_layers=1, kl_anneal_steps=10), out)
@@ -163,7 +170,6 @@ def test_training_molecules_with_invalid_smiles_are_counted_and_skipped(tmp_path
 
 
 def test_time_limit_stops_training_after_the_epoch_that_reached_it(tmp_path):
-    torch.set_num_threads(1)
     cfg = _tiny_cfg("char_rnn", hidden_size=16, num_layers=1)
     cfg.train.epochs, cfg.train.time_limit_minutes = 5, 1e-6
     run = train_experiment(cfg, tmp_path)
