@@ -10,8 +10,9 @@ from typing import Any
 from medlearn.engine.report import ReportSection
 
 #: Rows of the comparison table, in MOSES's order.
-_TABLE_ROWS = ("validity", "unique_1k", "unique_10k", "fcd_test", "fcd_testsf", "snn_test", "frag_test",
-               "scaf_test", "int_div1", "int_div2", "filters", "novelty", "qed_w", "sa_w", "logp_w", "weight_w")
+_TABLE_ROWS = ("validity", "unique_1k", "unique_10k", "fcd_test", "fcd_testsf", "snn_test", "snn_testsf", "frag_test",
+               "frag_testsf", "scaf_test", "scaf_testsf", "int_div1", "int_div2", "filters", "novelty", "qed_w",
+               "sa_w", "logp_w", "weight_w")
 
 
 def _fmt(value: Any) -> str:
