@@ -20,10 +20,8 @@ Outputs (:func:`write_guided_run`): the agent as an ordinary generative bundle (
 samples from it), ``top.csv``, ``metrics.json`` comparing prior and agent samples (score, validity,
 uniqueness, internal diversity and novelty, so that mode collapse is visible) and ``report.html``.
 
-Novelty is measured against the prior's own training molecules, re-read with ``bundle.task.load`` from
-the bundle's ``data.root``; that re-reads and canonicalises the training file, so it is done only when the
-file is present and the prior's data held at most :data:`NOVELTY_MAX_UNITS` molecules (otherwise the
-metric is ``null`` and the run says why).
+Novelty is measured, as MOSES does, against every molecule of the prior's training file, re-read from the
+bundle's ``data.root`` (the metric is ``null``, and the run says why, when that file is not there).
 """
 
 from __future__ import annotations
@@ -46,8 +44,8 @@ from medlearn.molecules.generators.sampling import BOS_ID
 from medlearn.molecules.io import require
 from medlearn.molecules.objective import Objective, Props
 
-#: Most data units of a prior whose training file is re-read for novelty (a cheap reload only).
-NOVELTY_MAX_UNITS = 50_000
+#: Training files up to this many records are canonicalised for novelty; larger ones are compared as stored.
+NOVELTY_CANONICALISE_MAX = 50_000
 #: Molecules kept in the experience replay memory.
 REPLAY_SIZE = 8
 #: Added to the prior's intended-use statement.
@@ -201,23 +199,24 @@ def _sample_stats(objective: Objective, samples: list[str]) -> dict[str, Any]:
 
 
 def _training_molecules(prior: Bundle) -> set[str] | None:
-    """Canonical training SMILES of the prior, when re-reading them is cheap (see the module docstring)."""
+    """The SMILES of the prior's whole training file, for novelty (None when the file is not here).
+
+    Like MOSES's Novelty, against every molecule of the file, not only the sampled training split. Files of
+    up to :data:`NOVELTY_CANONICALISE_MAX` records are canonicalised; larger ones (MOSES's 1.58 M, stored
+    canonical already) are compared as stored, as MOSES does.
+    """
+    from medlearn.molecules.io import canonicalize, read_smiles
     from medlearn.paths import resolve_config_data_path
 
-    data = prior.meta.get("data", {})
     try:
-        root = resolve_config_data_path(data.get("root", ""))
-    except Exception:
+        root = resolve_config_data_path(prior.meta.get("data", {}).get("root", ""))
+        path = prior.task.train_path(root)
+        smiles = [s for s in read_smiles(path) if s]
+    except Exception:  # moved, changed or absent: novelty is skipped rather than the run failing
         return None
-    if not root.exists() or int(data.get("n_units", NOVELTY_MAX_UNITS + 1)) > NOVELTY_MAX_UNITS:
-        return None
-    try:
-        table = prior.task.load(root)
-    except Exception:  # the file changed or moved: novelty is skipped rather than the run failing
-        return None
-    if table.split is None:
-        return None
-    return {s for s, split in zip(table.raw, table.split) if split == "train"}
+    if len(smiles) <= NOVELTY_CANONICALISE_MAX:
+        smiles = [c for c in canonicalize(smiles)[0] if c]
+    return set(smiles)
 
 
 def _metric(value: Any) -> dict[str, Any]:
@@ -273,7 +272,7 @@ def _guided_metrics(stats: dict[str, dict[str, Any]], top: list[tuple[str, float
                     train: set[str] | None, n_eval: int, objective: Objective) -> dict[str, Any]:
     """metrics.json (CONVENTIONS shape, ``ci95`` null): prior vs agent samples, and the top-k."""
     if train is None:
-        info("novelty skipped: the prior's training file is absent or too large to re-read cheaply")
+        info("novelty skipped: the prior's training file is not at its data.root")
 
     def novelty(distinct: list[str]) -> float | None:
         if train is None or not distinct:
