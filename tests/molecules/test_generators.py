@@ -189,3 +189,39 @@ def test_train_on_bad_molecule_files_is_one_clear_line(tmp_path, content, messag
     assert result.exit_code == 2, result.output
     assert str(path) in result.output and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_moses_layout_scores_against_its_test_files_and_whole_training_file(tmp_path):
+    """A folder laid out like MOSES (train/test/test_scaffolds + filter lists): the run scores samples
+    against its Test/TestSF files, and novelty counts against every molecule of the training file."""
+    import gzip
+
+    from tests.conftest import require_data
+
+    moses = require_data("molecules/moses")
+    root = tmp_path / "moses"
+    root.mkdir()
+    with gzip.open(moses / "train.csv.gz", "rt") as fh:
+        train = [next(fh).strip() for _ in range(1201)][1:]
+    with gzip.open(moses / "test.csv.gz", "rt") as fh:
+        test = [next(fh).strip() for _ in range(601)][1:]
+    (root / "train.csv").write_text("SMILES\n" + "\n".join(train) + "\n")
+    (root / "test.csv").write_text("SMILES\n" + "\n".join(test[:300]) + "\n")
+    (root / "scaffolds.csv").write_text("SMILES\n" + "\n".join(test[300:]) + "\n")
+    for name in ("mcf.csv", "wehi_pains.csv"):
+        shutil.copy(moses / name, root / name)
+    cfg = load_config("mol_charrnn_moses", [
+        f"data.root={root}", "data.options.train_file=train.csv", "data.options.test_file=test.csv",
+        "data.options.test_scaffolds_file=scaffolds.csv", "data.options.n_train=500", "data.options.n_val=50",
+        "data.options.n_samples=100", "data.options.n_val_samples=10", "model.params.hidden_size=32",
+        "model.params.num_layers=1", "train.epochs=1", "train.max_train_batches=null",
+        "train.time_limit_minutes=null"])
+    run = train_experiment(cfg, tmp_path / "run")
+    metrics = run.metrics["metrics"]
+    assert {"fcd_test", "fcd_testsf", "snn_testsf", "scaf_testsf", "novelty"} <= set(metrics)
+    # every sample identical to one of the 1,200 training molecules (sampled for training or not) is not novel
+    with (tmp_path / "run" / "predictions.csv").open() as fh:
+        canonical = {r["canonical"] for r in csv.DictReader(fh) if r["valid"] == "1"}
+    copied = len(canonical & set(train))
+    if canonical:
+        assert metrics["novelty"]["value"] == pytest.approx(1 - copied / len(canonical), abs=1e-6)
