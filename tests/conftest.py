@@ -36,3 +36,15 @@ def rng() -> np.random.Generator:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own MEDLEARN_CACHE so caches never leak between tests or into $HOME."""
     monkeypatch.setenv("MEDLEARN_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module of tiny trainings (faster; their results do not depend on it). The
+    setting is process-wide, so the previous count is restored after the module for the tests that follow."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

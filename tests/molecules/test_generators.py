@@ -26,13 +26,7 @@ from medlearn.molecules.generators.vae import MolVAE  # noqa: E402
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models train faster on one thread; the setting is global, so later tests get theirs back."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny_cfg(model: str, **params):
@@ -46,13 +40,13 @@ def _tiny_cfg(model: str, **params):
 
 
 @pytest.fixture(scope="module")
-def charrnn_run(tmp_path_factory):
+def charrnn_run(tmp_path_factory, one_torch_thread):
     out = tmp_path_factory.mktemp("charrnn")
     return train_experiment(_tiny_cfg("char_rnn", hidden_size=64, num_layers=1), out)
 
 
 @pytest.fixture(scope="module")
-def vae_run(tmp_path_factory):
+def vae_run(tmp_path_factory, one_torch_thread):
     out = tmp_path_factory.mktemp("vae")
     return train_experiment(_tiny_cfg("mol_vae", encoder_hidden=32, latent_dim=8, decoder_hidden=64,
                                       decoder_layers=1, kl_anneal_steps=10), out)

@@ -30,17 +30,11 @@ ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"
 RHODANINE = "O=C1NC(=S)SC1=Cc1ccccc1"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One torch thread for this module (the runs are tiny; results do not depend on it), restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def prior(tmp_path_factory, _one_thread):
+def prior(tmp_path_factory, one_torch_thread):
     """A 1-layer CharRNN trained 5 epochs on 1,000 molecules of RDKit's NCI sample (~15 s on 1 thread)."""
     import medlearn.molecules.metrics.moses as moses
     import medlearn.molecules.metrics.parallel as parallel
