@@ -62,12 +62,13 @@ class LatentGAN(nn.Module):
         return ((grad.norm(2, dim=1) - 1) ** 2).mean()
 
     def training_loss(self, x: torch.Tensor) -> torch.Tensor:
-        """Critic loss (+ generator loss every ``n_critic`` batches) in training; in eval mode the
-        negative Wasserstein estimate ``E[D(fake)] - E[D(real)]`` (lower is better for the generator)."""
+        """Critic loss (+ generator loss every ``n_critic`` batches) in training; in eval mode the critic's
+        Wasserstein-distance estimate ``E[D(real)] - E[D(fake)]``, which falls as generated latent points
+        become harder to tell from real ones (WGAN-GP's convergence signal; lower is better)."""
         real = self.autoencoder.encode_mean(x)
         fake = self.generate_latents(len(real))
         if not self.training:
-            return self.critic(fake).mean() - self.critic(real).mean()
+            return self.critic(real).mean() - self.critic(fake).mean()
         loss = (self.critic(fake.detach()).mean() - self.critic(real).mean()
                 + self.gp_weight * self._gradient_penalty(real, fake.detach()))
         if int(self.steps) % self.n_critic == 0:

@@ -8,9 +8,10 @@ trained with (a different id mapping at sampling time produces garbage, not an e
 from __future__ import annotations
 
 from medlearn.molecules.representations.codec import TOKENIZERS, MoleculeCodec, make_tokenizer
+from medlearn.molecules.representations.graphs import BOND_TYPES, GraphFeaturizer, MolGraph
 from medlearn.molecules.representations.selfies_tokens import SelfiesTokenizer
 from medlearn.molecules.representations.smiles_tokens import SMILES_REGEX, SmilesTokenizer
 from medlearn.molecules.representations.vocabulary import SPECIAL_TOKENS, Vocabulary
 
-__all__ = ["SMILES_REGEX", "SPECIAL_TOKENS", "TOKENIZERS", "MoleculeCodec", "SelfiesTokenizer",
-           "SmilesTokenizer", "Vocabulary", "make_tokenizer"]
+__all__ = ["BOND_TYPES", "SMILES_REGEX", "SPECIAL_TOKENS", "TOKENIZERS", "GraphFeaturizer", "MolGraph",
+           "MoleculeCodec", "SelfiesTokenizer", "SmilesTokenizer", "Vocabulary", "make_tokenizer"]
