@@ -1,8 +1,10 @@
-"""Molecules as token sequences: SMILES and SELFIES tokenisers and an id vocabulary.
+"""Molecules as token sequences (SMILES and SELFIES tokenisers and an id vocabulary) and as graphs.
 
 A :class:`MoleculeCodec` (tokeniser + :class:`Vocabulary`) turns a SMILES into integer ids and back;
 ``to_dict``/``from_dict`` give plain JSON so a generator's bundle carries the exact vocabulary it was
 trained with (a different id mapping at sampling time produces garbage, not an error).
+:class:`GraphFeaturizer` turns a SMILES into padded atom/bond arrays for graph models (MolGAN-style) and
+decodes generated graphs back to SMILES (``None`` when they are not molecules).
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ class GraphFeaturizer:
         same ids. ``max_atoms`` overrides the size (molecules above it will fail to encode).
 
         Raises:
-            ValueError: an unparsable SMILES (named), or an empty corpus.
+            ValueError: an invalid SMILES (named), or an empty corpus.
         """
         chem = require("rdkit.Chem", _PURPOSE)
         counts: Counter[str] = Counter()
@@ -151,7 +151,7 @@ class GraphFeaturizer:
         """The padded graph of ``smiles``.
 
         Raises:
-            ValueError: the SMILES does not parse, an element is outside ``atom_types``, a formal
+            ValueError: the SMILES does not parse or sanitise, an element is outside ``atom_types``, a formal
                 charge is outside ``formal_charges``, or the molecule has more than ``max_atoms``
                 heavy atoms; the message names the SMILES and the problem.
         """
@@ -333,5 +333,5 @@ def _parse(chem: Any, smiles: str) -> Any:
     _quiet = rdbase.BlockLogs()
     mol = chem.MolFromSmiles(smiles) if isinstance(smiles, str) and smiles.strip() else None
     if mol is None or mol.GetNumAtoms() == 0:
-        raise ValueError(f"cannot parse SMILES {smiles!r} into a molecule")
+        raise ValueError(f"SMILES {smiles!r} is not a valid molecule (RDKit cannot parse or sanitise it)")
     return mol
