@@ -128,8 +128,8 @@ class Trainer:
         device: torch device.
         ordinal: the classes are ordered (adds ``kappa_linear`` and ``mad`` to the validation metrics).
         f1_groups: named means of per-class F1 to add (and possibly monitor), e.g. ``challenge_f1``.
-        val_scorer: replaces the standard validation metrics (e.g. the validity of molecules sampled
-            from a generative model after each epoch); called with the model in eval mode.
+        val_scorer: validation metrics of a model with its own objective, which has no predictions to
+            score (e.g. the validity of molecules sampled after each epoch); called in eval mode.
     """
 
     def __init__(
@@ -256,8 +256,6 @@ class Trainer:
             scores = {} if self.val_scorer is None else self.val_scorer(model)
             return scores, val_loss
         val_pred, val_loss = self.predict(model, val_ds, loss_fn=loss_fn)
-        if self.val_scorer is not None:
-            return self.val_scorer(model), val_loss
         return validation_scores(self.kind, val_ds.targets, val_pred, self.class_names, self.ordinal,
                                  self.f1_groups), val_loss
 
