@@ -209,22 +209,23 @@ class MoleculeGeneration(Task):
         from medlearn.molecules.metrics import MosesReference
 
         o = self.options
+        folder = root.parent if root.is_file() else root
         if o.test_file:
-            base = root.parent if root.is_file() else root
-            stats = base / "test_stats_fcd_props.npz"
-            sf_stats = base / "test_scaffolds_stats_fcd.npz"
+            stats = folder / "test_stats_fcd_props.npz"
+            sf_stats = folder / "test_scaffolds_stats_fcd.npz"
             return MosesReference.load(
-                test_path=base / o.test_file, test_stats=stats if stats.is_file() else None,
-                test_scaffolds_path=base / o.test_scaffolds_file if o.test_scaffolds_file else None,
+                test_path=folder / o.test_file, test_stats=stats if stats.is_file() else None,
+                test_scaffolds_path=folder / o.test_scaffolds_file if o.test_scaffolds_file else None,
                 test_scaffolds_stats=sf_stats if sf_stats.is_file() and o.test_scaffolds_file else None,
                 scaffold_split=o.test_scaffolds_file is not None,
-                mcf_path=_filter_file(base, "mcf.csv"), pains_path=_filter_file(base, "wehi_pains.csv"),
+                mcf_path=_filter_file(folder, "mcf.csv"), pains_path=_filter_file(folder, "wehi_pains.csv"),
                 train_path=self.train_path(root))
         from medlearn.molecules.metrics.filters import read_filter_smarts
 
-        smarts = read_filter_smarts(_filter_file(root.parent if root.is_file() else root, "mcf.csv"),
-                                    _filter_file(root.parent if root.is_file() else root, "wehi_pains.csv"))
-        train = [s for s in (*tables["train"].raw, *tables["val"].raw)]
+        smarts = read_filter_smarts(_filter_file(folder, "mcf.csv"), _filter_file(folder, "wehi_pains.csv"))
+        # Novelty against the molecules the model saw (train + val), not the whole file: the held-out Test
+        # molecules come from the same file.
+        train = [*tables["train"].raw, *tables["val"].raw]
         return MosesReference.from_smiles(list(tables["test"].raw), smarts, train_smiles=train)
 
     def score_generated(self, samples: Sequence[str], reference: Any, split: str) -> dict[str, Any]:
