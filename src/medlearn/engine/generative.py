@@ -22,14 +22,14 @@ from medlearn.engine.bundle import Bundle, load_bundle, save_bundle
 from medlearn.engine.data import Preprocessing
 from medlearn.engine.models import build_model, count_parameters
 from medlearn.engine.progress import info
-from medlearn.engine.task import Task
+from medlearn.engine.task import GenerativeTask
 from medlearn.engine.trainer import Trainer, pick_device
 from medlearn.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
-def train_generative(cfg: ExperimentConfig, task: Task, root: Path, out: Path, resume: bool = False,
+def train_generative(cfg: ExperimentConfig, task: GenerativeTask, root: Path, out: Path, resume: bool = False,
                      device: str = "auto") -> Any:
     from medlearn.engine.run import RunOutputs, make_dataset, split_tables, write_json
 

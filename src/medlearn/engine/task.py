@@ -110,7 +110,7 @@ class Task(ABC):
     def generate(self, model: Any, pre: Any, n: int, seed: int = 0, temperature: float | None = None,
                  **options: Any) -> list[Any]:
         """``n`` samples from a generative model, decoded with the bundle's preprocessing ``pre``
-        (e.g. SMILES through the stored vocabulary); generative tasks override."""
+        (e.g. SMILES through the stored vocabulary); :class:`GenerativeTask` implements it."""
         raise ConfigError(f"task {self.name} does not generate")
 
     def data_sections(self) -> list[Any]:
@@ -141,3 +141,42 @@ class Task(ABC):
 
     def options_dict(self) -> dict[str, Any]:
         return self.options.model_dump(mode="json")
+
+
+class GenerativeTask(Task):
+    """A task whose model learns a distribution (e.g. molecules) and is judged by a *set* of samples.
+
+    The engine's generative run (:mod:`medlearn.engine.generative`) trains the model on the task's own
+    train/val split, then asks the task to sample, to score the samples against its reference and to
+    describe them in the report; the model carries its own objective (``training_loss``).
+    """
+
+    kind: ClassVar[Kind] = "generative"
+    class_names: ClassVar[list[str]] = []
+    monitor: ClassVar[str] = "loss"
+
+    @abstractmethod
+    def generate(self, model: Any, pre: Any, n: int, seed: int = 0, temperature: float | None = None,
+                 **options: Any) -> list[Any]:
+        """``n`` decoded samples (invalid ones included: they count against validity)."""
+
+    @abstractmethod
+    def sample_scores(self, model: Any, pre: Any) -> dict[str, float]:
+        """Quick validation metrics of a few fresh samples, after each epoch (e.g. validity)."""
+
+    @abstractmethod
+    def sample_columns(self, samples: Sequence[Any]) -> dict[str, list[Any]]:
+        """predictions.csv columns beside each sample (e.g. id, validity, canonical form)."""
+
+    @abstractmethod
+    def reference(self, root: Path, tables: dict[str, UnitTable]) -> Any:
+        """What samples are scored against (e.g. the MOSES Test/TestSF statistics)."""
+
+    @abstractmethod
+    def score_generated(self, samples: Sequence[Any], reference: Any, split: str) -> dict[str, Any]:
+        """metrics.json (CONVENTIONS names) of a set of samples."""
+
+    @abstractmethod
+    def report_sections(self, samples: Sequence[Any], metrics: dict[str, Any], train: Sequence[Any],
+                        model_name: str) -> list[Any]:
+        """Report sections showing the samples (tables, distributions, pictures)."""

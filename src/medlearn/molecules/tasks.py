@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medlearn.engine.data import Preprocessing, UnitTable, fingerprint_files
 from medlearn.engine.progress import info, make_progress
-from medlearn.engine.task import INTENDED_USE, Task
+from medlearn.engine.task import INTENDED_USE, GenerativeTask
 from medlearn.errors import InputError
 from medlearn.molecules.representations.codec import MoleculeCodec
 
@@ -74,13 +74,10 @@ def codec_of(pre: Preprocessing) -> MoleculeCodec:
     return step.codec
 
 
-class MoleculeGeneration(Task):
+class MoleculeGeneration(GenerativeTask):
     name = "molecule_generation"
-    kind = "generative"
     unit = "molecule"
-    class_names: list[str] = []
     default_model = "char_rnn"
-    monitor = "loss"
     intended_use = (INTENDED_USE + " Generated molecules are hypotheses for a chemist to review, not "
                     "synthesis-ready or safe compounds.")
     credits = [
