@@ -79,7 +79,7 @@ def _parse_range(value: str | None, option: str) -> tuple[float, float] | None:
 @handles_errors
 def optimize(
     bundle: Annotated[Path, typer.Argument(help="A char_rnn generator's bundle (the prior).")],
-    out: Annotated[Path, typer.Option("--out", help="Output directory (bundle/, top.csv, metrics.json, report.html).")],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Output directory: bundle/, top.csv, metrics.json, report.html (default runs/optimize-<time>).")] = None,
     qed: Annotated[bool, typer.Option("--qed/--no-qed", help="Reward drug-likeness (QED).")] = True,
     logp: Annotated[Optional[str], typer.Option("--logp", help="Reward Crippen logP inside LO,HI, e.g. 1,3.")] = None,
     max_sa: Annotated[Optional[float], typer.Option("--max-sa", help="Reward SA score at most this (1 easy … 10 hard).")] = None,
