@@ -176,16 +176,15 @@ def _encodable(codec: Any, smiles: str) -> bool:
 
 # ------------------------------------------------------------------------------------------ outputs
 def _internal_diversity(smiles: list[str]) -> float | None:
-    """1 − mean pairwise Tanimoto (Morgan r2, 1024 bits) over distinct pairs; None with < 2 molecules."""
+    """MOSES IntDiv1 (:func:`medlearn.molecules.metrics.similarity.internal_diversity`, the definition
+    of ``int_div1`` everywhere in medlearn) of distinct valid SMILES; None with fewer than 2."""
+    from medlearn.molecules.metrics.descriptors import packed_fingerprints
+    from medlearn.molecules.metrics.similarity import internal_diversity
+
     if len(smiles) < 2:
         return None
     chem = require("rdkit.Chem", "for diversity")
-    ds = require("rdkit.DataStructs", "for diversity")
-    fpgen = require("rdkit.Chem.rdFingerprintGenerator", "for diversity")
-    gen = fpgen.GetMorganGenerator(radius=2, fpSize=1024)
-    fps = [gen.GetFingerprint(chem.MolFromSmiles(s)) for s in smiles]
-    sims = [sim for i in range(1, len(fps)) for sim in ds.BulkTanimotoSimilarity(fps[i], fps[:i])]
-    return float(1.0 - np.mean(sims))
+    return internal_diversity(packed_fingerprints([chem.MolFromSmiles(s) for s in smiles]), powers=(1,))[1]
 
 
 def _sample_stats(objective: Objective, samples: list[str]) -> dict[str, Any]:

@@ -115,6 +115,13 @@ def _properties(mol: Any) -> tuple[float, float, float, float]:
             state["qed"].qed(mol, qedProperties=props), props.MW)
 
 
+def packed_fingerprints(mols: Sequence[Any]) -> np.ndarray:
+    """MOSES's Morgan fingerprints (radius 2, 1024 bits) of RDKit molecules, packed to (n, 128) uint8."""
+    generator = _state()["fingerprints"]
+    bits = np.stack([generator.GetFingerprintAsNumPy(m) for m in mols]) if mols else np.zeros((0, FP_BITS))
+    return np.packbits(bits.astype(bool), axis=1)
+
+
 def describe_chunk(smiles: Sequence[str], properties: bool = True, filters: bool = True,
                    skip_invalid: bool = False) -> Descriptors:
     """Descriptors of a chunk of SMILES (metrics pass valid canonical SMILES).
@@ -131,10 +138,8 @@ def describe_chunk(smiles: Sequence[str], properties: bool = True, filters: bool
         raise ValueError(f"describe_chunk expects valid SMILES; RDKit rejects "
                          f"{[s for s, m in zip(smiles, mols, strict=True) if m is None][:3]}")
     mols = [m for m in mols if m is not None]
-    generator = state["fingerprints"]
-    bits = np.stack([generator.GetFingerprintAsNumPy(m) for m in mols]) if mols else np.zeros((0, FP_BITS))
     result = Descriptors(
-        fingerprints=np.packbits(bits.astype(bool), axis=1),
+        fingerprints=packed_fingerprints(mols),
         fragments=[chem.MolToSmiles(chem.FragmentOnBRICSBonds(m)).split(".") for m in mols],
         scaffolds=[scaffold_smiles(m) for m in mols],
         n_invalid=n_invalid,
