@@ -16,7 +16,7 @@ import numpy as np
 from medlearn.errors import ConfigError, InputError
 from medlearn.molecules.io import require
 
-#: (logP, SA, QED, weight) of a molecule, as :func:`medlearn.molecules.metrics.descriptors._properties` gives
+#: (logP, SA, QED, weight) of a molecule, as :func:`medlearn.molecules.metrics.descriptors.molecule_properties` gives
 Props = tuple[float, float, float, float]
 
 @dataclass
@@ -111,7 +111,7 @@ class Objective:
 
     def evaluate(self, smiles: list[str]) -> list[tuple[str, float, Props] | None]:
         """Per SMILES: ``(canonical SMILES, score, (logP, SA, QED, weight))``, or ``None`` when invalid."""
-        from medlearn.molecules.metrics.descriptors import _properties
+        from medlearn.molecules.metrics.descriptors import molecule_properties
 
         chem = require("rdkit.Chem", "to score molecules")
         rdbase = require("rdkit.rdBase", "to score molecules")
@@ -123,7 +123,7 @@ class Objective:
                 out.append(None)
                 continue
             try:
-                props = tuple(float(v) for v in _properties(mol))
+                props = tuple(float(v) for v in molecule_properties(mol))
             except Exception:  # RDKit parses it but cannot describe it: as good as invalid
                 out.append(None)
                 continue

@@ -5,7 +5,7 @@ looks first at pictures: are drug-likeness (QED), synthetic accessibility (SA), 
 size (molecular weight) distributed like the training molecules, and do the sampled structures look like
 sensible chemistry? :func:`property_histograms` draws the first, :func:`molecule_grid` the second.
 
-Properties are the ones the MOSES metrics use (:func:`medlearn.molecules.metrics.descriptors._properties`:
+Properties are the ones the MOSES metrics use (:func:`medlearn.molecules.metrics.descriptors.molecule_properties`:
 Crippen logP, RDKit Contrib SA score, QED, molecular weight), so the pictures and the metric table agree.
 Invalid SMILES are skipped silently here: validity is reported by the metrics. Figures are built without
 pyplot (as in :mod:`medlearn.engine.plots`); render them with
@@ -23,7 +23,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from medlearn.molecules.io import require
-from medlearn.molecules.metrics.descriptors import PROPERTY_NAMES, _properties
+from medlearn.molecules.metrics.descriptors import PROPERTY_NAMES, molecule_properties
 
 #: Panels of :func:`property_histograms`, in drawing order: (column of PROPERTY_NAMES, axis label).
 HISTOGRAM_PANELS = (("QED", "QED"), ("SA", "SA score"), ("logP", "logP (Crippen)"),
@@ -57,7 +57,7 @@ def _sampled_properties(smiles: Sequence[str | None], max_molecules: int,
         if mol is None or mol.GetNumAtoms() == 0:
             continue
         try:
-            rows.append(_properties(mol))
+            rows.append(molecule_properties(mol))
         except Exception:  # a molecule RDKit parses but cannot describe is skipped like an invalid one
             continue
     del _quiet

@@ -108,7 +108,8 @@ def scaffold_smiles(mol: Any) -> str | None:
     return smiles
 
 
-def _properties(mol: Any) -> tuple[float, float, float, float]:
+def molecule_properties(mol: Any) -> tuple[float, float, float, float]:
+    """(logP, SA, QED, weight) of a molecule, as the MOSES metrics, plots and guided objectives use them."""
     state = _state()
     props = state["qed"].properties(mol)
     return (props.ALOGP, state["sascorer"].calculateScore(mol),
@@ -149,5 +150,5 @@ def describe_chunk(smiles: Sequence[str], properties: bool = True, filters: bool
             raise RuntimeError("describe_chunk(filters=True) needs init_worker(filter_smarts)")
         result.passes_filters = state["filters"].passes(mols)
     if properties:
-        result.properties = np.array([_properties(m) for m in mols], dtype=np.float64).reshape(len(mols), 4)
+        result.properties = np.array([molecule_properties(m) for m in mols], dtype=np.float64).reshape(len(mols), 4)
     return result
