@@ -46,6 +46,7 @@ MODELS: dict[str, str] = {
     "char_rnn": "medlearn.molecules.generators.charrnn:char_rnn",
     "mol_vae": "medlearn.molecules.generators.vae:mol_vae",
     "latent_gan": "medlearn.molecules.generators.latent_gan:latent_gan",
+    "dummy": "medlearn.engine.dummy:dummy",
 }
 
 TRANSFORMS: dict[str, str] = {
