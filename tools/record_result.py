@@ -9,7 +9,7 @@ script is the only way a figure enters ``results/``:
 
 It runs ``medlearn train`` with ``--threads 1`` (bit-exact reruns, see README "Reproducibility") in a
 temporary directory and copies into ``results/<config>[+<variant>]/``: ``metrics.json`` (the test split,
-or ``cv``), ``metrics_val.json``, ``config.yaml`` (resolved), ``predictions.csv`` when it is small, the
+or ``cv``; not kept for a variant, whose only use is a choice made on validation), ``metrics_val.json``, ``config.yaml`` (resolved), ``predictions.csv`` when it is small, the
 bundle's ``bundle.json`` minus its training history, and ``provenance.json``: the commit whose code ran
 (and whether its tree was clean), the command, the machine (CPU model, cores, load average before and
 after), library versions, the thread count and the wall time. ``tools/readme_tables.py`` builds the
@@ -22,6 +22,8 @@ in ``provenance.json`` is the code that produced the numbers; a dirty tree is re
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import os
 import platform
@@ -65,6 +67,19 @@ def _versions(python: str, code: Path) -> dict[str, str]:
                                      check=True).stdout)
 
 
+def _copy_predictions(source: Path, target: Path, only_val: bool) -> None:
+    """predictions.csv when small enough to commit; a variant keeps its validation rows only."""
+    with source.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    if only_val:
+        split_col = rows[0].index("split")
+        rows = rows[:1] + [r for r in rows[1:] if r[split_col] == "val"]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    if len(buffer.getvalue().encode()) <= MAX_PREDICTIONS_BYTES:
+        target.write_text(buffer.getvalue())
+
+
 def record(config: str, variant: str | None, overrides: list[str], code: Path, threads: int, force: bool) -> Path:
     """Train, then copy the outputs and their provenance to ``results/<name>/``; returns that folder."""
     name = config + (f"+{variant}" if variant else "")
@@ -87,10 +102,10 @@ def record(config: str, variant: str | None, overrides: list[str], code: Path, t
         if target.exists():
             shutil.rmtree(target)
         target.mkdir(parents=True)
-        for f in ("metrics.json", "metrics_val.json", "config.yaml"):
+        # A variant is a choice made on validation: its test figures are not kept, so nobody can look.
+        for f in ("metrics_val.json", "config.yaml") if variant else ("metrics.json", "metrics_val.json", "config.yaml"):
             shutil.copy2(out / f, target / f)
-        if (out / "predictions.csv").stat().st_size <= MAX_PREDICTIONS_BYTES:
-            shutil.copy2(out / "predictions.csv", target / "predictions.csv")
+        _copy_predictions(out / "predictions.csv", target / "predictions.csv", only_val=bool(variant))
         bundle = json.loads((out / "bundle" / "bundle.json").read_text())
         for heavy in ("metrics", "splits", "preprocessing", "config"):
             bundle.pop(heavy, None)
