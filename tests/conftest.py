@@ -1,12 +1,23 @@
-"""Shared fixtures: real-data folders skip cleanly when absent, except under CI=true where they fail."""
+"""Shared fixtures: real data and optional dependencies skip cleanly when absent, except under CI=true
+where they fail; ``--dummy-model`` swaps every predictive model for the training prevalence."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
+from typing import Any, NoReturn
 
 import numpy as np
 import pytest
+
+
+def skip_or_fail_in_ci(reason: str) -> NoReturn:
+    """Skip the test (or module) locally; under CI=true, fail it: CI installs ``.[all]`` and has the data,
+    so anything missing there is a broken environment, not an optional extra."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
 
 
 def require_data(relative: str) -> Path:
@@ -21,10 +32,62 @@ def require_data(relative: str) -> Path:
     else:
         reason = f"real dataset {path} is not present (set MEDLEARN_DATA)"
     if path is None or not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but {reason}")
-        pytest.skip(reason)
+        skip_or_fail_in_ci(reason)
     return path
+
+
+def require_module(name: str) -> ModuleType:
+    """Import optional dependency ``name`` (e.g. ``"rdkit"``, ``"fcd"``); skip when it is missing, fail
+    under CI=true. Use in place of ``pytest.importorskip``, also at module level."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        skip_or_fail_in_ci(f"optional dependency {name!r} is not installed ({exc}); "
+                           "install it with: pip install -e '.[all]'")
+
+
+# -- --dummy-model: prove that the pipeline tests fail when nothing is learned -------------------------
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--dummy-model", action="store_true", default=False,
+        help="replace every predictive model trained or loaded in this session by the registered 'dummy' "
+             "(the training prevalence for every unit); every test asserting model quality must then fail")
+
+
+def _is_generative(name: str) -> bool:
+    """Generative models (molecule generators) keep their own objective; the dummy is predictive only."""
+    from medlearn.registry import MODELS
+
+    return MODELS.get(name, "").startswith("medlearn.molecules.generators.")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _dummy_model(request: pytest.FixtureRequest):
+    """With ``--dummy-model``, ``build_model`` (as the engine trains with it and as bundles are loaded
+    with it) builds the prevalence model instead of the configured one. The configured name stays in
+    the config and the bundle, so preprocessing, splits and outputs are exactly those of the real run:
+    only what the model learned is taken away."""
+    if not request.config.getoption("--dummy-model"):
+        yield
+        return
+    import medlearn.engine.models as models
+    import medlearn.engine.run as run
+
+    original = models.build_model
+
+    def build_prevalence_model(name: str, params: dict[str, Any], data_kwargs: dict[str, Any]):
+        if name == "dummy" or _is_generative(name):
+            return original(name, params, data_kwargs)
+        out_channels = data_kwargs.get("out_channels", params.get("out_channels", 1))
+        return original("dummy", {}, {"out_channels": out_channels})
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(models, "build_model", build_prevalence_model)
+        patch.setattr(run, "build_model", build_prevalence_model)
+        yield
 
 
 @pytest.fixture
