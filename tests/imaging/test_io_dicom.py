@@ -14,7 +14,7 @@ from pydicom.uid import generate_uid
 
 from medlearn.errors import InputError
 from medlearn.imaging.io.dicom import find_series, read_dicom_series
-from tests.conftest import require_data
+from tests.conftest import require_data, skip_or_fail_in_ci
 
 LIDC = "imaging/lidc-idri-dicom-c2c"
 # patient, n slices, slice spacing, pixel spacing, z of first and last slice (README "imaging")
@@ -35,7 +35,7 @@ def _pydicom_file(name: str) -> Path:
 
     path = get_testdata_file(name, download=False)
     if path is None:
-        pytest.skip(f"pydicom test file {name} not installed")
+        skip_or_fail_in_ci(f"pydicom test file {name} not installed (it ships with the pydicom wheel)")
     return Path(path)
 
 

@@ -10,7 +10,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-pytest.importorskip("rdkit")
+from tests.conftest import require_module
+
+require_module("rdkit")
 
 from medlearn.cli import app  # noqa: E402
 from medlearn.config import load_config  # noqa: E402

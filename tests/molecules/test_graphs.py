@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from medlearn.molecules.representations import BOND_TYPES, GraphFeaturizer, MolGraph
-from tests.conftest import require_data
+from tests.conftest import require_data, require_module
 
-Chem = pytest.importorskip("rdkit.Chem")
+Chem = require_module("rdkit.Chem")
 
 #: Drug-like molecules covering charges, [nH] heterocycles, fused rings, S/P oxidation states.
 HAND_WRITTEN = [

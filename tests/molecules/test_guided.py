@@ -16,7 +16,9 @@ from typer.testing import CliRunner
 from medlearn.cli import app
 from medlearn.errors import ConfigError, InputError
 
-pytest.importorskip("rdkit")
+from tests.conftest import require_module
+
+require_module("rdkit")
 from rdkit import Chem, RDConfig  # noqa: E402
 from rdkit.Chem import QED, Crippen  # noqa: E402
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("rdkit")
+from tests.conftest import require_module
+
+require_module("rdkit")
 
 from medlearn.errors import InputError  # noqa: E402
 from medlearn.molecules.io import canonicalize, load_smiles, read_smiles  # noqa: E402

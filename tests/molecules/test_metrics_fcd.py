@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-fcd = pytest.importorskip("fcd")
+from tests.conftest import require_module
+
+fcd = require_module("fcd")
 
 from medlearn.molecules.metrics.chemnet import (  # noqa: E402
     ChemNetEmbedder,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("rdkit")
+from tests.conftest import require_module
+
+require_module("rdkit")
 
 from rdkit import Chem  # noqa: E402
 

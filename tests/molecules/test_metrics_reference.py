@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("rdkit")
-pytest.importorskip("fcd")
+from tests.conftest import require_module
+
+require_module("rdkit")
+require_module("fcd")
 
 from medlearn.errors import InputError  # noqa: E402
 from medlearn.molecules.metrics import reference as reference_module  # noqa: E402

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("rdkit")
+from tests.conftest import require_module
+
+require_module("rdkit")
 
 from rdkit import Chem, DataStructs  # noqa: E402
 from rdkit.Chem import rdFingerprintGenerator  # noqa: E402

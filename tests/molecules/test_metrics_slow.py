@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("rdkit")
-pytest.importorskip("fcd")
+from tests.conftest import require_module
+
+require_module("rdkit")
+require_module("fcd")
 
 from medlearn.molecules.io import read_smiles  # noqa: E402
 from medlearn.molecules.metrics import MosesReference, compute_metrics  # noqa: E402

@@ -9,8 +9,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-pytest.importorskip("rdkit")
-pytest.importorskip("fcd")
+from tests.conftest import require_module
+
+require_module("rdkit")
+require_module("fcd")
 
 from rdkit import Chem, DataStructs  # noqa: E402
 from rdkit.Chem import Descriptors, rdFingerprintGenerator  # noqa: E402

@@ -8,7 +8,9 @@ import io
 import numpy as np
 import pytest
 
-pytest.importorskip("rdkit")
+from tests.conftest import require_module
+
+require_module("rdkit")
 
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402

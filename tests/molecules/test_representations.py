@@ -69,7 +69,9 @@ def test_vocabulary_json_round_trip_keeps_ids():
 
 @pytest.mark.parametrize("kind", ["smiles", "selfies"])
 def test_codec_encodes_and_decodes_molecules_after_a_json_round_trip(kind):
-    pytest.importorskip("rdkit")
+    from tests.conftest import require_module
+
+    require_module("rdkit")
     from rdkit import Chem
 
     codec = MoleculeCodec.fit(SMILES, kind=kind)
