@@ -91,7 +91,7 @@ def test_perfect_classifier_has_auroc_one_and_ci_one_one(rng: np.random.Generato
     y = rng.integers(0, 2, 200)
     prob = np.where(y == 1, rng.uniform(0.6, 1.0, 200), rng.uniform(0.0, 0.4, 200))
     result = evaluate_predictions("t", "test", "case", "binary", y, prob, ["neg", "pos"], None, n_boot=300)
-    assert result["metrics"]["auroc"] == {"value": 1.0, "ci95": [1.0, 1.0]}
+    assert result["metrics"]["auroc"] == {"value": 1.0, "ci95": [1.0, 1.0], "ci_method": "percentile"}
     assert result["metrics"]["sensitivity"]["ci95"] == [1.0, 1.0]
 
 

@@ -4,6 +4,14 @@ A single AUROC on 140 test cases can move by 0.05 between resamples, so every me
 bootstrap CI. Correlated units (several units from one patient, or several raters' scores of one case)
 must move together or the CI is falsely narrow: pass ``groups`` for a cluster bootstrap.
 
+Where the percentile interval does not even contain its own point estimate (a biased metric such as ECE,
+or a skewed one near its bound), the interval is replaced by the bias-corrected and accelerated (BCa)
+interval of Efron (1987), computed from the same replicates plus a jackknife over the resampled units or
+clusters; each metric says which it got (``"ci_method": "percentile"|"bca"``). A cluster bootstrap with
+fewer than :data:`MIN_CLUSTERS` clusters (e.g. 5 sleep subjects) does not hold its coverage, so
+:func:`evaluate_predictions` gives no CI there (``ci95: null`` and a ``ci_note``); cross-validated runs
+report the spread of the per-fold figures instead.
+
 Speed: each metric set (:class:`BinaryMetricSet` and friends) scores *weighted* data, a weight being how
 many times a unit was drawn into a resample. Ranking metrics sort the scores once (a resample only
 re-weights the same sorted units) and every count is a matrix product, so 1000 resamples of 700 units take
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
 import numpy as np
@@ -37,7 +46,8 @@ from medlearn.engine.calibration import (
 
 __all__ = [
     "BINARY_METRICS", "BinaryMetricSet", "MulticlassMetricSet", "OperatingPoint", "OperatingRuleError",
-    "RegressionMetricSet", "binary_metrics", "bootstrap_ci", "choose_operating_point",
+    "BootstrapInterval", "MIN_CLUSTERS", "RegressionMetricSet", "binary_metrics", "bootstrap_ci",
+    "bootstrap_intervals", "choose_operating_point",
     "evaluate_predictions", "expected_calibration_error", "multiclass_metrics", "parse_rule",
     "regression_metrics", "reliability_curve",
 ]
@@ -46,6 +56,11 @@ BINARY_METRICS = ("auroc", "auprc", "accuracy", "balanced_accuracy", "sensitivit
                   "npv", "f1", "ece", "brier")
 MULTICLASS_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "kappa", "ece")
 PER_CLASS_METRICS = ("sensitivity", "ppv", "f1")
+#: fewer clusters than this and a cluster bootstrap CI is not reported (its coverage falls well short of
+#: 95 %: with 5 clusters a resample holds at most 5 distinct values of any between-cluster effect)
+MIN_CLUSTERS = 10
+#: the jackknife for BCa leaves out one cluster at a time up to this many clusters, then blocks of them
+MAX_JACKKNIFE = 1000
 
 
 def _div(num: Any, den: Any) -> np.ndarray:
@@ -222,21 +237,92 @@ def regression_metrics(y_true: Any, y_pred: Any) -> dict[str, float]:
     return RegressionMetricSet()(*_as_regression(y_true, y_pred))
 
 
-def bootstrap_ci(
+@dataclass(frozen=True)
+class BootstrapInterval:
+    """A bootstrap confidence interval and how it was obtained.
+
+    ``method`` is "percentile", or "bca" where the percentile interval excluded the point estimate and
+    was replaced by the bias-corrected and accelerated one; ``note`` says why a percentile interval that
+    excludes its estimate was kept (BCa impossible, e.g. every replicate on one side of the estimate).
+    """
+
+    low: float
+    high: float
+    method: str = "percentile"
+    note: str | None = None
+
+
+def _jackknife(metric_fn: Callable[..., dict[str, float]], arrays: tuple[np.ndarray, ...], codes: np.ndarray,
+               n_draw: int, seed: int) -> dict[str, np.ndarray]:
+    """Leave-one-cluster-out values of every metric (``codes``: cluster index per unit); beyond
+    :data:`MAX_JACKKNIFE` clusters, clusters are dealt into that many random blocks left out in turn."""
+    if n_draw > MAX_JACKKNIFE:
+        block = np.random.default_rng(seed + 1).permutation(n_draw) % MAX_JACKKNIFE
+        codes, n_draw = block[codes], MAX_JACKKNIFE
+    weighted = getattr(metric_fn, "weighted", None)
+    n = len(codes)
+    chunk = max(1, 1_000_000 // max(n, 1))
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, n_draw, chunk):
+        left_out = np.arange(start, min(start + chunk, n_draw))
+        if weighted is not None:
+            weights = (codes[None, :] != left_out[:, None]).astype(float)
+            out = {k: np.asarray(v, dtype=float) for k, v in weighted(weights, *arrays).items()}
+        else:
+            results = [metric_fn(*(a[codes != c] for a in arrays)) for c in left_out]
+            keys = dict.fromkeys(k for r in results for k in r)
+            out = {k: np.array([r.get(k, np.nan) for r in results], dtype=float) for k in keys}
+        for key, values in out.items():
+            parts.setdefault(key, []).append(values)
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def bca_interval(replicates: np.ndarray, estimate: float, jackknife: np.ndarray,
+                 alpha: float = 0.05) -> tuple[float, float] | None:
+    """The BCa interval (Efron 1987; Efron & Tibshirani 1993, ch. 14) from finite bootstrap
+    ``replicates``, the point ``estimate`` and the leave-one-(cluster-)out ``jackknife`` values.
+
+    Bias correction ``z0 = Φ⁻¹(share of replicates below the estimate)`` (ties count one half);
+    acceleration ``a = Σ d³ / (6 (Σ d²)^1.5)`` with ``d`` the jackknife mean minus each jackknife value.
+    None when BCa is undefined: every replicate on one side of the estimate (``z0`` infinite).
+    """
+    from scipy.special import ndtr, ndtri
+
+    below = (np.sum(replicates < estimate) + 0.5 * np.sum(replicates == estimate)) / replicates.size
+    if not 0 < below < 1:
+        return None
+    z0 = float(ndtri(below))
+    jack = jackknife[np.isfinite(jackknife)]
+    d = jack.mean() - jack if jack.size >= 2 else np.zeros(1)
+    denom = 6 * float(np.sum(d**2)) ** 1.5
+    a = float(np.sum(d**3)) / denom if denom > 0 else 0.0
+    levels = []
+    for q in (alpha / 2, 1 - alpha / 2):
+        zq = z0 + float(ndtri(q))
+        if 1 - a * zq <= 0:
+            return None
+        levels.append(float(ndtr(z0 + zq / (1 - a * zq))))
+    lo, hi = np.percentile(replicates, [100 * levels[0], 100 * levels[1]])
+    return float(lo), float(hi)
+
+
+def bootstrap_intervals(
     metric_fn: Callable[..., dict[str, float]],
     arrays: tuple[np.ndarray, ...],
     n_boot: int = 1000,
     seed: int = 0,
     groups: np.ndarray | None = None,
     alpha: float = 0.05,
-) -> dict[str, tuple[float, float] | None]:
-    """Percentile bootstrap CI of every metric ``metric_fn(*arrays)`` returns.
+) -> dict[str, BootstrapInterval | None]:
+    """Bootstrap CI of every metric ``metric_fn(*arrays)`` returns: percentile, or BCa where the
+    percentile interval excludes the point estimate.
 
     Units are resampled with replacement; with ``groups``, whole groups are (cluster bootstrap), so that
-    units sharing a group id always enter a resample together. NaN replicates (e.g. a resample with one
-    class) are ignored; a metric finite in fewer than half of the replicates gets None, as its CI would
-    describe a biased subset. A ``metric_fn`` with a ``weighted(weights, *arrays)`` method is evaluated
-    vectorised; otherwise it is called once per resample. Both paths draw the same resamples.
+    units sharing a group id always enter a resample together, and the BCa jackknife leaves out whole
+    groups. NaN replicates (e.g. a resample with one class) are ignored; a metric finite in fewer than
+    half of the replicates gets None, as its CI would describe a biased subset. A ``metric_fn`` with a
+    ``weighted(weights, *arrays)`` method is evaluated vectorised; otherwise it is called once per
+    resample. Both paths draw the same resamples.
     """
     arrays = tuple(np.asarray(a) for a in arrays)
     n = len(arrays[0])
@@ -271,16 +357,43 @@ def bootstrap_ci(
             out = {k: np.array([r.get(k, np.nan) for r in results], dtype=float) for k in keys}
         for key, values in out.items():
             replicates.setdefault(key, []).append(values)
-    cis: dict[str, tuple[float, float] | None] = {}
+    point = metric_fn(*arrays)
+    jackknife: dict[str, np.ndarray] | None = None
+    cis: dict[str, BootstrapInterval | None] = {}
     for key, parts in replicates.items():
         values = np.concatenate(parts)
         finite = values[np.isfinite(values)]
         if finite.size == 0 or finite.size < 0.5 * n_boot:
             cis[key] = None
+            continue
+        lo, hi = (float(v) for v in np.percentile(finite, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
+        estimate = float(point.get(key, np.nan))
+        if not math.isfinite(estimate) or lo <= estimate <= hi:
+            cis[key] = BootstrapInterval(lo, hi)
+            continue
+        if jackknife is None:
+            jackknife = _jackknife(metric_fn, arrays, codes, n_draw, seed)
+        bca = bca_interval(finite, estimate, jackknife.get(key, np.zeros(0)), alpha)
+        if bca is None:
+            cis[key] = BootstrapInterval(lo, hi, "percentile", "the percentile interval excludes the estimate "
+                                         "and BCa is undefined (every replicate on one side of it)")
         else:
-            lo, hi = np.percentile(finite, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-            cis[key] = (float(lo), float(hi))
+            cis[key] = BootstrapInterval(bca[0], bca[1], "bca")
     return cis
+
+
+def bootstrap_ci(
+    metric_fn: Callable[..., dict[str, float]],
+    arrays: tuple[np.ndarray, ...],
+    n_boot: int = 1000,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+    alpha: float = 0.05,
+) -> dict[str, tuple[float, float] | None]:
+    """:func:`bootstrap_intervals` as plain ``(low, high)`` pairs (percentile, or BCa where the
+    percentile interval excluded the point estimate)."""
+    return {k: None if ci is None else (ci.low, ci.high)
+            for k, ci in bootstrap_intervals(metric_fn, arrays, n_boot, seed, groups, alpha).items()}
 
 
 def _plural(word: str) -> str:
@@ -317,6 +430,11 @@ def evaluate_predictions(
 
     Binary metrics are taken at the operating point's threshold (0.5 without one). ``n_boot=0`` skips the
     bootstrap (every ``ci95`` None). ``group_unit`` only names the groups in ``ci_method``.
+
+    Each bootstrapped metric carries its own ``ci_method`` ("percentile", or "bca" where the percentile
+    interval excluded the estimate; see :func:`bootstrap_intervals`). With ``groups`` of fewer than
+    :data:`MIN_CLUSTERS` distinct values no CI is computed: every ``ci95`` is None and ``ci_note`` says
+    why (a cross-validated run reports the spread of its per-fold figures instead).
     """
     fn: Any
     if kind == "binary":
@@ -335,13 +453,21 @@ def evaluate_predictions(
     if operating_point is not None and kind != "binary":
         raise ValueError(f"an operating point applies to binary tasks only, not {kind}")
     point = fn(*arrays)
-    cis = bootstrap_ci(fn, arrays, n_boot=n_boot, seed=seed, groups=groups) if n_boot > 0 else {}
+    n_clusters = None if groups is None else len(np.unique(np.asarray(groups).reshape(-1)))
+    too_few = n_clusters is not None and n_clusters < MIN_CLUSTERS
+    cis = (bootstrap_intervals(fn, arrays, n_boot=n_boot, seed=seed, groups=groups)
+           if n_boot > 0 and not too_few else {})
 
     def entry(key: str) -> dict[str, Any]:
         ci = cis.get(key)
-        ok = ci is not None and all(math.isfinite(v) for v in ci)
+        ok = ci is not None and math.isfinite(ci.low) and math.isfinite(ci.high)
         value = round(point[key], 4) if math.isfinite(point[key]) else None
-        return {"value": value, "ci95": [round(ci[0], 4), round(ci[1], 4)] if ok else None}
+        out: dict[str, Any] = {"value": value, "ci95": [round(ci.low, 4), round(ci.high, 4)] if ok else None}
+        if ok:
+            out["ci_method"] = ci.method
+            if ci.note:
+                out["ci_note"] = ci.note
+        return out
 
     per_class: dict[str, dict[str, Any]] = {}
     if kind == "binary":
@@ -354,16 +480,26 @@ def evaluate_predictions(
                      for c, name in enumerate(class_names)}
     else:
         names = RegressionMetricSet.names
+    bca = any(ci is not None and ci.method == "bca" for ci in cis.values())
+    corrected = " (BCa where the percentile interval excluded the estimate)" if bca else ""
     if n_boot <= 0:
         ci_method = "not bootstrapped"
+    elif too_few:
+        ci_method = f"not bootstrapped: {n_clusters} {_plural(group_unit)}, fewer than {MIN_CLUSTERS}"
     elif groups is None:
-        ci_method = f"percentile bootstrap, {n_boot} resamples of {_plural(unit)}"
+        ci_method = f"percentile bootstrap, {n_boot} resamples of {_plural(unit)}{corrected}"
     else:
-        ci_method = f"percentile bootstrap, {n_boot} resamples of {_plural(group_unit)} (cluster bootstrap)"
-    return {
+        ci_method = (f"percentile bootstrap, {n_boot} resamples of {_plural(group_unit)} (cluster bootstrap)"
+                     f"{corrected}")
+    result = {
         "task": task_name, "split": split, "unit": unit, "n": int(len(arrays[0])),
         "metrics": {name: entry(name) for name in names},
         "per_class": per_class,
         "operating_point": operating_point.to_dict() if operating_point is not None else None,
         "ci_method": ci_method,
     }
+    if too_few and n_boot > 0:
+        result["ci_note"] = (f"only {n_clusters} {_plural(group_unit)}: a cluster bootstrap over fewer than "
+                             f"{MIN_CLUSTERS} clusters does not hold its 95% coverage, so no CI is given; a "
+                             "cross-validated run reports the spread of its per-fold figures (folds_summary)")
+    return result

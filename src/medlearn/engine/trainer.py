@@ -2,7 +2,15 @@
 
 Optimizer and scheduler from the config, class weighting, early stopping on a validation metric, the
 best epoch's weights kept, a checkpoint after every epoch for ``--resume``, deterministic seeds and a
-progress bar. Tasks and models plug in; the loop never learns which modality it trains.
+progress bar. Without a validation set (a refit on all the data after cross-validation) it trains a fixed
+number of epochs and keeps the last weights. Tasks and models plug in; the loop never learns which
+modality it trains.
+
+Reproducibility: :func:`seed_everything` fixes every seed and turns on
+``torch.use_deterministic_algorithms``; :func:`reproducibility` records the torch thread count and that
+flag, which the bundle keeps (``training.threads``, ``training.deterministic``). On CPU, a training is
+bit-exact across runs only with the same thread count on the same machine and library versions (see
+``REPRODUCIBILITY`` for what was measured).
 """
 
 from __future__ import annotations
@@ -37,6 +45,18 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+#: What a bundle can promise about re-training it (measured; see the engine's tests and the README).
+REPRODUCIBILITY = ("same seed, config, data, library versions and machine: bit-exact weights with one torch "
+                   "thread (--threads 1); with more threads CPU reductions may split differently, so weights "
+                   "can differ in the last bits")
+
+
+def reproducibility() -> dict[str, Any]:
+    """The settings a re-training must match to reproduce weights: torch's intra-op thread count and
+    whether deterministic algorithms were enforced (both recorded in ``bundle.json`` ``training``)."""
+    return {"threads": torch.get_num_threads(), "deterministic": torch.are_deterministic_algorithms_enabled()}
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -181,14 +201,31 @@ class Trainer:
         self,
         model: nn.Module,
         train_ds: CachedDataset,
-        val_ds: CachedDataset,
+        val_ds: CachedDataset | None,
         class_weights: np.ndarray | None = None,
         resume: bool = False,
         on_epoch: Callable[[dict[str, float]], None] | None = None,
+        epochs: int | None = None,
     ) -> FitResult:
+        """Train ``model`` on ``train_ds``; return the history and the kept weights (loaded into ``model``).
+
+        With ``val_ds``: each epoch is validated, training stops after ``early_stopping.patience`` epochs
+        without improvement of ``monitor`` and the best epoch's weights are kept. With ``val_ds=None``
+        (e.g. the refit on all units after cross-validation): exactly ``epochs`` epochs (default
+        ``train.epochs``), no early stopping, the last weights kept. ``epochs`` only shortens the run: the
+        cosine schedule still spans ``train.epochs``, so a refit for the folds' median best epoch ``n``
+        follows the same learning-rate path as the folds did up to ``n``; a plateau schedule has no signal
+        without validation and keeps its learning rate. Models fitted in one pass (:class:`ArrayFitted`)
+        ignore ``epochs``.
+        """
         seed_everything(self.cfg.seed)
         if isinstance(model, ArrayFitted):
-            return self._fit_arrays(model, train_ds, val_ds, class_weights)
+            result = self._fit_arrays(model, train_ds, val_ds, class_weights)
+            result.extra.update(reproducibility())
+            return result
+        n_epochs = self.cfg.epochs if epochs is None else epochs
+        if n_epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {n_epochs}")
         model.to(self.device)
         loss_fn = make_loss(self.kind, class_weights)
         if loss_fn is not None:
@@ -213,9 +250,9 @@ class Trainer:
         n_seen, t_train = 0, 0.0
         t0 = time.perf_counter()
         with make_progress() as progress:
-            bar = progress.add_task("train", total=self.cfg.epochs, completed=start_epoch - 1, status="")
-            for epoch in range(start_epoch, self.cfg.epochs + 1):
-                if bad_epochs >= self.cfg.early_stopping.patience:
+            bar = progress.add_task("train", total=n_epochs, completed=start_epoch - 1, status="")
+            for epoch in range(start_epoch, n_epochs + 1):
+                if val_ds is not None and bad_epochs >= self.cfg.early_stopping.patience:
                     break
                 limit = self.cfg.time_limit_minutes
                 if limit is not None and t_train > limit * 60:
@@ -225,29 +262,36 @@ class Trainer:
                 train_loss, n = self._train_epoch(model, train_ds, loss_fn, optimizer, epoch)
                 t_train += time.perf_counter() - t_epoch
                 n_seen += n
-                scores, val_loss = self._validate(model, val_ds, loss_fn)
-                row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                       "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": time.perf_counter() - t_epoch}
-                row.update({f"val_{k}": float(v) for k, v in scores.items()})
-                score = val_loss if self.monitor == "loss" else float(scores.get(self.monitor, float("nan")))
-                if self._improved(score, best_score):
-                    best_score, best_epoch, bad_epochs = score, epoch, 0
+                if val_ds is None:  # fixed epochs: the last weights are the kept ones
+                    row = {"epoch": epoch, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"],
+                           "epoch_seconds": time.perf_counter() - t_epoch}
+                    score, best_epoch = float("nan"), epoch
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 else:
-                    bad_epochs += 1
+                    scores, val_loss = self._validate(model, val_ds, loss_fn)
+                    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                           "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": time.perf_counter() - t_epoch}
+                    row.update({f"val_{k}": float(v) for k, v in scores.items()})
+                    score = val_loss if self.monitor == "loss" else float(scores.get(self.monitor, float("nan")))
+                    if self._improved(score, best_score):
+                        best_score, best_epoch, bad_epochs = score, epoch, 0
+                        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    else:
+                        bad_epochs += 1
                 history.append(row)
-                if scheduler is not None:
+                if scheduler is not None and not (val_ds is None and self.cfg.scheduler == "plateau"):
                     scheduler.step(score) if self.cfg.scheduler == "plateau" else scheduler.step()
                 self._save_checkpoint(model, optimizer, scheduler, epoch, history, best_state,
                                       best_score, best_epoch, bad_epochs)
                 if on_epoch is not None:
                     on_epoch(row)
-                status = f"loss {train_loss:.3f} val_{self.monitor} {score:.3f} (best {best_score:.3f}@{best_epoch})"
+                status = (f"loss {train_loss:.3f}" if val_ds is None else
+                          f"loss {train_loss:.3f} val_{self.monitor} {score:.3f} (best {best_score:.3f}@{best_epoch})")
                 progress.update(bar, advance=1, status=status)
                 log.info("epoch %d %s", epoch, status)
         model.load_state_dict(best_state)
         return FitResult(history, best_epoch, best_score, best_state, time.perf_counter() - t0,
-                         n_seen / t_train if t_train else 0.0)
+                         n_seen / t_train if t_train else 0.0, extra=reproducibility())
 
     def _validate(self, model: nn.Module, val_ds: CachedDataset, loss_fn: nn.Module | None) -> tuple[dict[str, float], float]:
         """The validation metrics and mean validation loss of the model as it is now."""
@@ -269,9 +313,10 @@ class Trainer:
             total += float(model.training_loss(x.to(self.device))) * len(index)
         return total / max(len(ds), 1)
 
-    def _fit_arrays(self, model: ArrayFitted, train_ds: CachedDataset, val_ds: CachedDataset,
+    def _fit_arrays(self, model: ArrayFitted, train_ds: CachedDataset, val_ds: CachedDataset | None,
                     class_weights: np.ndarray | None) -> FitResult:
-        """One fit on the whole training set (e.g. boosted trees); validated and reported like an epoch."""
+        """One fit on the whole training set (e.g. boosted trees); validated and reported like an epoch
+        (without ``val_ds``, the history row has no validation figures and the score is NaN)."""
         t0 = time.perf_counter()
         x, y = collate(train_ds, np.arange(len(train_ds)), self.kind)
         y_np = y.numpy()
@@ -281,6 +326,11 @@ class Trainer:
             facts = model.fit_arrays(x.numpy(), y_np, self.kind, weights, self.cfg.seed)
             progress.update(bar, advance=1)
         seconds = time.perf_counter() - t0
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if val_ds is None:
+            row = {"epoch": 1, "epoch_seconds": seconds, **{k: float(v) for k, v in facts.items()}}
+            log.info("fitted %s in %.1f s (no validation)", type(model).__name__, seconds)
+            return FitResult([row], 1, float("nan"), state, seconds, len(y_np) / seconds if seconds else 0.0)
         loss_fn = make_loss(self.kind, class_weights)
         val_pred, val_loss = self.predict(model, val_ds, loss_fn=loss_fn)
         scores = validation_scores(self.kind, val_ds.targets, val_pred, self.class_names, self.ordinal,
@@ -289,7 +339,6 @@ class Trainer:
         row.update({f"val_{k}": float(v) for k, v in scores.items()})
         score = val_loss if self.monitor == "loss" else float(scores.get(self.monitor, float("nan")))
         log.info("fitted %s in %.1f s: val_%s %.3f", type(model).__name__, seconds, self.monitor, score)
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         return FitResult([row], 1, score, state, seconds, len(y_np) / seconds if seconds else 0.0)
 
     def _train_epoch(
