@@ -29,7 +29,9 @@ class SplitConfig(_Strict):
     test_fraction: float = Field(0.2, gt=0, lt=0.5)
     seed: int = 0
     #: k-fold cross-validation over groups instead of one test split (small sets): every group is
-    #: tested once, the metrics pool the out-of-fold predictions, the bundle holds the last fold's model
+    #: tested once, the metrics pool the out-of-fold predictions; the bundle holds a model refit on all
+    #: units for the median of the folds' best epochs, calibrated (and thresholded) on the pooled
+    #: fold-validation predictions
     folds: int | None = Field(None, ge=3, le=20)
 
 
@@ -77,7 +79,7 @@ class TrainConfig(_Strict):
 class EvalConfig(_Strict):
     operating_point: str = "sensitivity>=0.90"
     n_bootstrap: int = Field(1000, ge=0)
-    calibrate: bool = True  # temperature (+ bias for binary) scaling fitted on the validation split
+    calibrate: bool = True  # temperature (+ bias for binary) scaling fitted on the validation split (pooled over folds)
 
 
 class ExperimentConfig(_Strict):

@@ -23,7 +23,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")]
-Threads = Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch (default: torch's choice).")]
+Threads = Annotated[Optional[int], typer.Option(
+    "--threads", help="CPU threads for torch (default: torch's choice). Recorded in the bundle: a re-training "
+                      "reproduces the weights bit for bit only with the same thread count (e.g. --threads 1).")]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite a non-empty output.")]
 
 
@@ -47,6 +49,8 @@ def _setup(quiet: bool, device: str = "auto", threads: int | None = None) -> Non
     if device not in ("cpu", "cuda", "auto"):
         raise InputError(f"--device {device}: expected cpu, cuda or auto")
     if threads is not None:
+        if threads < 1:
+            raise InputError(f"--threads {threads}: expected a positive number of CPU threads")
         import torch
 
         torch.set_num_threads(threads)
@@ -199,6 +203,8 @@ def info_cmd(
                                     "operating_point", "data", "versions", "created")}
     summary["metrics"] = {s: {k: v for k, v in m["metrics"].items()} for s, m in meta["metrics"].items()}
     summary["splits"] = {s: len(ids) for s, ids in meta["splits"].items()}
+    summary["training"] = {k: meta["training"][k] for k in ("summary", "threads", "deterministic", "reproducibility",
+                                                            "refit", "calibrated_on", "folds") if k in meta["training"]}
     if json_:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
@@ -210,9 +216,15 @@ def info_cmd(
     console.print(f"data: {meta['data']['root']} (fingerprint {meta['data']['fingerprint'][:12]}, "
                   f"{meta['data']['n_units']} {meta['unit']}s; splits {summary['splits']})")
     console.print("preprocessing: " + " → ".join(s["name"] for s in meta["preprocessing"]))
-    if meta["training"].get("folds", 1) > 1:
-        console.print(f"{meta['training']['folds']}-fold cross-validation: the metrics pool every fold's held-out "
-                      "units; the weights and splits shown are the last fold's")
+    training = meta["training"]
+    if training.get("folds", 1) > 1:
+        console.print(f"{training['folds']}-fold cross-validation: the metrics (split cv) pool every fold model's "
+                      "held-out units; the weights are the refit described below, which no held-out unit scored")
+    if training.get("summary"):
+        console.print("training: " + training["summary"], highlight=False)
+    elif "threads" in training:
+        console.print(f"training: {training['threads']} torch threads, deterministic algorithms "
+                      f"{'on' if training.get('deterministic') else 'off'}", highlight=False)
     if meta.get("operating_point"):
         op = meta["operating_point"]
         console.print(f"operating point: threshold {op['threshold']:.4f} ({op['rule']} on {op['chosen_on']})")

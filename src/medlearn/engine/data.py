@@ -107,6 +107,22 @@ def train_val_split(targets: np.ndarray, groups: np.ndarray, val_fraction: float
     return np.where(splits[0] == "test", "val", "train")
 
 
+def halve_by_group(groups: np.ndarray, seed: int) -> np.ndarray | None:
+    """A boolean mask over units: True for a random half of the groups (rounded down), False for the rest,
+    so no group straddles the halves; None with fewer than 2 groups (nothing to halve).
+
+    Used to carve a conformal-calibration part out of a validation split: the other half is what the
+    Trainer monitors for early stopping, so the conformal residuals come from units model selection never
+    looked at.
+    """
+    groups = np.asarray(groups)
+    unique = np.unique(groups)
+    if len(unique) < 2:
+        return None
+    chosen = np.random.default_rng(seed).permutation(unique)[: len(unique) // 2]
+    return np.isin(groups, chosen)
+
+
 def cv_group_splits(
     targets: np.ndarray, groups: np.ndarray, n_folds: int, val_fraction: float, seed: int, only_first: bool = False
 ) -> list[np.ndarray]:

@@ -21,13 +21,14 @@ from medlearn.config import ExperimentConfig, dump_config
 from medlearn.engine import metrics as M
 from medlearn.engine.bundle import Bundle, load_bundle, save_bundle
 from medlearn.engine.data import (CachedDataset, Preprocessing, UnitTable, cv_group_splits, dataset_cache_key,
-                                  group_split, train_val_split)
+                                  group_split, halve_by_group)
 from medlearn.engine.models import build_model, count_parameters
 from medlearn.engine.trees import ArrayFitted
 from medlearn.engine.progress import info
 from medlearn.engine.task import Task
 from medlearn.engine.posthoc import Calibration, apply_calibration, fit_calibration
-from medlearn.engine.trainer import FitResult, Trainer, balanced_class_weights, outputs_to_predictions, pick_device
+from medlearn.engine.trainer import (REPRODUCIBILITY, FitResult, Trainer, balanced_class_weights,
+                                     outputs_to_predictions, pick_device)
 from medlearn.errors import InputError
 from medlearn.paths import resolve_config_data_path
 from medlearn.registry import task_class
@@ -98,12 +99,19 @@ def write_predictions(path: Path, task: Task, tables: dict[str, UnitTable], pred
                 writer.writerow([uid, split, table.groups[i], target, *cols, *meta])
 
 
-def conformal_interval(y_val: np.ndarray, pred_val: np.ndarray, coverage: float = 0.9) -> dict[str, Any]:
+def conformal_interval(y_cal: np.ndarray, pred_cal: np.ndarray, coverage: float = 0.9,
+                       source: str = "validation residuals") -> dict[str, Any]:
     """Split-conformal prediction interval: ``prediction ± q`` where ``q`` is the finite-sample
-    ``coverage`` quantile of the absolute validation residuals (Lei et al., 2018)."""
-    residuals = np.sort(np.abs(np.asarray(y_val, float) - np.asarray(pred_val, float)))
+    ``coverage`` quantile of the absolute residuals on calibration units (Lei et al., 2018).
+
+    The guarantee needs calibration units exchangeable with new ones, so they must not have steered the
+    fit: :func:`fit_fold` takes them from validation groups the Trainer did not monitor for early
+    stopping (``source`` says which units they were).
+    """
+    residuals = np.sort(np.abs(np.asarray(y_cal, float) - np.asarray(pred_cal, float)))
     rank = min(int(np.ceil((len(residuals) + 1) * coverage)), len(residuals)) - 1
-    return {"coverage": coverage, "half_width": float(residuals[rank]), "method": "split conformal, validation residuals"}
+    return {"coverage": coverage, "half_width": float(residuals[rank]), "method": f"split conformal, {source}",
+            "n_residuals": int(len(residuals))}
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -112,21 +120,42 @@ def write_json(path: Path, data: Any) -> None:
 
 @dataclass
 class FoldResult:
-    """One fitted model and its calibrated predictions on its own validation and test units."""
+    """One fitted model and its raw outputs (logits) on its own validation and test units.
+
+    ``monitored`` are the validation units the Trainer watched for early stopping; ``conformal`` the
+    validation units kept out of it for the regression prediction interval (None for classification, or
+    when validation has a single group). Calibration is fitted by the caller on validation logits, so a
+    cross-validation can fit one calibration on all folds' validation units.
+    """
 
     tables: dict[str, UnitTable]
     model: torch.nn.Module
     model_kwargs: dict[str, Any]
     pre: Preprocessing
     fit: FitResult
-    calibration: Calibration
-    preds: dict[str, np.ndarray]
+    logits: dict[str, np.ndarray]
     monitor: str
+    monitored: UnitTable | None = None
+    conformal: UnitTable | None = None
+
+
+def calibrated_predictions(logits: np.ndarray, calibration: Calibration, kind: str) -> np.ndarray:
+    """Probabilities (or values) from raw model outputs after post-hoc calibration."""
+    return outputs_to_predictions(apply_calibration(torch.from_numpy(logits), calibration), kind)
 
 
 def fit_fold(cfg: ExperimentConfig, task: Task, model_name: str, tables: dict[str, UnitTable],
-             checkpoints: Path, resume: bool, device: str) -> FoldResult:
-    """Preprocess (fitted on train only) → build → fit → calibrate on validation → predict val and test."""
+             checkpoints: Path, resume: bool, device: str, epochs: int | None = None) -> FoldResult:
+    """Preprocess (fitted on train only) → build → fit → raw outputs on val and test.
+
+    Early stopping watches ``tables["val"]``, except for regression: there the validation groups are
+    halved (:func:`~medlearn.engine.data.halve_by_group`), the Trainer monitors one half and the other
+    half is kept for the conformal interval's residuals, which must come from units model selection never
+    looked at. Classification keeps the whole validation split for early stopping, and its temperature/
+    Platt calibration and operating point (two parameters and a threshold, fitted by the caller) reuse it:
+    halving validation would cost early stopping more than that small reuse biases the calibration.
+    Without ``tables["val"]`` (a refit on all units) the model is trained for exactly ``epochs`` epochs.
+    """
     pre = Preprocessing(task.fit_preprocessing(model_name, tables["train"]))
     augment = task.augmentation(model_name, cfg.train.seed) if cfg.train.augment else None
     datasets = {s: make_dataset(task, t, pre, cfg.data.cache, augment if s == "train" else None)
@@ -141,12 +170,19 @@ def fit_fold(cfg: ExperimentConfig, task: Task, model_name: str, tables: dict[st
     monitor = cfg.train.early_stopping.monitor or task.monitor
     trainer = Trainer(cfg.train, task.kind, monitor, task.class_names, checkpoints, pick_device(device),
                       ordinal=task.ordinal, f1_groups=task.f1_groups)
-    fit = trainer.fit(model, datasets["train"], datasets["val"], class_weights=weights, resume=resume)
+    monitored, conformal, monitor_ds = None, None, None
+    if "val" in tables:
+        monitored, monitor_ds = tables["val"], datasets["val"]
+        halves = halve_by_group(tables["val"].groups, cfg.data.split.seed) if task.kind == "regression" else None
+        if halves is not None:
+            monitored = tables["val"].subset(np.flatnonzero(~halves))
+            conformal = tables["val"].subset(np.flatnonzero(halves))
+            monitor_ds = make_dataset(task, monitored, pre, cfg.data.cache)
+            info(f"validation: {len(monitored)} {task.unit}s for early stopping, {len(conformal)} "
+                 f"{task.unit}s ({len(set(conformal.groups))} groups) for the conformal interval")
+    fit = trainer.fit(model, datasets["train"], monitor_ds, class_weights=weights, resume=resume, epochs=epochs)
     logits = {s: trainer.logits(model, datasets[s])[0] for s in ("val", "test") if s in datasets}
-    calibration = fit_calibration(logits["val"], tables["val"].targets, task.kind) if cfg.eval.calibrate else Calibration()
-    preds = {s: outputs_to_predictions(apply_calibration(torch.from_numpy(z), calibration), task.kind)
-             for s, z in logits.items()}
-    return FoldResult(tables, model, model_kwargs, pre, fit, calibration, preds, monitor)
+    return FoldResult(tables, model, model_kwargs, pre, fit, logits, monitor, monitored, conformal)
 
 
 def experiment_splits(cfg: ExperimentConfig, table: UnitTable) -> list[np.ndarray]:
@@ -159,14 +195,79 @@ def experiment_splits(cfg: ExperimentConfig, table: UnitTable) -> list[np.ndarra
     return [group_split(table.targets, table.groups, s.val_fraction, s.test_fraction, s.seed)]
 
 
+def median_epoch(best_epochs: list[int]) -> int:
+    """The median of the folds' best epochs, halves rounded up (the refit's fixed epoch count)."""
+    return max(1, int(np.floor(np.median(best_epochs) + 0.5)))
+
+
+def folds_summary(fold_rows: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Mean, standard deviation (ddof 1), min and max of each metric over the folds (finite values)."""
+    names = list(dict.fromkeys(n for row in fold_rows for n in row["metrics"]))
+    summary: dict[str, dict[str, float | None]] = {}
+    for name in names:
+        values = np.array([row["metrics"].get(name) for row in fold_rows], dtype=float)
+        values = values[np.isfinite(values)]
+        summary[name] = ({"mean": None, "sd": None, "min": None, "max": None, "n_folds": 0} if values.size == 0 else
+                         {"mean": round(float(values.mean()), 4),
+                          "sd": round(float(values.std(ddof=1)), 4) if values.size > 1 else None,
+                          "min": round(float(values.min()), 4), "max": round(float(values.max()), 4),
+                          "n_folds": int(values.size)})
+    return summary
+
+
+def training_summary(meta: dict[str, Any]) -> str:
+    """One plain sentence saying what the bundle's model saw: its training units, how its epochs were
+    chosen, where its calibration, operating point and prediction interval come from, and what a
+    re-training reproduces. Stored in ``bundle.json`` (``training.summary``), printed by ``medlearn info``
+    and the model card."""
+    t, unit = meta["training"], meta["unit"]
+    n_train = len(meta["splits"].get("train", []))
+    kind = meta["kind"]
+    refit = t.get("refit")
+    if refit:
+        if refit["one_pass"]:
+            how = "in one pass (a model fitted in one call: no epochs)"
+        else:
+            epochs = ", ".join(str(e) for e in refit["fold_best_epochs"])
+            how = (f"for {refit['epochs']} epochs, the median best epoch of {t['folds']} folds ({epochs}), "
+                   "without early stopping or a validation split")
+        text = f"refit on all {n_train:,} {unit}s ({refit['groups']} groups) {how}"
+    else:
+        how = "in one pass" if t.get("one_pass") else (
+            f"best epoch {t['best_epoch']} of {t['epochs_run']} by validation {t['monitor']} "
+            f"(early stopping on {t.get('monitored_units', len(meta['splits'].get('val', [])))} {unit}s)")
+        text = f"trained on the {n_train:,} {unit}s of the train split, {how}"
+    fitted = []
+    cal_on = t.get("calibrated_on", "the validation split")
+    if kind in ("binary", "multiclass") and meta.get("config", {}).get("eval", {}).get("calibrate", True):
+        fitted.append("calibration")
+    if meta.get("operating_point"):
+        fitted.append("operating point")
+    if fitted:
+        text += f"; {' and '.join(fitted)} from {cal_on}"
+    interval = meta.get("prediction_interval")
+    if interval:
+        text += (f"; {round(interval['coverage'] * 100)}% prediction interval ±{interval['half_width']:.3g} from "
+                 f"{interval['method'].removeprefix('split conformal, ')}")
+    if "threads" in t:
+        text += (f". Trained with {t['threads']} torch thread{'s' if t['threads'] != 1 else ''}, deterministic "
+                 f"algorithms {'on' if t.get('deterministic') else 'off'}: {t.get('reproducibility', REPRODUCIBILITY)}")
+    return text + "."
+
+
 def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, device: str = "auto") -> RunOutputs:
-    """Run one experiment: load → split by group → preprocess (cached) → fit → choose the operating point
-    on validation → score test with bootstrap CIs → bundle, predictions, metrics, report.
+    """Run one experiment: load → split by group → preprocess (cached) → fit → calibrate and choose the
+    operating point on validation → score test with bootstrap CIs → bundle, predictions, metrics, report.
 
     With ``data.split.folds`` (CONVENTIONS.md, cross-validated tasks) every fold is fitted in turn; the
-    metrics (``split: "cv"``) pool the out-of-fold predictions, each unit predicted by the model that
-    never saw it, with per-fold figures under ``"folds"``; the bundle is a model refit on all the data
-    (a validation share of the groups kept for early stopping and calibration).
+    metrics (``split: "cv"``) pool the out-of-fold test predictions, each unit predicted by the model that
+    never saw it, with per-fold figures under ``"folds"`` and their spread under ``"folds_summary"``. The
+    bundle is the model refit on **all** units (no validation split, no early stopping) for the median of
+    the folds' best epochs. Its calibration (one temperature/Platt fit) and operating point are fitted on
+    the pooled fold-validation predictions: each fold's validation units scored by that fold's model, never
+    the out-of-fold test predictions ``metrics.json`` scores. The same calibration and threshold are applied
+    to the folds' predictions, so the ``cv`` metrics measure what the bundle ships. A regression bundle's
+    interval uses the pooled residuals of the folds' conformal halves of validation (see :func:`fit_fold`).
     """
     task = make_task(cfg)
     root = resolve_root(cfg)
@@ -185,15 +286,23 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
              for k, split in enumerate(splits)]
     test_name = "cv" if cv else "test"
     pooled = {s: UnitTable.concat([f.tables[s] for f in folds]) for s in ("val", "test")}
-    preds = {s: np.concatenate([f.preds[s] for f in folds]) for s in ("val", "test")}
     if cv:
         for s in pooled:
             pooled[s].meta["fold"] = [k + 1 for k, f in enumerate(folds) for _ in range(len(f.tables[s]))]
+    val_logits = np.concatenate([f.logits["val"] for f in folds])
+    calibration = (fit_calibration(val_logits, pooled["val"].targets, task.kind) if cfg.eval.calibrate
+                   else Calibration())
+    fold_preds = [{s: calibrated_predictions(z, calibration, task.kind) for s, z in f.logits.items()} for f in folds]
+    preds = {s: np.concatenate([p[s] for p in fold_preds]) for s in ("val", "test")}
+    cal_source = (f"the pooled fold-validation predictions ({len(pooled['val']):,}: each fold's validation "
+                  f"{task.unit}s scored by that fold's model)" if cv
+                  else f"the validation split ({len(pooled['val']):,} {task.unit}s)")
     op, interval = None, None
     if task.kind == "binary":
-        op = M.choose_operating_point(pooled["val"].targets, preds["val"], cfg.eval.operating_point, "val")
+        op = M.choose_operating_point(pooled["val"].targets, preds["val"], cfg.eval.operating_point,
+                                      "pooled fold-validation" if cv else "val")
     if task.kind == "regression":
-        interval = conformal_interval(pooled["val"].targets, preds["val"])
+        interval = regression_interval(folds, fold_preds, cv)
     metrics_val = score_split(task, pooled["val"], preds["val"], "val", op, cfg.eval.n_bootstrap)
     metrics_test = score_split(task, pooled["test"], preds["test"], test_name, op, cfg.eval.n_bootstrap)
     for name, mask in task.metric_subsets(pooled["test"]).items():
@@ -201,47 +310,90 @@ def train_experiment(cfg: ExperimentConfig, out: Path, resume: bool = False, dev
         metrics_test.setdefault("subsets", {})[name] = score_split(
             task, pooled["test"].subset(index), preds["test"][index], f"{test_name}/{name}", op, cfg.eval.n_bootstrap)
     final = folds[-1]
+    one_pass = isinstance(final.model, ArrayFitted)
+    training: dict[str, Any] = {"calibrated_on": cal_source}
     if cv:
         metrics_test["folds"] = [
             {"fold": k + 1, "n": len(f.tables["test"]), "best_val_score": round(f.fit.best_score, 4),
+             "best_epoch": f.fit.best_epoch,
              "metrics": {name: m["value"] for name, m in
-                         score_split(task, f.tables["test"], f.preds["test"], f"fold{k + 1}", op, 0)["metrics"].items()}}
-            for k, f in enumerate(folds)]
-        info("refit on all the data for the bundle")
-        refit = train_val_split(table.targets, table.groups, cfg.data.split.val_fraction, cfg.data.split.seed)
-        final = fit_fold(cfg, task, model_name, split_tables(table, refit, root, task.unit, "refit: ", ("train", "val")),
-                         out / "checkpoints" / "refit", resume, device)
+                         score_split(task, f.tables["test"], p["test"], f"fold{k + 1}", op, 0)["metrics"].items()}}
+            for k, (f, p) in enumerate(zip(folds, fold_preds))]
+        metrics_test["folds_summary"] = folds_summary(metrics_test["folds"])
+        best_epochs = [f.fit.best_epoch for f in folds]
+        epochs = median_epoch(best_epochs)
+        info("refit on all the data for the bundle: " + ("one pass" if one_pass else
+                                                          f"{epochs} epochs (median best epoch of the folds)"))
+        final = fit_fold(cfg, task, model_name,
+                         split_tables(table, np.full(len(table), "train"), root, task.unit, "refit: ", ("train",)),
+                         out / "checkpoints" / "refit", resume, device, epochs=None if one_pass else epochs)
+        training["refit"] = {"units": len(table), "groups": len(set(table.groups)), "one_pass": one_pass,
+                             "epochs": None if one_pass else epochs, "fold_best_epochs": best_epochs,
+                             "rule": "all units, median best epoch of the folds, no validation split"}
     write_json(out / "metrics.json", metrics_test)
     write_json(out / "metrics_val.json", metrics_val)
     (out / "config.yaml").write_text(dump_config(cfg))
     write_predictions(out / "predictions.csv", task, {"val": pooled["val"], test_name: pooled["test"]},
                       {"val": preds["val"], test_name: preds["test"]}, op.threshold if op else None)
     fit = final.fit
+    best_score = None if cv or not np.isfinite(fit.best_score) else fit.best_score
+    training.update({
+        "best_epoch": fit.best_epoch, "best_val_score": best_score, "monitor": final.monitor,
+        "epochs_run": len(fit.history), "one_pass": one_pass,
+        "monitored_units": None if final.monitored is None else len(final.monitored),
+        "seconds": round(sum(f.fit.seconds for f in folds) + (fit.seconds if cv else 0), 1),
+        "history": fit.history, "folds": len(folds),
+        "threads": fit.extra.get("threads"), "deterministic": fit.extra.get("deterministic"),
+        "reproducibility": REPRODUCIBILITY})
     meta = {
         "task": {"name": task.name, "options": task.options_dict()},
         "kind": task.kind, "unit": task.unit, "class_names": task.class_names,
         "model": {"name": model_name, "params": final.model_kwargs},
         "preprocessing": final.pre.spec,
         "operating_point": op.to_dict() if op else None,
-        "calibration": final.calibration.to_dict(),
+        "calibration": calibration.to_dict(),
         "prediction_interval": interval,
         "metrics": {"test": metrics_test, "val": metrics_val},
         "data": {"root": cfg.data.root, "fingerprint": table.fingerprint,
                  "n_units": len(table)},
         "splits": {s: t.ids for s, t in final.tables.items()},
-        "training": {"best_epoch": fit.best_epoch, "best_val_score": fit.best_score, "monitor": final.monitor,
-                     "epochs_run": len(fit.history), "seconds": round(sum(f.fit.seconds for f in folds)
-                                                                       + (fit.seconds if cv else 0), 1),
-                     "history": fit.history, "folds": len(folds)},
+        "training": training,
         "config": cfg.model_dump(mode="json"),
         "intended_use": task.intended_use, "credits": task.credits,
     }
+    if final.conformal is not None and final.monitored is not None:
+        meta["validation_parts"] = {"early_stopping": final.monitored.ids, "conformal": final.conformal.ids}
+    training["summary"] = training_summary(meta)
+    info(training["summary"])
     bundle_path = save_bundle(out / "bundle", final.model, meta, model_card(meta))
     bundle = load_bundle(bundle_path)
     report = write_run_report(out / "report.html", bundle, {test_name: pooled["test"]}, {test_name: preds["test"]},
                               {test_name: metrics_test, "val": metrics_val}, fit.history, dump_config(cfg),
                               task.data_sections())
     return RunOutputs(out, metrics_test, metrics_val, bundle_path, report, fit)
+
+
+def regression_interval(folds: list[FoldResult], fold_preds: list[dict[str, np.ndarray]], cv: bool) -> dict[str, Any]:
+    """The conformal interval from the folds' conformal halves of validation (units the Trainer did not
+    monitor); from all validation units, and said so, where validation held a single group."""
+    ys, preds, n_groups, all_carved = [], [], 0, True
+    for f, p in zip(folds, fold_preds):
+        val = f.tables["val"]
+        if f.conformal is None:
+            all_carved = False
+            ys.append(val.targets)
+            preds.append(p["val"])
+            continue
+        wanted = set(f.conformal.ids)
+        index = np.array([i for i, uid in enumerate(val.ids) if uid in wanted], dtype=int)
+        ys.append(val.targets[index])
+        preds.append(p["val"][index])
+        n_groups += len(set(f.conformal.groups))
+    where = "of the folds' " if cv else ""
+    source = (f"residuals of the {sum(len(y) for y in ys)} units in {n_groups} validation groups {where}kept out "
+              "of early stopping" if all_carved else
+              "validation residuals (validation had one group, so these units were also used for early stopping)")
+    return conformal_interval(np.concatenate(ys), np.concatenate(preds), source=source)
 
 
 def split_tables(table: UnitTable, split: np.ndarray, root: Path, unit: str, prefix: str = "",
@@ -354,22 +506,43 @@ def model_card(meta: dict[str, Any]) -> str:
     def fmt(metric: dict) -> str:
         ci = metric.get("ci95")
         value = "n/a" if metric["value"] is None else f"{metric['value']:.3f}"
-        return value + (f" (95% CI {ci[0]:.3f}–{ci[1]:.3f})" if ci else "")
+        return value + (f" (95% CI {ci[0]:.3f}–{ci[1]:.3f}{', BCa' if metric.get('ci_method') == 'bca' else ''})"
+                        if ci else "")
 
     test = meta["metrics"]["test"]
+    training = meta["training"]
     lines = [f"# Model card: {meta['task']['name']} — {meta['model']['name']}", "",
              f"**Intended use.** {meta['intended_use']}", "",
              f"**Data.** `{meta['data']['root']}` (fingerprint `{meta['data']['fingerprint']}`), "
              f"{meta['data']['n_units']} {meta['unit']}s; splits by group: "
-             + ", ".join(f"{k} {len(v)}" for k, v in meta["splits"].items()) + ".", "",
-             f"**Test metrics** (split `{test['split']}`, n = {test['n']} {test['unit']}s):", ""]
+             + ", ".join(f"{k} {len(v)}" for k, v in meta["splits"].items()) + ".", ""]
+    if training.get("summary"):
+        lines += [f"**What this model saw.** {training['summary']}", ""]
+    heading = ("Cross-validated metrics" if test["split"] == "cv" else "Test metrics")
+    lines += [f"**{heading}** (split `{test['split']}`, n = {test['n']} {test['unit']}s):", ""]
     lines += [f"- {name}: {fmt(m)}" for name, m in test["metrics"].items()]
+    if test.get("ci_note"):
+        lines += ["", f"*{test['ci_note']}.*"]
+    if test.get("folds_summary"):
+        lines += ["", "Per-fold spread (mean ± sd, min–max over folds):", ""]
+        lines += [f"- {name}: {s['mean']:.3f} ± {s['sd'] if s['sd'] is not None else float('nan'):.3f} "
+                  f"({s['min']:.3f}–{s['max']:.3f})" for name, s in test["folds_summary"].items()
+                  if s["mean"] is not None]
+    if test["split"] == "cv":
+        lines += ["", "The cross-validated metrics score the fold models on the units each never saw; the shipped "
+                      "weights are the refit described above, which no held-out unit has scored."]
+    cal_on = training.get("calibrated_on", "the validation split")
     if meta.get("operating_point"):
         op = meta["operating_point"]
-        lines += ["", f"**Operating point.** threshold {op['threshold']:.4f}, chosen on {op['chosen_on']} by "
+        lines += ["", f"**Operating point.** threshold {op['threshold']:.4f}, chosen on {cal_on} by "
                       f"`{op['rule']}`."]
     cal = meta.get("calibration", {"temperature": 1.0, "bias": 0.0})
-    lines += ["", f"**Calibration.** logit / {cal['temperature']:.3f} + {cal['bias']:.3f}, fitted on the validation "
-                  "split (temperature/Platt scaling; ranking unchanged)."]
+    if meta["kind"] != "regression":
+        lines += ["", f"**Calibration.** logit / {cal['temperature']:.3f} + {cal['bias']:.3f}, fitted on {cal_on} "
+                      "(temperature/Platt scaling; ranking unchanged)."]
+    if meta.get("prediction_interval"):
+        pi = meta["prediction_interval"]
+        lines += ["", f"**Prediction interval.** ±{pi['half_width']:.3g} for {round(pi['coverage'] * 100)}% coverage "
+                      f"({pi['method']})."]
     lines += ["", "**Credits.**", *[f"- {c}" for c in meta["credits"]], ""]
     return "\n".join(lines)
