@@ -305,3 +305,60 @@ def test_f1_groups_add_the_mean_f1_of_the_named_classes():
                                   f1_groups={"challenge_f1": ["N", "A", "O"]})
     entry = report["metrics"]["challenge_f1"]
     assert entry["value"] == pytest.approx(0.6, abs=1e-4) and entry["ci95"][0] <= 0.6 <= entry["ci95"][1]
+
+
+def test_bca_interval_agrees_with_scipy_on_a_skewed_statistic() -> None:
+    from scipy import stats
+
+    from medlearn.engine.metrics import bca_interval
+
+    x = np.random.default_rng(4).exponential(1.0, 60)
+    draws = np.random.default_rng(5).integers(0, x.size, size=(20000, x.size))
+    replicates = x[draws].std(axis=1)
+    jackknife = np.array([np.delete(x, i).std() for i in range(x.size)])
+    ours = bca_interval(replicates, float(x.std()), jackknife)
+    ref = stats.bootstrap((x,), np.std, method="BCa", n_resamples=20000, random_state=6).confidence_interval
+    assert ours == pytest.approx((ref.low, ref.high), abs=0.02)
+
+
+def test_bca_replaces_a_percentile_interval_that_excludes_its_estimate() -> None:
+    from medlearn.engine.metrics import bootstrap_intervals
+
+    x = np.random.default_rng(0).normal(size=100)
+    x += 0.001 - x.mean()  # |mean| = 0.001 while its replicates spread over ±0.1: biased upward
+
+    def fn(v: np.ndarray) -> dict[str, float]:
+        return {"abs_mean": float(abs(v.mean())), "mean": float(v.mean())}
+
+    cis = bootstrap_intervals(fn, (x,), n_boot=2000, seed=0)
+    percentile = np.percentile([abs(x[i].mean()) for i in np.random.default_rng(0).integers(0, 100, (2000, 100))],
+                               [2.5, 97.5])
+    assert cis["mean"].method == "percentile"
+    assert cis["abs_mean"].method == "bca" and cis["abs_mean"].low < percentile[0]
+
+
+def test_bca_that_is_undefined_keeps_the_percentile_interval_and_says_so() -> None:
+    from medlearn.engine.metrics import bootstrap_intervals
+
+    values = np.arange(50.0)
+
+    def distinct(v: np.ndarray) -> dict[str, float]:  # a resample never holds all 50 distinct values
+        return {"distinct": float(len(np.unique(v)))}
+
+    ci = bootstrap_intervals(distinct, (values,), n_boot=200, seed=0)["distinct"]
+    assert ci.method == "percentile" and ci.high < 50 and "BCa is undefined" in ci.note
+
+
+def test_fewer_than_ten_clusters_give_no_ci_and_a_note(rng: np.random.Generator) -> None:
+    y, prob = _binary_data(rng, 200)
+    groups = np.arange(200) % 5  # e.g. five sleep subjects
+    result = evaluate_predictions("t", "cv", "epoch", "binary", y, prob, ["neg", "pos"], None, groups=groups,
+                                  n_boot=200, group_unit="subject")
+    assert all(m["ci95"] is None for m in result["metrics"].values())
+    assert result["metrics"]["auroc"]["value"] is not None
+    assert result["ci_method"] == "not bootstrapped: 5 subjects, fewer than 10"
+    assert "only 5 subjects" in result["ci_note"] and "folds_summary" in result["ci_note"]
+    ten = evaluate_predictions("t", "cv", "epoch", "binary", y, prob, ["neg", "pos"], None,
+                               groups=np.arange(200) % 10, n_boot=200)
+    assert ten["metrics"]["auroc"]["ci95"] is not None and "ci_note" not in ten
+    assert ten["metrics"]["auroc"]["ci_method"] in ("percentile", "bca")

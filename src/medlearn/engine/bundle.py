@@ -3,7 +3,9 @@
 A bundle is a directory::
 
     bundle.json        task, model, preprocessing spec, labels, operating point, metrics, data
-                       fingerprint, split membership, resolved config, library versions
+                       fingerprint, split membership, resolved config, library versions, and under
+                       ``training`` what the model saw (``summary``) and the torch thread count and
+                       deterministic flag a bit-exact re-training needs (``threads``, ``deterministic``)
     model.safetensors  weights (no pickle; loading never executes code from the bundle)
     model_card.md      intended use, data, metrics with CIs, caveats
 
@@ -54,6 +56,11 @@ def save_bundle(path: Path, model: nn.Module, meta: dict[str, Any], model_card: 
     save_file(state, str(path / "model.safetensors"))
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": library_versions(), **meta}
+    if isinstance(meta.get("training"), dict) and "threads" not in meta["training"]:
+        from medlearn.engine.trainer import REPRODUCIBILITY, reproducibility
+
+        # pipelines that do not record it (e.g. generative runs) trained in this process, with these settings
+        meta["training"] = {**meta["training"], **reproducibility(), "reproducibility": REPRODUCIBILITY}
     (path / "bundle.json").write_text(json.dumps(meta, indent=2, default=_json_default))
     (path / "model_card.md").write_text(model_card)
     return path
