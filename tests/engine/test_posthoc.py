@@ -44,3 +44,29 @@ def test_multiclass_logits_use_cross_entropy_and_no_bias():
 def test_nothing_to_fit_gives_the_identity():
     assert fit_calibration(np.ones((10, 1)), np.zeros(10, int), "binary") == Calibration()
     assert fit_calibration(np.ones((10, 1)), np.arange(10.0), "regression") == Calibration()
+
+
+def test_a_temperature_stopped_by_its_search_range_is_flagged_and_logged(caplog):
+    logits = np.r_[np.full(50, -1.0), np.full(50, 1.0)][:, None]  # validation perfectly separated
+    y = np.r_[np.zeros(50, int), np.ones(50, int)]
+    with caplog.at_level("WARNING", logger="medlearn.engine.posthoc"):
+        cal = fit_calibration(logits, y, "binary")
+    assert cal.temperature == pytest.approx(0.05, rel=1e-3)
+    problems = cal.at_bound()
+    assert len(problems) == 1 and "temperature 0.05 is at the lower bound" in problems[0]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == problems
+
+
+def test_a_bias_at_its_bound_is_flagged():
+    assert Calibration(2.0, -10.0).at_bound() == [
+        "calibration bias -10 is at the lower bound of its search range (-10): the fit was stopped by the "
+        "range, so the calibrated probabilities are not trustworthy (degenerate validation logits?)"]
+    assert "upper bound" in Calibration(20.0, 0.0).at_bound()[0]
+
+
+def test_an_ordinary_fit_is_not_at_a_bound(caplog):
+    logit, y = _calibrated(2000)
+    with caplog.at_level("WARNING", logger="medlearn.engine.posthoc"):
+        cal = fit_calibration((2 * logit)[:, None], y, "binary")
+    assert cal.at_bound() == [] and Calibration().at_bound() == []
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
