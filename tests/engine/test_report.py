@@ -138,7 +138,62 @@ def test_loss_curves_put_the_monitored_metric_on_a_twin_axis() -> None:
     fig = plots.loss_curves(HISTORY)
     assert len(fig.axes) == 2
     assert fig.axes[1].get_ylabel() == "val auroc"
-    assert [line.get_label() for line in fig.axes[0].lines] == ["train loss", "val loss"]
+    assert [line.get_label() for line in fig.axes[0].lines] == ["train loss", "val loss",
+                                                                 "best epoch 3 (val_auroc=0.75)"]
+
+
+def test_loss_curves_mark_the_best_epoch_of_the_monitored_metric() -> None:
+    fig = plots.loss_curves(HISTORY, monitor="auroc", best_epoch=2)
+    loss_ax, metric_ax = fig.axes
+    assert metric_ax.get_ylabel() == "val auroc"
+    labels = [t.get_text() for t in loss_ax.get_legend().get_texts()]
+    assert labels == ["train loss", "val loss", "val auroc", "best epoch 2 (val_auroc=0.7)"]
+    best_line = next(line for line in loss_ax.lines if line.get_label().startswith("best epoch"))
+    assert list(best_line.get_xdata()) == [2, 2]
+    star = [line for line in metric_ax.lines if line.get_marker() == "*"]
+    assert len(star) == 1 and list(star[0].get_xdata()) == [2] and list(star[0].get_ydata()) == [pytest.approx(0.7)]
+
+
+def test_loss_curves_without_a_best_epoch_mark_the_best_value_and_loss_stays_on_the_loss_axis() -> None:
+    history = [{"epoch": e, "train_loss": 1.0, "val_loss": v} for e, v in ((1, 0.9), (2, 0.5), (3, 0.7))]
+    fig = plots.loss_curves(history, monitor="loss")
+    assert len(fig.axes) == 1  # the validation loss is already drawn
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[-1] == "best epoch 2 (val_loss=0.5)"
+    assert fig.axes[0].get_title() == "Training (monitored: loss)"
+
+
+def test_a_monitored_metric_missing_from_the_history_is_said_not_replaced() -> None:
+    fig = plots.loss_curves(HISTORY, monitor="kappa", best_epoch=3)
+    assert len(fig.axes) == 1  # val_auroc is not drawn in its place
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["monitored metric 'kappa' is not in the history"]
+    section = standard_sections("regression", [1.0, 2.0], [1.1, 2.1], [], None, HISTORY, "kappa", 3)[0]
+    assert section.title == "Training" and "is not in the training history" in section.html
+    assert section.figures[0][0] == "Training and validation loss (monitored kappa not in the history)"
+
+
+def test_training_section_names_the_monitor_and_best_epoch() -> None:
+    section = standard_sections("regression", [1.0, 2.0], [1.1, 2.1], [], None, HISTORY, "auroc", 2)[0]
+    assert "<code>val_auroc</code>" in section.html and "epoch 2" in section.html
+    assert section.figures[0][0] == "Training and validation loss, val_auroc with the best epoch marked"
+
+
+def test_warnings_are_a_highlighted_box_before_the_contents(binary_case, tmp_path: Path) -> None:
+    *_, metrics = binary_case
+    document = write_report(tmp_path / "r.html", "t", {"test": metrics}, [], INTENDED_USE, [],
+                            warnings=["calibration temperature 20 is at the upper bound <of> its range"]).read_text()
+    box = document.index('<div class="warnings" role="alert">')
+    assert document.index(INTENDED_USE) < box < document.index("Contents")
+    assert "calibration temperature 20 is at the upper bound &lt;of&gt; its range" in document
+    plain = write_report(tmp_path / "p.html", "t", {"test": metrics}, [], INTENDED_USE, []).read_text()
+    assert 'class="warnings"' not in plain
+
+
+def test_metrics_table_names_the_reference_it_was_scored_against() -> None:
+    html_ = metrics_table_html({"split": "generated", "n": 10, "unit": "molecule", "metrics": {},
+                                "reference": {"test": "1,000 molecules held out from first_5K.smi"}})
+    assert "<code>test</code>: 1,000 molecules held out from first_5K.smi" in html_
 
 
 def test_plotting_leaves_pyplot_and_the_backend_alone() -> None:

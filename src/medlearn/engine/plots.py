@@ -43,11 +43,42 @@ def _op_label(op: OperatingPoint) -> str:
     return f"threshold {op.threshold:.3g} ({op.rule}, chosen on {op.chosen_on})"
 
 
-def loss_curves(history: list[dict[str, Any]], monitor: str | None = None) -> Figure:
-    """Train and validation loss by epoch, and one validation metric on a twin axis.
+def monitor_key(history: list[dict[str, Any]], monitor: str | None) -> str | None:
+    """The history key holding the monitored metric: ``monitor`` itself or ``val_<monitor>`` (the
+    Trainer monitors ``"auroc"`` and records ``"val_auroc"``), or None when no row holds it."""
+    if not monitor:
+        return None
+    for key in (monitor, f"val_{monitor}"):
+        if any(row.get(key) is not None for row in history):
+            return key
+    return None
 
-    ``monitor`` names the history key for the twin axis; by default the first ``val_*`` key that is not
-    ``val_loss`` (e.g. ``val_auroc``). Missing or None entries are skipped, so partial rows are fine.
+
+def best_of(history: list[dict[str, Any]], key: str, lower_is_better: bool) -> tuple[int, float] | None:
+    """(epoch, value) of the first best finite ``key`` in ``history`` — how the Trainer picks its epoch."""
+    rows = [(int(r.get("epoch", i + 1)), float(r[key])) for i, r in enumerate(history)
+            if r.get(key) is not None and math.isfinite(float(r[key]))]
+    if not rows:
+        return None
+    pick = min if lower_is_better else max
+    return pick(rows, key=lambda row: row[1])
+
+
+def loss_curves(history: list[dict[str, Any]], monitor: str | None = None,
+                best_epoch: int | None = None) -> Figure:
+    """Train and validation loss by epoch, the monitored validation metric, and the best epoch marked.
+
+    Args:
+        history: one row per epoch (``epoch``, ``train_loss``, ``val_loss``, ``val_<metric>``...);
+            missing, None or non-finite entries are skipped, so partial rows are fine.
+        monitor: the metric the Trainer monitored for early stopping and the kept weights (``"auroc"``
+            or ``"val_auroc"``; ``"loss"`` is the validation loss, drawn on the loss axis). Other
+            metrics go on a twin axis. None: the first ``val_*`` key that is not ``val_loss``.
+        best_epoch: the epoch whose weights were kept (``training.best_epoch`` of a bundle): a vertical
+            line and a marker on the monitored curve, labelled "best epoch N (monitor=value)". None: the
+            best value of the monitored curve, as the Trainer chooses it.
+
+    When ``monitor`` is named but no row holds it, the axis says so instead of drawing another metric.
     """
     fig = _figure(6.0, 3.8)
     ax = fig.add_subplot()
@@ -56,7 +87,7 @@ def loss_curves(history: list[dict[str, Any]], monitor: str | None = None) -> Fi
         return fig
 
     def series(key: str) -> tuple[list[float], list[float]]:
-        rows = [(r.get("epoch", i), r.get(key)) for i, r in enumerate(history)]
+        rows = [(r.get("epoch", i + 1), r.get(key)) for i, r in enumerate(history)]
         pts = [(float(e), float(v)) for e, v in rows if v is not None and math.isfinite(float(v))]
         return [p[0] for p in pts], [p[1] for p in pts]
 
@@ -68,20 +99,44 @@ def loss_curves(history: list[dict[str, Any]], monitor: str | None = None) -> Fi
             handles += ax.plot(x, y, marker="o", markersize=3, color=color, label=label, **_LINE)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
+    named = monitor is not None
     if monitor is None:
         keys = [k for row in history for k in row if k.startswith("val_") and k != "val_loss"]
         monitor = keys[0] if keys else None
-    if monitor is not None:
-        x, y = series(monitor)
-        if x:
-            twin = ax.twinx()
-            label = monitor.replace("_", " ")
-            handles += twin.plot(x, y, marker="s", markersize=3, color="tab:green", label=label, **_LINE)
-            twin.set_ylabel(monitor.replace("_", " "))
+    key = monitor_key(history, monitor)
+    if key is not None:
+        metric_ax = ax
+        if key not in ("val_loss", "train_loss"):
+            metric_ax = ax.twinx()
+            x, y = series(key)
+            handles += metric_ax.plot(x, y, marker="s", markersize=3, color="tab:green",
+                                      label=key.replace("_", " "), **_LINE)
+            metric_ax.set_ylabel(key.replace("_", " "))
+        from medlearn.engine.trainer import LOWER_IS_BETTER
+
+        name = key[4:] if key.startswith("val_") else key
+        best = best_of(history, key, name in LOWER_IS_BETTER)
+        if best_epoch is not None:
+            value = next((float(r[key]) for i, r in enumerate(history)
+                          if int(r.get("epoch", i + 1)) == best_epoch and r.get(key) is not None), None)
+            best = (int(best_epoch), value)
+        if best is not None:
+            epoch, value = best
+            shown = "n/a" if value is None or not math.isfinite(value) else f"{value:.3g}"
+            label = f"best epoch {epoch} ({key}={shown})"
+            handles.append(ax.axvline(epoch, color="tab:red", linestyle=":", linewidth=1.4, label=label))
+            if value is not None and math.isfinite(value):
+                metric_ax.plot([epoch], [value], marker="*", markersize=13, color="tab:red", zorder=5)
+    elif named:
+        ax.text(0.5, 0.93, f"monitored metric {monitor!r} is not in the history", ha="center", va="top",
+                transform=ax.transAxes, fontsize=8, color="tab:red")
+        if best_epoch is not None:
+            handles.append(ax.axvline(best_epoch, color="tab:red", linestyle=":", linewidth=1.4,
+                                      label=f"best epoch {best_epoch}"))
     if handles:
         ax.legend(handles=handles, loc="best", fontsize=8)
     ax.grid(alpha=0.3)
-    ax.set_title("Training")
+    ax.set_title("Training" + (f" (monitored: {monitor})" if named else ""))
     return fig
 
 

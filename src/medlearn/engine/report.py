@@ -30,6 +30,9 @@ h3{margin-bottom:0.3em}
 .intended-use{border-left:6px solid #d97706;background:#fff7e6;padding:12px 16px;margin:12px 0 20px;
 font-size:1.05em}
 .intended-use strong{display:block;text-transform:uppercase;letter-spacing:.04em;font-size:.8em;color:#92400e}
+.warnings{border-left:6px solid #b91c1c;background:#fef2f2;padding:10px 16px;margin:12px 0 20px}
+.warnings strong{display:block;text-transform:uppercase;letter-spacing:.04em;font-size:.8em;color:#991b1b}
+.warnings ul{margin:4px 0;padding-left:18px}
 table{border-collapse:collapse;margin:8px 0 14px;font-size:.93em}
 th,td{border:1px solid #d9e2ec;padding:4px 10px;text-align:left}th{background:#f0f4f8}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -76,6 +79,10 @@ def metrics_table_html(metrics_json: dict[str, Any]) -> str:
     m = metrics_json
     out = [f'<p class="meta">Split <strong>{_e(m.get("split", "?"))}</strong>, n = {_e(m.get("n", "?"))} '
            f'(unit: {_e(m.get("unit", "?"))}); task {_e(m.get("task", "?"))}.</p>']
+    reference = m.get("reference")
+    if reference:  # what set metrics (e.g. the molecules' *_test) were scored against
+        named = "; ".join(f"<code>{_e(k)}</code>: {_e(v)}" for k, v in reference.items())
+        out.append(f'<p class="meta">Scored against — {named}.</p>')
     op = m.get("operating_point")
     if op:
         threshold = f"{float(op['threshold']):.4g}"
@@ -133,11 +140,14 @@ def write_report(
     credits: list[str],
     config_yaml: str | None = None,
     provenance: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
 ) -> Path:
     """Write the report to ``path`` (parents created, an existing file replaced) and return the path.
 
-    Layout: title, intended use, contents, metrics per split (in the order given), the sections, data and
-    credits, provenance, then the resolved config. Overwrite protection (``--force``) is the caller's job.
+    Layout: title, intended use, warnings, contents, metrics per split (in the order given), the sections,
+    data and credits, provenance, then the resolved config. ``warnings`` are things a reader must know
+    before trusting the figures (e.g. a calibration temperature stopped by its search range), shown in a
+    highlighted box under the intended use. Overwrite protection (``--force``) is the caller's job.
     """
     if not str(intended_use).strip():
         raise ValueError(
@@ -166,6 +176,10 @@ def write_report(
     blocks += tail
     toc = "".join(f'<li><a href="#{a}">{_e(t)}</a></li>' for a, t, _ in blocks)
     created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    warning_box = ""
+    if warnings:
+        items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+        warning_box = f'<div class="warnings" role="alert"><strong>Warnings</strong><ul>{items}</ul></div>\n'
     document = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -173,7 +187,7 @@ def write_report(
 <body><main>
 <h1>{_e(title)}</h1>
 <div class="intended-use" role="note"><strong>Intended use</strong>{_e(intended_use)}</div>
-<nav><h3>Contents</h3><ul>{toc}</ul></nav>
+{warning_box}<nav><h3>Contents</h3><ul>{toc}</ul></nav>
 {"".join(block for _, _, block in blocks)}
 <footer>Written {created} by medlearn. Self-contained: this file loads nothing from the network.</footer>
 </main></body></html>
@@ -184,6 +198,28 @@ def write_report(
     return path
 
 
+def training_section(history: list[dict[str, Any]], monitor: str | None = None,
+                     best_epoch: int | None = None) -> ReportSection:
+    """Loss by epoch with the monitored metric and the kept (best) epoch marked, and a caption saying so
+    — or saying that the monitored metric is missing from the history, rather than showing another one."""
+    key = plots.monitor_key(history, monitor)
+    figure = plots.figure_to_data_uri(plots.loss_curves(history, monitor, best_epoch))
+    best = f"epoch {_e(best_epoch)}" if best_epoch is not None else "the best epoch"
+    if monitor is None:
+        intro = "<p>Loss by epoch, and the first validation metric recorded.</p>"
+        caption = "Training and validation loss"
+    elif key is None:
+        intro = (f"<p>Loss by epoch. The monitored metric <code>{_e(monitor)}</code> is not in the training "
+                 f"history, so it cannot be drawn; the kept weights are those of {best}.</p>")
+        caption = f"Training and validation loss (monitored {monitor} not in the history)"
+    else:
+        intro = (f"<p>Loss by epoch and <code>{_e(key)}</code>, the validation metric that early stopping and "
+                 f"the kept weights were chosen by; the dotted line marks {best}, whose weights the model "
+                 "keeps.</p>")
+        caption = f"Training and validation loss, {key} with the best epoch marked"
+    return ReportSection("Training", intro, [(caption, figure)])
+
+
 def standard_sections(
     kind: str,
     y_true: Any,
@@ -191,22 +227,24 @@ def standard_sections(
     class_names: list[str],
     operating_point: OperatingPoint | None,
     history: list[dict[str, Any]] | None,
+    monitor: str | None = None,
+    best_epoch: int | None = None,
 ) -> list[ReportSection]:
     """The usual figures for a task kind, embedded and ready for :func:`write_report`.
 
     binary: Training, Discrimination (ROC, PR), Calibration, Confusion matrix at the operating point
     (0.5 without one); multiclass: Training, Discrimination (one-vs-rest ROC), Calibration (top label),
     Confusion matrix; regression: Training, Predicted vs true (``prob`` holds the predictions). The
-    Training section is left out when there is no history (e.g. ``evaluate`` of a bundle).
+    Training section is left out when there is no history (e.g. ``evaluate`` of a bundle). ``monitor`` and
+    ``best_epoch`` (a bundle's ``training.monitor`` and ``training.best_epoch``) name the metric that chose
+    the kept weights; the training curve draws it with that epoch marked.
     """
     if kind not in ("binary", "multiclass", "regression"):
         raise ValueError(f"kind must be 'binary', 'multiclass' or 'regression', got {kind!r}")
     uri = plots.figure_to_data_uri
     sections: list[ReportSection] = []
     if history:
-        intro = "<p>Loss by epoch, and the monitored validation metric.</p>"
-        sections.append(ReportSection("Training", intro, [("Training and validation loss",
-                                                           uri(plots.loss_curves(history)))]))
+        sections.append(training_section(history, monitor, best_epoch))
     y = np.asarray(y_true)
     if kind == "binary":
         p = np.asarray(prob, dtype=float)
