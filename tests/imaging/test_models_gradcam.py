@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from medlearn.engine.models import build_model
-from medlearn.explain.gradcam import gradcam, overlay
+from medlearn.explain.gradcam import UNIFORM_CAM, ZERO_CAM, cam_problem, gradcam, overlay
 
 CASES = [
     ("seed_cnn", {"in_channels": 1}, (2, 1, 64, 64)),
@@ -74,3 +74,45 @@ def test_grad_cam_points_at_the_evidence():
 def test_overlay_is_rgb_in_unit_range():
     rgb = overlay(np.arange(16.0).reshape(4, 4), np.linspace(0, 1, 16).reshape(4, 4))
     assert rgb.shape == (4, 4, 3) and rgb.min() >= 0 and rgb.max() <= 1
+
+
+class DeadNet(torch.nn.Module):
+    """A ReLU network whose weights are all zero: no activation, no gradient, Grad-CAM zero everywhere."""
+
+    gradcam_layer = "features"
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU())
+        self.head = torch.nn.Linear(4, 1)
+        for p in self.parameters():
+            torch.nn.init.zeros_(p)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean(dim=(2, 3)))
+
+
+def test_vanishing_gradients_give_a_zero_map_that_is_named():
+    heat = gradcam(DeadNet(), np.random.default_rng(0).random((2, 1, 16, 16), dtype=np.float32))
+    assert heat.shape == (2, 16, 16) and not heat.any()
+    assert [cam_problem(h) for h in heat] == [ZERO_CAM, ZERO_CAM]
+    assert ZERO_CAM == "Grad-CAM is zero everywhere: the last conv block gives no evidence for the class"
+
+
+def test_cam_problem_tells_zero_non_finite_and_uniform_maps_from_useful_ones():
+    assert cam_problem(np.full((4, 4), np.nan)) == ZERO_CAM
+    assert cam_problem(np.where(np.eye(4) > 0, np.nan, 1.0)) == ZERO_CAM
+    assert cam_problem(np.ones((4, 4))) == UNIFORM_CAM
+    assert cam_problem(np.linspace(0, 1, 16).reshape(4, 4)) is None
+
+
+def test_a_zero_map_overlay_writes_the_sentence_instead_of_a_blank_picture():
+    gray = np.tile(np.linspace(0, 1, 32), (32, 1))
+    picture = overlay(gray, np.zeros((32, 32)))
+    assert picture.shape == (256, 256, 3) and picture.min() >= 0 and picture.max() <= 1
+    plain = np.repeat(np.repeat(gray, 8, 0), 8, 1)
+    # The text box darkens the middle band; the corners are the input picture itself.
+    middle = picture[112:144, 40:216].mean(axis=-1)
+    assert middle.mean() < plain[112:144, 40:216].mean() - 0.2
+    assert np.allclose(picture[:20, :20].mean(axis=-1), plain[:20, :20], atol=0.02)
+    assert overlay(gray, np.linspace(0, 1, 1024).reshape(32, 32)).shape == (32, 32, 3)  # a real map is not stamped

@@ -30,7 +30,7 @@ def predict_with_pictures(bundle: Bundle, inputs: list[Path], out_dir: Path | No
         matplotlib.use("Agg")
         from matplotlib import pyplot as plt
 
-        from medlearn.explain.gradcam import gradcam, overlay
+        from medlearn.explain.gradcam import cam_problem, gradcam, overlay
 
         heat = gradcam(bundle.model, np.stack(arrays))
         for unit, array, h, record in zip(loaded.units, arrays, heat, records):
@@ -38,6 +38,9 @@ def predict_with_pictures(bundle: Bundle, inputs: list[Path], out_dir: Path | No
             heat2d = bundle.task.display_image(h[None])
             if image is None:
                 continue
+            problem = cam_problem(heat2d)
+            if problem is not None:  # the picture says it too (overlay writes it across the image)
+                record.setdefault("warnings", []).append(problem)
             panels = [("model input + Grad-CAM", overlay(image, heat2d))]
             if unit.context is not None:
                 ct, row0, col0 = unit.context

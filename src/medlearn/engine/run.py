@@ -458,15 +458,21 @@ def write_run_report(path: Path, bundle: Bundle, tables: dict[str, UnitTable], p
     task, meta = bundle.task, bundle.meta
     (split, table), = list(tables.items())[:1]
     op = M.OperatingPoint(**meta["operating_point"]) if meta.get("operating_point") else None
-    sections = standard_sections(task.kind, table.targets, preds[split], task.class_names, op, history)
+    training = meta["training"]
+    sections = standard_sections(task.kind, table.targets, preds[split], task.class_names, op, history,
+                                 monitor=training.get("monitor"), best_epoch=training.get("best_epoch"))
     sections.extend(task_report_sections(bundle, table, preds[split]))
     sections.extend(data_sections or [])
+    warnings = bundle.calibration.at_bound()
     provenance = {"task": task.name, "model": meta["model"]["name"], "data fingerprint": meta["data"]["fingerprint"],
-                  "best epoch": meta["training"]["best_epoch"],
+                  "best epoch": training["best_epoch"], "monitored metric": training.get("monitor"),
                   **{f"calibration {k} (fitted on val)": round(v, 4) for k, v in bundle.calibration.to_dict().items()},
+                  **({"calibration warning": "; ".join(warnings)} if warnings else {}),
                   **meta["versions"]}
+    # The bundle's own credits: what this model was trained on (a demo's synthetic data, not the task's dataset).
     return write_report(path, f"medlearn — {task.name} ({meta['model']['name']})", metrics_by_split, sections,
-                        task.intended_use, task.credits, config_yaml=config_yaml, provenance=provenance)
+                        meta.get("intended_use", task.intended_use), meta.get("credits", task.credits),
+                        config_yaml=config_yaml, provenance=provenance, warnings=warnings)
 
 
 def task_report_sections(bundle: Bundle, table: UnitTable, pred: np.ndarray, n_examples: int = 12) -> list:
@@ -491,14 +497,25 @@ def task_report_sections(bundle: Bundle, table: UnitTable, pred: np.ndarray, n_e
                               figures=[("Preprocessed inputs as the model sees them",
                                         figure_to_data_uri(image_grid(images, titles)))])]
     if getattr(bundle.model, "gradcam_layer", None):
-        from medlearn.explain.gradcam import gradcam, overlay
+        import html as _html
+
+        from medlearn.explain.gradcam import cam_problem, gradcam, overlay
 
         heat = gradcam(bundle.model, np.stack(arrays))
-        overlays = [overlay(img, task.display_image(h[None])) for img, h in zip(images, heat)]
-        sections.append(ReportSection(
-            "Grad-CAM", html="<p>Where the network's last convolutional block found evidence for the positive "
-                             "class (red = strongest). Heatmaps are normalised per image.</p>",
-            figures=[("Grad-CAM overlays", figure_to_data_uri(image_grid(overlays, titles)))]))
+        maps = [task.display_image(h[None]) for h in heat]
+        overlays = [overlay(img, m) for img, m in zip(images, maps)]
+        problems = [cam_problem(m) for m in maps]
+        text = ("<p>Where the network's last convolutional block found evidence for the positive class (red = "
+                "strongest). Heatmaps are normalised per image.</p>")
+        flagged = [(table.ids[i], problem) for i, problem in zip(picks, problems) if problem is not None]
+        if flagged:  # said in words, not left to a blank overlay
+            items = "".join(f"<li><code>{_html.escape(str(uid))}</code>: {_html.escape(problem)}</li>"
+                            for uid, problem in flagged)
+            text += (f'<p class="cam-problem"><strong>{len(flagged)} of {len(picks)} maps show nothing.</strong>'
+                     f"</p><ul>{items}</ul>")
+        titles = [t + ("\nGrad-CAM: nothing" if p is not None else "") for t, p in zip(titles, problems)]
+        sections.append(ReportSection("Grad-CAM", html=text,
+                                      figures=[("Grad-CAM overlays", figure_to_data_uri(image_grid(overlays, titles)))]))
     return sections
 
 

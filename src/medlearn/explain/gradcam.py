@@ -3,13 +3,29 @@
 Models name their target layer in a ``gradcam_layer`` attribute (a dotted module path), so one function
 serves every imaging network without knowing its architecture. Wrappers that run their network several
 times per forward (test-time augmentation) expose the network as ``gradcam_model``.
+
+A map can be empty: when the target layer's activations or the gradients reaching them vanish (dead ReLUs,
+a saturated output), Grad-CAM is zero everywhere. Drawn as an overlay that is just the input picture, which
+a reader takes for "no evidence anywhere but fine". :func:`cam_problem` names such maps and
+:func:`overlay` writes the sentence across the picture instead.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import textwrap
+
 import numpy as np
 import torch
 from torch import nn
+
+log = logging.getLogger(__name__)
+
+#: What a picture or report says instead of showing a blank overlay.
+ZERO_CAM = "Grad-CAM is zero everywhere: the last conv block gives no evidence for the class"
+#: ...and for a map that is the same non-zero value everywhere (nothing localised).
+UNIFORM_CAM = "Grad-CAM is the same everywhere: the last conv block does not localise the evidence"
 
 
 def target_layer(model: nn.Module) -> nn.Module:
@@ -44,18 +60,68 @@ def gradcam(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | None =
     spatial = tuple(inputs.shape[2:])
     mode = "bilinear" if len(spatial) == 2 else "trilinear"
     up = LayerAttribution.interpolate(attr, spatial, interpolate_mode=mode).detach()[:, 0].cpu().numpy()
+    broken = ~np.isfinite(up.reshape(len(up), -1)).all(axis=1)
+    for i in np.flatnonzero(broken):
+        log.warning("Grad-CAM of input %d is not finite (NaN or infinite gradients); shown as zero", i)
+    up[broken] = 0.0
     peak = up.reshape(len(up), -1).max(axis=1).reshape((-1,) + (1,) * len(spatial))
     return np.where(peak > 0, up / np.where(peak > 0, peak, 1), 0.0).astype(np.float32)
 
 
+def cam_problem(heat: np.ndarray) -> str | None:
+    """Why a Grad-CAM map shows nothing, or None when it localises something.
+
+    :data:`ZERO_CAM` when no value is positive and finite (all zero, or NaN/inf), :data:`UNIFORM_CAM` when
+    every value is the same positive number (e.g. a 1x1 target layer upsampled).
+    """
+    h = np.asarray(heat, dtype=np.float64)
+    finite = h[np.isfinite(h)]
+    if finite.size < h.size or not (finite > 0).any():
+        return ZERO_CAM
+    if h.size > 1 and float(np.ptp(finite)) <= 1e-6 * float(finite.max()):
+        return UNIFORM_CAM
+    return None
+
+
 def overlay(gray: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """An RGB picture (h, w, 3) in [0, 1]: the grayscale image with the heatmap in a jet colormap on top."""
+    """An RGB picture (h, w, 3) in [0, 1]: the grayscale image with the heatmap in a jet colormap on top.
+
+    When the map shows nothing (:func:`cam_problem`), the picture says so instead: the image, upscaled to
+    at least 256 pixels a side so the words are legible, with the sentence written across it.
+    """
     from matplotlib import colormaps
 
     g = np.asarray(gray, dtype=np.float32)
     span = float(g.max() - g.min())
     g = (g - g.min()) / span if span > 0 else np.zeros_like(g)
     rgb = np.repeat(g[..., None], 3, axis=-1)
+    problem = cam_problem(heat)
+    if problem == ZERO_CAM:
+        return write_across(rgb, problem)
     colored = colormaps["jet"](np.clip(heat, 0, 1))[..., :3]
     weight = alpha * np.clip(heat, 0, 1)[..., None]
-    return np.clip((1 - weight) * rgb + weight * colored, 0.0, 1.0)
+    picture = np.clip((1 - weight) * rgb + weight * colored, 0.0, 1.0)
+    return picture if problem is None else write_across(picture, problem)
+
+
+def write_across(rgb: np.ndarray, text: str, min_side: int = 256) -> np.ndarray:
+    """``rgb`` (h, w, 3) in [0, 1], upscaled (nearest) to at least ``min_side`` pixels a side, with
+    ``text`` in a dark box across the middle; rendered by Agg without pyplot."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    h, w = rgb.shape[:2]
+    scale = max(1, math.ceil(min_side / max(1, min(h, w))))
+    big = np.repeat(np.repeat(np.asarray(rgb, dtype=np.float32), scale, axis=0), scale, axis=1)
+    fig = Figure(figsize=(big.shape[1] / 100, big.shape[0] / 100), dpi=100)
+    canvas = FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(big, interpolation="nearest")
+    ax.axis("off")
+    chars = max(16, int(big.shape[1] / 8.5))
+    ax.text(0.5, 0.5, textwrap.fill(text, chars), ha="center", va="center", transform=ax.transAxes,
+            fontsize=9, color="white", bbox={"facecolor": "black", "alpha": 0.75, "edgecolor": "none"})
+    canvas.draw()
+    out = np.asarray(canvas.buffer_rgba())[..., :3].astype(np.float32) / 255.0
+    fig.clear()
+    return out
