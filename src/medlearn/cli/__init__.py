@@ -239,6 +239,14 @@ def info_cmd(
             cells.append("–" if v is None else f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
         table.add_row(name, *cells)
     console.print(table)
+    for block in meta["metrics"].values():
+        if block.get("ci_note"):
+            console.print(f"{block.get('split')}: {block['ci_note']}", highlight=False)
+        spread = block.get("folds_summary")
+        if spread:
+            console.print("per-fold spread (mean ± sd, min–max): " + "; ".join(
+                f"{name} {s['mean']:.3f} ± {s['sd'] or 0:.3f} ({s['min']:.3f}–{s['max']:.3f})"
+                for name, s in spread.items() if s["mean"] is not None), highlight=False)
     console.print("versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
 
 
