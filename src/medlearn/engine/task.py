@@ -73,12 +73,23 @@ class Task(ABC):
     f1_groups: ClassVar[dict[str, list[str]]] = {}
     value_range: ClassVar[tuple[float | None, float | None]] = (None, None)  # regression: physical bounds
     Options: ClassVar[type[BaseModel]] = NoOptions
+    #: The datasets to credit (licence, citation) in reports, model cards and bundles. A run on other
+    #: data names its own in ``data.options.credits`` (e.g. ``medlearn demo``'s synthetic data), which
+    #: replaces these for that task instance and is stored with its options in the bundle.
     credits: ClassVar[list[str]] = []
     intended_use: ClassVar[str] = INTENDED_USE
 
     def __init__(self, options: dict[str, Any] | None = None):
+        options = dict(options or {})
+        credits = options.pop("credits", None)
+        if credits is not None:
+            if not isinstance(credits, list) or not credits or not all(isinstance(c, str) and c.strip()
+                                                                      for c in credits):
+                raise ConfigError("data.options.credits: give a non-empty list of strings naming the data "
+                                  f"and its licence, got {credits!r}")
+            vars(self)["credits"] = list(credits)  # this instance's data, in place of the class's
         try:
-            self.options = self.Options.model_validate(options or {})
+            self.options = self.Options.model_validate(options)
         except ValidationError as exc:
             raise ConfigError(format_validation_error(exc, "config", prefix="data.options")) from None
 
@@ -140,7 +151,11 @@ class Task(ABC):
         return None
 
     def options_dict(self) -> dict[str, Any]:
-        return self.options.model_dump(mode="json")
+        """The validated options, and the ``credits`` override if one was given (so a bundle keeps it)."""
+        options = self.options.model_dump(mode="json")
+        if "credits" in vars(self):
+            options["credits"] = list(self.credits)
+        return options
 
 
 class GenerativeTask(Task):

@@ -48,6 +48,19 @@ MOSES_BASELINES: dict[str, dict[str, float]] = {
 }
 
 
+#: The MOSES data set, credited when a run trains and is scored on it (the task's default).
+MOSES_DATA_CREDIT = ("MOSES benchmark: Polykovskiy et al., Front. Pharmacol. 2020 (MIT); molecules from ZINC "
+                     "Clean Leads.")
+#: What every run's metrics rely on, whatever the molecules.
+METRIC_CREDITS = [
+    "FCD: Preuer et al., J. Chem. Inf. Model. 2018 (fcd package, ChemNet weights).",
+    "RDKit (BSD) for parsing, descriptors, SA score (Ertl & Schuffenhauer 2009) and PAINS filters.",
+]
+#: The MOSES metric definitions and MCF filter list alone, for runs on other molecules.
+MOSES_METRICS_CREDIT = ("MOSES metric definitions and MCF filter list: Polykovskiy et al., Front. Pharmacol. "
+                        "2020 (MIT).")
+
+
 class MoleculeTokens:
     """Preprocessing step ``mol_tokens``: canonical SMILES → ``length`` token ids (bos … eos, padded).
 
@@ -80,11 +93,7 @@ class MoleculeGeneration(GenerativeTask):
     default_model = "char_rnn"
     intended_use = (INTENDED_USE + " Generated molecules are hypotheses for a chemist to review, not "
                     "synthesis-ready or safe compounds.")
-    credits = [
-        "MOSES benchmark: Polykovskiy et al., Front. Pharmacol. 2020 (MIT); molecules from ZINC Clean Leads.",
-        "FCD: Preuer et al., J. Chem. Inf. Model. 2018 (fcd package, ChemNet weights).",
-        "RDKit (BSD) for parsing, descriptors, SA score (Ertl & Schuffenhauer 2009) and PAINS filters.",
-    ]
+    credits = [MOSES_DATA_CREDIT, *METRIC_CREDITS]
 
     class Options(BaseModel):
         model_config = ConfigDict(extra="forbid")
