@@ -1,9 +1,15 @@
 """EHR length of stay end to end through the CLI on the real demos: patient-level splits, ordinal
-metrics with CIs, bundle reload, and bad inputs as one-line errors."""
+metrics with CIs that beat chance, bundle reload, and bad inputs as one-line errors.
+
+The quality run is the shipped gradient-boosting config on the MIMIC-IV demo, fitted in one pass (the
+LSTM at a test-sized budget learns nothing there: κ_lin 0.03 after 3 epochs, and README's 40-epoch κ_lin
+0.116 has a CI that covers 0). The MIMIC-III and eICU demos (30 and 34 test admissions) show no
+detectable LOS signal for any model (README), so their runs test the readers and splits, not quality."""
 
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 from pathlib import Path
 
@@ -22,9 +28,30 @@ FAST = ["--quiet", "--set", "train.epochs=3", "--set", "eval.n_bootstrap=100"]
 def mimic4_run(tmp_path_factory) -> Path:
     require_data("ehr/mimic-iv-demo")
     out = tmp_path_factory.mktemp("ehr") / "run"
-    result = runner.invoke(app, ["train", "ehr_los_mimic4", "--out", str(out), *FAST], catch_exceptions=False)
+    result = runner.invoke(app, ["train", "ehr_los_mimic4_gbm", "--out", str(out), "--quiet",
+                                 "--set", "eval.n_bootstrap=100"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return out
+
+
+def _patient_of_admission(root: Path, admissions: str) -> dict[str, str]:
+    """Admission id → patient id, straight from the source's admissions table (not through medlearn)."""
+    with gzip.open(root / admissions, "rt") as fh:
+        rows = list(csv.DictReader(fh))
+    return {r.get("hadm_id") or r["HADM_ID"]: r.get("subject_id") or r["SUBJECT_ID"] for r in rows}
+
+
+def _assert_splits_share_no_patient(run: Path, patient_of: dict[str, str]) -> None:
+    """train / val / test pairwise patient-disjoint (bundle splits, mapped through the source's own table),
+    and predictions.csv's group column is that patient."""
+    meta = json.loads((run / "bundle" / "bundle.json").read_text())
+    patients = {s: {patient_of[uid] for uid in ids} for s, ids in meta["splits"].items()}
+    assert set(patients) == {"train", "val", "test"} and all(patients.values())
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not patients[a] & patients[b], (a, b, patients[a] & patients[b])
+    with (run / "predictions.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and all(r["group"] == patient_of[r["id"]] for r in rows)
 
 
 def test_los_classification_reports_ordinal_metrics_with_cis(mimic4_run):
@@ -32,16 +59,18 @@ def test_los_classification_reports_ordinal_metrics_with_cis(mimic4_run):
     assert (metrics["task"], metrics["unit"], metrics["split"]) == ("los_classification", "admission", "test")
     for name in ("kappa_linear", "mad", "accuracy", "macro_f1"):
         assert metrics["metrics"][name]["ci95"] is not None, name
-    assert -1 <= metrics["metrics"]["kappa_linear"]["value"] <= 1
+    # Chance on these 62 test admissions: the same predictions shuffled against the targets reach
+    # κ_lin 0.19 at their 99th percentile (2,000 permutations) and MAD ≥ 2.87 bins at their 1st; the
+    # training prevalence (dummy) gives κ_lin 0 and the majority bin MAD 3.82. Measured: κ_lin 0.355, MAD 2.32.
+    assert metrics["metrics"]["kappa_linear"]["value"] > 0.25
+    assert metrics["metrics"]["mad"]["value"] < 2.8
     assert set(metrics["per_class"]) == {"<1d", "1-2d", "2-3d", "3-4d", "4-5d", "5-6d", "6-7d", "7-8d", "8-14d", ">=14d"}
 
 
 def test_no_patient_is_in_two_splits(mimic4_run):
+    root = require_data("ehr/mimic-iv-demo")
+    _assert_splits_share_no_patient(mimic4_run, _patient_of_admission(root, "hosp/admissions.csv.gz"))
     meta = json.loads((mimic4_run / "bundle" / "bundle.json").read_text())
-    with (mimic4_run / "predictions.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
-    patients = {s: {r["group"] for r in rows if r["split"] == s} for s in ("val", "test")}
-    assert patients["val"] and patients["test"] and not patients["val"] & patients["test"]
     assert sum(len(ids) for ids in meta["splits"].values()) == 245
 
 
@@ -62,12 +91,24 @@ def test_bundle_carries_the_fitted_featurisation_and_reproduces_predictions(mimi
     np.testing.assert_allclose(probs, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("config, root", [("ehr_los_mimic3", "ehr/mimic-iii-demo"), ("ehr_los_eicu", "ehr/eicu-demo")])
-def test_other_sources_train_with_the_same_task(config, root, tmp_path):
-    require_data(root)
+@pytest.mark.parametrize("config, root, admissions, n_test", [
+    ("ehr_los_mimic3", "ehr/mimic-iii-demo", "ADMISSIONS.csv.gz", 30),
+    ("ehr_los_eicu", "ehr/eicu-demo", None, 34)])
+def test_other_sources_train_with_the_same_task(config, root, admissions, n_test, tmp_path):
+    """The same task reads the other sources and splits them by patient. No quality bound: on 30–34 test
+    admissions no model (LSTM, GRU, transformer, linear, boosting) is distinguishable from chance (README),
+    so a bound here would either be false or one the training prevalence also meets."""
+    data = require_data(root)
     result = runner.invoke(app, ["train", config, "--out", str(tmp_path / "run"), *FAST], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]["kappa_linear"]["value"] is not None
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (metrics["task"], metrics["split"], metrics["n"]) == ("los_classification", "test", n_test)
+    if admissions is not None:
+        _assert_splits_share_no_patient(tmp_path / "run", _patient_of_admission(data, admissions))
+    else:  # eICU: the unit is a hospital stay (patienthealthsystemstayid), its patient the uniquepid
+        with (data / "patient.csv").open() as fh:
+            patient_of = {r["patienthealthsystemstayid"]: r["uniquepid"] for r in csv.DictReader(fh)}
+        _assert_splits_share_no_patient(tmp_path / "run", patient_of)
 
 
 def test_missing_admittime_is_one_line_naming_file_and_column(tmp_path):
