@@ -158,3 +158,36 @@ def test_cosine_similarity_of_count_dictionaries_by_hand(reference, generated, e
 
     assert cosine_similarity(reference, generated) == pytest.approx(expected)
     assert math.isnan(cosine_similarity(reference, {}))
+
+
+def test_metrics_json_keeps_fcd_test_and_names_the_reference_it_was_scored_against(reference):
+    from medlearn.molecules.score import metrics_json
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        named = MosesReference(reference.test, reference.test_scaffolds, reference.filter_smarts,
+                               train=reference.train, sources={"test": "8 toy molecules (not MOSES Test)"})
+        result = metrics_json("toy", GENERATED, named, "generated", n_jobs=1)
+    assert "fcd_test" in result["metrics"] and "fcd_testsf" in result["metrics"]
+    assert result["reference"] == {"test": "8 toy molecules (not MOSES Test)"}
+
+
+def test_an_in_memory_reference_describes_its_sets_by_size_unless_named(reference):
+    assert reference.sources == {"test": "8 SMILES given in memory", "test_scaffolds": "4 SMILES given in memory",
+                                 "train": "2 SMILES given in memory"}
+
+
+def test_report_rows_name_the_reference_and_say_when_baselines_do_not_compare():
+    from medlearn.molecules.report import baseline_table_html
+
+    metrics = {"n": 10, "split": "generated", "metrics": {k: {"value": 0.5, "ci95": None} for k in
+                                                           ("validity", "fcd_test", "snn_testsf", "qed_w", "novelty")},
+               "reference": {"test": "1,000 molecules held out from first_5K.smi (not the MOSES Test set)",
+                             "test_scaffolds": "TestSF file", "train": "the 3,800 training molecules"}}
+    table = baseline_table_html(metrics, "char_rnn")
+    assert '<th>fcd_test <span class="meta">vs 1,000 molecules held out from first_5K.smi' in table
+    assert '<th>snn_testsf <span class="meta">vs TestSF file</span></th>' in table
+    assert '<th>novelty <span class="meta">vs the 3,800 training molecules</span></th>' in table
+    assert "<th>validity</th>" in table and "Not comparable with the baselines" in table
+    metrics["reference"]["test"] = "MOSES Test (/data/moses/test.csv.gz)"
+    assert "Not comparable" not in baseline_table_html(metrics, "char_rnn")

@@ -49,6 +49,10 @@ def test_scores_a_file_with_invalid_smiles_into_metrics_json(small_moses, tmp_pa
     assert 0.0 < m["int_div1"] < 1.0 and 98 / 198 < m["snn_test"] < 1.0
     assert {"fcd_test", "frag_testsf", "qed_w", "unique_1k"} <= set(m)
     assert all(v["ci95"] is None for v in metrics["metrics"].values())
+    # fcd_test keeps its name; "reference" says it was scored against the given file, not MOSES Test
+    assert metrics["reference"] == {"test": f"{root / 'test.csv'}, 200 molecules",
+                                    "test_scaffolds": f"{root / 'scaffolds.csv'}, 200 molecules",
+                                    "train": str(root / "train.csv")}
     again = _run(root, generated, tmp_path / "metrics.json")
     assert again.exit_code == 2 and "--force" in again.output
 

@@ -12,7 +12,11 @@ from typing import Any
 
 def metrics_json(task: str, generated: Sequence[str | None], reference: Any, split: str,
                  n_jobs: int | None = None) -> dict[str, Any]:
-    """metrics.json of ``generated`` SMILES (invalid ones count against validity) against ``reference``."""
+    """metrics.json of ``generated`` SMILES (invalid ones count against validity) against ``reference``.
+
+    The keys keep MOSES's names (``fcd_test``, ``snn_testsf``...) whatever the reference; its top-level
+    ``"reference"`` names what the ``_test``/``_testsf`` metrics (and novelty, ``train``) were scored against.
+    """
     from medlearn.molecules.metrics import METRICS_JSON_NAMES, compute_metrics
 
     started = time.perf_counter()
@@ -21,6 +25,7 @@ def metrics_json(task: str, generated: Sequence[str | None], reference: Any, spl
                for k, v in table.items()}
     return {"task": task, "split": split, "unit": "molecule", "n": len(generated),
             "metrics": metrics, "per_class": {}, "operating_point": None,
+            "reference": dict(getattr(reference, "sources", {}) or {}),
             "ci_method": "not bootstrapped (set-level statistics)",
             "seconds": round(time.perf_counter() - started, 1)}
 
@@ -38,7 +43,5 @@ def score_smiles_file(path: Path, train: Path | None = None, test: Path | None =
     result = metrics_json("mol_metrics", generated, reference, "generated", n_jobs)
     seconds = result.pop("seconds")
     result["input"] = str(path)
-    result["reference"] = {"train": str(train or "MOSES train"), "test": str(test or "MOSES test"),
-                           "test_scaffolds": str(test_scaffolds or "MOSES test_scaffolds")}
     result["seconds"] = seconds
     return result

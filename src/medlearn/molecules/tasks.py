@@ -11,6 +11,9 @@ Two kinds of reference:
   MOSES files, novelty against the whole training file, as the MOSES paper reports;
 - ``test_file: null`` (any other SMILES file, e.g. the demo's): ``n_test`` molecules of the file are held
   out as the Test reference; filters are MOSES's MCF list (shipped with medlearn, MIT) + RDKit's PAINS.
+
+The metric keys keep MOSES's names either way (``fcd_test`` is FCD against whichever Test reference);
+metrics.json's ``"reference"`` names the sets they were scored against, and the report's rows say it.
 """
 
 from __future__ import annotations
@@ -219,20 +222,30 @@ class MoleculeGeneration(GenerativeTask):
         if o.test_file:
             stats = folder / "test_stats_fcd_props.npz"
             sf_stats = folder / "test_scaffolds_stats_fcd.npz"
+            sources = {}  # files under MOSES's own names are its sets: say so (fcd_test is FCD/Test then)
+            for key, label, path in (("test", "Test", folder / o.test_file),
+                                     ("test_scaffolds", "TestSF", folder / (o.test_scaffolds_file or "-")),
+                                     ("train", "train", self.train_path(root))):
+                if path.name == {"test": "test.csv.gz", "test_scaffolds": "test_scaffolds.csv.gz",
+                                 "train": "train.csv.gz"}[key]:
+                    sources[key] = f"MOSES {label} ({path})"
             return MosesReference.load(
                 test_path=folder / o.test_file, test_stats=stats if stats.is_file() else None,
                 test_scaffolds_path=folder / o.test_scaffolds_file if o.test_scaffolds_file else None,
                 test_scaffolds_stats=sf_stats if sf_stats.is_file() and o.test_scaffolds_file else None,
                 scaffold_split=o.test_scaffolds_file is not None,
                 mcf_path=_filter_file(folder, "mcf.csv"), pains_path=_filter_file(folder, "wehi_pains.csv"),
-                train_path=self.train_path(root))
+                train_path=self.train_path(root), sources=sources)
         from medlearn.molecules.metrics.filters import read_filter_smarts
 
         smarts = read_filter_smarts(_filter_file(folder, "mcf.csv"), _filter_file(folder, "wehi_pains.csv"))
         # Novelty against the molecules the model saw (train + val), not the whole file: the held-out Test
         # molecules come from the same file.
         train = [*tables["train"].raw, *tables["val"].raw]
-        return MosesReference.from_smiles(list(tables["test"].raw), smarts, train_smiles=train)
+        name = self.train_path(root).name
+        sources = {"test": f"{len(tables['test']):,} molecules held out from {name} (not the MOSES Test set)",
+                   "train": f"the {len(train):,} training and validation molecules drawn from {name}"}
+        return MosesReference.from_smiles(list(tables["test"].raw), smarts, train_smiles=train, sources=sources)
 
     def score_generated(self, samples: Sequence[str], reference: Any, split: str) -> dict[str, Any]:
         """metrics.json (CONVENTIONS names, ``ci95`` null) of generated SMILES against ``reference``."""

@@ -168,13 +168,20 @@ def _read_cache(path: Path) -> dict[str, Any]:
 
 @dataclass
 class MosesReference:
-    """The MOSES evaluation context: Test and TestSF statistics, filter SMARTS and the training set."""
+    """The MOSES evaluation context: Test and TestSF statistics, filter SMARTS and the training set.
+
+    ``sources`` names what each set is (keys ``test``, ``test_scaffolds``, ``train``), e.g. "MOSES Test
+    (…/test.csv.gz, 176,074 molecules)" or "1,000 molecules held out from first_5K.smi": the metric keys
+    keep MOSES's names (``fcd_test``...) whatever they were scored against, so metrics.json and reports
+    carry these as its ``reference``.
+    """
 
     test: ReferenceStats
     test_scaffolds: ReferenceStats | None
     filter_smarts: tuple[str, ...]
     train_path: Path | None = None
     train: frozenset[str] | None = field(default=None, repr=False)
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def references(self) -> list[ReferenceStats]:
@@ -189,26 +196,36 @@ class MosesReference:
     @classmethod
     def from_smiles(cls, test_smiles: list[str | None], filter_smarts: tuple[str, ...],
                     test_scaffolds_smiles: list[str | None] | None = None,
-                    train_smiles: list[str] | None = None, n_jobs: int | None = None) -> MosesReference:
+                    train_smiles: list[str] | None = None, n_jobs: int | None = None,
+                    sources: dict[str, str] | None = None) -> MosesReference:
         """A reference from in-memory SMILES (a custom benchmark, or a small one for tests); FCD and
-        property statistics are computed from the SMILES."""
+        property statistics are computed from the SMILES. ``sources`` names the sets (see the class);
+        unnamed ones are described by their size only."""
         test = ReferenceStats.from_smiles("Test", test_smiles, n_jobs=n_jobs)
         scaffolds = None if test_scaffolds_smiles is None else ReferenceStats.from_smiles(
             "TestSF", test_scaffolds_smiles, with_properties=False, n_jobs=n_jobs)
+        named = {"test": f"{len(test_smiles):,} SMILES given in memory"}
+        if test_scaffolds_smiles is not None:
+            named["test_scaffolds"] = f"{len(test_scaffolds_smiles):,} SMILES given in memory"
+        if train_smiles is not None:
+            named["train"] = f"{len(train_smiles):,} SMILES given in memory"
         return cls(test=test, test_scaffolds=scaffolds, filter_smarts=tuple(filter_smarts),
-                   train=None if train_smiles is None else frozenset(train_smiles))
+                   train=None if train_smiles is None else frozenset(train_smiles),
+                   sources={**named, **(sources or {})})
 
     @classmethod
     def load(cls, test_path: str | Path | None = None, test_scaffolds_path: str | Path | None = None,
              test_stats: str | Path | None = None, test_scaffolds_stats: str | Path | None = None,
              mcf_path: str | Path | None = None, pains_path: str | Path | None = None,
              train_path: str | Path | None = None, scaffold_split: bool = True, novelty: bool = True,
-             n_jobs: int | None = None) -> MosesReference:
+             n_jobs: int | None = None, sources: dict[str, str] | None = None) -> MosesReference:
         """The MOSES reference; every path defaults to its file under ``MEDLEARN_DATA/molecules/moses``.
 
         The shipped FCD/property statistics are used by default only with the default SMILES files: a
         custom ``test_path`` without ``test_stats`` gets them computed from its SMILES. The first call
-        computes fingerprint/fragment/scaffold statistics (progress bar) and caches them.
+        computes fingerprint/fragment/scaffold statistics (progress bar) and caches them. ``sources``
+        names the sets (see the class); by default "MOSES Test (path, n molecules)" for a default file
+        and "path (n molecules)" for another.
         """
         test_file = Path(test_path) if test_path is not None else _moses_file("test.csv.gz")
         if test_stats is None and test_path is None:
@@ -227,7 +244,18 @@ class MosesReference:
         train = None
         if novelty:
             train = Path(train_path) if train_path is not None else _moses_file("train.csv.gz")
-        return cls(test=test, test_scaffolds=scaffolds, filter_smarts=smarts, train_path=train)
+
+        def named(moses: str, path: Path, given: Any, stats: ReferenceStats | None = None) -> str:
+            where = str(path) if stats is None else f"{path}, {stats.n_molecules:,} molecules"
+            return f"MOSES {moses} ({where})" if given is None else where
+
+        described = {"test": named("Test", test_file, test_path, test)}
+        if scaffolds is not None:
+            described["test_scaffolds"] = named("TestSF", sf_file, test_scaffolds_path, scaffolds)
+        if train is not None:
+            described["train"] = named("train", train, train_path)
+        return cls(test=test, test_scaffolds=scaffolds, filter_smarts=smarts, train_path=train,
+                   sources={**described, **(sources or {})})
 
 
 def _moses_file(name: str) -> Path:
