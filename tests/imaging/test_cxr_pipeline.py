@@ -1,4 +1,4 @@
-"""PneumoniaMNIST end to end at smoke size: official splits, predict on a PNG and on an npz."""
+"""PneumoniaMNIST end to end at smoke size: official splits, better than chance, predict on a PNG and on an npz."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ def test_official_splits_are_kept(bundle):
     meta = json.loads((bundle / "bundle.json").read_text())
     assert {s: len(ids) for s, ids in meta["splits"].items()} == {"train": 4708, "val": 524, "test": 624}
     assert json.loads((bundle.parent / "metrics.json").read_text())["n"] == 624
+
+
+def test_three_batches_already_separate_pneumonia_from_normal(bundle):
+    """384 training images are enough to beat chance clearly: the training prevalence scores AUROC 0.5,
+    and with shuffled labels its SD on 234 normal / 390 pneumonia test images is 0.024, so 0.7 is over
+    8 SD above chance. The fixed-seed run measured 0.800 (CI 0.768–0.838)."""
+    auroc = json.loads((bundle.parent / "metrics.json").read_text())["metrics"]["auroc"]
+    assert auroc["value"] > 0.7 and auroc["ci95"][0] > 0.6
 
 
 def test_predict_png_and_npz(bundle, tmp_path):
