@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from sklearn import metrics as skm
 
 from medlearn.engine.calibration import (
@@ -99,6 +100,7 @@ def loss_curves(history: list[dict[str, Any]], monitor: str | None = None,
             handles += ax.plot(x, y, marker="o", markersize=3, color=color, label=label, **_LINE)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     named = monitor is not None
     if monitor is None:
         keys = [k for row in history for k in row if k.startswith("val_") and k != "val_loss"]
