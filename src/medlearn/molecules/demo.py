@@ -21,8 +21,8 @@ from medlearn.molecules.tasks import METRIC_CREDITS, MOSES_METRICS_CREDIT
 DEMO_CREDITS = [
     "Data: RDKit's NCI sample, rdkit/Data/NCI/first_5K.smi (5,000 structures from the NCI open compound "
     "database), shipped with RDKit (BSD 3-Clause; Landrum G et al., RDKit: open-source cheminformatics, "
-    "https://www.rdkit.org). The demo trains on part of it and scores against 1,000 molecules held out from "
-    "it, not against the MOSES Test set.",
+    "https://www.rdkit.org). The demo trains on part of it and scores against molecules held out from it "
+    "(metrics.json's reference says how many), not against the MOSES Test set.",
     MOSES_METRICS_CREDIT,
     *METRIC_CREDITS,
 ]
