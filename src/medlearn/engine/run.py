@@ -466,7 +466,8 @@ def write_run_report(path: Path, bundle: Bundle, tables: dict[str, UnitTable], p
     warnings = bundle.calibration.at_bound()
     provenance = {"task": task.name, "model": meta["model"]["name"], "data fingerprint": meta["data"]["fingerprint"],
                   "best epoch": training["best_epoch"], "monitored metric": training.get("monitor"),
-                  **{f"calibration {k} (fitted on val)": round(v, 4) for k, v in bundle.calibration.to_dict().items()},
+                  **{f"calibration {k}": round(v, 4) for k, v in bundle.calibration.to_dict().items()},
+                  "calibration fitted on": training.get("calibrated_on", "the validation split"),
                   **({"calibration warning": "; ".join(warnings)} if warnings else {}),
                   **meta["versions"]}
     # The bundle's own credits: what this model was trained on (a demo's synthetic data, not the task's dataset).

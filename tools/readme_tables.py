@@ -1,0 +1,364 @@
+"""Build the README's results tables from the committed result files under ``results/``.
+
+Every figure in a README results table comes from a file that ``tools/record_result.py`` wrote (or, for
+the molecule generators whose runs predate issue 12, from ``results/legacy/``, labelled as such). The
+README holds each table between two markers::
+
+    <!-- results:imaging -->
+    ...generated...
+    <!-- /results:imaging -->
+
+``python tools/readme_tables.py`` checks that every block equals what the files give (exit 1 and a diff
+otherwise); ``--write`` rewrites the blocks. ``tests/test_readme_results.py`` runs the check, so a README
+figure that differs from its result file fails the suite.
+
+Selection is shown, not hidden: each table puts the **validation** figure that made a choice beside the
+single **test** figure of the shipped config; variants (``results/<config>+<variant>/``) have no test
+figures at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import difflib
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "results"
+README = REPO / "README.md"
+BLOCK = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+class Result:
+    """One folder of ``results/``: the files record_result.py wrote."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.path = RESULTS / name
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"{self.path}: no such result (run tools/record_result.py)")
+        self.provenance = self._json("provenance.json")
+        self.val = self._json("metrics_val.json")
+        self.bundle = self._json("bundle.json")
+        test = self.path / "metrics.json"
+        self.test = json.loads(test.read_text()) if test.is_file() else None
+
+    def _json(self, name: str) -> dict[str, Any]:
+        return json.loads((self.path / name).read_text())
+
+    @property
+    def minutes(self) -> float:
+        return self.provenance["wall_seconds"] / 60
+
+    def predictions(self, split: str) -> list[dict[str, str]]:
+        with (self.path / "predictions.csv").open(newline="") as fh:
+            return [row for row in csv.DictReader(fh) if row["split"] == split]
+
+
+def metric(scored: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
+    if scored is None:
+        return None
+    return scored["metrics"].get(name) or scored.get("per_class", {}).get(name)
+
+
+def num(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.{digits}f}"
+
+
+def ci(entry: dict[str, Any] | None, digits: int = 3, bold: bool = False) -> str:
+    """``0.876 (0.806–0.934)``; a CI the bootstrap did not give (too few clusters) is left out."""
+    if entry is None:
+        return "–"
+    text = num(entry["value"], digits)
+    text = f"**{text}**" if bold else text
+    bounds = entry.get("ci95")
+    return text + (f" ({num(bounds[0], digits)}–{num(bounds[1], digits)})" if bounds else "")
+
+
+def value(scored: dict[str, Any] | None, name: str, digits: int = 3) -> str:
+    entry = metric(scored, name)
+    return "–" if entry is None else num(entry["value"], digits)
+
+
+def per_class(scored: dict[str, Any], name: str, cls: str, digits: int = 2) -> str:
+    return num(scored.get("per_class", {}).get(cls, {}).get(name, {}).get("value"), digits)
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def commits(names: list[str]) -> str:
+    """Where the figures came from: the commits that ran, and whether each tree was clean."""
+    seen: dict[str, bool] = {}
+    for n in names:
+        p = Result(n).provenance
+        seen[p["commit"][:7]] = seen.get(p["commit"][:7], True) and p["tree_clean"]
+    return ", ".join(f"`{c}`" + ("" if clean else " (uncommitted changes)") for c, clean in seen.items())
+
+
+# -------------------------------------------------------------------------------------------- imaging
+IMAGING = [("lung_nodule", "LIDC nodule malignancy", "2.5D ResNet (MONAI, 16 slices as channels)"),
+           ("lung_nodule_seed_cnn", "LIDC nodule malignancy", "seed CNN (Conv32–Pool–Conv64–Pool–Dense128), middle slice"),
+           ("cxr_pneumonia", "Pneumonia on chest X-ray", "ResNet-18-style 2D (MONAI) at 28 px")]
+
+
+def imaging() -> str:
+    rows = []
+    for name, what, model in IMAGING:
+        r = Result(name)
+        sens = metric(r.test, "sensitivity")["value"]
+        spec = metric(r.test, "specificity")["value"]
+        rows.append([f"{what} (`{name}`)", model, f"{r.test['n']} {r.test['unit']}s", value(r.val, "auroc"),
+                     ci(metric(r.test, "auroc"), bold=True), f"{num(sens)} / {num(spec)}",
+                     value(r.test, "ece"), f"{r.minutes:.1f} min"])
+    header = ["task (config)", "model", "test n", "val AUROC", "test AUROC (95% CI)",
+              "test sensitivity / specificity at the operating point", "test ECE", "train time (1 thread)"]
+    return table(header, rows) + f"\nFrom `results/<config>/`; code at commit {commits([n for n, *_ in IMAGING])}.\n"
+
+
+LIDC_CHOICES = [("lung_nodule+tta", "2.5D ResNet, batch norm, in-plane TTA (shipped before issue 12)"),
+                ("lung_nodule", "same, without TTA (shipped)"),
+                ("lung_nodule+group_norm", "same, group norm (`model.params.norm=[group, {num_groups: 8}]`)"),
+                ("lung_nodule_seed_cnn", "seed CNN, middle slice")]
+
+
+def imaging_choices() -> str:
+    rows = [[label, f"`{name}`", value(Result(name).val, "auroc"), value(Result(name).val, "ece")]
+            for name, label in LIDC_CHOICES]
+    return table(["LIDC variant", "result", "val AUROC", "val ECE"], rows)
+
+
+# ------------------------------------------------------------------------------------------ calibration
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
+def crossfit_ece(name: str, folds: int = 5) -> dict[str, float]:
+    """Validation ECE of each calibration variant, each unit scored by a calibration fitted on the other
+    folds of the validation groups (fitting and scoring on the same units would always favour the
+    richest variant). The raw logits are recovered from the stored probabilities and the bundle's
+    calibration: ``p = σ(z / T + b)``."""
+    from medlearn.engine.calibration import expected_calibration_error
+    from medlearn.engine.posthoc import Calibration, apply_calibration, fit_calibration
+    import torch
+
+    r = Result(name)
+    rows = r.predictions("val")
+    cal = r.bundle["calibration"]
+    classes = r.bundle["class_names"]
+    y = np.array([classes.index(row["target"]) for row in rows])
+    z = (_logit(np.array([float(row["probability"]) for row in rows])) - cal["bias"]) * cal["temperature"]
+    groups = np.array([row["group"] for row in rows])
+    unique = np.unique(groups)
+    fold_of = {g: i % folds for i, g in enumerate(np.random.default_rng(0).permutation(unique))}
+    fold = np.array([fold_of[g] for g in groups])
+    out = {}
+    for variant in ("none", "temperature", "temperature + bias"):
+        prob = np.empty(len(y))
+        for k in range(folds):
+            fit, held = fold != k, fold == k
+            if variant == "none":
+                c = Calibration()
+            elif variant == "temperature":
+                c = _fit_temperature(z[fit], y[fit])
+            else:
+                c = fit_calibration(z[fit, None], y[fit], "binary")
+            prob[held] = torch.sigmoid(apply_calibration(torch.from_numpy(z[held, None]), c))[:, 0].numpy()
+        out[variant] = expected_calibration_error(y, prob)
+    return out
+
+
+def _fit_temperature(z: np.ndarray, y: np.ndarray):
+    from scipy.optimize import minimize_scalar
+
+    from medlearn.engine.posthoc import LOG_T_BOUNDS, Calibration
+
+    def nll(log_t: float) -> float:
+        s = z / np.exp(log_t)
+        return float(np.mean(np.logaddexp(0, s) - y * s))
+
+    return Calibration(float(np.exp(minimize_scalar(nll, bounds=LOG_T_BOUNDS, method="bounded").x)))
+
+
+def calibration() -> str:
+    rows = []
+    for name in ("lung_nodule", "cxr_pneumonia"):
+        scores = crossfit_ece(name)
+        best = min(scores, key=scores.get)
+        shipped = "temperature + bias" if Result(name).bundle["calibration"] != {"temperature": 1.0, "bias": 0.0} \
+            else "none"
+        rows.append([f"`{name}`", *[num(scores[v]) for v in ("none", "temperature", "temperature + bias")],
+                     best, shipped, value(Result(name).test, "ece")])
+    return table(["config", "val ECE: none", "temperature", "temperature + bias", "best on val", "shipped",
+                  "test ECE (shipped)"], rows)
+
+
+# ------------------------------------------------------------------------------------------------ EHR
+EHR_MODELS = [("lstm", "LSTM (headline)"), ("gru_attention", "GRU + attention"), ("transformer", "Transformer"),
+              ("linear", "logistic regression on aggregates"), ("gbm", "gradient boosting on aggregates")]
+EHR_DATASETS = [("mimic4", "MIMIC-IV"), ("mimic3", "MIMIC-III"), ("eicu", "eICU")]
+
+
+def ehr_result(dataset: str, model: str) -> str:
+    """The shipped config of that model on that dataset, else the dataset config's variant."""
+    base = f"ehr_los_{dataset}"
+    if model == "lstm":
+        return base
+    shipped = f"{base}_{model}"
+    return shipped if (RESULTS / shipped).is_dir() else f"{base}+{model}"
+
+
+def ehr() -> str:
+    rows, names = [], []
+    for model, label in EHR_MODELS:
+        row = [label]
+        for dataset, _ in EHR_DATASETS:
+            name = ehr_result(dataset, model)
+            names.append(name)
+            r = Result(name)
+            row += [value(r.val, "kappa_linear"), ci(metric(r.test, "kappa_linear")) if r.test else "–"]
+        rows.append(row)
+    header = ["model"]
+    for dataset, label in EHR_DATASETS:
+        n = Result(ehr_result(dataset, "lstm")).test["n"]
+        header += [f"{label} val", f"{label} test ({n} adm.)"]
+    return (table(header, rows)
+            + "\nval: validation kappa_linear, what a choice may use; test: the shipped config's single test "
+              "figure (95% CI, clustered by patient); –: a variant that is not shipped, so never scored on test. "
+              f"Code at {commits(names)}.\n")
+
+
+def ehr_other() -> str:
+    reg, mort = Result("ehr_los_regression_mimic4"), Result("ehr_mortality_mimic4")
+    rows = [["`ehr_los_regression_mimic4` (remaining days)", "MAE (days)", value(reg.val, "mae", 2),
+             ci(metric(reg.test, "mae"), 2), str(reg.test["n"])],
+            ["`ehr_mortality_mimic4` (in-hospital death)", "AUROC", value(mort.val, "auroc"),
+             ci(metric(mort.test, "auroc")), str(mort.test["n"])]]
+    return table(["config", "metric", "val", "test (95% CI)", "test n"], rows)
+
+
+# -------------------------------------------------------------------------------------------- signals
+def _af(r: Result) -> str:
+    t = r.test
+    f1 = "/".join(per_class(t, "f1", c) for c in ("N", "A", "O", "~"))
+    return (f"challenge F1 {ci(metric(t, 'challenge_f1'), bold=True)}; accuracy {ci(metric(t, 'accuracy'))}; "
+            f"AUROC {value(t, 'auroc')}; F1 N/AF/O/~ {f1}")
+
+
+def _cv(r: Result, names: list[str]) -> str:
+    return "; ".join(f"{label} {ci(metric(r.test, key))}" for key, label in names)
+
+
+SIGNALS = [
+    ("ecg_af_cinc2017", "CinC 2017, 2,500 of the 8,528 records", "record; held-out test", "challenge_f1", _af),
+    ("ecg_beats_mitdb", "MIT-BIH DS1, 22 records", "beat; 5-fold CV by record", "macro_f1",
+     lambda r: _cv(r, [("accuracy", "accuracy"), ("macro_f1", "macro-F1")])),
+    ("eeg_seizure_bonn", "Bonn, 500 segments (E vs A–D)", "segment; 5-fold CV", "auroc",
+     lambda r: _cv(r, [("accuracy", "accuracy"), ("sensitivity", "sensitivity"), ("specificity", "specificity"),
+                       ("auroc", "AUROC")])),
+    ("eeg_seizure_bonn_5set", "Bonn, sets A–E", "segment; 5-fold CV", "kappa",
+     lambda r: _cv(r, [("accuracy", "accuracy"), ("kappa", "κ")])),
+    ("eeg_seizure_delhi", "New Delhi, 150 segments", "segment; 5-fold CV", "kappa",
+     lambda r: _cv(r, [("accuracy", "accuracy"), ("kappa", "κ")])),
+    ("eeg_sleep_edf", "Sleep-EDF SC, 10 nights", "epoch; 5-fold CV by subject", "kappa",
+     lambda r: _cv(r, [("kappa", "whole recording κ"), ("macro_f1", "macro-F1")])
+     + "; sleep period ± 30 min " + _sleep_period(r)),
+]
+
+
+def _sleep_period(r: Result) -> str:
+    sub = next(iter(r.test.get("subsets", {}).values()), None)
+    return "–" if sub is None else f"κ {ci(metric(sub, 'kappa'))}, macro-F1 {value(sub, 'macro_f1')}"
+
+
+def _fold_spread(r: Result, key: str) -> str:
+    folds = [f["metrics"].get(key) for f in r.test.get("folds", []) if f["metrics"].get(key) is not None]
+    return f"folds {min(folds):.2f}–{max(folds):.2f}" if folds else ""
+
+
+def signals() -> str:
+    rows = []
+    for name, data, unit, key, describe in SIGNALS:
+        r = Result(name)
+        spread = _fold_spread(r, key)
+        rows.append([f"`{name}`", data, f"{unit} (n = {r.test['n']:,})", describe(r) + (f" ({spread})" if spread else ""),
+                     value(r.val, key), f"{r.minutes:.1f} min"])
+    return (table(["config", "data", "unit, split", "test or pooled out-of-fold metric (95% CI)",
+                   "val (choice)", "train time (1 thread)"], rows)
+            + f"\nCode at {commits([s[0] for s in SIGNALS])}.\n")
+
+
+def signals_choices() -> str:
+    rows = [[label, f"`{name}`", value(Result(name).val, "challenge_f1"), value(Result(name).val, "accuracy")]
+            for name, label in (("ecg_af_cinc2017", "ECG + RR-interval channel (shipped)"),
+                                ("ecg_af_cinc2017+no_rr", "ECG alone"))]
+    return table(["CinC 2017 variant", "result", "val challenge F1", "val accuracy"], rows)
+
+
+# ------------------------------------------------------------------------------------------- molecules
+MOLECULE_ROWS = ["validity", "unique_1k", "unique_10k", "fcd_test", "fcd_testsf", "snn_test", "snn_testsf",
+                 "frag_test", "frag_testsf", "scaf_test", "scaf_testsf", "int_div1", "int_div2", "filters",
+                 "novelty", "logp_w", "sa_w", "qed_w", "weight_w"]
+
+
+def molecules() -> str:
+    legacy = json.loads((RESULTS / "legacy" / "molecules.json").read_text())
+    models = legacy["models"]
+    rows = []
+    for key in MOLECULE_ROWS:
+        paper = legacy["moses_paper"].get(key)
+        cells = [num(models[m]["metrics"][key], 3) for m in models]
+        rows.append([key, *cells, " / ".join(num(v) for v in paper) if paper else "– / – / –"])
+    rows.append(["training", *[models[m]["training"] for m in models], "GPU, full training set, many epochs"])
+    header = ["metric", *[f"{models[m]['label']} (`{m}`)" for m in models], "MOSES paper: " + " / ".join(
+        models[m]["label"] for m in models)]
+    return table(header, rows) + f"\n{legacy['provenance']}\n"
+
+
+BLOCKS: dict[str, Callable[[], str]] = {
+    "imaging": imaging, "imaging-choices": imaging_choices, "calibration": calibration, "ehr": ehr,
+    "ehr-other": ehr_other, "signals": signals, "signals-choices": signals_choices, "molecules": molecules,
+}
+
+
+def render(readme: str) -> str:
+    """The README with every results block regenerated from the files."""
+    def replace(match: re.Match) -> str:
+        name = match["name"]
+        if name not in BLOCKS:
+            raise KeyError(f"README block results:{name} has no generator in tools/readme_tables.py")
+        return match[1] + BLOCKS[name]() + match[4]
+
+    return BLOCK.sub(replace, readme)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Check (default) or rewrite the README's results tables.")
+    parser.add_argument("--write", action="store_true", help="rewrite the blocks in README.md")
+    args = parser.parse_args()
+    current = README.read_text()
+    fresh = render(current)
+    if args.write:
+        README.write_text(fresh)
+        return 0
+    if fresh != current:
+        sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), fresh.splitlines(True),
+                                                   "README.md", "from results/"))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
