@@ -43,7 +43,11 @@ def test_train_writes_every_output_of_the_contract(trained):
     metrics = json.loads((trained / "metrics.json").read_text())
     assert (metrics["task"], metrics["split"], metrics["unit"]) == ("lung_nodule_malignancy", "test", "mark")
     auroc = metrics["metrics"]["auroc"]
-    assert 0.5 < auroc["value"] <= 1 and auroc["ci95"][0] <= auroc["value"] <= auroc["ci95"][1]
+    # 142 test marks: a model that ignores its input (the training prevalence) scores 0.5; with shuffled
+    # labels the AUROC's SD is 0.053 (44 malignant / 98 benign), so 0.75 is 4.8 SD above chance. The
+    # fixed-seed run measured 0.862 (CI 0.797–0.936).
+    assert auroc["value"] > 0.75 and auroc["ci95"][0] > 0.6
+    assert auroc["ci95"][0] <= auroc["value"] <= auroc["ci95"][1]
     assert metrics["operating_point"]["chosen_on"] == "val"
     assert metrics["operating_point"]["rule"] == "sensitivity>=0.90"
     assert json.loads((trained / "metrics_val.json").read_text())["split"] == "val"
