@@ -40,7 +40,8 @@ def test_counts_schema_and_blank_rows(source, events, admissions):
     assert events["subject_id"].null_count() == 0 and events["time"].null_count() == 0
     per_table = dict(events.group_by("source_table").len().iter_rows())
     assert per_table["lab"] == 29_961 and per_table["diagnosis"] == 1_518 and per_table["treatment"] == 2_359
-    assert per_table["medication"] == 4_964 - 182 - 108  # cancelled and code-less orders dropped
+    assert per_table["medication"] == 4_964 - 108  # code-less orders dropped; cancelled ones kept
+    assert "medication.csv: 182 cancelled order(s) kept as orders" in "\n".join(source.notes)
     assert "patient.csv: 4 blank line(s) (read as all-null rows) dropped" in source.notes
     assert "hospital.csv: 4 blank line(s) (read as all-null rows) dropped" in source.notes
 
@@ -60,12 +61,30 @@ def test_a_lab_event_lands_at_unit_admission_plus_its_offset(events, admissions)
     unit_admit = datetime(2015, 1, 1, 16, 16) + timedelta(minutes=5989)
     stay = events.filter(pl.col("stay_id") == "758779")
     assert stay.filter(pl.col("code_system") == "ICU_ADMISSION")["time"].to_list() == [unit_admit]
-    bun = stay.filter((pl.col("code") == "BUN") & (pl.col("time") == unit_admit - timedelta(minutes=6475)))
+    # drawn at offset -6475, the stored (revised) value at -6440: it counts from its revision
+    bun = stay.filter((pl.col("code") == "BUN") & (pl.col("time") == unit_admit - timedelta(minutes=6440)))
     assert bun.select("subject_id", "admission_id", "value_num", "unit").row(0) == (
         "006-100065", "585621", 31.0, "mg/dL")
     row = admissions.filter(pl.col("admission_id") == "585621").row(0, named=True)
     assert row["discharge_time"] == unit_admit + timedelta(minutes=8964)
     assert (row["sex"], row["age_years"], row["admission_type"]) == ("F", 67.0, "Operating Room")
+
+
+def test_an_order_counts_from_its_entry_not_the_start_it_records(events):
+    # medication 9726266 of stay 141765: entered at offset 1 for a start recorded at offset -188
+    stay = events.filter(pl.col("stay_id") == "141765")
+    unit_admit = stay.filter(pl.col("code_system") == "ICU_ADMISSION")["time"].item()
+    diltiazem = stay.filter(pl.col("code") == "5 ML VIAL : DILTIAZEM HCL 25 MG/5ML IV SOLN")
+    assert unit_admit + timedelta(minutes=1) in diltiazem["time"].to_list()
+    assert unit_admit - timedelta(minutes=188) not in diltiazem["time"].to_list()
+
+
+def test_the_order_of_hospital_stays_is_unknown_also_from_the_cache(source):
+    from medlearn.ehr.io import read_source
+
+    assert source.admission_order_known is False
+    assert read_source(source.root).admission_order_known is False  # kept through the parquet cache
+    assert read_source(source.root).admission_order_known is False  # (second call: read from parquet)
 
 
 def test_ages_death_and_text_values(events, admissions, source):

@@ -134,7 +134,7 @@ def test_condition_time_is_when_recorded(events, raw):
 
 def test_observation_components_are_separate_events(events, raw):
     panel = next(o for o in raw["Observation"] if o["code"]["coding"][0]["code"] == "55284-4")
-    when = datetime.fromisoformat(panel["effectiveDateTime"]).replace(tzinfo=None)
+    when = datetime.fromisoformat(panel["issued"]).replace(tzinfo=None)  # known when issued
     subject = panel["subject"]["reference"].removeprefix("urn:uuid:")
     rows = events.filter((pl.col("subject_id") == subject) & (pl.col("time") == when)
                          & (pl.col("source_table") == "Observation.component"))

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import require_data
-from tests.ehr.helpers import MIMIC4_CORE, copy_tables
+from tests.ehr.helpers import MIMIC4_CORE, copy_tables, read_raw
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_counts_match_the_data_readme(events, admissions):
         "hosp/procedures_icd": 722, "icu/inputevents": 20_404, "icu/outputevents": 9_362,
         "icu/procedureevents": 1_468, "icu/datetimeevents": 15_280, "icu/icustays": 2 * 140,
     }
-    assert events["time"].null_count() == 0
+    assert events["time"].null_count() == 992  # labs never resulted (no storetime): never known
 
 
 def test_canonical_schema_is_exact(source, events, admissions):
@@ -56,20 +56,36 @@ def test_diagnoses_carry_the_discharge_time(events, admissions):
     assert diag.filter(pl.col("code_system") == "ICD10CM").height == 2_313
 
 
-def test_date_only_procedures_count_at_end_of_day(events):
+def test_procedure_billing_codes_count_at_discharge(events, admissions):
     proc = events.filter((pl.col("admission_id") == "27505812") & (pl.col("code") == "3961"))
     assert proc["code_system"].to_list() == ["ICD9PCS"]
-    assert proc["time"].to_list() == [datetime(2146, 12, 15, 23, 59, 59)]
+    discharge = admissions.filter(pl.col("admission_id") == "27505812")["discharge_time"].item()
+    assert proc["time"].to_list() == [discharge] == [datetime(2146, 12, 19, 13, 37)]  # chartdate 2146-12-15
+
+
+def test_labs_count_from_their_result_time(events):
+    rdw = events.filter((pl.col("subject_id") == "10014354") & (pl.col("code") == "51277"))
+    assert datetime(2148, 8, 16, 1, 30) in rdw["time"].to_list()  # storetime; charttime 2148-08-16 00:00
+    assert datetime(2148, 8, 16) not in rdw["time"].to_list()
+
+
+def test_icu_events_count_from_when_they_were_stored(events):
+    icu = events.filter(pl.col("source_table").str.starts_with("icu/") & (pl.col("source_table") != "icu/icustays"))
+    assert icu["time"].null_count() == 0
+    raw = read_raw(require_data("ehr/mimic-iv-demo") / "icu" / "outputevents.csv.gz").head(50)
+    stored = raw.select(pl.max_horizontal(pl.col("charttime", "storetime").str.to_datetime("%Y-%m-%d %H:%M:%S")))
+    out = events.filter(pl.col("source_table") == "icu/outputevents")
+    assert set(stored.to_series().to_list()) <= set(out["time"].to_list())
 
 
 def test_lab_values_numeric_and_non_numeric(events):
     labs = events.filter(pl.col("source_table") == "hosp/labevents")
     rdw = labs.filter((pl.col("subject_id") == "10014354") & (pl.col("code") == "51277")
-                      & (pl.col("time") == datetime(2148, 8, 16)))
+                      & (pl.col("time") == datetime(2148, 8, 16, 1, 30)))
     assert rdw.select("value_num", "unit", "value_text", "code_system").row(0) == (15.4, "%", "15.4",
                                                                                   "MIMIC4_LABITEM")
     error = labs.filter((pl.col("subject_id") == "10020740") & (pl.col("code") == "51237")
-                        & (pl.col("time") == datetime(2150, 4, 5, 5, 18)))
+                        & (pl.col("time") == datetime(2150, 4, 5, 6, 24)))  # stored 06:24
     assert error["value_text"].to_list() == ["ERROR"] and error["value_num"].to_list() == [None]
     above = labs.filter(pl.col("value_text") == ">300")
     assert above.height > 0 and above["value_num"].null_count() == above.height
@@ -112,13 +128,13 @@ def test_codes_describe_lab_items_and_ndcs(source):
     assert icd["description"].to_list() == ["Infectious colitis, enteritis, and gastroenteritis"]
 
 
-def test_storetime_option_uses_the_result_time(root):
+def test_charttime_option_is_the_leaky_specimen_time(root):
     from medlearn.ehr.io.mimic4 import fingerprint, read_mimic4
 
-    source = read_mimic4(root, lab_time="storetime")
+    source = read_mimic4(root, lab_time="charttime")
     labs = source.events.filter((pl.col("subject_id") == "10014354") & (pl.col("code") == "51277")).collect()
-    assert datetime(2148, 8, 16, 1, 30) in labs["time"].to_list()
-    assert source.fingerprint == fingerprint(root, "storetime") != fingerprint(root, "charttime")
+    assert datetime(2148, 8, 16) in labs["time"].to_list()
+    assert source.fingerprint == fingerprint(root, "charttime") != fingerprint(root) == fingerprint(root, "storetime")
 
 
 def test_cache_is_written_once_and_reused(root, monkeypatch):

@@ -10,6 +10,13 @@ Everything a unit carries was recorded strictly **before** that cutoff:
 - history: diagnosis codes recorded before this admission (earlier admissions' discharge diagnoses);
 - static: age, sex, admission type, number of earlier admissions.
 
+Events reach a unit by patient and time (MIMIC, FHIR: an earlier admission's codes and an outpatient
+lab stored before the cutoff are legitimate history) — unless the source does not know the order of a
+patient's admissions (``admission_order_known=False``, eICU, whose hospital stays are anchored at Jan 1
+of their discharge year and overlap): then an event reaches only the admission that recorded it, and
+no admission counts as earlier. ``time`` is when the information became known (each reader's docstring
+says which column), so "before the cutoff" means "known at the prediction time".
+
 ``leaky_current_diagnoses`` (off by default) adds the current admission's own discharge diagnoses to the
 history: an explicitly named ablation that shows how much such leakage inflates results.
 
@@ -45,11 +52,13 @@ class Window:
         return int(np.ceil(self.prediction_hours / self.bin_hours))
 
 
-def build_cohort(admissions: pl.LazyFrame, window: Window, ongoing: bool = False) -> pl.DataFrame:
+def build_cohort(admissions: pl.LazyFrame, window: Window, ongoing: bool = False,
+                 admission_order_known: bool = True) -> pl.DataFrame:
     """Admissions in hospital and alive at the cutoff, with the targets measured from the cutoff.
 
     ``ongoing`` (prediction for patients still in hospital) also keeps admissions with no discharge yet;
-    their ``remaining_los_days`` is null.
+    their ``remaining_los_days`` is null. ``n_prior_admissions`` counts the patient's admissions that
+    began before this one — 0 when the source does not know their order (``admission_order_known``).
     """
     cutoff = pl.col("admit_time") + pl.duration(microseconds=int(window.prediction_hours * HOUR_US))
     discharged_later = pl.col("discharge_time") > pl.col("cutoff")
@@ -64,6 +73,8 @@ def build_cohort(admissions: pl.LazyFrame, window: Window, ongoing: bool = False
         .sort("subject_id", "admit_time", "admission_id")
         .collect()
     )
+    if not admission_order_known:
+        return frame.with_columns(n_prior_admissions=pl.lit(0, pl.UInt32))
     prior = admissions.select("subject_id", "admission_id", "admit_time").collect()
     counts = (frame.select("admission_id", "subject_id", "admit_time")
               .join(prior, on="subject_id", suffix="_other")
@@ -73,12 +84,20 @@ def build_cohort(admissions: pl.LazyFrame, window: Window, ongoing: bool = False
 
 
 def extract_units(events: pl.LazyFrame, cohort: pl.DataFrame, window: Window,
-                  leaky_current_diagnoses: bool = False) -> list[dict[str, Any]]:
-    """One raw unit per cohort admission (same order): binned labs and codes before the cutoff, history."""
+                  leaky_current_diagnoses: bool = False, admission_order_known: bool = True) -> list[dict[str, Any]]:
+    """One raw unit per cohort admission (same order): binned labs and codes before the cutoff, history.
+
+    Events join the unit by patient and time, or only by admission when ``admission_order_known`` is
+    False (the patient's other admissions may be later ones).
+    """
     keys = cohort.lazy().select("subject_id", "admission_id", "admit_time", "cutoff")
-    joined = (events.filter(pl.col("time").is_not_null())
-              .join(keys, on="subject_id", suffix="_unit")
-              .filter(pl.col("time") < pl.col("cutoff")))
+    known = events.filter(pl.col("time").is_not_null())
+    if admission_order_known:
+        joined = known.join(keys, on="subject_id", suffix="_unit")
+    else:  # same column names as the patient join: admission_id_unit is the unit's admission
+        joined = known.join(keys.drop("subject_id").with_columns(admission_id_unit=pl.col("admission_id")),
+                            on="admission_id")
+    joined = joined.filter(pl.col("time") < pl.col("cutoff"))
     bin_us = int(window.bin_hours * HOUR_US)
     in_stay = joined.filter(pl.col("time") >= pl.col("admit_time")).with_columns(
         bin=((pl.col("time") - pl.col("admit_time")).dt.total_microseconds() // bin_us).cast(pl.Int32),

@@ -28,7 +28,8 @@ def units_from_source(path: Path, window: Any) -> PredictInputs:
     admissions = source.admissions
     if source.kind == "fhir":  # FHIR encounters include ambulatory visits: keep inpatient classes
         admissions = admissions.filter(pl.col("admission_type").is_in(INPATIENT_CLASSES))
-    cohort = build_cohort(admissions, window, ongoing=True)
+    order = source.admission_order_known  # eICU: events join by hospital stay, no "earlier" stays
+    cohort = build_cohort(admissions, window, ongoing=True, admission_order_known=order)
     result = PredictInputs(units=[])
     kept = set(cohort["admission_id"].to_list())
     for row in admissions.collect().to_dicts():
@@ -37,7 +38,8 @@ def units_from_source(path: Path, window: Any) -> PredictInputs:
                                    "reason": f"not in hospital and alive {window.prediction_hours:g} h after admission"})
     if cohort.is_empty() and not result.skipped:
         result.skipped.append({"input": str(path), "unit": "", "reason": "no inpatient admission/encounter found"})
-    for row, raw in zip(cohort.to_dicts(), extract_units(source.events, cohort, window)):
+    for row, raw in zip(cohort.to_dicts(), extract_units(source.events, cohort, window,
+                                                             admission_order_known=order)):
         meta = {"input": str(path), "admit_time": str(row["admit_time"]), "prediction_time": str(row["cutoff"])}
         result.units.append(PredictUnit(f"{row['subject_id']}/{row['admission_id']}", raw, meta))
     return result

@@ -64,7 +64,9 @@ def write_synthetic_mimic4(folder: Path, n_patients: int = 300, seed: int = 0) -
                 t = admit + timedelta(hours=float(hour) + float(rng.uniform(0, 1)))
                 for itemid, _, unit, mean, sd, slope in LABS:
                     value = round(float(mean + slope * severity + rng.normal(0, sd)), 2)
-                    labs.append([lab_id, subject, hadm, itemid, t.strftime(TIME), value, value, unit])
+                    stored = t + timedelta(hours=1)  # the result, an hour after the specimen
+                    labs.append([lab_id, subject, hadm, itemid, t.strftime(TIME), stored.strftime(TIME), value, value,
+                                 unit])
                     lab_id += 1
             n_drugs = int(np.clip(rng.poisson(1 + max(severity, 0) * 2), 0, len(DRUGS)))
             for drug in rng.choice(DRUGS, size=n_drugs, replace=False):
@@ -79,8 +81,8 @@ def write_synthetic_mimic4(folder: Path, n_patients: int = 300, seed: int = 0) -
     _write(hosp / "procedures_icd.csv.gz", ["subject_id", "hadm_id", "seq_num", "chartdate", "icd_code", "icd_version"],
            procedures)
     _write(hosp / "prescriptions.csv.gz", ["subject_id", "hadm_id", "starttime", "drug", "ndc"], prescriptions)
-    _write(hosp / "labevents.csv.gz", ["labevent_id", "subject_id", "hadm_id", "itemid", "charttime", "value", "valuenum",
-                                       "valueuom"], labs)
+    _write(hosp / "labevents.csv.gz", ["labevent_id", "subject_id", "hadm_id", "itemid", "charttime", "storetime", "value",
+                                       "valuenum", "valueuom"], labs)
     _write(hosp / "d_labitems.csv.gz", ["itemid", "label", "fluid", "category"],
            [[i, label, "Blood", "Chemistry"] for i, label, *_ in LABS])
     return Path(folder)

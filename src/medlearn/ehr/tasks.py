@@ -61,8 +61,10 @@ class AdmissionTask(Task):
         from medlearn.ehr.io import read_source
 
         source = read_source(root)
-        cohort = build_cohort(source.admissions, self.window())
-        units = extract_units(source.events, cohort, self.window(), self.options.leaky_current_diagnoses)
+        order = source.admission_order_known  # eICU: events join by hospital stay, no "earlier" stays
+        cohort = build_cohort(source.admissions, self.window(), admission_order_known=order)
+        units = extract_units(source.events, cohort, self.window(), self.options.leaky_current_diagnoses,
+                              admission_order_known=order)
         self._quality = (source, units)
         return UnitTable(
             ids=[str(a) for a in cohort["admission_id"].to_list()],

@@ -76,7 +76,7 @@ def read_source(root: Path | str, kind: str | None = None, cache: bool = True, *
     """Read an EHR folder into an :class:`EHRSource`.
 
     ``kind`` forces a layout (else :func:`detect_kind`); ``options`` go to the reader (e.g. MIMIC-IV's
-    ``lab_time="storetime"``). With ``cache`` (default) the first call writes the canonical tables to
+    ``lab_time="charttime"`` ablation). With ``cache`` (default) the first call writes the canonical tables to
     parquet and later calls on the same content read only the parquet (the CSVs are hashed, not parsed).
     """
     root = Path(root).expanduser()
@@ -112,7 +112,7 @@ def _load_cache(folder: Path, root: Path) -> EHRSource | None:
         name=meta["name"], root=root, events=pl.scan_parquet(folder / "events.parquet"),
         admissions=pl.scan_parquet(folder / "admissions.parquet"), fingerprint=meta["fingerprint"],
         notes=list(meta["notes"]), codes=pl.scan_parquet(codes) if codes.is_file() else None,
-        kind=meta["kind"],
+        kind=meta["kind"], admission_order_known=bool(meta.get("admission_order_known", True)),
     )
 
 
@@ -140,7 +140,8 @@ def cached_source(source: EHRSource) -> EHRSource:
         tmp = folder / f"{name}.parquet.tmp-{os.getpid()}"
         frame.write_parquet(tmp, compression="lz4")
         os.replace(tmp, folder / f"{name}.parquet")
-    meta = {"name": source.name, "kind": source.kind, "fingerprint": source.fingerprint, "notes": notes}
+    meta = {"name": source.name, "kind": source.kind, "fingerprint": source.fingerprint, "notes": notes,
+            "admission_order_known": source.admission_order_known}
     tmp = folder / f"source.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, folder / "source.json")

@@ -10,8 +10,22 @@ offsets' resolution); unit admission = that anchor − ``hospitaladmitoffset`` m
 unit admission + its offset in minutes. Thus durations, the order of events and unit stays within a
 hospital stay, and the times of day are exact (the computed discharge time of day matches
 ``hospitaldischargetime24`` on every demo row), but calendar dates are not, and hospital stays of one
-patient discharged in the same year overlap in time: eICU does not say which came first, so history
-across hospital stays must not be used (the count is noted).
+patient discharged in the same year overlap in time: eICU does not say which came first. The source
+is therefore marked ``admission_order_known=False``: features join eICU events by hospital stay
+(``admission_id``), never by patient and time, and count no "earlier" admissions.
+
+**Time = when the care team could know it** (CONVENTIONS.md, "EHR time"):
+
+- ``lab``: the stored value is the latest revision, so a result counts from ``labresultrevisedoffset``
+  (the later of it and ``labresultoffset``; ``labresultoffset`` alone when the revision is missing);
+- ``medication``: the later of ``drugorderoffset`` and ``drugstartoffset`` (in the demo 59 % of orders
+  were entered after the start they record). Orders flagged ``drugordercancelled`` are **kept** like
+  any order: when the cancellation happened is not recorded, so dropping them would use a fact that
+  may only have been known after the prediction time (their count is noted);
+- ``diagnosis`` (``diagnosisoffset``), ``admissionDx`` (``admitdxenteredoffset``), ``treatment``
+  (``treatmentoffset``), ``physicalExam`` (``physicalexamoffset``): entry times, used as they are;
+- unit admission/discharge from the unit's offsets; the hospital discharge time, status and location
+  are outcomes (``admissions`` only).
 
 Mapping: admissions from ``patient`` (first unit visit of each hospital stay): admission/discharge
 from ``hospitaladmitoffset``/``hospitaldischargeoffset``, ``died_in_hospital`` = status "Expired" (null
@@ -20,9 +34,9 @@ when missing) with ``death_time`` = discharge time, ``admission_type`` = ``hospi
 ``diagnosis`` → EICU_DX (``diagnosisstring``, ``value_text`` = ``icd9code``); ``admissionDx`` →
 EICU_ADMITDX (``admitdxpath``); ``lab`` → EICU_LAB (``labname``; ``value_num`` = ``labresult``, else the
 text when it is a number; unit = ``labmeasurenamesystem`` else ``…interface``); ``medication`` → EICU_MED
-(``drugname``) else EICU_HICL (``drughiclseqno``, pandas' ``.0`` removed), at ``drugstartoffset``,
-cancelled orders dropped; ``treatment`` → EICU_TREATMENT; ``physicalExam`` → EICU_PHYSEXAM (path, numeric
-text parsed). ``patient.csv``/``hospital.csv`` blank lines (read by polars as all-null rows) are dropped.
+(``drugname``) else EICU_HICL (``drughiclseqno``, pandas' ``.0`` removed); ``treatment`` →
+EICU_TREATMENT; ``physicalExam`` → EICU_PHYSEXAM (path, numeric text parsed). ``patient.csv``/
+``hospital.csv`` blank lines (read by polars as all-null rows) are dropped.
 """
 
 from __future__ import annotations
@@ -43,22 +57,24 @@ from medlearn.ehr.io._tables import (
 )
 from medlearn.ehr.io.schema import ADMISSION_SCHEMA, MAX_AGE_YEARS, EHRSource, conform
 
-READER_VERSION = "1"
+READER_VERSION = "2"  # 2: labs at their revision, orders at entry, cancelled kept
 PATIENT = ["patientunitstayid", "patienthealthsystemstayid", "uniquepid", "gender", "age", "hospitalid",
            "hospitaladmittime24", "hospitaladmitoffset", "hospitaladmitsource", "hospitaldischargeyear",
            "hospitaldischargeoffset", "hospitaldischargestatus", "unitdischargeoffset", "unittype",
            "unitvisitnumber"]
 #: Event tables: (offset column, code system, code column, required columns besides the stay id).
+#: Lab and medication rows are timed at the later of the offset column and :data:`KNOWN_AFTER`'s.
 TABLES: dict[str, tuple[str, str, str, list[str]]] = {
     "diagnosis": ("diagnosisoffset", "EICU_DX", "diagnosisstring", ["icd9code"]),
     "admissionDx": ("admitdxenteredoffset", "EICU_ADMITDX", "admitdxpath", ["admitdxtext"]),
     "lab": ("labresultoffset", "EICU_LAB", "labname", ["labresult", "labresulttext", "labmeasurenamesystem"]),
-    "medication": ("drugstartoffset", "EICU_MED", "drugname",
-                   ["drughiclseqno", "dosage", "drugordercancelled"]),
+    "medication": ("drugstartoffset", "EICU_MED", "drugname", ["drughiclseqno", "dosage"]),
     "treatment": ("treatmentoffset", "EICU_TREATMENT", "treatmentstring", []),
     "physicalExam": ("physicalexamoffset", "EICU_PHYSEXAM", "physicalexampath", ["physicalexamtext"]),
 }
-_OPTIONAL = {"lab": ["labmeasurenameinterface"]}
+_OPTIONAL = {"lab": ["labmeasurenameinterface"], "medication": ["drugordercancelled"]}
+#: A second offset after which a row's information is known: the lab's revision, the order's entry.
+KNOWN_AFTER = {"lab": "labresultrevisedoffset", "medication": "drugorderoffset"}
 
 
 def source_files(root: Path) -> list[Path]:
@@ -113,12 +129,19 @@ def read_eicu(root: Path, *, defer_checks: bool = False) -> EHRSource:
         if table_path is None:
             notes.append(f"{table}.csv absent: no {system} events")
             continue
+        later = [KNOWN_AFTER[table]] if table in KNOWN_AFTER else []
         frame = scan_table(table_path, ["patientunitstayid", offset, code, *columns],
-                           _OPTIONAL.get(table, []), checks=checks)
+                           [*_OPTIONAL.get(table, []), *later], checks=checks)
         checks.add(frame.join(keys, on="patientunitstayid", how="anti"), str(table_path), {
             f"{table_path.name}: {{n}} row(s) of unit stays absent from patient.csv dropped": EVERY_ROW})
+        known = to_float(offset)
+        if later:  # the later of the two offsets (the event's own one when the other is missing)
+            checks.add(frame, str(table_path), {
+                f"{table_path.name}: {{n}} row(s) timed at '{later[0]}' (after '{offset}')":
+                    to_float(later[0]) > known})
+            known = pl.max_horizontal(known, to_float(later[0]))
         frame = frame.join(keys, on="patientunitstayid", how="inner").with_columns(
-            time=pl.col("unit_admit") + _minutes(offset))
+            time=pl.col("unit_admit") + pl.duration(minutes=known.round(0).cast(pl.Int64)))
         frames.append(_events(table, table_path.name, frame, system, code, checks, str(table_path), ids))
     if (hospital := find_table(root, "hospital")) is not None:
         known = scan_table(hospital, ["hospitalid"], checks=checks)
@@ -129,6 +152,7 @@ def read_eicu(root: Path, *, defer_checks: bool = False) -> EHRSource:
     return EHRSource(
         name=root.name, root=root, events=pl.concat(frames, how="vertical"), admissions=admissions,
         fingerprint=fingerprint(root), notes=notes, pending_checks=checks if defer_checks else None, kind="eicu",
+        admission_order_known=False,
     )
 
 
@@ -176,8 +200,9 @@ def _events(table: str, name: str, frame: pl.LazyFrame, system: str, code: str, 
     if table == "medication":
         cancelled = pl.col("drugordercancelled").str.strip_chars().str.to_lowercase() == "yes"
         hicl = pl.col("drughiclseqno").str.strip_chars().str.replace(r"\.0$", "")
-        checks.add(frame, where, {f"{name}: {{n}} cancelled order(s) dropped": cancelled.fill_null(False)})
-        frame = frame.filter(~cancelled.fill_null(False))
+        checks.add(frame, where, {
+            f"{name}: {{n}} cancelled order(s) kept as orders (the cancellation time is not recorded, so it "
+            "may postdate the prediction time)": cancelled.fill_null(False)})
         checks.add(frame, where, {
             f"{name}: {{n}} order(s) without drugname coded by drughiclseqno (EICU_HICL)":
                 pl.col(code).is_null() & hicl.is_not_null(),

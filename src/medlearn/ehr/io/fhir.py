@@ -24,8 +24,10 @@ Mapping (``source_table`` is the resource type):
 - ``MedicationRequest`` (``authoredOn``) / ``MedicationAdministration`` (``effectiveDateTime`` or
   ``effectivePeriod.start``) → ``medicationCodeableConcept`` (or the referenced ``Medication``'s code);
   ``value_num``/``unit`` = the dose quantity when given.
-- ``Observation`` → at ``effectiveDateTime`` (``effectivePeriod.start``, ``effectiveInstant``, else
-  ``issued``); ``value_num``/``unit`` from ``valueQuantity`` (``valueInteger``, ``valueBoolean`` as
+- ``Observation`` → at ``issued``, when the result was released to providers (the later of ``issued``
+  and the effective time ``effectiveDateTime`` / ``effectivePeriod.start`` / ``effectiveInstant``,
+  which is when the specimen was taken or the sign observed; the effective time alone when ``issued``
+  is absent); ``value_num``/``unit`` from ``valueQuantity`` (``valueInteger``, ``valueBoolean`` as
   1/0 too), ``value_text`` from ``valueString`` / ``valueCodeableConcept`` (its text, else the first
   display or code) / ``valueDateTime``; a quantity with a ``comparator`` ("<0.5") stays text with
   ``value_num`` null. Each ``component`` (e.g. the systolic and diastolic parts of blood pressure
@@ -46,6 +48,11 @@ hyphenated NDCs are padded to the 11-digit 5-4-2 form MIMIC uses. ``codes`` hold
 References: ``urn:uuid:<id>`` (transaction bundles), ``Encounter/<id>``, absolute URLs and ``#contained``
 ids are resolved; an event keeps ``admission_id`` null when it names no encounter or one absent from
 every bundle read (counted). Resources marked ``entered-in-error`` (and refuted Conditions) are dropped.
+
+**Time = when the care team could know it** (CONVENTIONS.md, "EHR time"): an Observation at
+``issued``, a Condition at ``recordedDate``, a MedicationRequest at ``authoredOn``; the others
+(MedicationAdministration, Procedure, Immunization) at the time they happened, which is when they
+were witnessed. ``Encounter.period.end`` and ``Patient.deceasedDateTime`` are outcomes (admissions only).
 
 Times: FHIR ``dateTime`` values with an offset (``2011-09-02T10:35:11.367+02:00``, ``Z``) are converted
 to UTC and stored without a time zone, to the microsecond; a time without an offset (invalid FHIR) is
@@ -88,7 +95,7 @@ from medlearn.ehr.io.schema import (
     EHRSource,
 )
 
-READER_VERSION = "1"
+READER_VERSION = "2"  # 2: Observations at issued
 #: Encounter class codes (v3 ActCode) of inpatient stays: the encounters length of stay is about.
 INPATIENT_CLASSES = ("IMP", "ACUTE", "NONAC")
 _DAYS_PER_YEAR = 365.2425
@@ -247,6 +254,7 @@ _MESSAGES = {
     "bad_quantity": "{n} non-numeric valueQuantity value(s) kept in value_text, value_num null",
     "unsupported_value": "{n} Observation value(s) of an unsupported type (Range, Ratio, …) left null",
     "age_capped": "{n} admission(s) with age > 89 capped at 90",
+    "issued_after_effective": "{n} Observation(s) issued after their effective time: timed at 'issued'",
     "no_encounter": "{n} event(s) naming no encounter: admission_id null",
     "unknown_encounter": "{n} event(s) naming an encounter absent from the bundles: admission_id null",
 }

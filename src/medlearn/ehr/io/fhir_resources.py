@@ -262,9 +262,16 @@ def _event(kind: str, resource: dict[str, Any], subject: str, encounter: str | N
         time = _time(resource.get("occurrenceDateTime"), "Immunization.occurrenceDateTime", state)
         concept = resource.get("vaccineCode")
     else:  # Observation
+        # known when issued (the result released to providers), never before its effective (specimen) time
         raw = (resource.get("effectiveDateTime") or _get(resource, "effectivePeriod", "start")
-               or resource.get("effectiveInstant") or resource.get("issued"))
-        time = _time(raw, "Observation.effective", state)
+               or resource.get("effectiveInstant"))
+        effective = _time(raw, "Observation.effective", state) if raw is not None else None
+        issued = (_time(resource["issued"], "Observation.issued", state)
+                  if resource.get("issued") is not None else None)
+        known = [t for t in (effective, issued) if t is not None]
+        time = max(known) if known else None
+        if issued is not None and effective is not None and issued > effective:
+            state.counts["issued_after_effective"] += 1
         components = resource.get("component") if isinstance(resource.get("component"), list) else []
         for component in components:
             if not isinstance(component, dict):

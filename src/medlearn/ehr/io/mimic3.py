@@ -16,6 +16,17 @@ Mapping:
   unit as in MIMIC-IV (``dose_val_rx``, ``dose_unit_rx``); ``stay_id`` = ``icustay_id``.
 - ``LABEVENTS`` (+ ``D_LABITEMS``) when present → MIMIC3_LABITEM at ``charttime``; the shared demo has no
   lab table, which is a note.
+
+**Time = when the care team could know it** (CONVENTIONS.md, "EHR time"), as far as MIMIC-III says:
+
+- diagnoses and procedures: billing codes, at discharge (above);
+- prescriptions: the end of the ``startdate`` day (the table has no time of day and no entry time);
+- ``LABEVENTS`` has **no result time** (MIMIC-III, unlike MIMIC-IV, stores no ``storetime`` for labs):
+  ``charttime`` is the specimen time and the result came later (in MIMIC-IV, 1.7 h later on average),
+  so a lab drawn shortly before the prediction time may be used before its result existed. This is a
+  known optimistic bias of MIMIC-III lab features; none arises with the shared demo (no LABEVENTS);
+- ``ICUSTAYS`` and ``CHARTEVENTS`` are not read; were ``CHARTEVENTS`` read, its ``STORETIME`` (when the
+  value was validated and stored) would be the time, as for MIMIC-IV's ICU tables.
 """
 
 from __future__ import annotations

@@ -3,25 +3,45 @@
 Every table is scanned lazily with ``pl.scan_csv`` (polars streams ``.csv.gz`` when, as here, the full
 schema is given), all columns as strings, then cast leniently (see :mod:`._tables`).
 
+**Time = when the care team could know it** (CONVENTIONS.md, "EHR time"). Each event's ``time`` is the
+moment its information entered the record, not the moment it refers to:
+
+==========================  =====================================================================
+table                       ``time``
+==========================  =====================================================================
+``hosp/labevents``          ``storetime``, the result time (``charttime`` is the specimen time, on
+                            average 1.7 h earlier); a lab without a ``storetime`` (never resulted:
+                            "HOLD", discarded specimens) has a null time and never enters features.
+                            ``lab_time="charttime"`` restores the specimen time: a leaky ablation
+                            (about 3 % of the results inside a 24 h window were stored after it).
+``hosp/diagnoses_icd``      the admission's discharge time: billing codes, assigned after discharge.
+``hosp/procedures_icd``     the admission's discharge time too: billing codes like diagnoses; their
+                            ``chartdate`` says when the procedure was done, not when it was coded.
+``hosp/prescriptions``      ``starttime`` (the table has no order-entry time; the pharmacy's
+                            ``entertime`` is not read).
+``icu/icustays``            ``intime`` (ICU_ADMISSION) and ``outtime`` (ICU_DISCHARGE).
+``icu/*events``             the later of the event time (``starttime``/``charttime``) and
+                            ``storetime``, when the row was documented; null ``storetime`` → null time.
+``hosp/drgcodes``,          not read (billing after discharge; were they read, at discharge time).
+``hosp/hcpcsevents``
+==========================  =====================================================================
+
 Mapping (``source_table`` is the file's path under the root, without suffix):
 
 - ``hosp/admissions`` + ``hosp/patients`` → admissions. ``age_years`` = ``anchor_age`` + (admission year
   − ``anchor_year``), capped at 90 (MIMIC-IV groups ages > 89 as 91); ``died_in_hospital`` =
   ``hospital_expire_flag``; ``death_time`` = ``deathtime``.
-- ``hosp/diagnoses_icd`` → ICD9CM/ICD10CM events at the admission's **discharge time** (MIMIC assigns
-  diagnoses at discharge and stores no time; nothing earlier in the stay may use them).
-- ``hosp/procedures_icd`` → ICD9PCS/ICD10PCS at ``chartdate`` 23:59:59 (date-only → end of day).
-- ``hosp/prescriptions`` → NDC (when present and not "0") else DRUG (drug name) at ``starttime``;
+- ``hosp/diagnoses_icd`` → ICD9CM/ICD10CM events, ``hosp/procedures_icd`` → ICD9PCS/ICD10PCS events.
+- ``hosp/prescriptions`` → NDC (when present and not "0") else DRUG (drug name);
   ``value_num``/``value_text`` = ``dose_val_rx`` (``500,000`` parsed, ranges like ``1-2`` text only),
   ``unit`` = ``dose_unit_rx``.
-- ``hosp/labevents`` → MIMIC4_LABITEM ``itemid`` at ``charttime`` (specimen time; ``lab_time="storetime"``
-  uses the result time instead); ``value_num`` = ``valuenum``, ``value_text`` = ``value`` (non-numeric
-  results such as "NEG" or "ERROR" stay text), ``unit`` = ``valueuom``. Outpatient labs keep a null
-  ``admission_id``.
-- ``icu/icustays`` → ICU_ADMISSION (first care unit, ``intime``) and ICU_DISCHARGE (last, ``outtime``).
-- ``icu/inputevents``, ``procedureevents`` (``starttime``), ``outputevents``, ``datetimeevents``,
-  ``chartevents`` (``charttime``) → MIMIC4_ITEM ``itemid``; absent ICU tables are notes, not errors
-  (the shared demo lacks ``chartevents``).
+- ``hosp/labevents`` → MIMIC4_LABITEM ``itemid``; ``value_num`` = ``valuenum``, ``value_text`` = ``value``
+  (non-numeric results such as "NEG" or "ERROR" stay text), ``unit`` = ``valueuom``. Outpatient labs keep
+  a null ``admission_id`` (features join MIMIC events by patient and time, so an outpatient result
+  stored before the prediction time is legitimate information).
+- ``icu/icustays`` → ICU_ADMISSION (first care unit) and ICU_DISCHARGE (last).
+- ``icu/inputevents``, ``procedureevents``, ``outputevents``, ``datetimeevents``, ``chartevents`` →
+  MIMIC4_ITEM ``itemid``; absent ICU tables are notes, not errors (the shared demo lacks ``chartevents``).
 - ``codes``: ``d_labitems``, ``d_items``, ``d_icd_diagnoses``, ``d_icd_procedures`` and the drug name of
   each NDC.
 """
@@ -35,6 +55,7 @@ import polars as pl
 from medlearn.engine.data import fingerprint_files
 from medlearn.errors import InputError
 from medlearn.ehr.io._tables import (
+    EVERY_ROW,
     Checks,
     bad_count,
     find_table,
@@ -42,10 +63,10 @@ from medlearn.ehr.io._tables import (
     medication_code,
     ndc,
     ndc_names,
+    read_header,
     require_table,
     scan_table,
     to_datetime,
-    to_end_of_day,
     to_float,
 )
 from medlearn.ehr.io.schema import (
@@ -56,7 +77,7 @@ from medlearn.ehr.io.schema import (
     conform,
 )
 
-READER_VERSION = "1"
+READER_VERSION = "2"  # 2: labs at storetime, procedures at discharge, ICU events at storetime
 _ID = ["subject_id", "hadm_id"]
 #: Required tables and the columns each must have.
 REQUIRED: dict[str, list[str]] = {
@@ -68,7 +89,8 @@ REQUIRED: dict[str, list[str]] = {
     "hosp/prescriptions": [*_ID, "starttime", "drug"],
     "hosp/labevents": [*_ID, "itemid", "charttime", "value", "valuenum", "valueuom"],
 }
-#: ICU event tables: (time column, value column, unit column, numeric value column).
+#: ICU event tables: (event time column, value column, unit column, numeric value column); each row is
+#: timed at the later of its event time and its ``storetime`` (when present in the file).
 ICU_EVENTS: dict[str, tuple[str, str, str, str | None]] = {
     "icu/inputevents": ("starttime", "amount", "amountuom", "amount"),
     "icu/procedureevents": ("starttime", "value", "valueuom", "value"),
@@ -86,13 +108,17 @@ def source_files(root: Path) -> list[Path]:
     return files + [p for table in optional if (p := find_table(root, table)) is not None]
 
 
-def fingerprint(root: Path, lab_time: str = "charttime") -> str:
+def fingerprint(root: Path, lab_time: str = "storetime") -> str:
     """Content hash of the files read, the reader version and options: the key of every cache."""
     return fingerprint_files(source_files(Path(root)), extra=f"mimic4:{READER_VERSION}:{lab_time}")
 
 
-def read_mimic4(root: Path, lab_time: str = "charttime", *, defer_checks: bool = False) -> EHRSource:
-    """Read a MIMIC-IV folder (the one holding ``hosp/``) into an :class:`EHRSource`."""
+def read_mimic4(root: Path, lab_time: str = "storetime", *, defer_checks: bool = False) -> EHRSource:
+    """Read a MIMIC-IV folder (the one holding ``hosp/``) into an :class:`EHRSource`.
+
+    ``lab_time`` "storetime" (default) times a lab at its result; "charttime" at the specimen, which is
+    a leaky ablation (the result did not exist yet).
+    """
     root = Path(root)
     if lab_time not in ("charttime", "storetime"):
         raise InputError(f"{root}: lab_time must be 'charttime' or 'storetime', not {lab_time!r}")
@@ -103,7 +129,7 @@ def read_mimic4(root: Path, lab_time: str = "charttime", *, defer_checks: bool =
     discharge = admissions.select("admission_id", "discharge_time").unique("admission_id", keep="first")
     frames = [
         _diagnoses(paths["hosp/diagnoses_icd"], discharge, checks),
-        _procedures(paths["hosp/procedures_icd"], checks),
+        _procedures(paths["hosp/procedures_icd"], discharge, checks),
         _prescriptions(paths["hosp/prescriptions"], checks),
         _labs(paths["hosp/labevents"], lab_time, checks),
     ]
@@ -177,12 +203,17 @@ def _diagnoses(path: Path, discharge: pl.LazyFrame, checks: Checks) -> pl.LazyFr
     return events.filter(pl.col("code_system").is_not_null())
 
 
-def _procedures(path: Path, checks: Checks) -> pl.LazyFrame:
-    proc = scan_table(path, REQUIRED["hosp/procedures_icd"], checks=checks)
-    time = to_end_of_day("chartdate")
-    checks.add(proc, str(path), {f"{path.name}: {{n}} malformed 'chartdate' value(s) set to null":
-                                 bad_count("chartdate", time)})
-    return make_events(proc, "hosp/procedures_icd", time=time, code_system=_icd_system("PCS"),
+def _procedures(path: Path, discharge: pl.LazyFrame, checks: Checks) -> pl.LazyFrame:
+    """Procedure billing codes at the admission's discharge time (coded after discharge, like diagnoses)."""
+    proc = scan_table(path, REQUIRED["hosp/procedures_icd"], checks=checks).join(
+        discharge, left_on="hadm_id", right_on="admission_id", how="left")
+    checks.add(proc, str(path), {
+        f"{path.name}: {{n}} procedure code(s) timed at their admission's discharge (billing codes; "
+        "'chartdate' is when the procedure was done, not when it was coded)": EVERY_ROW,
+        f"{path.name}: {{n}} procedure row(s) without a known admission discharge time (time null)":
+            pl.col("discharge_time").is_null(),
+    })
+    return make_events(proc, "hosp/procedures_icd", time=pl.col("discharge_time"), code_system=_icd_system("PCS"),
                        code=pl.col("icd_code"), admission=pl.col("hadm_id")).filter(
         pl.col("code_system").is_not_null())
 
@@ -207,8 +238,11 @@ def _labs(path: Path, lab_time: str, checks: Checks) -> pl.LazyFrame:
     labs = scan_table(path, REQUIRED["hosp/labevents"] + ([lab_time] if lab_time == "storetime" else []),
                       checks=checks)
     time, value = to_datetime(lab_time), to_float("valuenum")
-    checks.add(labs, str(path), {
-        f"{path.name}: {{n}} malformed '{lab_time}' timestamp(s) set to null": bad_count(lab_time, time),
+    if lab_time == "storetime":  # never before the specimen (no row of the demo is, but a copy might be)
+        time = pl.when(time.is_not_null()).then(pl.max_horizontal(time, to_datetime("charttime")))
+    counts = {
+        f"{path.name}: {{n}} malformed '{lab_time}' timestamp(s) set to null":
+            bad_count(lab_time, to_datetime(lab_time)),
         f"{path.name}: {{n}} non-numeric lab result(s) (e.g. 'NEG', '<0.5', 'ERROR') kept in value_text "
         "with value_num null": pl.col("valuenum").is_null() & pl.col("value").is_not_null(),
         f"{path.name}: {{n}} malformed 'valuenum' value(s) set to null": bad_count("valuenum", value),
@@ -216,7 +250,11 @@ def _labs(path: Path, lab_time: str, checks: Checks) -> pl.LazyFrame:
         "value_num from valuenum where present)": pl.col("value") == "___",
         f"{path.name}: {{n}} lab event(s) outside any admission (no hadm_id: outpatient), "
         "admission_id null": pl.col("hadm_id").is_null(),
-    })
+    }
+    if lab_time == "storetime":
+        counts[f"{path.name}: {{n}} lab(s) without a storetime (never resulted, e.g. held or discarded "
+               "specimens): time null, never used as a feature"] = pl.col("storetime").is_null()
+    checks.add(labs, str(path), counts)
     return make_events(labs, "hosp/labevents", time=time, code_system="MIMIC4_LABITEM", code=pl.col("itemid"),
                        admission=pl.col("hadm_id"), value_num=value, unit=pl.col("valueuom"),
                        value_text=pl.col("value"))
@@ -247,10 +285,20 @@ def _icu(root: Path, checks: Checks, notes: list[str]) -> list[pl.LazyFrame]:
             continue
         extra = [num_col] if num_col and num_col != value_col else []
         columns = [*_ID, "stay_id", "itemid", time_col, value_col, unit_col, *extra]
-        frame = scan_table(path, columns, checks=checks)
+        stored = "storetime" in read_header(path)
+        frame = scan_table(path, columns + (["storetime"] if stored else []), checks=checks)
         time = to_datetime(time_col)
-        checks.add(frame, str(path), {f"{path.name}: {{n}} malformed '{time_col}' timestamp(s) set to null":
-                                      bad_count(time_col, time)})
+        counts = {f"{path.name}: {{n}} malformed '{time_col}' timestamp(s) set to null": bad_count(time_col, time)}
+        if stored:  # documented at storetime: the later of the two is when the care team could know it
+            store = to_datetime("storetime")
+            counts[f"{path.name}: {{n}} row(s) stored after their '{time_col}': timed at 'storetime'"] = store > time
+            counts[f"{path.name}: {{n}} row(s) without a storetime: time null, never used as a feature"] = (
+                store.is_null())
+            time = pl.when(store.is_not_null() & time.is_not_null()).then(pl.max_horizontal(time, store))
+        else:
+            notes.append(f"{path.name}: no 'storetime' column; rows timed at '{time_col}' (may precede "
+                         "their documentation)")
+        checks.add(frame, str(path), counts)
         frames.append(make_events(frame, table, time=time, code_system="MIMIC4_ITEM", code=pl.col("itemid"),
                                   admission=pl.col("hadm_id"), stay=pl.col("stay_id"),
                                   value_num=to_float(num_col) if num_col else None,

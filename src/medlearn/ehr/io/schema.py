@@ -13,11 +13,15 @@ Event table (:data:`EVENT_SCHEMA`), one row per observation:
 - ``time`` when the information became available, microsecond ``Datetime`` without time zone (the
   sources' shifted local times). Conventions shared by all readers:
 
-  * **date-only times** (MIMIC-III prescription ``startdate``, MIMIC-IV ``procedures_icd.chartdate``)
-    count as the END of that day, 23:59:59: the event is only certain once the day is over;
-  * **MIMIC diagnoses (and MIMIC-III procedures) have no time**: codes are assigned at discharge, so
-    their ``time`` is the admission's discharge time. Any feature built from events before a prediction
-    time inside the admission therefore cannot see them; using them is an explicit leaky ablation;
+  * **the time the care team could know it**, not the time the information refers to: a lab at its
+    result (MIMIC-IV ``storetime``, eICU's revision offset, FHIR ``Observation.issued``), an ICU
+    charting row when it was stored, an order when it was entered; each reader's docstring lists the
+    column used for each table and why (CONVENTIONS.md, "EHR time");
+  * **date-only times** (MIMIC-III prescription ``startdate``, FHIR dates) count as the END of that day,
+    23:59:59: the event is only certain once the day is over;
+  * **MIMIC diagnosis and procedure codes** are billing codes assigned after discharge: their ``time``
+    is the admission's discharge time, so no feature built before a prediction time inside the
+    admission can see them; using them is an explicit leaky ablation;
   * a malformed timestamp becomes null (the row is kept) and is counted in :attr:`EHRSource.notes`.
 
 - ``code_system`` / ``code`` what was observed:
@@ -43,6 +47,9 @@ Event table (:data:`EVENT_SCHEMA`), one row per observation:
 - ``value_num`` (Float64, in ``unit``), ``unit`` (as the source spells it), ``value_text`` (the raw
   value: non-numeric results such as ``"<0.5"`` or ``"ERROR"`` stay here with ``value_num`` null).
 - ``source_table`` the file the row came from (``hosp/labevents``), for data-quality reports.
+
+Joining events to a unit: by patient and time where the order of a patient's admissions is known
+(MIMIC, FHIR, MEDS); by admission where it is not (:attr:`EHRSource.admission_order_known`, eICU).
 
 Admission table (:data:`ADMISSION_SCHEMA`), one row per hospital stay: times in the same clock as the
 events, ``died_in_hospital`` (null when the source does not say), ``age_years`` at admission (ages
@@ -112,6 +119,10 @@ class EHRSource:
     notes: list[str] = field(default_factory=list)
     codes: pl.LazyFrame | None = None
     kind: str = ""
+    #: whether the order of one patient's admissions is known. False for eICU (its hospital stays carry
+    #: no dates, so their anchored times overlap): features then join events by admission, never by
+    #: patient and time, and count no earlier admissions.
+    admission_order_known: bool = True
     #: data-quality counts not collected yet (a ``_tables.Checks``): :func:`read_source` collects them in
     #: the same pass that writes the cache, so each CSV is parsed once; they then join ``notes``.
     pending_checks: Any = None
