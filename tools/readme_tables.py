@@ -205,6 +205,24 @@ def calibration() -> str:
                   "test ECE (shipped)"], rows)
 
 
+def real_ct() -> str:
+    """Per LIDC patient of the shared DICOM slabs: each reader's rating and the bundle's probability."""
+    rows = []
+    for name in ("lung_nodule", "lung_nodule_seed_cnn"):
+        records = json.loads((RESULTS / name / "real_ct.json").read_text())["records"]
+        by_patient: dict[str, list[dict]] = {}
+        for r in records:
+            if "probability" in r:
+                by_patient.setdefault(r["unit"].split("/")[0], []).append(r)
+        for patient, marks in by_patient.items():
+            partial = any(r.get("warnings") for r in marks)
+            rows.append([f"`{name}`", patient, ", ".join(str(r["details"]["reader_malignancy"]) for r in marks),
+                         ", ".join(num(r["probability"]) for r in marks), num(marks[0]["threshold"]),
+                         "partial nodule (warning)" if partial else "whole nodule in the slab"])
+    return table(["bundle", "patient", "readers' ratings (1–5)", "p(malignant) per reader mark", "threshold",
+                  "coverage"], rows)
+
+
 # ------------------------------------------------------------------------------------------------ EHR
 EHR_MODELS = [("lstm", "LSTM (headline)"), ("gru_attention", "GRU + attention"), ("transformer", "Transformer"),
               ("linear", "logistic regression on aggregates"), ("gbm", "gradient boosting on aggregates")]
@@ -328,7 +346,7 @@ def molecules() -> str:
 
 
 BLOCKS: dict[str, Callable[[], str]] = {
-    "imaging": imaging, "imaging-choices": imaging_choices, "calibration": calibration, "ehr": ehr,
+    "imaging": imaging, "imaging-choices": imaging_choices, "calibration": calibration, "real-ct": real_ct, "ehr": ehr,
     "ehr-other": ehr_other, "signals": signals, "signals-choices": signals_choices, "molecules": molecules,
 }
 
