@@ -216,11 +216,11 @@ def test_fhir_observations_count_from_when_they_were_issued(fhir_stay, fhir_bund
     assert len(full) == 1  # the one inpatient stay
     (unit_id, (expected, details)), = full.items()
     unit = Unit.from_record({"unit": unit_id, "details": details})
-    raw = fhir_bundle.task.load_inputs([path]).units[0].raw
-    assert set(early) <= set(raw["lab_keys"]) and not set(late) & set(raw["lab_keys"])
-    assert not set(raw["history"])  # the Condition recorded after the prediction time
     copy = tmp_path / "stay.json"
     copy.write_text(json.dumps(truncate_fhir(data, unit)))
     got = predictions(fhir_bundle, copy)
     assert unit_id in got, "the truncated copy no longer predicts the unit"
     assert_no_time_travel({unit_id: float(np.max(np.abs(got[unit_id][0] - expected)))})
+    raw = fhir_bundle.task.load_inputs([path]).units[0].raw  # the labs issued in time do reach the unit
+    assert set(early) <= set(raw["lab_keys"]) and not set(late) & set(raw["lab_keys"])
+    assert not raw["history"]  # nor the Condition recorded after the prediction time
