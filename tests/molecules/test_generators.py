@@ -99,7 +99,6 @@ def test_trained_bundle_writes_outputs_and_generates(charrnn_run, tmp_path):
     assert metrics["split"] == "generated" and metrics["n"] == 120 and metrics["unit"] == "molecule"
     for name in ("validity", "unique_1k", "novelty", "int_div1", "fcd_test", "filters", "qed_w"):
         assert name in metrics["metrics"] and metrics["metrics"][name]["ci95"] is None
-    assert 0 <= metrics["metrics"]["validity"]["value"] <= 1
     with (out / "predictions.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 120 and list(rows[0]) == ["SMILES", "id", "split", "valid", "canonical"]
@@ -118,6 +117,32 @@ def test_trained_bundle_writes_outputs_and_generates(charrnn_run, tmp_path):
     assert len(rows) == 25 and rows[0].keys() == {"SMILES"}
     again = runner.invoke(app, ["generate", str(charrnn_run.bundle), "-n", "5", "--out", str(target), "--quiet"])
     assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_charrnn_learns_more_than_token_frequencies(charrnn_run):
+    """The language-model analogue of the training prevalence is the unigram model: every next token drawn
+    from the training tokens' frequencies. Its cross-entropy on the validation molecules is the baseline a
+    working pipeline must beat (a uniform, untrained model sits at log(vocabulary) ≈ 4.0 nats). Measured on
+    this fixed-seed run: unigram 2.36 nats/token, the CharRNN's validation loss 1.99 after 2 epochs.
+    Validity (0.067 here) is too small at this size to separate from an untrained model's."""
+    import numpy as np
+
+    from medlearn.engine.data import Preprocessing
+    from medlearn.engine.run import make_task, resolve_root
+
+    cfg = _tiny_cfg("char_rnn", hidden_size=64, num_layers=1)
+    table = make_task(cfg).load(resolve_root(cfg))
+    pre = Preprocessing(load_bundle(charrnn_run.bundle).meta["preprocessing"])
+
+    def predicted_tokens(split: str) -> np.ndarray:  # the targets of next-token prediction (EOS included)
+        ids = [np.asarray(pre(table.raw[i])).astype(int) for i in np.flatnonzero(table.split == split)]
+        return np.concatenate([t[(t != BOS_ID) & (t != PAD_ID)] for t in ids])
+
+    train, val = predicted_tokens("train"), predicted_tokens("val")
+    frequency = np.bincount(train, minlength=val.max() + 1) / len(train)
+    unigram = -np.mean(np.log(np.maximum(frequency[val], 1e-12)))
+    val_loss = charrnn_run.fit.history[-1]["val_loss"]
+    assert unigram > 2.0 and val_loss < unigram - 0.15, (val_loss, unigram)
 
 
 def test_generate_refuses_a_missing_or_predictive_bundle(tmp_path):
