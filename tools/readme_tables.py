@@ -270,7 +270,7 @@ def ehr_other() -> str:
 # -------------------------------------------------------------------------------------------- signals
 def _af(r: Result) -> str:
     t = r.test
-    f1 = "/".join(per_class(t, "f1", c) for c in ("N", "A", "O", "~"))
+    f1 = "/".join(per_class(t, "f1", c) for c in ("Normal", "AF", "Other", "Noisy"))
     return (f"challenge F1 {ci(metric(t, 'challenge_f1'), bold=True)}; accuracy {ci(metric(t, 'accuracy'))}; "
             f"AUROC {value(t, 'auroc')}; F1 N/AF/O/~ {f1}")
 
