@@ -70,3 +70,15 @@ def test_an_ordinary_fit_is_not_at_a_bound(caplog):
         cal = fit_calibration((2 * logit)[:, None], y, "binary")
     assert cal.at_bound() == [] and Calibration().at_bound() == []
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_model_card_warns_when_the_calibration_sits_at_its_bound():
+    from medlearn.engine.run import model_card
+
+    meta = {"task": {"name": "t"}, "model": {"name": "m"}, "intended_use": "research", "kind": "binary",
+            "unit": "unit", "data": {"root": "r", "fingerprint": "f", "n_units": 10}, "splits": {"train": ["a"]},
+            "metrics": {"test": {"split": "test", "n": 1, "unit": "unit", "metrics": {}}},
+            "training": {}, "credits": [], "calibration": {"temperature": 20.0, "bias": 0.0}}
+    assert "**Warning:** calibration temperature 20" in model_card(meta)
+    meta["calibration"] = {"temperature": 1.3, "bias": 0.2}
+    assert "Warning" not in model_card(meta)

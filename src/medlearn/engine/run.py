@@ -558,6 +558,7 @@ def model_card(meta: dict[str, Any]) -> str:
     if meta["kind"] != "regression":
         lines += ["", f"**Calibration.** logit / {cal['temperature']:.3f} + {cal['bias']:.3f}, fitted on {cal_on} "
                       "(temperature/Platt scaling; ranking unchanged)."]
+        lines += [f"**Warning:** {problem}." for problem in Calibration(**cal).at_bound()]
     if meta.get("prediction_interval"):
         pi = meta["prediction_interval"]
         lines += ["", f"**Prediction interval.** ±{pi['half_width']:.3g} for {round(pi['coverage'] * 100)}% coverage "
