@@ -100,13 +100,6 @@ def group_split(
     return cv_group_splits(targets, groups, max(2, round(1 / test_fraction)), val_fraction, seed, only_first=True)[0]
 
 
-def train_val_split(targets: np.ndarray, groups: np.ndarray, val_fraction: float, seed: int) -> np.ndarray:
-    """"train"/"val" for every unit, by group (no test split: e.g. a refit after cross-validation)."""
-    n_folds = min(max(2, round(1 / val_fraction)), len(set(np.asarray(groups).tolist())))
-    splits = cv_group_splits(targets, groups, n_folds, 0.5, seed, only_first=True)
-    return np.where(splits[0] == "test", "val", "train")
-
-
 def halve_by_group(groups: np.ndarray, seed: int) -> np.ndarray | None:
     """A boolean mask over units: True for a random half of the groups (rounded down), False for the rest,
     so no group straddles the halves; None with fewer than 2 groups (nothing to halve).
