@@ -73,7 +73,7 @@ def test_an_ordinary_fit_is_not_at_a_bound(caplog):
 
 
 def test_model_card_warns_when_the_calibration_sits_at_its_bound():
-    from medlearn.engine.run import model_card
+    from medlearn.engine.model_card import model_card
 
     meta = {"task": {"name": "t"}, "model": {"name": "m"}, "intended_use": "research", "kind": "binary",
             "unit": "unit", "data": {"root": "r", "fingerprint": "f", "n_units": 10}, "splits": {"train": ["a"]},
