@@ -43,6 +43,7 @@ from medlearn.engine.calibration import (
     reliability_curve,
     weighted_ece,
 )
+from medlearn.engine.target import BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS
 
 __all__ = [
     "BINARY_METRICS", "BinaryMetricSet", "MulticlassMetricSet", "OperatingPoint", "OperatingRuleError",
@@ -52,9 +53,6 @@ __all__ = [
     "regression_metrics", "reliability_curve",
 ]
 
-BINARY_METRICS = ("auroc", "auprc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv",
-                  "npv", "f1", "ece", "brier")
-MULTICLASS_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "kappa", "ece")
 PER_CLASS_METRICS = ("sensitivity", "ppv", "f1")
 #: fewer clusters than this and a cluster bootstrap CI is not reported (its coverage falls well short of
 #: 95 %: with 5 clusters a resample holds at most 5 distinct values of any between-cluster effect)
@@ -184,7 +182,7 @@ class MulticlassMetricSet(_MetricSet):
 class RegressionMetricSet(_MetricSet):
     """Mean absolute error and root mean squared error, in the target's own units."""
 
-    names = ("mae", "rmse")
+    names = REGRESSION_METRICS
 
     def weighted(self, weights: np.ndarray, y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
         err, total = pred - y, weights.sum(axis=1)
