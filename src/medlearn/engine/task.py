@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from medlearn.config import format_validation_error
 from medlearn.engine.data import UnitTable
+from medlearn.engine.target import Target
 from medlearn.errors import ConfigError
 
 Kind = Literal["binary", "multiclass", "regression", "generative"]
@@ -149,6 +150,12 @@ class Task(ABC):
         Also applied to Grad-CAM maps given as (1, *spatial), so it must pick the same view of both.
         """
         return None
+
+    @property
+    def target(self) -> Target:
+        """What this task predicts, as one value (metrics, trainer and bundles take it whole)."""
+        return Target(self.kind, tuple(self.class_names), self.monitor, self.ordinal, dict(self.f1_groups),
+                      self.value_range)
 
     def options_dict(self) -> dict[str, Any]:
         """The validated options, and the ``credits`` override if one was given (so a bundle keeps it)."""

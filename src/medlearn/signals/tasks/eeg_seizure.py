@@ -67,7 +67,7 @@ class EEGSeizure(SignalTask):
         "New Delhi EEG segments (Neurology & Sleep Centre, Hauz Khas): Swami P et al., Expert Syst Appl 56:116-130 (2016).",
     ]
 
-    def target(self, row: dict[str, str], dataset: str) -> int:
+    def label_of(self, row: dict[str, str], dataset: str) -> int:
         return int(row["seizure"])
 
     def load(self, root: Path) -> UnitTable:
@@ -80,7 +80,7 @@ class EEGSeizure(SignalTask):
             reader = read_text_segment if path.suffix.lower() == ".txt" else read_mat_segment
             recording = reader(path, fs_hz)
             raw.append(SignalUnit(recording.signal[:, 0].copy()[None], fs_hz))
-            targets.append(self.target(row, dataset))
+            targets.append(self.label_of(row, dataset))
             ids.append(row["file"])
         self._dataset = dataset
         return UnitTable(ids=ids, targets=np.array(targets), groups=np.array(ids), raw=raw,
@@ -102,7 +102,7 @@ class BonnSets(EEGSeizure):
     class_names: ClassVar[list[str]] = ["A", "B", "C", "D", "E"]
     monitor: ClassVar[str] = "accuracy"
 
-    def target(self, row: dict[str, str], dataset: str) -> int:
+    def label_of(self, row: dict[str, str], dataset: str) -> int:
         if dataset != "bonn":
             raise InputError("eeg_seizure_bonn_sets needs the Bonn folder (labels.csv with a 'set' column)")
         return self.class_names.index(row["set"])
@@ -114,7 +114,7 @@ class DelhiPhases(EEGSeizure):
     class_names: ClassVar[list[str]] = ["interictal", "preictal", "ictal"]
     monitor: ClassVar[str] = "accuracy"
 
-    def target(self, row: dict[str, str], dataset: str) -> int:
+    def label_of(self, row: dict[str, str], dataset: str) -> int:
         if dataset != "delhi":
             raise InputError("eeg_seizure_delhi_phases needs the New Delhi folder (labels.csv with a 'class' column)")
         return self.class_names.index(row["class"])
