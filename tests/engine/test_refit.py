@@ -178,6 +178,7 @@ def test_two_one_thread_trainings_give_bit_identical_weights(tmp_path):
     """Bit-exact with one torch thread (the bundle records the count: training.threads)."""
     from medlearn.config import TrainConfig
     from medlearn.engine.data import CachedDataset, Preprocessing
+    from medlearn.engine.target import Target
 
     table = _table("binary")
     ds = CachedDataset(table.raw, table.targets, Preprocessing([]))
@@ -188,7 +189,7 @@ def test_two_one_thread_trainings_give_bit_identical_weights(tmp_path):
         for _ in range(2):
             torch.manual_seed(0)
             model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
-            trainer = Trainer(TrainConfig(epochs=3, batch_size=16, scheduler="cosine"), "binary", "auroc", ["n", "p"])
+            trainer = Trainer(TrainConfig(epochs=3, batch_size=16, scheduler="cosine"), Target("binary", ("n", "p")))
             result = trainer.fit(model, ds, None)
             states.append(model.state_dict())
         assert result.extra == {"threads": 1, "deterministic": True}

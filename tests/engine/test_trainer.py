@@ -9,6 +9,7 @@ from torch import nn
 
 from medlearn.config import TrainConfig
 from medlearn.engine.data import CachedDataset, Preprocessing, group_split
+from medlearn.engine.target import Target
 from medlearn.engine.trainer import Trainer, balanced_class_weights
 
 
@@ -34,7 +35,7 @@ def _model() -> nn.Module:
 
 def _trainer(tmp_path=None, **kw) -> Trainer:
     cfg = TrainConfig(**{"epochs": 6, "batch_size": 32, "lr": 0.01, "scheduler": "none", **kw})
-    return Trainer(cfg, "binary", "auroc", ["neg", "pos"], checkpoint_dir=tmp_path)
+    return Trainer(cfg, Target("binary", ("neg", "pos")), checkpoint_dir=tmp_path)
 
 
 def test_trainer_learns_an_informative_feature():

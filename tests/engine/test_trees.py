@@ -10,6 +10,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 
 from medlearn.config import TrainConfig
 from medlearn.engine.data import CachedDataset, Preprocessing
+from medlearn.engine.target import Target
 from medlearn.engine.trainer import Trainer
 from medlearn.engine.trees import ABSENT_CLASS_SCORE, BoostedTrees
 
@@ -72,7 +73,7 @@ def test_trainer_fits_trees_in_one_pass_and_validates_them():
     xtr, ytr = _table(300, 0, 2)
     xva, yva = _table(120, 1, 2)
     pre = Preprocessing([])
-    trainer = Trainer(TrainConfig(epochs=1), "binary", "auroc", ["neg", "pos"])
+    trainer = Trainer(TrainConfig(epochs=1), Target("binary", ("neg", "pos")))
     model = BoostedTrees(**HYPER)
     fit = trainer.fit(model, CachedDataset(list(xtr), ytr, pre), CachedDataset(list(xva), yva, pre))
     assert len(fit.history) == 1 and fit.history[0]["trees"] == 30

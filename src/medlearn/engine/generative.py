@@ -45,7 +45,7 @@ def train_generative(cfg: ExperimentConfig, task: GenerativeTask, root: Path, ou
     info(f"model {model_name}: {count_parameters(model):,} parameters "
          f"({sum(p.numel() for p in model.parameters() if p.requires_grad):,} trained)")
     monitor = cfg.train.early_stopping.monitor or task.monitor
-    trainer = Trainer(cfg.train, task.kind, monitor, [], out / "checkpoints", pick_device(device),
+    trainer = Trainer(cfg.train, task.target, monitor, out / "checkpoints", pick_device(device),
                       val_scorer=lambda m: task.sample_scores(m, pre))
     fit = trainer.fit(model, datasets["train"], datasets["val"], resume=resume)
     # Every epoch's time (validation included) adds up across a --resume; fit.seconds restarts with it.

@@ -1,7 +1,8 @@
 """Progress bars and logging on stderr (machine-readable output owns stdout).
 
 Bars are shown only when stderr is a terminal and ``--quiet`` was not given, so logs captured by CI or
-a scheduler stay readable.
+a scheduler stay readable; there, training prints one plain line per epoch instead
+(:class:`medlearn.engine.callbacks.ProgressLines`), which ``--quiet`` silences too.
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ def set_quiet(quiet: bool) -> None:
 
 
 def bars_enabled() -> bool:
+    """Progress bars: stderr is a terminal and not ``--quiet``."""
     return not _state["quiet"] and sys.stderr.isatty()
+
+
+def lines_enabled() -> bool:
+    """Plain progress lines instead of bars: stderr is not a terminal (nohup, a scheduler) and not
+    ``--quiet``."""
+    return not _state["quiet"] and not sys.stderr.isatty()
 
 
 def make_progress(disable: bool = False) -> Progress:

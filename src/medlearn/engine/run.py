@@ -169,8 +169,7 @@ def fit_fold(cfg: ExperimentConfig, task: Task, model_name: str, tables: dict[st
     if cfg.train.class_weighting == "balanced" and task.kind != "regression":
         weights = balanced_class_weights(tables["train"].targets, len(task.class_names))
     monitor = cfg.train.early_stopping.monitor or task.monitor
-    trainer = Trainer(cfg.train, task.kind, monitor, task.class_names, checkpoints, pick_device(device),
-                      ordinal=task.ordinal, f1_groups=task.f1_groups)
+    trainer = Trainer(cfg.train, task.target, monitor, checkpoints, pick_device(device))
     monitored, conformal, monitor_ds = None, None, None
     if "val" in tables:
         monitored, monitor_ds = tables["val"], datasets["val"]

@@ -2,7 +2,9 @@
 
 Optimizer and scheduler from the config, class weighting, early stopping on a validation metric, the
 best epoch's weights kept, a checkpoint after every epoch for ``--resume``, deterministic seeds and a
-progress bar. Without a validation set (a refit on all the data after cross-validation) it trains a fixed
+progress bar. Callbacks (:mod:`medlearn.engine.callbacks`) take part without forking the loop: they
+hear of fits, epochs and checkpoints, may add a loss term (FedProx) and may stop training; the run's
+``history.csv``, progress lines and MLflow tracking are built on them. Without a validation set (a refit on all the data after cross-validation) it trains a fixed
 number of epochs and keeps the last weights. Tasks and models plug in; the loop never learns which
 modality it trains.
 
@@ -19,8 +21,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,11 @@ import torch
 from torch import nn
 
 from medlearn.config import TrainConfig
+from medlearn.engine.callbacks import Callback, CallbackList, FitResult, FitState
 from medlearn.engine.data import CachedDataset
 from medlearn.engine.progress import make_progress
+from medlearn.engine.protocols import HasOwnObjective, Reseedable
+from medlearn.engine.target import Target
 from medlearn.engine.trees import ArrayFitted
 
 log = logging.getLogger(__name__)
@@ -77,13 +81,6 @@ def collate(ds: CachedDataset, index: np.ndarray, kind: str) -> tuple[torch.Tens
     return x, y
 
 
-def has_own_objective(model: nn.Module) -> bool:
-    """Generative models carry their objective: ``model.training_loss(x)`` is the mean loss of a batch
-    (next-token cross-entropy, a VAE's negative ELBO, a GAN's critic + generator losses), so the loop
-    needs no targets and no loss of its own. In eval mode it must return a loss comparable across epochs."""
-    return callable(getattr(model, "training_loss", None))
-
-
 def make_loss(kind: str, class_weights: np.ndarray | None) -> nn.Module | None:
     """BCE-with-logits (binary, ``pos_weight`` = n_neg/n_pos when weighted), cross-entropy, MSE, or None
     for generative models (their own ``training_loss``)."""
@@ -114,26 +111,17 @@ def outputs_to_predictions(logits: torch.Tensor, kind: str) -> np.ndarray:
     return logits.reshape(len(logits), -1)[:, 0].numpy()
 
 
-def validation_scores(kind: str, y: np.ndarray, pred: np.ndarray, class_names: list[str],
-                      ordinal: bool = False, f1_groups: dict[str, list[str]] | None = None) -> dict[str, float]:
+def validation_scores(target: Target, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The validation metrics of predictions for ``target`` (binary at threshold 0.5)."""
     from medlearn.engine import metrics
 
-    if kind == "binary":
+    if target.kind == "binary":
         return metrics.binary_metrics(y, pred, 0.5)
-    if kind == "multiclass":
-        return metrics.multiclass_metrics(y, pred, class_names, ordinal=ordinal, f1_groups=f1_groups)[0]
+    if target.kind == "multiclass":
+        groups = {name: list(classes) for name, classes in target.f1_groups.items()}
+        return metrics.multiclass_metrics(y, pred, list(target.class_names), ordinal=target.ordinal,
+                                          f1_groups=groups)[0]
     return metrics.regression_metrics(y, pred)
-
-
-@dataclass
-class FitResult:
-    history: list[dict[str, float]]
-    best_epoch: int
-    best_score: float
-    best_state: dict[str, torch.Tensor]
-    seconds: float = 0.0
-    samples_per_second: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Trainer:
@@ -141,39 +129,41 @@ class Trainer:
 
     Args:
         cfg: the ``train`` section of the experiment config.
-        kind: "binary", "multiclass" or "regression" (decides loss and prediction activation).
-        monitor: validation metric for early stopping and best-epoch selection (e.g. "auroc").
-        class_names: label names, used by the multiclass metrics.
+        target: what the task predicts; its kind decides loss and prediction activation, its classes,
+            ordinality and F1 groups the validation metrics.
+        monitor: validation metric for early stopping and best-epoch selection (e.g. "auroc"); default
+            the target's.
         checkpoint_dir: where ``last.pt`` is written each epoch (None = no checkpoints).
         device: torch device.
-        ordinal: the classes are ordered (adds ``kappa_linear`` and ``mad`` to the validation metrics).
-        f1_groups: named means of per-class F1 to add (and possibly monitor), e.g. ``challenge_f1``.
         val_scorer: validation metrics of a model with its own objective, which has no predictions to
             score (e.g. the validity of molecules sampled after each epoch); called in eval mode.
+        callbacks: told of fits, epochs and checkpoints, in this order (see :class:`Callback`).
+
+    Example:
+        >>> from medlearn.config import TrainConfig
+        >>> trainer = Trainer(TrainConfig(epochs=3), Target("binary", ("benign", "malignant")))
+        >>> trainer.monitor
+        'auroc'
     """
 
     def __init__(
         self,
         cfg: TrainConfig,
-        kind: str,
-        monitor: str,
-        class_names: list[str],
+        target: Target,
+        monitor: str | None = None,
         checkpoint_dir: Path | None = None,
         device: torch.device | None = None,
-        ordinal: bool = False,
-        f1_groups: dict[str, list[str]] | None = None,
         val_scorer: Callable[[nn.Module], dict[str, float]] | None = None,
+        callbacks: Sequence[Callback] = (),
     ):
         self.cfg = cfg
-        self.val_scorer = val_scorer
-        self.ordinal = ordinal
-        self.f1_groups = f1_groups
-        self.kind = kind
-        self.monitor = monitor
-        self.class_names = class_names
+        self.target = target
+        self.monitor = monitor or target.monitor
         self.checkpoint_dir = checkpoint_dir
         self.device = device or torch.device("cpu")
-        self.lower_is_better = monitor in LOWER_IS_BETTER
+        self.val_scorer = val_scorer
+        self.callbacks = CallbackList(callbacks)
+        self.lower_is_better = self.monitor in LOWER_IS_BETTER
 
     def _optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         params = [p for p in model.parameters() if p.requires_grad]
@@ -204,7 +194,6 @@ class Trainer:
         val_ds: CachedDataset | None,
         class_weights: np.ndarray | None = None,
         resume: bool = False,
-        on_epoch: Callable[[dict[str, float]], None] | None = None,
         epochs: int | None = None,
     ) -> FitResult:
         """Train ``model`` on ``train_ds``; return the history and the kept weights (loaded into ``model``).
@@ -216,100 +205,107 @@ class Trainer:
         cosine schedule still spans ``train.epochs``, so a refit for the folds' median best epoch ``n``
         follows the same learning-rate path as the folds did up to ``n``; a plateau schedule has no signal
         without validation and keeps its learning rate. Models fitted in one pass (:class:`ArrayFitted`)
-        ignore ``epochs``.
+        ignore ``epochs``. A callback setting ``should_stop`` ends training after the current epoch.
         """
         seed_everything(self.cfg.seed)
         if isinstance(model, ArrayFitted):
-            result = self._fit_arrays(model, train_ds, val_ds, class_weights)
-            result.extra.update(reproducibility())
-            return result
+            return self._fit_arrays(model, train_ds, val_ds, class_weights)
         n_epochs = self.cfg.epochs if epochs is None else epochs
         if n_epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {n_epochs}")
         model.to(self.device)
-        loss_fn = make_loss(self.kind, class_weights)
+        loss_fn = make_loss(self.target.kind, class_weights)
         if loss_fn is not None:
             loss_fn = loss_fn.to(self.device)
         optimizer = self._optimizer(model)
         scheduler = self._scheduler(optimizer)
-        history: list[dict[str, float]] = []
-        best_score, best_epoch, bad_epochs, start_epoch = float("nan"), 0, 0, 1
+        state, bad_epochs = FitState(self, model, n_epochs), 0
         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if resume:
-            state = self._load_checkpoint()
-            if state is not None:
-                model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-                if scheduler is not None and state.get("scheduler"):
-                    scheduler.load_state_dict(state["scheduler"])
-                history, best_state = state["history"], state["best_state"]
-                best_score, best_epoch = state["best_score"], state["best_epoch"]
-                bad_epochs, start_epoch = state["bad_epochs"], state["epoch"] + 1
-                torch.set_rng_state(state["torch_rng"])
-                log.info("resumed from epoch %d", state["epoch"])
+        checkpoint = self._load_checkpoint() if resume else None
+        if checkpoint is not None:
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            if scheduler is not None and checkpoint.get("scheduler"):
+                scheduler.load_state_dict(checkpoint["scheduler"])
+            state.history, best_state = checkpoint["history"], checkpoint["best_state"]
+            state.best_score, state.best_epoch = checkpoint["best_score"], checkpoint["best_epoch"]
+            bad_epochs, state.start_epoch = checkpoint["bad_epochs"], checkpoint["epoch"] + 1
+            torch.set_rng_state(checkpoint["torch_rng"])
+            log.info("resumed from epoch %d", checkpoint["epoch"])
+        self.callbacks.on_fit_start(state)
         n_seen, t_train = 0, 0.0
         t0 = time.perf_counter()
         with make_progress() as progress:
-            bar = progress.add_task("train", total=n_epochs, completed=start_epoch - 1, status="")
-            for epoch in range(start_epoch, n_epochs + 1):
-                if val_ds is not None and bad_epochs >= self.cfg.early_stopping.patience:
+            bar = progress.add_task("train", total=n_epochs, completed=state.start_epoch - 1, status="")
+            for epoch in range(state.start_epoch, n_epochs + 1):
+                if self._stop(state, epoch, val_ds is not None and bad_epochs >= self.cfg.early_stopping.patience,
+                              t_train):
                     break
-                limit = self.cfg.time_limit_minutes
-                if limit is not None and t_train > limit * 60:
-                    log.info("stopped after %d epochs: train.time_limit_minutes=%s reached", epoch - 1, limit)
-                    break
+                self.callbacks.on_epoch_start(epoch)
                 t_epoch = time.perf_counter()
                 train_loss, n = self._train_epoch(model, train_ds, loss_fn, optimizer, epoch)
                 t_train += time.perf_counter() - t_epoch
                 n_seen += n
+                row, score = {"epoch": epoch, "train_loss": train_loss}, float("nan")
                 if val_ds is None:  # fixed epochs: the last weights are the kept ones
-                    row = {"epoch": epoch, "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"],
-                           "epoch_seconds": time.perf_counter() - t_epoch}
-                    score, best_epoch = float("nan"), epoch
+                    state.best_epoch = epoch
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 else:
                     scores, val_loss = self._validate(model, val_ds, loss_fn)
-                    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
-                           "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": time.perf_counter() - t_epoch}
-                    row.update({f"val_{k}": float(v) for k, v in scores.items()})
-                    score = val_loss if self.monitor == "loss" else float(scores.get(self.monitor, float("nan")))
-                    if self._improved(score, best_score):
-                        best_score, best_epoch, bad_epochs = score, epoch, 0
+                    row.update({"val_loss": val_loss, **{f"val_{k}": float(v) for k, v in scores.items()}})
+                    score = self._monitored(scores, val_loss)
+                    if self._improved(score, state.best_score):
+                        state.best_score, state.best_epoch, bad_epochs = score, epoch, 0
                         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                     else:
                         bad_epochs += 1
-                history.append(row)
+                row.update({"lr": optimizer.param_groups[0]["lr"], "epoch_seconds": time.perf_counter() - t_epoch})
+                state.history.append(row)
                 if scheduler is not None and not (val_ds is None and self.cfg.scheduler == "plateau"):
                     scheduler.step(score) if self.cfg.scheduler == "plateau" else scheduler.step()
-                self._save_checkpoint(model, optimizer, scheduler, epoch, history, best_state,
-                                      best_score, best_epoch, bad_epochs)
-                if on_epoch is not None:
-                    on_epoch(row)
-                status = (f"loss {train_loss:.3f}" if val_ds is None else
-                          f"loss {train_loss:.3f} val_{self.monitor} {score:.3f} (best {best_score:.3f}@{best_epoch})")
+                self._save_checkpoint(model, optimizer, scheduler, epoch, state.history, best_state,
+                                      state.best_score, state.best_epoch, bad_epochs)
+                self.callbacks.on_epoch_end(epoch, row)
+                status = (f"loss {train_loss:.3f}" if val_ds is None else f"loss {train_loss:.3f} val_{self.monitor} "
+                          f"{score:.3f} (best {state.best_score:.3f}@{state.best_epoch})")
                 progress.update(bar, advance=1, status=status)
                 log.info("epoch %d %s", epoch, status)
         model.load_state_dict(best_state)
-        return FitResult(history, best_epoch, best_score, best_state, time.perf_counter() - t0,
-                         n_seen / t_train if t_train else 0.0, extra=reproducibility())
+        result = FitResult(state.history, state.best_epoch, state.best_score, best_state, time.perf_counter() - t0,
+                           n_seen / t_train if t_train else 0.0, extra=reproducibility())
+        self.callbacks.on_fit_end(result)
+        return result
+
+    def _stop(self, state: FitState, epoch: int, patience_exhausted: bool, t_train: float) -> bool:
+        """Whether no further epoch starts: patience exhausted, time limit reached or a callback asked."""
+        limit = self.cfg.time_limit_minutes
+        reason = ("patience" if patience_exhausted else
+                  f"train.time_limit_minutes={limit} reached" if limit is not None and t_train > limit * 60 else
+                  "a callback asked" if state.should_stop else None)
+        if reason is not None:
+            log.info("stopped after %d epochs: %s", epoch - 1, reason)
+        return reason is not None
+
+    def _monitored(self, scores: dict[str, float], val_loss: float) -> float:
+        """The monitored validation metric (NaN when the scores lack it)."""
+        return val_loss if self.monitor == "loss" else float(scores.get(self.monitor, float("nan")))
 
     def _validate(self, model: nn.Module, val_ds: CachedDataset, loss_fn: nn.Module | None) -> tuple[dict[str, float], float]:
         """The validation metrics and mean validation loss of the model as it is now."""
-        if has_own_objective(model):
+        if isinstance(model, HasOwnObjective):
             val_loss = self.objective_loss(model, val_ds)
             scores = {} if self.val_scorer is None else self.val_scorer(model)
             return scores, val_loss
         val_pred, val_loss = self.predict(model, val_ds, loss_fn=loss_fn)
-        return validation_scores(self.kind, val_ds.targets, val_pred, self.class_names, self.ordinal,
-                                 self.f1_groups), val_loss
+        return validation_scores(self.target, val_ds.targets, val_pred), val_loss
 
     @torch.no_grad()
-    def objective_loss(self, model: nn.Module, ds: CachedDataset) -> float:
+    def objective_loss(self, model: HasOwnObjective, ds: CachedDataset) -> float:
         """Mean ``model.training_loss`` over ``ds`` in eval mode (a generative model's validation loss)."""
         model.eval()
         total = 0.0
         for index in batches(len(ds), max(self.cfg.batch_size, 64), None):
-            x, _ = collate(ds, index, self.kind)
+            x, _ = collate(ds, index, self.target.kind)
             total += float(model.training_loss(x.to(self.device))) * len(index)
         return total / max(len(ds), 1)
 
@@ -317,52 +313,61 @@ class Trainer:
                     class_weights: np.ndarray | None) -> FitResult:
         """One fit on the whole training set (e.g. boosted trees); validated and reported like an epoch
         (without ``val_ds``, the history row has no validation figures and the score is NaN)."""
+        state = FitState(self, model, epochs=1)
+        self.callbacks.on_fit_start(state)
+        self.callbacks.on_epoch_start(1)
         t0 = time.perf_counter()
-        x, y = collate(train_ds, np.arange(len(train_ds)), self.kind)
+        x, y = collate(train_ds, np.arange(len(train_ds)), self.target.kind)
         y_np = y.numpy()
         weights = None if class_weights is None else np.asarray(class_weights)[y_np.astype(int)]
         with make_progress() as progress:
             bar = progress.add_task("fit", total=1, status=f"{type(model).__name__} on {len(y_np)} units")
-            facts = model.fit_arrays(x.numpy(), y_np, self.kind, weights, self.cfg.seed)
+            facts = model.fit_arrays(x.numpy(), y_np, self.target.kind, weights, self.cfg.seed)
             progress.update(bar, advance=1)
         seconds = time.perf_counter() - t0
-        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if val_ds is None:
-            row = {"epoch": 1, "epoch_seconds": seconds, **{k: float(v) for k, v in facts.items()}}
-            log.info("fitted %s in %.1f s (no validation)", type(model).__name__, seconds)
-            return FitResult([row], 1, float("nan"), state, seconds, len(y_np) / seconds if seconds else 0.0)
-        loss_fn = make_loss(self.kind, class_weights)
-        val_pred, val_loss = self.predict(model, val_ds, loss_fn=loss_fn)
-        scores = validation_scores(self.kind, val_ds.targets, val_pred, self.class_names, self.ordinal,
-                                            self.f1_groups)
-        row = {"epoch": 1, "val_loss": val_loss, "epoch_seconds": seconds, **{k: float(v) for k, v in facts.items()}}
-        row.update({f"val_{k}": float(v) for k, v in scores.items()})
-        score = val_loss if self.monitor == "loss" else float(scores.get(self.monitor, float("nan")))
-        log.info("fitted %s in %.1f s: val_%s %.3f", type(model).__name__, seconds, self.monitor, score)
-        return FitResult([row], 1, score, state, seconds, len(y_np) / seconds if seconds else 0.0)
+        row = {"epoch": 1, **{k: float(v) for k, v in facts.items()}}
+        if val_ds is not None:
+            val_pred, val_loss = self.predict(model, val_ds, loss_fn=make_loss(self.target.kind, class_weights))
+            scores = validation_scores(self.target, val_ds.targets, val_pred)
+            row.update({"val_loss": val_loss, **{f"val_{k}": float(v) for k, v in scores.items()}})
+            state.best_score = self._monitored(scores, val_loss)
+        row["epoch_seconds"] = seconds
+        state.history.append(row)
+        state.best_epoch = 1
+        log.info("fitted %s in %.1f s: val_%s %.3f", type(model).__name__, seconds, self.monitor, state.best_score)
+        self.callbacks.on_epoch_end(1, row)
+        state_dict = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        result = FitResult(state.history, 1, state.best_score, state_dict, seconds,
+                           len(y_np) / seconds if seconds else 0.0, extra=reproducibility())
+        self.callbacks.on_fit_end(result)
+        return result
 
     def _train_epoch(
         self, model: nn.Module, ds: CachedDataset, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, epoch: int
     ) -> tuple[float, int]:
+        """One pass over ``ds``; the mean of the task's loss (callbacks' extra terms are optimised, not
+        reported, so ``train_loss`` stays comparable with ``val_loss``) and the units seen."""
         model.train()
         rng = np.random.default_rng(self.cfg.seed * 1000 + epoch)
-        if hasattr(ds.augment, "reseed"):
+        if isinstance(ds.augment, Reseedable):
             ds.augment.reseed(self.cfg.seed * 1000 + epoch)
+        own_objective, kind = isinstance(model, HasOwnObjective), self.target.kind
         total, n = 0.0, 0
         for b, index in enumerate(batches(len(ds), self.cfg.batch_size, rng)):
             if self.cfg.max_train_batches is not None and b >= self.cfg.max_train_batches:
                 break
             if len(index) < 2 and len(ds) > 1:
                 continue  # a batch of one breaks batch norm; its unit is seen next epoch
-            x, y = collate(ds, index, self.kind)
+            x, y = collate(ds, index, kind)
             x, y = x.to(self.device), y.to(self.device)
             optimizer.zero_grad(set_to_none=True)
-            if has_own_objective(model):
+            if own_objective:
                 loss = model.training_loss(x)
             else:
                 out = model(x)
-                loss = loss_fn(out if self.kind == "multiclass" else out.reshape(len(out), -1)[:, 0], y)
-            loss.backward()
+                loss = loss_fn(out if kind == "multiclass" else out.reshape(len(out), -1)[:, 0], y)
+            extra = self.callbacks.extra_loss(model, x, y)
+            (loss if extra is None else loss + extra).backward()
             if self.cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
             optimizer.step()
@@ -377,11 +382,11 @@ class Trainer:
         model.to(self.device)
         outs, total = [], 0.0
         for index in batches(len(ds), max(self.cfg.batch_size, 64), None):
-            x, y = collate(ds, index, self.kind)
+            x, y = collate(ds, index, self.target.kind)
             out = model(x.to(self.device)).cpu()
             out = out.reshape(len(out), -1)
             if loss_fn is not None:
-                total += float(loss_fn(out if self.kind == "multiclass" else out[:, 0], y)) * len(index)
+                total += float(loss_fn(out if self.target.kind == "multiclass" else out[:, 0], y)) * len(index)
             outs.append(out.numpy())
         return (np.concatenate(outs) if outs else np.zeros((0, 1), np.float32)), total / max(len(ds), 1)
 
@@ -389,7 +394,7 @@ class Trainer:
         """Uncalibrated predictions for every unit of ``ds`` in order (and the mean loss when ``loss_fn``
         is given); post-hoc calibration is applied by the run to :meth:`logits`."""
         out, loss = self.logits(model, ds, loss_fn)
-        return outputs_to_predictions(torch.from_numpy(out), self.kind), loss
+        return outputs_to_predictions(torch.from_numpy(out), self.target.kind), loss
 
     # -- checkpoints -----------------------------------------------------------------------------------
     def _save_checkpoint(self, model, optimizer, scheduler, epoch, history, best_state, best_score,
@@ -406,6 +411,7 @@ class Trainer:
         tmp = self.checkpoint_dir / "last.pt.tmp"
         torch.save(state, tmp)
         tmp.replace(self.checkpoint_dir / "last.pt")
+        self.callbacks.on_checkpoint(self.checkpoint_dir / "last.pt", epoch)
 
     def _load_checkpoint(self) -> dict[str, Any] | None:
         path = None if self.checkpoint_dir is None else self.checkpoint_dir / "last.pt"
