@@ -21,45 +21,48 @@ def _data(n: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
     return list(x), y
 
 
-def _datasets():
+def tiny_datasets() -> tuple[CachedDataset, CachedDataset]:
+    """200 training and 80 validation units of 8 features, one of them informative (shared by the
+    callback and tracking tests)."""
     pre = Preprocessing([])
     xtr, ytr = _data(200, 0)
     xva, yva = _data(80, 1)
     return CachedDataset(xtr, ytr, pre), CachedDataset(xva, yva, pre)
 
 
-def _model() -> nn.Module:
+def tiny_model() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 1))
 
 
-def _trainer(tmp_path=None, **kw) -> Trainer:
+def tiny_trainer(tmp_path=None, callbacks=(), **kw) -> Trainer:
+    """A binary Trainer of 6 epochs (``kw`` overrides the train config) checkpointing into ``tmp_path``."""
     cfg = TrainConfig(**{"epochs": 6, "batch_size": 32, "lr": 0.01, "scheduler": "none", **kw})
-    return Trainer(cfg, Target("binary", ("neg", "pos")), checkpoint_dir=tmp_path)
+    return Trainer(cfg, Target("binary", ("neg", "pos")), checkpoint_dir=tmp_path, callbacks=callbacks)
 
 
 def test_trainer_learns_an_informative_feature():
-    train, val = _datasets()
-    result = _trainer().fit(_model(), train, val)
+    train, val = tiny_datasets()
+    result = tiny_trainer().fit(tiny_model(), train, val)
     assert result.history[-1]["val_auroc"] > 0.85
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
-    pred, _ = _trainer().predict(_model(), val)
+    pred, _ = tiny_trainer().predict(tiny_model(), val)
     assert pred.shape == (80,) and np.all((pred >= 0) & (pred <= 1))
 
 
 def test_training_is_deterministic_for_a_seed():
-    train, val = _datasets()
-    a = _trainer().fit(_model(), train, val)
-    b = _trainer().fit(_model(), train, val)
+    train, val = tiny_datasets()
+    a = tiny_trainer().fit(tiny_model(), train, val)
+    b = tiny_trainer().fit(tiny_model(), train, val)
     assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
     for k in a.best_state:
         assert torch.equal(a.best_state[k], b.best_state[k])
 
 
 def test_early_stopping_keeps_the_best_epoch():
-    train, val = _datasets()
+    train, val = tiny_datasets()
     # A monitor that never improves after epoch 1 (loss on a huge lr) must stop after `patience` epochs.
-    result = _trainer(epochs=30, lr=5.0, early_stopping={"monitor": "auroc", "patience": 2}).fit(_model(), train, val)
+    result = tiny_trainer(epochs=30, lr=5.0, early_stopping={"monitor": "auroc", "patience": 2}).fit(tiny_model(), train, val)
     assert len(result.history) < 30
     best = max(h["val_auroc"] for h in result.history)
     assert result.best_score == pytest.approx(best)
@@ -67,10 +70,10 @@ def test_early_stopping_keeps_the_best_epoch():
 
 
 def test_resume_continues_to_the_same_result(tmp_path):
-    train, val = _datasets()
-    full = _trainer(tmp_path / "a").fit(_model(), train, val)
-    _trainer(tmp_path / "b", epochs=3).fit(_model(), train, val)  # "interrupted" after 3 epochs
-    resumed = _trainer(tmp_path / "b").fit(_model(), train, val, resume=True)
+    train, val = tiny_datasets()
+    full = tiny_trainer(tmp_path / "a").fit(tiny_model(), train, val)
+    tiny_trainer(tmp_path / "b", epochs=3).fit(tiny_model(), train, val)  # "interrupted" after 3 epochs
+    resumed = tiny_trainer(tmp_path / "b").fit(tiny_model(), train, val, resume=True)
     assert len(resumed.history) == len(full.history)
     assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in full.history])
 

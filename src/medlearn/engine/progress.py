@@ -12,7 +12,14 @@ from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 T = TypeVar("T")
 
@@ -24,15 +31,21 @@ def set_quiet(quiet: bool) -> None:
     _state["quiet"] = quiet
 
 
+def stderr_is_terminal() -> bool:
+    """Whether stderr is a terminal, also while a bar is shown: rich then replaces ``sys.stderr`` by a
+    proxy that always answers False to ``isatty``, so ask the file it proxies."""
+    return getattr(sys.stderr, "rich_proxied_file", sys.stderr).isatty()
+
+
 def bars_enabled() -> bool:
     """Progress bars: stderr is a terminal and not ``--quiet``."""
-    return not _state["quiet"] and sys.stderr.isatty()
+    return not _state["quiet"] and stderr_is_terminal()
 
 
 def lines_enabled() -> bool:
     """Plain progress lines instead of bars: stderr is not a terminal (nohup, a scheduler) and not
     ``--quiet``."""
-    return not _state["quiet"] and not sys.stderr.isatty()
+    return not _state["quiet"] and not stderr_is_terminal()
 
 
 def make_progress(disable: bool = False) -> Progress:

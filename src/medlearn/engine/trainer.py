@@ -2,11 +2,11 @@
 
 Optimizer and scheduler from the config, class weighting, early stopping on a validation metric, the
 best epoch's weights kept, a checkpoint after every epoch for ``--resume``, deterministic seeds and a
-progress bar. Callbacks (:mod:`medlearn.engine.callbacks`) take part without forking the loop: they
-hear of fits, epochs and checkpoints, may add a loss term (FedProx) and may stop training; the run's
-``history.csv``, progress lines and MLflow tracking are built on them. Without a validation set (a refit on all the data after cross-validation) it trains a fixed
+progress bar. Without a validation set (a refit on all the data after cross-validation) it trains a fixed
 number of epochs and keeps the last weights. Tasks and models plug in; the loop never learns which
-modality it trains.
+modality it trains. Callbacks (:mod:`medlearn.engine.callbacks`) take part without forking it: they hear
+of fits, epochs and checkpoints, may add a loss term (FedProx) and may stop training; the run's
+``history.csv``, progress lines and MLflow tracking are built on them.
 
 Reproducibility: :func:`seed_everything` fixes every seed and turns on
 ``torch.use_deterministic_algorithms``; :func:`reproducibility` records the torch thread count and that
@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from medlearn.config import TrainConfig
-from medlearn.engine.callbacks import Callback, CallbackList, FitResult, FitState
+from medlearn.engine.callbacks import Callback, CallbackList, FitResult, FitState, epoch_line
 from medlearn.engine.data import CachedDataset
 from medlearn.engine.progress import make_progress
 from medlearn.engine.protocols import HasOwnObjective, Reseedable
@@ -266,10 +266,9 @@ class Trainer:
                 self._save_checkpoint(model, optimizer, scheduler, epoch, state.history, best_state,
                                       state.best_score, state.best_epoch, bad_epochs)
                 self.callbacks.on_epoch_end(epoch, row)
-                status = (f"loss {train_loss:.3f}" if val_ds is None else f"loss {train_loss:.3f} val_{self.monitor} "
-                          f"{score:.3f} (best {state.best_score:.3f}@{state.best_epoch})")
-                progress.update(bar, advance=1, status=status)
-                log.info("epoch %d %s", epoch, status)
+                status = epoch_line(state, epoch, row)
+                progress.update(bar, advance=1, status=status.split("  ", 1)[1])
+                log.info(status)
         model.load_state_dict(best_state)
         result = FitResult(state.history, state.best_epoch, state.best_score, best_state, time.perf_counter() - t0,
                            n_seen / t_train if t_train else 0.0, extra=reproducibility())
