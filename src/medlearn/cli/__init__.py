@@ -133,16 +133,6 @@ def evaluate(
     _summary(outputs)
 
 
-def _parse_xyz(value: str | None) -> tuple[float, float, float] | None:
-    if value is None:
-        return None
-    try:
-        x, y, z = (float(v) for v in value.split(","))
-    except ValueError:
-        raise InputError(f"--nodule {value}: expected x,y,z in patient millimetres, e.g. --nodule 55.5,85.6,-116") from None
-    return x, y, z
-
-
 @app.command()
 @handles_errors
 def predict(
@@ -163,16 +153,16 @@ def predict(
     from medlearn.engine.predict import predict_with_pictures
 
     _setup(quiet, device, threads)
-    for path in [*inputs, *([annotations] if annotations else [])]:
+    for path in inputs:
         if not path.exists() and not path.with_name(path.name + ".hea").is_file():  # or a WFDB record name
             raise InputError(f"{path}: no such file or folder")
-    if nodule is not None and diameter is None:
-        raise InputError("--nodule needs --diameter MM (the spherical mask's size)")
     loaded = load_bundle(bundle, device)
+    # The flags given (None = not given) go to the bundle's task, whose PredictOptions say which apply.
+    options = {"annotations": annotations, "reader": reader, "nodule": nodule, "diameter": diameter,
+               "series": series, "fs": fs}
+    loaded.task.predict_options(**options)  # a flag that does not apply fails before --out is made
     out_dir = _out_dir(out, "predict", force) if out is not None else None
-    records = predict_with_pictures(loaded, inputs, out_dir, annotations=annotations, reader=reader,
-                                    nodule=_parse_xyz(nodule), diameter_mm=diameter, series_uid=series,
-                                    **({"fs_hz": fs} if fs is not None else {}))
+    records = predict_with_pictures(loaded, inputs, out_dir, **options)
     if json_:
         sys.stdout.write(json.dumps(records, indent=2) + "\n")
         return

@@ -18,7 +18,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from medlearn.engine.data import UnitTable
-from medlearn.engine.task import PredictInputs, PredictUnit, Task
+from medlearn.engine.target import Target
+from medlearn.engine.task import NoOptions, PredictInputs, PredictUnit, Task
 
 LOS_BIN_EDGES_DAYS = (1, 2, 3, 4, 5, 6, 7, 8, 14)
 LOS_BIN_NAMES = ["<1d", "1-2d", "2-3d", "3-4d", "4-5d", "5-6d", "6-7d", "7-8d", "8-14d", ">=14d"]
@@ -42,6 +43,7 @@ class AdmissionTask(Task):
     unit: ClassVar[str] = "admission"
     default_model: ClassVar[str] = "lstm"
     Options: ClassVar[type[BaseModel]] = AdmissionOptions
+    PredictOptions: ClassVar[type[BaseModel]] = NoOptions  # the bundle's options fix the prediction time
     credits: ClassVar[list[str]] = [
         "MIMIC-IV Clinical Database Demo v2.2, ODbL 1.0: Johnson A et al., PhysioNet (2023), doi:10.13026/dp1f-ex47.",
         "MIMIC-III Clinical Database Demo v1.4, ODbL 1.0: Johnson A et al., PhysioNet, doi:10.13026/C2HM2Q.",
@@ -100,9 +102,9 @@ class AdmissionTask(Task):
     def model_kwargs(self, model_name: str) -> dict[str, Any]:
         return {**super().model_kwargs(model_name), "in_features": self._n_features}
 
-    def load_inputs(self, paths: list[Path], **_: Any) -> PredictInputs:
+    def load_inputs(self, paths: list[Path], options: NoOptions | None = None) -> PredictInputs:
         """FHIR bundles (file or folder) or any supported EHR folder: one unit per inpatient admission
-        still in hospital at the prediction time."""
+        still in hospital at the prediction time. It takes no options, so ``options`` may be left out."""
         from medlearn.ehr.predict import units_from_source
 
         result = PredictInputs(units=[])
@@ -120,10 +122,7 @@ class AdmissionTask(Task):
 
 class LOSClassification(AdmissionTask):
     name: ClassVar[str] = "los_classification"
-    kind: ClassVar[str] = "multiclass"
-    ordinal: ClassVar[bool] = True
-    class_names: ClassVar[list[str]] = LOS_BIN_NAMES
-    monitor: ClassVar[str] = "kappa_linear"
+    target: ClassVar[Target] = Target("multiclass", tuple(LOS_BIN_NAMES), monitor="kappa_linear", ordinal=True)
 
     def annotate(self, unit: PredictUnit, array: np.ndarray, bundle: Any) -> None:
         """Also give the predicted bin as an interval of remaining days."""
@@ -139,10 +138,7 @@ class LOSClassification(AdmissionTask):
 
 class LOSRegression(AdmissionTask):
     name: ClassVar[str] = "los_regression"
-    kind: ClassVar[str] = "regression"
-    class_names: ClassVar[list[str]] = ["remaining_los_days"]
-    monitor: ClassVar[str] = "mae"
-    value_range: ClassVar[tuple[float | None, float | None]] = (0.0, None)
+    target: ClassVar[Target] = Target("regression", ("remaining_los_days",), monitor="mae", value_range=(0.0, None))
 
     def targets(self, cohort: Any) -> np.ndarray:
         return cohort["remaining_los_days"].to_numpy().astype(np.float32)
@@ -150,8 +146,7 @@ class LOSRegression(AdmissionTask):
 
 class InHospitalMortality(AdmissionTask):
     name: ClassVar[str] = "in_hospital_mortality"
-    kind: ClassVar[str] = "binary"
-    class_names: ClassVar[list[str]] = ["survived", "died"]
+    target: ClassVar[Target] = Target("binary", ("survived", "died"), monitor="auroc")
 
     def targets(self, cohort: Any) -> np.ndarray:
         return cohort["died_in_hospital"].fill_null(False).cast(int).to_numpy().astype(np.int64)

@@ -17,8 +17,14 @@ def _safe_name(text: str) -> str:
 
 def predict_with_pictures(bundle: Bundle, inputs: list[Path], out_dir: Path | None, **options: Any) -> list[dict[str, Any]]:
     """Predict every unit found in ``inputs``; with ``out_dir``, save a Grad-CAM picture per unit and
-    name it in the record's ``"explanation"``."""
-    loaded = bundle.task.load_inputs([Path(p) for p in inputs], **options)
+    name it in the record's ``"explanation"``.
+
+    ``options`` are the task's predict options named like the CLI flags (``nodule="55.5,85.6,-116"`` or
+    ``nodule=(55.5, 85.6, -116)``, ``diameter=10``, ``fs=200``; None = not given), validated by
+    ``bundle.task.predict_options`` before any input is read: one the task does not take is an InputError.
+    """
+    validated = bundle.task.predict_options(**options)
+    loaded = bundle.task.load_inputs([Path(p) for p in inputs], validated)
     arrays = [bundle.preprocessing(u.raw) for u in loaded.units]
     preds = bundle.predict_arrays(arrays)
     for unit, array in zip(loaded.units, arrays):

@@ -1,8 +1,9 @@
 """The Task: the contract between a dataset and the engine.
 
-A task names its inputs (how to load units and preprocess them), its target (kind, class names, unit),
-its metric to monitor, and its default model. The engine talks only to this interface, so adding a
-clinical task is one file plus one registry line.
+A task names its inputs (how to load units and preprocess them), its :class:`~medlearn.engine.target.Target`
+(kind, class names, metric to monitor, …), its default model and, when it predicts from files, the
+options ``medlearn predict`` takes for it (:attr:`Task.PredictOptions`). The engine talks only to this
+interface, so adding a clinical task is one file plus one registry line (see ``docs/adding-a-task.md``).
 """
 
 from __future__ import annotations
@@ -11,17 +12,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from medlearn.config import format_validation_error
 from medlearn.engine.data import UnitTable
-from medlearn.engine.target import Target
-from medlearn.errors import ConfigError
+from medlearn.engine.target import Kind, Target
+from medlearn.errors import ConfigError, InputError
 
-Kind = Literal["binary", "multiclass", "regression", "generative"]
+__all__ = ["INTENDED_USE", "GenerativeTask", "Kind", "NoOptions", "PredictInputs", "PredictUnit", "Task", "step"]
 
 INTENDED_USE = (
     "Research use only, not a medical device. Outputs have not been clinically validated and must not "
@@ -35,6 +36,8 @@ def step(name: str, **params: Any) -> dict[str, Any]:
 
 
 class NoOptions(BaseModel):
+    """Options of a task (or of its ``predict``) that takes none: anything given is an error."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -59,28 +62,58 @@ class PredictInputs:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"input", "unit", "reason"}
 
 
+#: The fields a task used to declare one by one, now held by its ``target`` (see ``__init_subclass__``).
+LEGACY_TARGET_FIELDS = ("kind", "class_names", "monitor", "ordinal", "f1_groups", "value_range")
+
+
 class Task(ABC):
-    """Base class of every task. Subclasses set the class attributes and implement ``load``."""
+    """Base class of every task. Subclasses set the class attributes and implement ``load``.
+
+    Example (a complete task, runnable: ``docs/examples/lab_task.py``)::
+
+        class HighPotassium(Task):
+            name = "high_potassium"
+            unit = "sample"
+            target = Target("binary", ("normal", "high"), monitor="auroc")
+            default_model = "linear_baseline"
+            ...
+    """
 
     name: ClassVar[str]
-    kind: ClassVar[Kind]
+    #: what the task predicts: kind, class names, the metric to monitor, ordinal classes, F1 groups,
+    #: value range — one value that metrics, trainer and bundle take whole
+    target: ClassVar[Target]
     unit: ClassVar[str]
-    class_names: ClassVar[list[str]]
     default_model: ClassVar[str]
-    monitor: ClassVar[str] = "auroc"
-    ordinal: ClassVar[bool] = False  # multiclass with ordered classes (e.g. length-of-stay bins)
-    #: multiclass: named means of per-class F1 reported (and monitorable) beside the standard metrics,
-    #: e.g. ``{"challenge_f1": ["Normal", "AF", "Other"]}`` for PhysioNet/CinC 2017
-    f1_groups: ClassVar[dict[str, list[str]]] = {}
-    value_range: ClassVar[tuple[float | None, float | None]] = (None, None)  # regression: physical bounds
     Options: ClassVar[type[BaseModel]] = NoOptions
+    #: The options ``medlearn predict`` (and ``Bundle.predict``) take for this task, by their CLI flag
+    #: names (a field's alias when it differs from the field, e.g. ``fs`` for ``fs_hz``); a pydantic model
+    #: with ``extra="forbid"``, so an option the task does not take is an error. None: no predict.
+    PredictOptions: ClassVar[type[BaseModel] | None] = None
     #: The datasets to credit (licence, citation) in reports, model cards and bundles. A run on other
     #: data names its own in ``data.options.credits`` (e.g. ``medlearn demo``'s synthetic data), which
     #: replaces these for that task instance and is stored with its options in the bundle.
     credits: ClassVar[list[str]] = []
     intended_use: ClassVar[str] = INTENDED_USE
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        legacy = [f for f in LEGACY_TARGET_FIELDS if f in vars(cls)]
+        if legacy and "target" not in vars(cls):
+            # TEMPORARY (issue 13): a task declaring the old loose fields (tests/engine/test_refit.py) gets its
+            # target built from them; remove once no task declares kind/class_names/monitor/… directly.
+            def field(name: str, default: Any) -> Any:
+                value = getattr(cls, name, default)
+                return default if isinstance(value, property) else value
+
+            cls.target = Target(field("kind", None), tuple(field("class_names", ())), field("monitor", "auroc"),
+                                field("ordinal", False), dict(field("f1_groups", {})),
+                                tuple(field("value_range", (None, None))))
+
     def __init__(self, options: dict[str, Any] | None = None):
+        if not isinstance(getattr(type(self), "target", None), Target):
+            raise TypeError(f"{type(self).__name__}: a task declares its target, e.g. "
+                            "target = Target('binary', ('negative', 'positive'), monitor='auroc')")
         options = dict(options or {})
         credits = options.pop("credits", None)
         if credits is not None:
@@ -113,10 +146,24 @@ class Task(ABC):
 
     def model_kwargs(self, model_name: str) -> dict[str, Any]:
         """Arguments the data dictates for the model (input channels, number of outputs)."""
-        return {"out_channels": 1 if self.kind in ("binary", "regression") else len(self.class_names)}
+        return {"out_channels": self.target.n_outputs}
 
-    def load_inputs(self, paths: Sequence[Path], **options: Any) -> PredictInputs:
-        """Turn files given to ``medlearn predict`` into units; tasks that support predict override."""
+    def predict_options(self, **given: Any) -> BaseModel:
+        """The validated :attr:`PredictOptions` from keyword arguments named like the CLI flags
+        (``nodule="55.5,85.6,-116"``, ``fs=200``); None means not given. Raises InputError naming the option
+        (``--nodule: …``), or listing what the task takes when it does not take one (``--fs does not apply
+        to task lung_nodule_malignancy (it takes: annotations, reader, …)``)."""
+        if self.PredictOptions is None:
+            raise ConfigError(f"task {self.name} does not support predicting from files")
+        given = {key: value for key, value in given.items() if value is not None}
+        try:
+            return self.PredictOptions.model_validate(given)
+        except ValidationError as exc:
+            raise InputError(predict_option_error(exc, self.name, self.PredictOptions)) from None
+
+    def load_inputs(self, paths: Sequence[Path], options: BaseModel) -> PredictInputs:
+        """Turn files given to ``medlearn predict`` into units, with the options :meth:`predict_options`
+        validated; tasks that support predict declare :attr:`PredictOptions` and override this."""
         raise ConfigError(f"task {self.name} does not support predicting from files")
 
     def generate(self, model: Any, pre: Any, n: int, seed: int = 0, temperature: float | None = None,
@@ -152,10 +199,32 @@ class Task(ABC):
         return None
 
     @property
-    def target(self) -> Target:
-        """What this task predicts, as one value (metrics, trainer and bundles take it whole)."""
-        return Target(self.kind, tuple(self.class_names), self.monitor, self.ordinal, dict(self.f1_groups),
-                      self.value_range)
+    def kind(self) -> Kind:
+        """``target.kind``: the engine branches on it everywhere, so it stays one attribute away."""
+        return self.target.kind
+
+    @property
+    def class_names(self) -> list[str]:
+        """``target.class_names`` as a list (reports, predictions.csv and bundles index it)."""
+        return list(self.target.class_names)
+
+    # TEMPORARY (issue 13): engine/run.py, engine/generative.py and engine/bundle.py still read these;
+    # remove once they read ``task.target.<field>``.
+    @property
+    def monitor(self) -> str:
+        return self.target.monitor
+
+    @property
+    def ordinal(self) -> bool:
+        return self.target.ordinal
+
+    @property
+    def f1_groups(self) -> dict[str, list[str]]:
+        return {k: list(v) for k, v in self.target.f1_groups.items()}
+
+    @property
+    def value_range(self) -> tuple[float | None, float | None]:
+        return self.target.value_range
 
     def options_dict(self) -> dict[str, Any]:
         """The validated options, and the ``credits`` override if one was given (so a bundle keeps it)."""
@@ -173,9 +242,7 @@ class GenerativeTask(Task):
     describe them in the report; the model carries its own objective (``training_loss``).
     """
 
-    kind: ClassVar[Kind] = "generative"
-    class_names: ClassVar[list[str]] = []
-    monitor: ClassVar[str] = "loss"
+    target: ClassVar[Target] = Target("generative", monitor="loss")
 
     @abstractmethod
     def generate(self, model: Any, pre: Any, n: int, seed: int = 0, temperature: float | None = None,
@@ -202,3 +269,24 @@ class GenerativeTask(Task):
     def report_sections(self, samples: Sequence[Any], metrics: dict[str, Any], train: Sequence[Any],
                         model_name: str) -> list[Any]:
         """Report sections showing the samples (tables, distributions, pictures)."""
+
+
+def predict_option_error(exc: ValidationError, task: str, model: type[BaseModel]) -> str:
+    """One line about predict options, named as the user typed them (``--nodule: …``): options the task
+    does not take are listed together with those it does; otherwise the first bad value."""
+    takes = [field.alias or name for name, field in model.model_fields.items()]
+    unknown = [f"--{err['loc'][0]}" for err in exc.errors() if err["type"] == "extra_forbidden"]
+    if unknown:
+        verb = "does not apply" if len(unknown) == 1 else "do not apply"
+        return f"{', '.join(unknown)} {verb} to task {task} " + (f"(it takes: {', '.join(takes)})" if takes
+                                                                 else "(it takes no options)")
+    err = exc.errors()[0]
+    if not err["loc"]:  # a rule across options (e.g. --nodule needs --diameter)
+        return err["msg"].removeprefix("Value error, ")
+    flag = err["loc"][0]
+    if err["type"] == "missing":
+        field = next(f for name, f in model.model_fields.items() if (f.alias or name) == flag)
+        return f"--{flag} is required for task {task}" + (f" ({field.description})" if field.description else "")
+    if err["type"] == "value_error":  # our own validators' messages name the value themselves
+        return f"--{flag}: {err['msg'].removeprefix('Value error, ')}"
+    return f"--{flag} {err['input']}: {err['msg']}"

@@ -24,9 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medlearn.engine.data import UnitTable, fingerprint_files
 from medlearn.engine.progress import track
+from medlearn.engine.target import Target
 from medlearn.engine.task import PredictInputs, PredictUnit
 from medlearn.errors import InputError
-from medlearn.imaging.tasks.common import ImagingTask, step
+from medlearn.imaging.tasks.common import ImagingTask, PointMM, step
 
 REQUIRED = ("patient_id", "series", "x_mm", "y_mm", "z_mm", "label")
 LABELS = {"0": 0, "1": 1, "benign": 0, "malignant": 1}
@@ -40,13 +41,22 @@ class CTNoduleOptions(BaseModel):
     denoise: bool = Field(False, description="median-filter the cube (radius 1 voxel) before windowing")
 
 
+class CTNodulePredictOptions(BaseModel):
+    """``medlearn predict BUNDLE CT_SERIES --nodule x,y,z [--series UID]``: the model looks at a fixed cube
+    around the position, so a nodule's diameter does not apply (unlike the LIDC reader-mark model)."""
+
+    model_config = ConfigDict(extra="forbid")
+    nodule: PointMM = Field(description="nodule centre x,y,z in patient mm, e.g. --nodule 55.5,85.6,-116")
+    series_uid: str | None = Field(None, alias="series", description="SeriesInstanceUID when a folder holds several")
+
+
 class CTNoduleMalignancy(ImagingTask):
     name: ClassVar[str] = "ct_nodule_malignancy"
-    kind: ClassVar[str] = "binary"
+    target: ClassVar[Target] = Target("binary", ("benign", "malignant"), monitor="auroc")
     unit: ClassVar[str] = "nodule"
-    class_names: ClassVar[list[str]] = ["benign", "malignant"]
     default_model: ClassVar[str] = "cnn3d"
     Options: ClassVar[type[BaseModel]] = CTNoduleOptions
+    PredictOptions: ClassVar[type[BaseModel]] = CTNodulePredictOptions
     credits: ClassVar[list[str]] = ["Data: the CT series and nodule table named in the config (see its own license)."]
 
     @property
@@ -105,15 +115,14 @@ class CTNoduleMalignancy(ImagingTask):
 
         return flips_and_rotations((1, 2), seed)
 
-    def load_inputs(self, paths: list[Path], nodule: tuple[float, float, float] | None = None,
-                    series_uid: str | None = None, **_: Any) -> PredictInputs:
+    def load_inputs(self, paths: list[Path], options: CTNodulePredictOptions) -> PredictInputs:
+        """One unit per CT series (a DICOM folder or NIfTI file): the box around ``options.nodule``."""
         from medlearn.imaging.io.any_volume import read_volume
 
-        if nodule is None:
-            raise InputError("ct_nodule_malignancy predicts at a position: pass --nodule x,y,z (patient mm)")
+        nodule = options.nodule
         units = []
         for path in paths:
-            volume = read_volume(path, series_uid)
+            volume = read_volume(path, options.series_uid)
             box = self.cut_box(volume, nodule)
             units.append(PredictUnit(f"{volume.patient_id or path.name}@{','.join(f'{v:g}' for v in nodule)}", box,
                                      {"input": str(path)}))

@@ -13,7 +13,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from medlearn.engine.data import UnitTable, fingerprint_files
-from medlearn.engine.task import PredictInputs, PredictUnit
+from medlearn.engine.target import Target
+from medlearn.engine.task import NoOptions, PredictInputs, PredictUnit
 from medlearn.errors import InputError
 from medlearn.imaging.tasks.common import ImagingTask, step
 
@@ -25,11 +26,11 @@ class CXROptions(BaseModel):
 
 class CXRPneumonia(ImagingTask):
     name: ClassVar[str] = "cxr_pneumonia"
-    kind: ClassVar[str] = "binary"
+    target: ClassVar[Target] = Target("binary", ("normal", "pneumonia"), monitor="auroc")
     unit: ClassVar[str] = "image"
-    class_names: ClassVar[list[str]] = ["normal", "pneumonia"]
     default_model: ClassVar[str] = "resnet2d"
     Options: ClassVar[type[BaseModel]] = CXROptions
+    PredictOptions: ClassVar[type[BaseModel]] = NoOptions  # an image is all it needs
     credits: ClassVar[list[str]] = [
         "PneumoniaMNIST (MedMNIST v2), CC BY 4.0: Yang J et al., Scientific Data 10:41 (2023); "
         "source images: Kermany DS et al., Cell 172:1122-1131 (2018).",
@@ -62,7 +63,7 @@ class CXRPneumonia(ImagingTask):
         return Augment([RandAffine(prob=0.8, rotate_range=0.17, translate_range=(2, 2), scale_range=(0.1, 0.1),
                                    padding_mode="border")], seed)
 
-    def load_inputs(self, paths: list[Path], **_: Any) -> PredictInputs:
+    def load_inputs(self, paths: list[Path], options: NoOptions) -> PredictInputs:
         units = []
         for path in paths:
             for uid, image in _read_images(path, self.options.image_size):

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FilePath, model_validator
 
 from medlearn.engine.data import UnitTable, fingerprint_files
+from medlearn.engine.target import Target
 from medlearn.engine.task import PredictInputs, PredictUnit
 from medlearn.errors import InputError
-from medlearn.imaging.tasks.common import ImagingTask, step
+from medlearn.imaging.tasks.common import ImagingTask, PointMM, step
 
 PACKED_KEYS = ("slices", "nodule_start", "nodule_nslices", "label", "exam_id", "nodule_id")
 
@@ -33,14 +34,37 @@ class LidcOptions(BaseModel):
         (-1000.0, 400.0), description="HU window used to turn real CT into the training images' 0–255 scale")
 
 
+class LidcPredictOptions(BaseModel):
+    """What ``medlearn predict`` takes besides a mark's PNG folder: for a CT series, the reader contours of
+    an LIDC XML (``--annotations [--reader]``) or a sphere around a position (``--nodule --diameter``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    annotations: FilePath | None = Field(None, description="LIDC XML with reader contours")
+    reader: str | None = Field(None, description="reader mark id or reading session (with --annotations)")
+    nodule: PointMM | None = Field(None, description="nodule centre x,y,z in patient mm")
+    diameter_mm: float | None = Field(None, gt=0, alias="diameter", description="nodule diameter in mm (with --nodule)")
+    series_uid: str | None = Field(None, alias="series", description="SeriesInstanceUID when a folder holds several")
+
+    @model_validator(mode="after")
+    def _one_way_to_find_the_nodule(self) -> LidcPredictOptions:
+        if self.nodule is not None and self.diameter_mm is None:
+            raise ValueError("--nodule needs --diameter MM (the spherical mask's size)")
+        if self.diameter_mm is not None and self.nodule is None:
+            raise ValueError("--diameter applies with --nodule x,y,z only")
+        if self.nodule is not None and self.annotations is not None:
+            raise ValueError("give --annotations or --nodule, not both")
+        if self.reader is not None and self.annotations is None:
+            raise ValueError("--reader needs --annotations LIDC_XML")
+        return self
+
+
 class LungNoduleMalignancy(ImagingTask):
     name: ClassVar[str] = "lung_nodule_malignancy"
-    kind: ClassVar[str] = "binary"
+    target: ClassVar[Target] = Target("binary", ("benign", "malignant"), monitor="auroc")
     unit: ClassVar[str] = "mark"
-    class_names: ClassVar[list[str]] = ["benign", "malignant"]
     default_model: ClassVar[str] = "nodule_resnet25d"
-    monitor: ClassVar[str] = "auroc"
     Options: ClassVar[type[BaseModel]] = LidcOptions
+    PredictOptions: ClassVar[type[BaseModel]] = LidcPredictOptions
     credits: ClassVar[list[str]] = [
         "LIDC-IDRI (TCIA), CC BY 3.0: Armato SG III et al., Med Phys 38:915-931 (2011); "
         "doi:10.7937/K9/TCIA.2015.LO9QL9SX.",
@@ -88,9 +112,7 @@ class LungNoduleMalignancy(ImagingTask):
         axes = (1, 2) if model_name in ("resnet3d", "cnn3d") else (0, 1)
         return flips_and_rotations(axes, seed)
 
-    def load_inputs(self, paths: list[Path], annotations: Path | None = None, reader: str | None = None,
-                    nodule: tuple[float, float, float] | None = None, diameter_mm: float | None = None,
-                    series_uid: str | None = None, **_: Any) -> PredictInputs:
+    def load_inputs(self, paths: list[Path], options: LidcPredictOptions) -> PredictInputs:
         """PNG folders of marks, or a CT DICOM series with ``annotations`` (LIDC XML) or ``nodule``."""
         from medlearn.imaging import ct_input
 
@@ -101,9 +123,9 @@ class LungNoduleMalignancy(ImagingTask):
 
                 result.units.append(PredictUnit(str(path), read_png_stack(path), {"input": str(path)}))
                 continue
-            got = ct_input.units_from_ct(path, annotations=annotations, reader=reader, nodule_mm=nodule,
-                                         diameter_mm=diameter_mm, series_uid=series_uid,
-                                         window_hu=self.options.window_hu)
+            got = ct_input.units_from_ct(path, annotations=options.annotations, reader=options.reader,
+                                         nodule_mm=options.nodule, diameter_mm=options.diameter_mm,
+                                         series_uid=options.series_uid, window_hu=self.options.window_hu)
             result.units.extend(got.units)
             result.skipped.extend(got.skipped)
         return result

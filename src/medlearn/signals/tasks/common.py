@@ -29,10 +29,20 @@ class SignalOptions(BaseModel):
     rr_channel: bool = Field(False, description="ECG: add the detected RR-interval trace as a second channel")
 
 
+class SignalPredictOptions(BaseModel):
+    """``medlearn predict BUNDLE RECORD [--fs HZ]``: files that carry their rate (WFDB, EDF, MAT with a
+    header) need nothing; header-less ones (.txt, bare .mat) need their sampling rate."""
+
+    model_config = ConfigDict(extra="forbid")
+    fs_hz: float | None = Field(None, gt=0, alias="fs",
+                                description="sampling rate (Hz) of header-less signal files (.txt, bare .mat)")
+
+
 class SignalTask(Task):
     """Base of tasks whose unit is a (multi-channel) signal segment."""
 
     Options: ClassVar[type[BaseModel]] = SignalOptions
+    PredictOptions: ClassVar[type[BaseModel]] = SignalPredictOptions
     #: channels the model takes (predict picks these from a user's file)
     n_channels: ClassVar[int] = 1
     #: ECG tasks draw detected R-peaks on report strips
@@ -56,12 +66,13 @@ class SignalTask(Task):
         return {**super().model_kwargs(model_name), "in_channels": self.n_channels + int(self.options.rr_channel)}
 
     # -- predict ---------------------------------------------------------------------------------------
-    def load_inputs(self, paths: Sequence[Path], **options: Any) -> PredictInputs:
+    def load_inputs(self, paths: Sequence[Path], options: SignalPredictOptions) -> PredictInputs:
+        """One unit per record, or per window of the model's length for a long one (:meth:`windows`)."""
         from medlearn.signals.io import read_recording
 
         result = PredictInputs([])
         for path in paths:
-            recording = read_recording(path, fs_hz=options.get("fs_hz"))
+            recording = read_recording(path, fs_hz=options.fs_hz)
             if recording.n_channels < self.n_channels:
                 raise InputError(f"{path}: {recording.n_channels} channel(s); this model needs {self.n_channels}")
             unit = SignalUnit(recording.signal[:, : self.n_channels].T.copy(), recording.fs_hz)

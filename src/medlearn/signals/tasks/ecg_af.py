@@ -15,6 +15,7 @@ import numpy as np
 
 from medlearn.engine.data import UnitTable, fingerprint_files
 from medlearn.engine.progress import make_progress
+from medlearn.engine.target import Target
 from medlearn.signals.tasks.common import SignalTask
 from medlearn.signals.transforms import SignalUnit
 
@@ -23,12 +24,10 @@ LABEL_INDEX = {"N": 0, "A": 1, "O": 2, "~": 3}
 
 class EcgAF(SignalTask):
     name: ClassVar[str] = "ecg_af"
-    kind: ClassVar[str] = "multiclass"
+    target: ClassVar[Target] = Target("multiclass", ("Normal", "AF", "Other", "Noisy"), monitor="challenge_f1",
+                                      f1_groups={"challenge_f1": ("Normal", "AF", "Other")})
     unit: ClassVar[str] = "record"
-    class_names: ClassVar[list[str]] = ["Normal", "AF", "Other", "Noisy"]
     default_model: ClassVar[str] = "resnet1d"
-    monitor: ClassVar[str] = "challenge_f1"
-    f1_groups: ClassVar[dict[str, list[str]]] = {"challenge_f1": ["Normal", "AF", "Other"]}
     is_ecg: ClassVar[bool] = True
     credits: ClassVar[list[str]] = [
         "PhysioNet/CinC Challenge 2017, ODC-By 1.0: Clifford GD et al., AF Classification from a Short Single "

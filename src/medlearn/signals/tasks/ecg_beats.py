@@ -22,8 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from medlearn.engine.data import UnitTable, fingerprint_files
 from medlearn.engine.progress import make_progress
+from medlearn.engine.target import Target
 from medlearn.engine.task import PredictInputs, PredictUnit, Task
 from medlearn.errors import InputError
+from medlearn.signals.tasks.common import SignalPredictOptions
 
 AAMI = ["N", "S", "V", "F", "Q"]
 LOCAL_RR_BEATS = 10
@@ -77,12 +79,11 @@ def beat_arrays(signal: np.ndarray, fs_hz: float, rpeaks: np.ndarray, before_s: 
 
 class EcgBeats(Task):
     name: ClassVar[str] = "ecg_beats"
-    kind: ClassVar[str] = "multiclass"
+    target: ClassVar[Target] = Target("multiclass", tuple(AAMI), monitor="macro_f1")
     unit: ClassVar[str] = "beat"
-    class_names: ClassVar[list[str]] = AAMI
     default_model: ClassVar[str] = "cnn1d"
-    monitor: ClassVar[str] = "macro_f1"
     Options: ClassVar[type[BaseModel]] = BeatOptions
+    PredictOptions: ClassVar[type[BaseModel]] = SignalPredictOptions
     credits: ClassVar[list[str]] = [
         "MIT-BIH Arrhythmia Database, ODC-By 1.0: Moody GB, Mark RG, IEEE Eng Med Biol 20:45-50 (2001); "
         "Goldberger AL et al., PhysioNet, Circulation 101:e215 (2000).",
@@ -120,13 +121,14 @@ class EcgBeats(Task):
     def model_kwargs(self, model_name: str) -> dict[str, Any]:
         return {**super().model_kwargs(model_name), "in_channels": 4}
 
-    def load_inputs(self, paths: Sequence[Path], **options: Any) -> PredictInputs:
+    def load_inputs(self, paths: Sequence[Path], options: SignalPredictOptions) -> PredictInputs:
+        """One unit per detected beat of each record (R-peaks found here, not read from annotations)."""
         from medlearn.signals.io import read_recording
         from medlearn.signals.preprocess import detect_rpeaks
 
         result = PredictInputs([])
         for path in paths:
-            recording = read_recording(path, fs_hz=options.get("fs_hz"))
+            recording = read_recording(path, fs_hz=options.fs_hz)
             names = recording.channel_names
             lead = recording.signal[:, names.index(self.options.lead) if self.options.lead in names else 0]
             rpeaks = detect_rpeaks(lead, recording.fs_hz)

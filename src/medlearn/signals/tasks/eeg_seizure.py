@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from medlearn.engine.data import UnitTable, fingerprint_files
+from medlearn.engine.target import Target
 from medlearn.errors import InputError
 from medlearn.signals.tasks.common import SignalOptions, SignalTask
 from medlearn.signals.transforms import SignalUnit, robust_scale
@@ -56,11 +57,9 @@ def read_segments(root: Path) -> tuple[list[dict[str, str]], str, float]:
 
 class EEGSeizure(SignalTask):
     name: ClassVar[str] = "eeg_seizure"
-    kind: ClassVar[str] = "binary"
+    target: ClassVar[Target] = Target("binary", ("non-ictal", "ictal"), monitor="auroc")
     unit: ClassVar[str] = "segment"
-    class_names: ClassVar[list[str]] = ["non-ictal", "ictal"]
     default_model: ClassVar[str] = "cnn1d"
-    monitor: ClassVar[str] = "auroc"
     Options: ClassVar[type] = SeizureOptions
     credits: ClassVar[list[str]] = [
         "Bonn EEG: Andrzejak RG et al., Phys Rev E 64:061907 (2001). Terms of the shared copy were not verified.",
@@ -98,9 +97,7 @@ class EEGSeizure(SignalTask):
 
 class BonnSets(EEGSeizure):
     name: ClassVar[str] = "eeg_seizure_bonn_sets"
-    kind: ClassVar[str] = "multiclass"
-    class_names: ClassVar[list[str]] = ["A", "B", "C", "D", "E"]
-    monitor: ClassVar[str] = "accuracy"
+    target: ClassVar[Target] = Target("multiclass", ("A", "B", "C", "D", "E"), monitor="accuracy")
 
     def label_of(self, row: dict[str, str], dataset: str) -> int:
         if dataset != "bonn":
@@ -110,9 +107,7 @@ class BonnSets(EEGSeizure):
 
 class DelhiPhases(EEGSeizure):
     name: ClassVar[str] = "eeg_seizure_delhi_phases"
-    kind: ClassVar[str] = "multiclass"
-    class_names: ClassVar[list[str]] = ["interictal", "preictal", "ictal"]
-    monitor: ClassVar[str] = "accuracy"
+    target: ClassVar[Target] = Target("multiclass", ("interictal", "preictal", "ictal"), monitor="accuracy")
 
     def label_of(self, row: dict[str, str], dataset: str) -> int:
         if dataset != "delhi":

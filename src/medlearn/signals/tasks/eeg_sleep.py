@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from medlearn.engine.data import UnitTable, fingerprint_files
+from medlearn.engine.target import Target
 from medlearn.engine.task import Task, step
 from medlearn.errors import InputError
 
@@ -65,11 +66,9 @@ class FeatureStandardize:
 
 class EEGSleep(Task):
     name: ClassVar[str] = "eeg_sleep"
-    kind: ClassVar[str] = "multiclass"
+    target: ClassVar[Target] = Target("multiclass", tuple(STAGES), monitor="kappa")
     unit: ClassVar[str] = "epoch"
-    class_names: ClassVar[list[str]] = STAGES
     default_model: ClassVar[str] = "epoch_gru"
-    monitor: ClassVar[str] = "kappa"
     Options: ClassVar[type[BaseModel]] = SleepOptions
     credits: ClassVar[list[str]] = [
         "Sleep-EDF Expanded (Sleep Cassette), ODC-By 1.0: Kemp B et al., IEEE Trans Biomed Eng 47:1185-1194 (2000); "
