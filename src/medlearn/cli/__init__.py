@@ -21,6 +21,26 @@ from medlearn.errors import InputError, MedlearnError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="medlearn: clinical deep learning from raw hospital data to a trustworthy, deployed model.")
 
+
+def _print_version(requested: bool) -> None:
+    """Eager ``--version``: print ``medlearn X.Y.Z`` on stdout and stop before any command runs."""
+    if requested:
+        from medlearn import __version__
+
+        typer.echo(f"medlearn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Options that apply before any command (``--version``)."""
+
+
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")]
 Threads = Annotated[Optional[int], typer.Option(
