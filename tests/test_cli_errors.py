@@ -97,3 +97,18 @@ def test_predict_a_series_with_a_missing_slice(bundle, tmp_path):
     files[len(files) // 2].unlink()
     proc = run("predict", bundle, copy, "--nodule", "55.5,85.6,-116", "--diameter", "10")
     assert_one_line_error(proc, "gap", "spacing")
+
+
+def test_predict_with_a_flag_the_task_does_not_take_lists_what_it_takes(bundle, tmp_path):
+    film = tmp_path / "film.png"
+    film.write_bytes(b"")  # never read: the options are checked first
+    proc = run("predict", bundle, film, "--fs", "200", "--nodule", "1,2,3", "--diameter", "5")
+    assert_one_line_error(proc, "--fs does not apply to task lung_nodule_malignancy",
+                          "it takes: annotations, reader, nodule, diameter, series")
+
+
+def test_predict_nodule_without_diameter_is_refused_by_the_task(bundle):
+    ct = require_data("imaging/lidc-idri-dicom-c2c/LIDC-IDRI-0001")
+    assert_one_line_error(run("predict", bundle, ct, "--nodule", "55.5,85.6,-116"), "--nodule needs --diameter")
+    assert_one_line_error(run("predict", bundle, ct, "--nodule", "55.5,85.6", "--diameter", "10"),
+                          "--nodule: expected x,y,z in patient millimetres")
