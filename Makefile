@@ -4,7 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-slow bench clean
+# What ruff lints and formats (docs/ holds the mkdocs hook and the runnable examples).
+LINT_PATHS := src tests tools benchmarks docs
+# Where `make docs` writes the site (git-ignored); CI builds into a temporary directory instead.
+DOCS_OUT ?= build/site
+
+.PHONY: install demo test test-slow bench lint docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +32,15 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/imaging_train.py
 
+# The house rules: ruff's lint and format, and the import contracts of .importlinter.
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check --output-format concise $(LINT_PATHS)  # `ruff format` fixes them
+	$(BIN)/lint-imports
+
+# The documentation site, warnings as errors (a broken link or docstring reference fails the build).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(DOCS_OUT)
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .import_linter_cache $(DOCS_OUT)
