@@ -64,7 +64,7 @@ MODELS: dict[str, str] = {
 TRANSFORMS: dict[str, str] = {
     "scale_intensity_range": "medlearn.imaging.transforms:ScaleIntensityRange",
     "hu_window": "medlearn.imaging.transforms:HUWindow",
-    "normalize": "medlearn.imaging.transforms:Normalize",
+    "normalize": "medlearn.engine.transforms:ZScore",
     "slice_stack": "medlearn.imaging.transforms:SliceStack",
     "middle_slice": "medlearn.imaging.transforms:MiddleSlice",
     "add_channel": "medlearn.imaging.transforms:AddChannel",

@@ -17,9 +17,12 @@ def test_hu_window_maps_the_lung_window_to_unit_range():
 
 
 def test_normalize_and_scale_check_their_parameters():
-    np.testing.assert_allclose(T.Normalize(0.5, 0.25)(np.array([0.5, 1.0])), [0.0, 2.0])
+    np.testing.assert_allclose(
+        Preprocessing([{"name": "normalize", "params": {"mean": 0.5, "std": 0.25}}])(np.array([0.5, 1.0])),
+        [0.0, 2.0],
+    )
     with pytest.raises(ValueError, match="std must be positive"):
-        T.Normalize(0.0, 0.0)
+        Preprocessing([{"name": "normalize", "params": {"mean": 0.0, "std": 0.0}}])
     with pytest.raises(ValueError, match="a_max"):
         T.ScaleIntensityRange(1.0, 0.0)
 
@@ -73,12 +76,32 @@ def test_augmentation_is_reproducible_per_seed_and_keeps_shape():
 
 
 def test_a_preprocessing_spec_survives_json():
-    spec = [{"name": "resample_isotropic", "params": {"spacing_mm": 1.0}},
-            {"name": "crop_around", "params": {"size": 16, "pad_value": -1000.0}},
-            {"name": "hu_window", "params": {"lower_hu": -1000.0, "upper_hu": 400.0}},
-            {"name": "add_channel", "params": {}}]
+    spec = [
+        {"name": "resample_isotropic", "params": {"spacing_mm": 1.0}},
+        {"name": "crop_around", "params": {"size": 16, "pad_value": -1000.0}},
+        {"name": "hu_window", "params": {"lower_hu": -1000.0, "upper_hu": 400.0}},
+        {"name": "add_channel", "params": {}},
+    ]
     raw = {"hu": np.full((8, 24, 24), -300.0, np.float32), "spacing_mm": [2.0, 1.0, 1.0]}
     first = Preprocessing(spec)
     again = Preprocessing(json.loads(json.dumps(first.spec)))
     np.testing.assert_array_equal(first(raw), again(raw))
     assert first(raw).shape == (1, 16, 16, 16) and first.digest() == again.digest()
+
+
+def test_augmentation_draws_what_the_monai_pipeline_drew_before_the_move():
+    from monai.transforms import Compose, RandFlip, RandRotate90
+    from monai.utils import convert_to_numpy
+
+    x = np.random.default_rng(1).random((8, 16, 16)).astype(np.float32)
+    v1 = Compose(
+        [
+            RandFlip(prob=0.5, spatial_axis=0),
+            RandFlip(prob=0.5, spatial_axis=1),
+            RandRotate90(prob=0.75, spatial_axes=(0, 1)),
+        ]
+    )
+    v1.set_random_state(seed=11)
+    expected = [np.asarray(convert_to_numpy(v1(x)), dtype=np.float32) for _ in range(6)]
+    aug = T.flips_and_rotations((0, 1), seed=11)
+    assert all(np.array_equal(aug(x), e) for e in expected)

@@ -57,16 +57,20 @@ def monitor_key(history: list[dict[str, Any]], monitor: str | None) -> str | Non
 
 def best_of(history: list[dict[str, Any]], key: str, lower_is_better: bool) -> tuple[int, float] | None:
     """(epoch, value) of the first best finite ``key`` in ``history`` — how the Trainer picks its epoch."""
-    rows = [(int(r.get("epoch", i + 1)), float(r[key])) for i, r in enumerate(history)
-            if r.get(key) is not None and math.isfinite(float(r[key]))]
+    rows = [
+        (int(r.get("epoch", i + 1)), float(r[key]))
+        for i, r in enumerate(history)
+        if r.get(key) is not None and math.isfinite(float(r[key]))
+    ]
     if not rows:
         return None
     pick = min if lower_is_better else max
     return pick(rows, key=lambda row: row[1])
 
 
-def loss_curves(history: list[dict[str, Any]], monitor: str | None = None,
-                best_epoch: int | None = None) -> Figure:
+def loss_curves(
+    history: list[dict[str, Any]], monitor: str | None = None, best_epoch: int | None = None
+) -> Figure:
     """Train and validation loss by epoch, the monitored validation metric, and the best epoch marked.
 
     Args:
@@ -111,16 +115,23 @@ def loss_curves(history: list[dict[str, Any]], monitor: str | None = None,
         if key not in ("val_loss", "train_loss"):
             metric_ax = ax.twinx()
             x, y = series(key)
-            handles += metric_ax.plot(x, y, marker="s", markersize=3, color="tab:green",
-                                      label=key.replace("_", " "), **_LINE)
+            handles += metric_ax.plot(
+                x, y, marker="s", markersize=3, color="tab:green", label=key.replace("_", " "), **_LINE
+            )
             metric_ax.set_ylabel(key.replace("_", " "))
         from medlearn.engine.trainer import LOWER_IS_BETTER
 
         name = key[4:] if key.startswith("val_") else key
         best = best_of(history, key, name in LOWER_IS_BETTER)
         if best_epoch is not None:
-            value = next((float(r[key]) for i, r in enumerate(history)
-                          if int(r.get("epoch", i + 1)) == best_epoch and r.get(key) is not None), None)
+            value = next(
+                (
+                    float(r[key])
+                    for i, r in enumerate(history)
+                    if int(r.get("epoch", i + 1)) == best_epoch and r.get(key) is not None
+                ),
+                None,
+            )
             best = (int(best_epoch), value)
         if best is not None:
             epoch, value = best
@@ -130,11 +141,26 @@ def loss_curves(history: list[dict[str, Any]], monitor: str | None = None,
             if value is not None and math.isfinite(value):
                 metric_ax.plot([epoch], [value], marker="*", markersize=13, color="tab:red", zorder=5)
     elif named:
-        ax.text(0.5, 0.93, f"monitored metric {monitor!r} is not in the history", ha="center", va="top",
-                transform=ax.transAxes, fontsize=8, color="tab:red")
+        ax.text(
+            0.5,
+            0.93,
+            f"monitored metric {monitor!r} is not in the history",
+            ha="center",
+            va="top",
+            transform=ax.transAxes,
+            fontsize=8,
+            color="tab:red",
+        )
         if best_epoch is not None:
-            handles.append(ax.axvline(best_epoch, color="tab:red", linestyle=":", linewidth=1.4,
-                                      label=f"best epoch {best_epoch}"))
+            handles.append(
+                ax.axvline(
+                    best_epoch,
+                    color="tab:red",
+                    linestyle=":",
+                    linewidth=1.4,
+                    label=f"best epoch {best_epoch}",
+                )
+            )
     if handles:
         ax.legend(handles=handles, loc="best", fontsize=8)
     ax.grid(alpha=0.3)
@@ -154,12 +180,23 @@ def roc_curve(y_true: Any, prob: Any, op: OperatingPoint | None = None) -> Figur
         if op is not None:
             pred = p >= op.threshold
             sens, spec = pred[y == 1].mean(), (~pred[y == 0]).mean()
-            ax.plot([1 - spec], [sens], "o", color="tab:red", markersize=8,
-                    label=f"{_op_label(op)}\nsens {sens:.2f}, spec {spec:.2f}")
+            ax.plot(
+                [1 - spec],
+                [sens],
+                "o",
+                color="tab:red",
+                markersize=8,
+                label=f"{_op_label(op)}\nsens {sens:.2f}, spec {spec:.2f}",
+            )
     else:
         _one_class_note(ax)
-    ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity (true positive rate)",
-           xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), title="ROC curve")
+    ax.set(
+        xlabel="1 - specificity (false positive rate)",
+        ylabel="sensitivity (true positive rate)",
+        xlim=(-0.01, 1.01),
+        ylim=(-0.01, 1.01),
+        title="ROC curve",
+    )
     ax.set_aspect("equal")
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
@@ -176,18 +213,35 @@ def pr_curve(y_true: Any, prob: Any, op: OperatingPoint | None = None) -> Figure
     ax = fig.add_subplot()
     if 0 < y.sum() < y.size:
         precision, recall, _ = skm.precision_recall_curve(y, p)
-        ax.plot(recall, precision, color="tab:blue", drawstyle="steps-post",
-                label=f"AUPRC = {skm.average_precision_score(y, p):.3f}", **_LINE)
+        ax.plot(
+            recall,
+            precision,
+            color="tab:blue",
+            drawstyle="steps-post",
+            label=f"AUPRC = {skm.average_precision_score(y, p):.3f}",
+            **_LINE,
+        )
         ax.axhline(y.mean(), label=f"prevalence {y.mean():.2f}", **_CHANCE)
         pred = p >= op.threshold if op is not None else np.zeros(p.shape, dtype=bool)
         if op is not None and pred.any():  # PPV is undefined when nothing is called positive
             sens, ppv = pred[y == 1].mean(), y[pred].mean()
-            ax.plot([sens], [ppv], "o", color="tab:red", markersize=8,
-                    label=f"{_op_label(op)}\nsens {sens:.2f}, PPV {ppv:.2f}")
+            ax.plot(
+                [sens],
+                [ppv],
+                "o",
+                color="tab:red",
+                markersize=8,
+                label=f"{_op_label(op)}\nsens {sens:.2f}, PPV {ppv:.2f}",
+            )
     else:
         _one_class_note(ax)
-    ax.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)", xlim=(-0.01, 1.01), ylim=(-0.01, 1.01),
-           title="Precision-recall curve")
+    ax.set(
+        xlabel="recall (sensitivity)",
+        ylabel="precision (PPV)",
+        xlim=(-0.01, 1.01),
+        ylim=(-0.01, 1.01),
+        title="Precision-recall curve",
+    )
     ax.legend(loc="lower left", fontsize=8)
     ax.grid(alpha=0.3)
     return fig
@@ -206,8 +260,12 @@ def reliability_diagram(y_true: Any, prob: Any, n_bins: int = 10, label: str = "
     top.plot([0, 1], [0, 1], label="perfect calibration", **_CHANCE)
     shown = counts > 0
     top.plot(mean_pred[shown], observed[shown], "o-", color="tab:blue", label=label, **_LINE)
-    top.set(ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1),
-            title=f"Reliability (ECE = {expected_calibration_error(y, p, n_bins):.3f}, {n_bins} bins)")
+    top.set(
+        ylabel="observed frequency",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title=f"Reliability (ECE = {expected_calibration_error(y, p, n_bins):.3f}, {n_bins} bins)",
+    )
     top.legend(loc="upper left", fontsize=8)
     top.grid(alpha=0.3)
     bottom.hist(p, bins=np.linspace(0, 1, n_bins + 1), color="tab:blue", alpha=0.7)
@@ -232,8 +290,15 @@ def confusion_matrix(y_true: Any, y_pred: Any, class_names: list[str]) -> Figure
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, f"{counts[i, j]}\n{100 * share[i, j]:.1f}%", ha="center", va="center", fontsize=9,
-                    color="white" if share[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{counts[i, j]}\n{100 * share[i, j]:.1f}%",
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if share[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(k), class_names, rotation=30 if k > 3 else 0, ha="right" if k > 3 else "center")
     ax.set_yticks(range(k), class_names)
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (row-normalised)")
@@ -291,8 +356,13 @@ def multiclass_roc(y_true: Any, prob: Any, class_names: list[str]) -> Figure:
         if 0 < target.sum() < target.size:
             fpr, tpr, _ = skm.roc_curve(target, p[:, c])
             ax.plot(fpr, tpr, label=f"{name} (AUROC {skm.roc_auc_score(target, p[:, c]):.3f})", **_LINE)
-    ax.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(-0.01, 1.01), ylim=(-0.01, 1.01),
-           title="ROC, one class vs rest")
+    ax.set(
+        xlabel="1 - specificity",
+        ylabel="sensitivity",
+        xlim=(-0.01, 1.01),
+        ylim=(-0.01, 1.01),
+        title="ROC, one class vs rest",
+    )
     ax.set_aspect("equal")
     ax.legend(loc="lower right", fontsize=7)
     ax.grid(alpha=0.3)
@@ -316,6 +386,12 @@ def predicted_vs_true(y_true: Any, y_pred: Any, unit: str = "") -> Figure:
     return fig
 
 
+def png_data_uri(png: bytes) -> str:
+    """PNG bytes as a ``data:image/png;base64,...`` URI, the only kind of picture a report embeds (see
+    :func:`medlearn.engine.report.write_report`); for pictures drawn by other libraries (RDKit)."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
 def figure_to_data_uri(fig: Figure, dpi: int = 100) -> str:
     """PNG of ``fig`` as a ``data:image/png;base64,...`` URI for self-contained HTML; the figure is closed."""
     buffer = io.BytesIO()
@@ -326,4 +402,4 @@ def figure_to_data_uri(fig: Figure, dpi: int = 100) -> str:
 
         plt.close(fig)
     fig.clear()
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png_data_uri(buffer.getvalue())

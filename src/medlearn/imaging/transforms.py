@@ -3,7 +3,8 @@
 Each class wraps the MONAI transform that does the work (MONAI style: one job per transform), takes
 only JSON-serialisable parameters so that a bundle can store and rebuild the chain
 (:class:`medlearn.engine.data.Preprocessing`), and returns a NumPy array rather than a MetaTensor so
-that the engine's cache holds plain arrays.
+that the engine's cache holds plain arrays. Z-score standardisation (the ``normalize`` step) and the
+reseedable augmentation base live in :mod:`medlearn.engine.transforms`: they are not imaging's own.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from medlearn.engine.transforms import Augmentation
 
 
 def _np(x: Any) -> np.ndarray:
@@ -39,18 +42,6 @@ class HUWindow(ScaleIntensityRange):
 
     def __init__(self, lower_hu: float = -1000.0, upper_hu: float = 400.0):
         super().__init__(a_min=lower_hu, a_max=upper_hu, b_min=0.0, b_max=1.0, clip=True)
-
-
-class Normalize:
-    """``(x − mean) / std`` with fixed statistics (saved in the bundle, never re-estimated at serving)."""
-
-    def __init__(self, mean: float, std: float):
-        if std <= 0:
-            raise ValueError(f"std must be positive, got {std}")
-        self.mean, self.std = mean, std
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return (np.asarray(x, dtype=np.float32) - self.mean) / self.std
 
 
 class AddChannel:
@@ -137,7 +128,9 @@ class Denoise:
         return _np(MedianSmooth(radius=self.radius)(arr[None]))[0]
 
 
-def crop_box(volume: np.ndarray, center_voxel: Sequence[float], size: Sequence[int], pad_value: float) -> np.ndarray:
+def crop_box(
+    volume: np.ndarray, center_voxel: Sequence[float], size: Sequence[int], pad_value: float
+) -> np.ndarray:
     """A box of ``size`` voxels centred on ``center_voxel`` (z, y, x); outside the volume is ``pad_value``.
 
     Used to cut a nodule's neighbourhood out of a whole CT before the (cached) preprocessing.
@@ -155,26 +148,34 @@ def crop_box(volume: np.ndarray, center_voxel: Sequence[float], size: Sequence[i
     return out
 
 
-class Augment:
-    """Random training augmentation (a MONAI ``Compose`` of random transforms) with a reseedable state,
-    so that each epoch's augmentation is reproducible and ``--resume`` continues identically."""
+class Augment(Augmentation):
+    """Random training augmentation: a MONAI ``Compose`` of random transforms, reseeded through MONAI's own
+    random state (see :class:`~medlearn.engine.transforms.Augmentation`)."""
 
     def __init__(self, transforms: list[Any], seed: int = 0):
         from monai.transforms import Compose
 
         self._compose = Compose(transforms)
-        self.reseed(seed)
+        super().__init__(seed)
 
     def reseed(self, seed: int) -> None:
         self._compose.set_random_state(seed=seed % (2**32))
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return _np(self._compose(x))
+    def augment(self, x: np.ndarray) -> np.ndarray:
+        from monai.utils import convert_to_numpy
+
+        return convert_to_numpy(self._compose(x))
 
 
 def flips_and_rotations(spatial_axes: tuple[int, int] = (0, 1), seed: int = 0) -> Augment:
     """In-plane flips and 90° rotations: nodules have no canonical in-plane orientation."""
     from monai.transforms import RandFlip, RandRotate90
 
-    return Augment([RandFlip(prob=0.5, spatial_axis=spatial_axes[0]), RandFlip(prob=0.5, spatial_axis=spatial_axes[1]),
-                    RandRotate90(prob=0.75, spatial_axes=spatial_axes)], seed)
+    return Augment(
+        [
+            RandFlip(prob=0.5, spatial_axis=spatial_axes[0]),
+            RandFlip(prob=0.5, spatial_axis=spatial_axes[1]),
+            RandRotate90(prob=0.75, spatial_axes=spatial_axes),
+        ],
+        seed,
+    )

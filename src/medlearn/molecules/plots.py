@@ -14,7 +14,6 @@ pyplot (as in :mod:`medlearn.engine.plots`); render them with
 
 from __future__ import annotations
 
-import base64
 import io
 from collections.abc import Sequence
 from typing import Any
@@ -22,12 +21,17 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from medlearn.engine.plots import png_data_uri
 from medlearn.molecules.io import require
 from medlearn.molecules.metrics.descriptors import PROPERTY_NAMES, molecule_properties
 
 #: Panels of :func:`property_histograms`, in drawing order: (column of PROPERTY_NAMES, axis label).
-HISTOGRAM_PANELS = (("QED", "QED"), ("SA", "SA score"), ("logP", "logP (Crippen)"),
-                    ("weight", "molecular weight (Da)"))
+HISTOGRAM_PANELS = (
+    ("QED", "QED"),
+    ("SA", "SA score"),
+    ("logP", "logP (Crippen)"),
+    ("weight", "molecular weight (Da)"),
+)
 #: Most molecules :func:`molecule_grid` draws.
 MAX_GRID_MOLECULES = 24
 _BINS = 40
@@ -38,8 +42,9 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def _sampled_properties(smiles: Sequence[str | None], max_molecules: int,
-                        rng: np.random.Generator) -> np.ndarray:
+def _sampled_properties(
+    smiles: Sequence[str | None], max_molecules: int, rng: np.random.Generator
+) -> np.ndarray:
     """(n, 4) properties (columns PROPERTY_NAMES) of up to ``max_molecules`` valid SMILES, drawn at random.
 
     SMILES are visited in a random order and parsed until ``max_molecules`` valid ones are found, so a
@@ -64,9 +69,13 @@ def _sampled_properties(smiles: Sequence[str | None], max_molecules: int,
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(PROPERTY_NAMES))
 
 
-def property_histograms(generated: Sequence[str | None], reference: Sequence[str],
-                        reference_label: str = "training set", max_molecules: int = 5000,
-                        seed: int = 0) -> Figure:
+def property_histograms(
+    generated: Sequence[str | None],
+    reference: Sequence[str],
+    reference_label: str = "training set",
+    max_molecules: int = 5000,
+    seed: int = 0,
+) -> Figure:
     """2x2 histograms of QED, SA score, logP and molecular weight: valid generated vs reference molecules.
 
     Each set is subsampled to ``max_molecules`` valid molecules (seeded), drawn as densities on bins shared
@@ -79,9 +88,14 @@ def property_histograms(generated: Sequence[str | None], reference: Sequence[str
     rng = np.random.default_rng(seed)
     gen = _sampled_properties(generated, max_molecules, rng)
     ref = _sampled_properties(reference, max_molecules, rng)
-    series = [(values, label, color) for values, label, color in (
-        (gen, f"generated (n={len(gen)})", "tab:orange"),
-        (ref, f"{reference_label} (n={len(ref)})", "tab:blue")) if len(values)]
+    series = [
+        (values, label, color)
+        for values, label, color in (
+            (gen, f"generated (n={len(gen)})", "tab:orange"),
+            (ref, f"{reference_label} (n={len(ref)})", "tab:blue"),
+        )
+        if len(values)
+    ]
 
     fig = _figure(8.0, 6.0)
     title = f"Molecular properties: generated vs {reference_label}"
@@ -96,8 +110,17 @@ def property_histograms(generated: Sequence[str | None], reference: Sequence[str
         else:
             edges = np.histogram_bin_edges(np.concatenate(columns), bins=_BINS)
             for data, (_, label, color) in zip(columns, series):
-                ax.hist(data, bins=edges, density=True, histtype="stepfilled", alpha=0.45,
-                        color=color, edgecolor=color, linewidth=1.2, label=label)
+                ax.hist(
+                    data,
+                    bins=edges,
+                    density=True,
+                    histtype="stepfilled",
+                    alpha=0.45,
+                    color=color,
+                    edgecolor=color,
+                    linewidth=1.2,
+                    label=label,
+                )
             ax.legend(fontsize=7)
         ax.set(xlabel=xlabel, ylabel="density")
         ax.grid(alpha=0.3)
@@ -130,8 +153,9 @@ def _cairo_grid(mols: list[Any], legends: list[str], per_row: int, size: int) ->
     return drawer.GetDrawingText()
 
 
-def molecule_grid(smiles: Sequence[str], legends: Sequence[str] | None = None, per_row: int = 4,
-                  size: int = 220) -> str:
+def molecule_grid(
+    smiles: Sequence[str], legends: Sequence[str] | None = None, per_row: int = 4, size: int = 220
+) -> str:
     """PNG data URI (``data:image/png;base64,...``) of the molecules drawn in a grid.
 
     Unparsable SMILES are skipped (with their legend); at most :data:`MAX_GRID_MOLECULES` are drawn.
@@ -164,11 +188,21 @@ def molecule_grid(smiles: Sequence[str], legends: Sequence[str] | None = None, p
     draw = require("rdkit.Chem.Draw", "for molecule pictures")
     try:
         options = draw.rdMolDraw2D.MolDrawOptions()
-        options.drawMolsSameScale = False  # RDKit's default shrinks small molecules to the largest one's scale
-        png = _png_bytes(draw.MolsToGridImage(mols, molsPerRow=per_row, subImgSize=(size, size),
-                                              legends=kept, returnPNG=False, drawOptions=options))
+        options.drawMolsSameScale = (
+            False  # RDKit's default shrinks small molecules to the largest one's scale
+        )
+        png = _png_bytes(
+            draw.MolsToGridImage(
+                mols,
+                molsPerRow=per_row,
+                subImgSize=(size, size),
+                legends=kept,
+                returnPNG=False,
+                drawOptions=options,
+            )
+        )
     except Exception:  # e.g. a build without PIL support: draw the grid with Cairo directly
         png = _cairo_grid(mols, kept, per_row, size)
     if not png.startswith(_PNG_SIGNATURE):
         raise RuntimeError("RDKit did not produce a PNG image")
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return png_data_uri(png)

@@ -3,7 +3,8 @@
 A raw unit is a :class:`SignalUnit`: channels × samples plus the sampling rate it was recorded at,
 because a user's file for ``predict`` may come at another rate than the training data. The chain
 filters and resamples at the unit's own rate, then ``fix_length`` turns it into the fixed-shape array
-the model takes (channels, samples).
+the model takes (channels, samples). The robust z-score and the reseedable augmentation base are the
+engine's (:mod:`medlearn.engine.transforms`); what is here is what only signals need.
 """
 
 from __future__ import annotations
@@ -11,6 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from medlearn.engine.transforms import Augmentation, robust_scale, robust_zscore
+
+__all__ = [
+    "AddRRChannel",
+    "BandpassFilter",
+    "FixLength",
+    "Resample",
+    "SignalAugment",
+    "SignalUnit",
+    "Standardize",
+    "as_unit",
+    "robust_scale",
+]
 
 
 @dataclass
@@ -63,14 +78,9 @@ class Resample:
         unit = as_unit(raw)
         if abs(unit.fs_hz - self.fs_hz) < 1e-9:
             return unit
-        return SignalUnit(resample(unit.signal, unit.fs_hz, self.fs_hz, axis=-1).astype(np.float32), self.fs_hz)
-
-
-def robust_scale(x: np.ndarray) -> np.ndarray:
-    """Per-channel IQR / 1.349 (the standard deviation of a normal signal), never below 1e-8."""
-    q75, q25 = np.percentile(x, [75, 25], axis=-1, keepdims=True)
-    scale = (q75 - q25) / 1.349
-    return np.where(scale > 1e-8, scale, np.maximum(x.std(axis=-1, keepdims=True), 1e-8))
+        return SignalUnit(
+            resample(unit.signal, unit.fs_hz, self.fs_hz, axis=-1).astype(np.float32), self.fs_hz
+        )
 
 
 class Standardize:
@@ -86,10 +96,8 @@ class Standardize:
 
     def __call__(self, raw: SignalUnit) -> SignalUnit:
         unit = as_unit(raw)
-        x = unit.signal.astype(np.float64)
-        median = np.median(x, axis=-1, keepdims=True)
-        scale = robust_scale(x) if self.scale is None else self.scale
-        return SignalUnit(np.clip((x - median) / scale, -self.clip, self.clip).astype(np.float32), unit.fs_hz)
+        z = robust_zscore(unit.signal.astype(np.float64), self.scale, self.clip)
+        return SignalUnit(z.astype(np.float32), unit.fs_hz)
 
 
 class AddRRChannel:
@@ -127,26 +135,23 @@ class FixLength:
         x = unit.signal
         if x.shape[-1] >= n:
             start = (x.shape[-1] - n) // 2
-            return np.ascontiguousarray(x[..., start:start + n], dtype=np.float32)
+            return np.ascontiguousarray(x[..., start : start + n], dtype=np.float32)
         out = np.zeros(x.shape[:-1] + (n,), np.float32)
         out[..., : x.shape[-1]] = x
         return out
 
 
-class SignalAugment:
+class SignalAugment(Augmentation):
     """Training-time augmentation of fixed-length signals: amplitude scaling, baseline offset, additive
     noise and a random circular time shift (rhythm labels do not depend on where the record starts)."""
 
     def __init__(self, seed: int, scale: float = 0.15, noise: float = 0.05, shift: bool = True):
-        self.rng = np.random.default_rng(seed)
         self.scale, self.noise, self.shift = scale, noise, shift
+        super().__init__(seed)
 
-    def reseed(self, seed: int) -> None:
-        self.rng = np.random.default_rng(seed)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def augment(self, x: np.ndarray) -> np.ndarray:
         rng = self.rng
         out = x * (1 + rng.uniform(-self.scale, self.scale)) + rng.normal(0, self.noise, x.shape)
         if self.shift:
             out = np.roll(out, int(rng.integers(0, x.shape[-1])), axis=-1)
-        return out.astype(np.float32)
+        return out

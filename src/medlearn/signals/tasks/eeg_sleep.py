@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from medlearn.engine.data import UnitTable, fingerprint_files
 from medlearn.engine.target import Target
 from medlearn.engine.task import Task, step
+from medlearn.engine.transforms import ZScore
 from medlearn.errors import InputError
 
 STAGES = ["W", "N1", "N2", "N3", "REM"]
@@ -53,15 +54,13 @@ def context_windows(features: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(padded[index].transpose(0, 2, 1))
 
 
-class FeatureStandardize:
-    """Per-feature z-score with training statistics; missing context (NaN) becomes 0, the mean."""
+class FeatureStandardize(ZScore):
+    """Per-feature z-score of (features, context epochs) with training statistics; missing context (NaN,
+    before the first or after the last epoch of a night) becomes 0, the mean. Registered as
+    ``feature_standardize``, the name bundles store."""
 
     def __init__(self, mean: list[float], std: list[float]):
-        self.mean = np.asarray(mean, np.float32)[:, None]
-        self.std = np.asarray(std, np.float32)[:, None]
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return np.nan_to_num((np.asarray(x, np.float32) - self.mean) / self.std, nan=0.0)
+        super().__init__(mean, std, fill_missing=0.0)
 
 
 class EEGSleep(Task):
