@@ -22,7 +22,7 @@ from pydantic import PydanticSchemaGenerationError, TypeAdapter, ValidationError
 from medlearn.config import ExperimentConfig
 from medlearn.engine.task import Task
 from medlearn.errors import ConfigError, InputError
-from medlearn.registry import model_factory, task_class, transform_class
+from medlearn.registry import is_external, model_factory, task_class, transform_class
 
 __all__ = ["check_params", "validate_experiment"]
 
@@ -161,6 +161,12 @@ def validate_experiment(cfg: ExperimentConfig) -> None:
         cls = task_class(cfg.task)
     except ConfigError as exc:
         raise ConfigError(f"task: {exc}") from None
+    if is_external(cfg.task) and cls.name != cfg.task:
+        # bundles record the task's name and look it up again by it
+        raise ConfigError(
+            f"task: {cfg.task} declares name {cls.name!r}; an out-of-tree task must be named as it is looked up "
+            f"(name = {cfg.task!r}) so that its bundles find it again"
+        )
     task = cls(cfg.data.options)
     model_name = _check_model(cfg, task)
     _check_preprocessing(task, model_name)
