@@ -22,11 +22,13 @@ def lazy_getattr(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
 
 
 def require_extra(module: str, purpose: str, extra: str) -> ModuleType:
-    """Import an optional library, or raise MissingDependencyError naming the extra that provides it."""
+    """Import an optional library, or raise MissingDependencyError naming the extra that provides it, in the
+    registry's one-line form (``wfdb is needed to read WFDB records: pip install "medlearn[signals]"``)."""
     from medlearn.errors import MissingDependencyError
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependencyError(
-            f"{module} is needed {purpose}; install it with: pip install 'medlearn[{extra}]'") from exc
+            f'{module} is needed {purpose}: pip install "medlearn[{extra}]"'
+        ) from exc
