@@ -4,9 +4,10 @@ any data file is read."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import pytest
+from pydantic import Field
 
 from medlearn import registry
 from medlearn.config import load_config, shipped_configs
@@ -122,3 +123,13 @@ def test_check_params_accepts_yaml_lists_for_tuples_and_any_key_for_kwargs():
     check_params(factory, {"widths": [8, 16], "anything": 1}, "model.params", "model f")
     with pytest.raises(ConfigError, match=r"model\.params\.widths: model f rejects the value: .* at \[1\]"):
         check_params(factory, {"widths": [8, "x"]}, "model.params", "model f")
+
+
+def test_constraints_a_factory_declares_are_checked_before_it_is_built():
+    def factory(width: Annotated[int, Field(gt=0)] = 32) -> None:
+        raise AssertionError("the factory must not be called by the check")
+
+    with pytest.raises(
+        ConfigError, match=r"model\.params\.width: model f rejects the value: .*greater than 0.*-4"
+    ):
+        check_params(factory, {"width": -4}, "model.params", "model f")
