@@ -34,7 +34,7 @@ class SepsisFlag(Task):
     credits: ClassVar[list[str]] = ["Synthetic vitals written by the test (no real patient)."]
 
     def load(self, root: Path) -> UnitTable:
-        rows = read_rows(root, with_label=True)
+        rows = read_rows(root)
         return UnitTable(
             ids=[f"{r['patient_id']}/{i}" for i, r in enumerate(rows)],
             targets=np.array([int(r[LABEL]) for r in rows], dtype=np.int64),
@@ -56,7 +56,7 @@ class SepsisFlag(Task):
     def load_inputs(self, paths: Sequence[Path], options: BaseModel) -> PredictInputs:
         units = []
         for path in paths:
-            for i, row in enumerate(read_rows(Path(path), with_label=False)):
+            for i, row in enumerate(read_rows(Path(path))):
                 units.append(PredictUnit(f"{row['patient_id']}/{i}", vector(row), {"input": str(path)}))
         return PredictInputs(units)
 
@@ -65,7 +65,7 @@ def vector(row: dict[str, str]) -> np.ndarray:
     return np.array([float(row[v]) for v in VITALS], dtype=np.float32)
 
 
-def read_rows(path: Path, with_label: bool) -> list[dict[str, str]]:
+def read_rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))
 
