@@ -1,23 +1,21 @@
 """medlearn: clinical deep learning from raw hospital data to a trustworthy, deployed model.
 
+The Python API mirrors the command line (see :mod:`medlearn.api`): :func:`train` is ``medlearn train``,
+:func:`evaluate` is ``medlearn evaluate``, :func:`load_bundle` ``(path).predict(inputs)`` and
+:func:`predict` are ``medlearn predict --json``.
+
+Examples:
+    >>> import medlearn
+    >>> run = medlearn.train("ehr_los_mimic4", data="mimic-iv-demo", out="runs/los")  # doctest: +SKIP
+    >>> medlearn.load_bundle(run.bundle).predict("patient_bundle.json")  # doctest: +SKIP
+
 Importing the package stays light (no torch, MONAI or RDKit import); heavy modules load on first use.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from medlearn.api import evaluate, load_bundle, predict, train
 
 __version__ = "0.1.0"
 
-if TYPE_CHECKING:
-    from medlearn.engine.bundle import Bundle
-
-
-def load_bundle(path: Any) -> "Bundle":
-    """Load a model bundle directory written by ``medlearn train`` (see :mod:`medlearn.engine.bundle`)."""
-    from medlearn.engine.bundle import load_bundle as _load
-
-    return _load(path)
-
-
-__all__ = ["__version__", "load_bundle"]
+__all__ = ["__version__", "evaluate", "load_bundle", "predict", "train"]

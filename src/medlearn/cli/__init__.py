@@ -10,16 +10,21 @@ import functools
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 
 from medlearn.engine.progress import info, set_quiet, stderr
 from medlearn.errors import InputError, MedlearnError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="medlearn: clinical deep learning from raw hospital data to a trustworthy, deployed model.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="medlearn: clinical deep learning from raw hospital data to a trustworthy, deployed model.",
+)
 
 
 def _print_version(requested: bool) -> None:
@@ -43,10 +48,23 @@ def _root(
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status lines.")]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda or auto.")]
-Threads = Annotated[Optional[int], typer.Option(
-    "--threads", help="CPU threads for torch (default: torch's choice). Recorded in the bundle: a re-training "
-                      "reproduces the weights bit for bit only with the same thread count (e.g. --threads 1).")]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        help="CPU threads for torch (default: torch's choice). Recorded in the bundle: a re-training "
+        "reproduces the weights bit for bit only with the same thread count (e.g. --threads 1).",
+    ),
+]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite a non-empty output.")]
+AllowExternal = Annotated[
+    bool,
+    typer.Option(
+        "--allow-external",
+        help="Load a bundle whose task, model or transform is out-of-tree code (package.module:Name): it "
+        "imports and runs that installed package. Only for bundles you trust.",
+    ),
+]
 
 
 def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,24 +74,61 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except MedlearnError as exc:
-            stderr.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        except MedlearnError as exc:  # MissingDependencyError too: the extra to install, one line
+            _error_line(str(exc))
+            raise typer.Exit(2) from None
+        except ModuleNotFoundError as exc:
+            extra = _missing_extra(exc)
+            if extra is None:
+                raise  # not an optional library: a bug, keep the traceback
+            _error_line(f'{exc.name} is not installed: pip install "medlearn[{extra}]"')
             raise typer.Exit(2) from None
 
     return wrapper
 
 
-def _setup(quiet: bool, device: str = "auto", threads: int | None = None) -> None:
-    set_quiet(quiet)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    if device not in ("cpu", "cuda", "auto"):
-        raise InputError(f"--device {device}: expected cpu, cuda or auto")
-    if threads is not None:
-        if threads < 1:
-            raise InputError(f"--threads {threads}: expected a positive number of CPU threads")
-        import torch
+def _error_line(message: str) -> None:
+    """``error: <message>`` in red on stderr; the message is text, not markup (``medlearn[signals]``)."""
+    from rich.markup import escape
 
-        torch.set_num_threads(threads)
+    stderr.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def _missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The extra of ``pyproject.toml`` that installs the library ``exc`` failed to import, or None when it is
+    not one of medlearn's optional libraries. A safety net: the registry and ``lazy.require_extra`` already
+    raise MissingDependencyError naming the extra where a modality or a tracker is looked up."""
+    import re
+    from importlib import metadata
+
+    library = (exc.name or "").split(".")[0].lower()
+    try:
+        requires = metadata.requires("medlearn") or []
+    except metadata.PackageNotFoundError:
+        return None
+    for requirement in requires:
+        match = re.match(r"\s*([A-Za-z0-9_.-]+)[^;]*;.*\bextra\s*==\s*\W([\w-]+)", requirement)
+        if match is None or match.group(2) in ("all", "dev", "docs"):
+            continue
+        dist = match.group(1).lower().replace("-", "_")
+        if _IMPORT_NAMES.get(dist, dist) == library:
+            return match.group(2)
+    return None
+
+
+#: Distributions whose import name is not their distribution name (lower case, ``-`` as ``_``).
+_IMPORT_NAMES = {"pillow": "pil", "pylibjpeg_libjpeg": "libjpeg"}
+
+
+def _setup(quiet: bool, device: str = "auto", threads: int | None = None) -> None:
+    from medlearn.api import _check_device, _set_threads
+
+    set_quiet(quiet)
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    _check_device(device)
+    _set_threads(threads)
 
 
 def _out_dir(out: Path | None, name: str, force: bool) -> Path:
@@ -84,7 +139,20 @@ def _out_dir(out: Path | None, name: str, force: bool) -> Path:
 
 def _summary(outputs: Any) -> None:
     metrics = outputs.metrics
-    headline = ("validity", "fcd_test", "novelty", "challenge_f1", "auroc", "kappa_linear", "mad", "mae", "auprc", "sensitivity", "specificity", "accuracy")
+    headline = (
+        "validity",
+        "fcd_test",
+        "novelty",
+        "challenge_f1",
+        "auroc",
+        "kappa_linear",
+        "mad",
+        "mae",
+        "auprc",
+        "sensitivity",
+        "specificity",
+        "accuracy",
+    )
     names = sorted(metrics["metrics"], key=lambda n: headline.index(n) if n in headline else len(headline))
     parts = []
     for name, m in ((n, metrics["metrics"][n]) for n in names[:4]):
@@ -98,38 +166,47 @@ def _summary(outputs: Any) -> None:
 @app.command()
 @handles_errors
 def train(
-    config: Annotated[str, typer.Argument(help="YAML file or the name of a shipped config (e.g. lung_nodule).")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output directory (default runs/<config>-<time>).")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="Override a config key: --set train.epochs=3.")] = [],
-    data: Annotated[Optional[Path], typer.Option("--data", help="Dataset path (overrides data.root).")] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue the interrupted run in this directory.")] = None,
-    device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
+    config: Annotated[
+        str, typer.Argument(help="YAML file or the name of a shipped config (e.g. lung_nodule).")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output directory (default runs/<config>-<time>).")
+    ] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a config key: --set train.epochs=3.")
+    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset path (overrides data.root).")] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue the interrupted run in this directory.")
+    ] = None,
+    track: Annotated[
+        str | None,
+        typer.Option(
+            "--track",
+            help="Experiment tracker: mlflow (a local sqlite store <out>/mlflow.db unless MLFLOW_TRACKING_URI "
+            'is set; pip install "medlearn[track]").',
+        ),
+    ] = None,
+    device: Device = "auto",
+    threads: Threads = None,
+    quiet: Quiet = False,
+    force: Force = False,
 ) -> None:
-    """Train a model from a config; writes bundle, metrics, predictions and an HTML report."""
-    from medlearn.config import apply_overrides, dump_config, load_config, load_raw, validate
-    from medlearn.engine.run import train_experiment
-    from medlearn.paths import resolve_cli_path
+    """Train a model from a config; writes bundle, metrics, predictions, history.csv and an HTML report."""
+    from medlearn.api import train as train_run
 
-    _setup(quiet, device, threads)
-    if resume is not None:
-        saved = resume / "run_config.yaml"
-        for needed in (saved, resume / "checkpoints" / "last.pt"):
-            if not needed.is_file():
-                raise InputError(f"{needed}: missing, so {resume} cannot be resumed")
-        # The interrupted run's own config; --set may extend it (e.g. more epochs).
-        cfg = validate(apply_overrides(load_raw(saved), list(set_)), str(saved))
-        out_dir = resume
-    else:
-        cfg = load_config(config, list(set_))
-        out_dir = _out_dir(out, cfg.name, force)
-    # Paths typed on the command line are relative to the current directory, not to MEDLEARN_DATA;
-    # store them absolute so that evaluate and --resume find the same data.
-    if data is not None:
-        cfg.data.root = str(resolve_cli_path(data))
-    elif any(s.startswith("data.root=") for s in set_):
-        cfg.data.root = str(resolve_cli_path(cfg.data.root))
-    (out_dir / "run_config.yaml").write_text(dump_config(cfg))
-    outputs = train_experiment(cfg, out_dir, resume=resume is not None, device=device)
+    _setup(quiet)
+    outputs = train_run(
+        config,
+        out=out,
+        overrides=set_ or [],
+        data=data,
+        resume=resume,
+        device=device,
+        threads=threads,
+        force=force,
+        track=track,
+    )
     _summary(outputs)
     info(f"bundle: {outputs.bundle}")
 
@@ -138,18 +215,33 @@ def train(
 @handles_errors
 def evaluate(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory (<out>/bundle).")],
-    data: Annotated[Optional[Path], typer.Option("--data", help="Score the whole dataset at PATH.")] = None,
-    split: Annotated[Optional[str], typer.Option("--split", help="Score one of the bundle's splits (train/val/test).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output directory.")] = None,
-    device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
+    data: Annotated[Path | None, typer.Option("--data", help="Score the whole dataset at PATH.")] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help="Score one of the bundle's splits (train/val/test).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output directory (default runs/evaluate-<time>).")
+    ] = None,
+    allow_external: AllowExternal = False,
+    device: Device = "auto",
+    threads: Threads = None,
+    quiet: Quiet = False,
+    force: Force = False,
 ) -> None:
     """Score a bundle on its own test split, a named split, or a whole dataset (--data)."""
-    from medlearn.engine.run import evaluate_bundle
-    from medlearn.paths import resolve_cli_path
+    from medlearn.api import evaluate as evaluate_run
 
-    _setup(quiet, device, threads)
-    out_dir = _out_dir(out, "evaluate", force)
-    outputs = evaluate_bundle(bundle, out_dir, resolve_cli_path(data) if data else None, split, device)
+    _setup(quiet)
+    outputs = evaluate_run(
+        bundle,
+        out=out,
+        data=data,
+        split=split,
+        device=device,
+        threads=threads,
+        force=force,
+        allow_external=allow_external,
+    )
     _summary(outputs)
 
 
@@ -157,32 +249,55 @@ def evaluate(
 @handles_errors
 def predict(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
-    inputs: Annotated[list[Path], typer.Argument(help="Input files or folders (e.g. a DICOM series folder).")],
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Input files or folders (e.g. a DICOM series folder).")
+    ],
     json_: Annotated[bool, typer.Option("--json", help="Print predictions as JSON on stdout.")] = False,
-    out: Annotated[Optional[Path], typer.Option("--out", help="Directory for pictures (Grad-CAM overlays).")] = None,
-    annotations: Annotated[Optional[Path], typer.Option("--annotations", help="LIDC XML with reader contours.")] = None,
-    reader: Annotated[Optional[str], typer.Option("--reader", help="Reader mark id or reading session (with --annotations).")] = None,
-    nodule: Annotated[Optional[str], typer.Option("--nodule", help="Nodule centre x,y,z in patient mm.")] = None,
-    diameter: Annotated[Optional[float], typer.Option("--diameter", help="Nodule diameter in mm (with --nodule).")] = None,
-    series: Annotated[Optional[str], typer.Option("--series", help="SeriesInstanceUID when a folder holds several.")] = None,
-    fs: Annotated[Optional[float], typer.Option("--fs", help="Sampling rate (Hz) of header-less signal files (.txt, bare .mat).")] = None,
-    device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Directory for pictures (Grad-CAM overlays).")
+    ] = None,
+    annotations: Annotated[
+        Path | None, typer.Option("--annotations", help="LIDC XML with reader contours.")
+    ] = None,
+    reader: Annotated[
+        str | None, typer.Option("--reader", help="Reader mark id or reading session (with --annotations).")
+    ] = None,
+    nodule: Annotated[str | None, typer.Option("--nodule", help="Nodule centre x,y,z in patient mm.")] = None,
+    diameter: Annotated[
+        float | None, typer.Option("--diameter", help="Nodule diameter in mm (with --nodule).")
+    ] = None,
+    series: Annotated[
+        str | None, typer.Option("--series", help="SeriesInstanceUID when a folder holds several.")
+    ] = None,
+    fs: Annotated[
+        float | None,
+        typer.Option("--fs", help="Sampling rate (Hz) of header-less signal files (.txt, bare .mat)."),
+    ] = None,
+    allow_external: AllowExternal = False,
+    device: Device = "auto",
+    threads: Threads = None,
+    quiet: Quiet = False,
+    force: Force = False,
 ) -> None:
     """Predict with a bundle, applying the bundle's own preprocessing."""
-    from medlearn.engine.bundle import load_bundle
-    from medlearn.engine.predict import predict_with_pictures
+    from medlearn.api import predict as predict_run
 
     _setup(quiet, device, threads)
-    for path in inputs:
-        if not path.exists() and not path.with_name(path.name + ".hea").is_file():  # or a WFDB record name
-            raise InputError(f"{path}: no such file or folder")
-    loaded = load_bundle(bundle, device)
     # The flags given (None = not given) go to the bundle's task, whose PredictOptions say which apply.
-    options = {"annotations": annotations, "reader": reader, "nodule": nodule, "diameter": diameter,
-               "series": series, "fs": fs}
-    loaded.task.predict_options(**options)  # a flag that does not apply fails before --out is made
-    out_dir = _out_dir(out, "predict", force) if out is not None else None
-    records = predict_with_pictures(loaded, inputs, out_dir, **options)
+    records = predict_run(
+        bundle,
+        inputs,
+        out=out,
+        device=device,
+        force=force,
+        allow_external=allow_external,
+        annotations=annotations,
+        reader=reader,
+        nodule=nodule,
+        diameter=diameter,
+        series=series,
+        fs=fs,
+    )
     if json_:
         sys.stdout.write(json.dumps(records, indent=2) + "\n")
         return
@@ -204,17 +319,43 @@ def predict(
 def info_cmd(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
     json_: Annotated[bool, typer.Option("--json", help="Print bundle.json's summary as JSON.")] = False,
+    allow_external: AllowExternal = False,
 ) -> None:
     """Show what a bundle holds: task, model, preprocessing, metrics, data and versions."""
-    from medlearn.engine.bundle import load_bundle
+    from medlearn.api import load_bundle
 
-    meta = load_bundle(bundle).meta
-    summary = {k: meta[k] for k in ("task", "kind", "unit", "class_names", "model", "preprocessing",
-                                    "operating_point", "data", "versions", "created")}
-    summary["metrics"] = {s: {k: v for k, v in m["metrics"].items()} for s, m in meta["metrics"].items()}
-    summary["splits"] = {s: len(ids) for s, ids in meta["splits"].items()}
-    summary["training"] = {k: meta["training"][k] for k in ("summary", "threads", "deterministic", "reproducibility",
-                                                            "refit", "calibrated_on", "folds") if k in meta["training"]}
+    meta = load_bundle(bundle, allow_external=allow_external).meta  # the typed BundleMeta
+    training = meta.training
+    summary: dict[str, Any] = {
+        "task": meta.task.model_dump(mode="json"),
+        "kind": meta.kind,
+        "unit": meta.unit,
+        "class_names": meta.class_names,
+        "model": meta.model.model_dump(mode="json"),
+        "preprocessing": meta.preprocessing,
+        "operating_point": None if meta.operating_point is None else meta.operating_point.model_dump(),
+        "data": meta.data.model_dump(mode="json"),
+        "versions": meta.versions,
+        "created": meta.created,
+        "metrics": {s: dict(m["metrics"]) for s, m in meta.metrics.items()},
+        "splits": {s: len(ids) for s, ids in meta.splits.items()},
+        "training": {
+            k: v
+            for k, v in training.model_dump(
+                mode="json",
+                include={
+                    "summary",
+                    "threads",
+                    "deterministic",
+                    "reproducibility",
+                    "refit",
+                    "calibrated_on",
+                    "folds",
+                },
+            ).items()
+            if v is not None
+        },
+    }
     if json_:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
@@ -222,24 +363,33 @@ def info_cmd(
     from rich.table import Table
 
     console = Console()
-    console.print(f"[bold]{meta['task']['name']}[/] · model [bold]{meta['model']['name']}[/] · created {meta['created']}")
-    console.print(f"data: {meta['data']['root']} (fingerprint {meta['data']['fingerprint'][:12]}, "
-                  f"{meta['data']['n_units']} {meta['unit']}s; splits {summary['splits']})")
-    console.print("preprocessing: " + " → ".join(s["name"] for s in meta["preprocessing"]))
-    training = meta["training"]
-    if training.get("folds", 1) > 1:
-        console.print(f"{training['folds']}-fold cross-validation: the metrics (split cv) pool every fold model's "
-                      "held-out units; the weights are the refit described below, which no held-out unit scored")
-    if training.get("summary"):
-        console.print("training: " + training["summary"], highlight=False)
-    elif "threads" in training:
-        console.print(f"training: {training['threads']} torch threads, deterministic algorithms "
-                      f"{'on' if training.get('deterministic') else 'off'}", highlight=False)
-    if meta.get("operating_point"):
-        op = meta["operating_point"]
-        console.print(f"operating point: threshold {op['threshold']:.4f} ({op['rule']} on {op['chosen_on']})")
+    console.print(
+        f"[bold]{meta.task.name}[/] · model [bold]{meta.model.name}[/] · created {meta.created}",
+        highlight=False,
+    )
+    console.print(
+        f"data: {meta.data.root} (fingerprint {meta.data.fingerprint[:12]}, "
+        f"{meta.data.n_units} {meta.unit}s; splits {summary['splits']})"
+    )
+    console.print("preprocessing: " + " → ".join(s["name"] for s in meta.preprocessing))
+    if training.folds > 1:
+        console.print(
+            f"{training.folds}-fold cross-validation: the metrics (split cv) pool every fold model's "
+            "held-out units; the weights are the refit described below, which no held-out unit scored"
+        )
+    if training.summary:
+        console.print("training: " + training.summary, highlight=False)
+    elif training.threads is not None:
+        console.print(
+            f"training: {training.threads} torch threads, deterministic algorithms "
+            f"{'on' if training.deterministic else 'off'}",
+            highlight=False,
+        )
+    if meta.operating_point is not None:
+        op = meta.operating_point
+        console.print(f"operating point: threshold {op.threshold:.4f} ({op.rule} on {op.chosen_on})")
     # columns named by each metrics block's own split ("test", "cv", "generated", "val")
-    table = Table("metric", *(m.get("split", s) for s, m in meta["metrics"].items()))
+    table = Table("metric", *(m.get("split", s) for s, m in meta.metrics.items()))
     names = list(dict.fromkeys(n for block in summary["metrics"].values() for n in block))
     for name in names:
         cells = []
@@ -249,15 +399,21 @@ def info_cmd(
             cells.append("–" if v is None else f"{v:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""))
         table.add_row(name, *cells)
     console.print(table)
-    for block in meta["metrics"].values():
+    for block in meta.metrics.values():
         if block.get("ci_note"):
             console.print(f"{block.get('split')}: {block['ci_note']}", highlight=False)
         spread = block.get("folds_summary")
         if spread:
-            console.print("per-fold spread (mean ± sd, min–max): " + "; ".join(
-                f"{name} {s['mean']:.3f} ± {s['sd'] or 0:.3f} ({s['min']:.3f}–{s['max']:.3f})"
-                for name, s in spread.items() if s["mean"] is not None), highlight=False)
-    console.print("versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()))
+            console.print(
+                "per-fold spread (mean ± sd, min–max): "
+                + "; ".join(
+                    f"{name} {s['mean']:.3f} ± {s['sd'] or 0:.3f} ({s['min']:.3f}–{s['max']:.3f})"
+                    for name, s in spread.items()
+                    if s["mean"] is not None
+                ),
+                highlight=False,
+            )
+    console.print("versions: " + ", ".join(f"{k} {v}" for k, v in meta.versions.items()))
 
 
 DEMOS = ("imaging", "ehr", "signals", "molecules")
@@ -266,12 +422,24 @@ DEMOS = ("imaging", "ehr", "signals", "molecules")
 @app.command()
 @handles_errors
 def monitor(
-    bundle: Annotated[Optional[Path], typer.Argument(help="An ecg_af bundle for AF alarms (omit: rate, asystole and quality alarms only).")] = None,
-    record: Annotated[Optional[Path], typer.Option("--record", help="WFDB record name or its .hea/.mat, or an .edf file.")] = None,
-    use_stdin: Annotated[bool, typer.Option("--stdin", help="Read samples from stdin, one line per sample (comma-separated leads).")] = False,
-    fs: Annotated[Optional[float], typer.Option("--fs", help="Sampling rate of --stdin in Hz.")] = None,
-    speed: Annotated[float, typer.Option("--speed", help="Replay speed (1 = real time, 0 = as fast as possible).")] = 1.0,
-    alarms: Annotated[Optional[Path], typer.Option("--alarms", help="Write alarms as JSON lines here (default: stdout).")] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Argument(help="An ecg_af bundle for AF alarms (omit: rate, asystole and quality alarms only)."),
+    ] = None,
+    record: Annotated[
+        Path | None, typer.Option("--record", help="WFDB record name or its .hea/.mat, or an .edf file.")
+    ] = None,
+    use_stdin: Annotated[
+        bool,
+        typer.Option("--stdin", help="Read samples from stdin, one line per sample (comma-separated leads)."),
+    ] = False,
+    fs: Annotated[float | None, typer.Option("--fs", help="Sampling rate of --stdin in Hz.")] = None,
+    speed: Annotated[
+        float, typer.Option("--speed", help="Replay speed (1 = real time, 0 = as fast as possible).")
+    ] = 1.0,
+    alarms: Annotated[
+        Path | None, typer.Option("--alarms", help="Write alarms as JSON lines here (default: stdout).")
+    ] = None,
     lead: Annotated[int, typer.Option("--lead", help="Which lead (0-based) to monitor.")] = 0,
     force: Force = False,
     quiet: Quiet = False,
@@ -287,18 +455,38 @@ def monitor(
     if alarms is not None:
         prepare_out_file(alarms, force)
     summary = run_monitor(bundle, record, use_stdin, fs, speed, alarms, lead, live=bars_enabled())
-    info(f"monitored {summary['seconds']:.1f} s in {summary['analyses']} analyses: {len(summary['alarms'])} alarm event(s); "
-         f"latency per window p50 {summary['latency_ms_p50']:.1f} ms, p95 {summary['latency_ms_p95']:.1f} ms")
+    info(
+        f"monitored {summary['seconds']:.1f} s in {summary['analyses']} analyses: "
+        f"{len(summary['alarms'])} alarm event(s); "
+        f"latency per window p50 {summary['latency_ms_p50']:.1f} ms, p95 {summary['latency_ms_p95']:.1f} ms"
+    )
 
 
 @app.command()
 @handles_errors
 def demo(
-    pipeline: Annotated[str, typer.Argument(help="imaging, ehr, signals, molecules, or all (default: every pipeline, one folder each).")] = "all",
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output directory (default runs/demo-<time>).")] = None,
-    patients: Annotated[int, typer.Option("--patients", min=8, help="imaging: synthetic CT studies to write.")] = 120,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="imaging: training epochs (signals: at most 15; molecules: at most 12).")] = 25,
-    device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
+    pipeline: Annotated[
+        str,
+        typer.Argument(
+            help="imaging, ehr, signals, molecules, or all (default: every pipeline, one folder each)."
+        ),
+    ] = "all",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output directory (default runs/demo-<time>).")
+    ] = None,
+    patients: Annotated[
+        int, typer.Option("--patients", min=8, help="imaging: synthetic CT studies to write.")
+    ] = 120,
+    epochs: Annotated[
+        int,
+        typer.Option(
+            "--epochs", min=1, help="imaging: training epochs (signals: at most 15; molecules: at most 12)."
+        ),
+    ] = 25,
+    device: Device = "auto",
+    threads: Threads = None,
+    quiet: Quiet = False,
+    force: Force = False,
 ) -> None:
     """Embedded demos on data they write themselves (no download, no shared data): imaging (synthetic
     chest CTs as DICOM → 3D CNN), ehr (synthetic MIMIC-IV-format tables → LSTM length of stay) and
@@ -328,7 +516,9 @@ def demo(
 
             outputs = run_molecules(target, epochs=min(epochs, 12), device=device)
         _summary(outputs)
-        info(f"[bold]{name} demo finished[/]: {target.resolve()}  (bundle, metrics.json, predictions.csv, report.html)")
+        info(
+            f"[bold]{name} demo finished[/]: {target.resolve()}  (bundle, metrics.json, predictions.csv, report.html)"
+        )
 
 
 # The molecule commands live in their own module; importing it registers them on ``app``.

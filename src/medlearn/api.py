@@ -1,0 +1,375 @@
+"""The Python API: the ``medlearn`` commands as functions, with the same names and the same rules.
+
+``medlearn.train`` is ``medlearn train``, ``medlearn.evaluate`` is ``medlearn evaluate``,
+``medlearn.load_bundle(path).predict(...)`` (or ``medlearn.predict``) is ``medlearn predict --json``: the
+command line calls these functions, so a run started from Python writes exactly what the command writes
+(``bundle/``, ``metrics.json``, ``predictions.csv``, ``history.csv``, ``report.html``,
+``run_config.yaml``) and refuses what the command refuses (an existing non-empty output directory without
+``force``, an option the task does not take). Keyword arguments are named like the command's flags:
+``--set`` is ``overrides``, ``--data`` is ``data``, ``--nodule 55.5,85.6,-116`` is
+``nodule="55.5,85.6,-116"`` (a tuple works too).
+
+Errors the user can fix are :class:`~medlearn.errors.MedlearnError` subclasses whose message names the
+file, key or option (the command prints that message as its one red line).
+
+Importing this module is light: torch and the modality packages load when a function runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from medlearn.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from medlearn.config import ExperimentConfig
+    from medlearn.engine.bundle import Bundle
+    from medlearn.engine.callbacks import Callback
+    from medlearn.engine.run import RunOutputs
+
+PathLike: TypeAlias = str | os.PathLike[str]
+#: ``overrides``: ``--set`` strings (``"train.epochs=3"``, the value parsed as YAML) or a mapping of dotted
+#: keys to values (``{"train.epochs": 3}``, the values taken as they are).
+Overrides: TypeAlias = Sequence[str] | Mapping[str, Any]
+
+#: Experiment trackers ``train(track=...)`` / ``--track`` offers.
+TRACKERS = ("mlflow",)
+
+
+def train(
+    config: PathLike | Mapping[str, Any] | ExperimentConfig | None,
+    *,
+    out: PathLike | None = None,
+    overrides: Overrides = (),
+    data: PathLike | None = None,
+    resume: PathLike | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    force: bool = False,
+    track: str | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> RunOutputs:
+    """Train a model from a config, as ``medlearn train`` does; writes the bundle, metrics, predictions,
+    ``history.csv`` and an HTML report into ``out``.
+
+    The config is checked whole (keys, task options, model parameters, transforms, monitor metric) before
+    the output directory is made or any data file is read.
+
+    Args:
+        config: a YAML file, the name of a shipped config (``"lung_nodule"``, see
+            :func:`medlearn.config.shipped_configs`), a dict of the YAML's sections or an
+            :class:`~medlearn.config.ExperimentConfig` (not modified). Relative ``data.root`` values
+            resolve against ``MEDLEARN_DATA``, as in a config file. May be None with ``resume``.
+        out: output directory; default ``runs/<config name>-<YYYYmmdd-HHMMSS>`` in the current directory.
+        overrides: ``--set`` items, as strings (``["train.epochs=3"]``, values parsed as YAML) or as a
+            mapping of dotted keys (``{"train.epochs": 3}``); applied before validation, so an error names
+            the key.
+        data: the dataset (``--data``; overrides ``data.root``), relative to the current directory.
+        resume: the directory of an interrupted run: it continues from its last checkpoint with the run's
+            own ``run_config.yaml`` (``config`` is then ignored; ``overrides`` may extend it, e.g. more
+            epochs). The run stays in that directory, so ``out`` must be unset or the same.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
+        threads: CPU threads for torch (``torch.set_num_threads``, process-wide); default torch's choice.
+            Recorded in the bundle: a re-training reproduces the weights bit for bit only with the same
+            thread count.
+        force: reuse a non-empty ``out`` (files there are overwritten).
+        track: an experiment tracker, ``"mlflow"`` (a local ``sqlite:///<out>/mlflow.db`` store unless
+            ``MLFLOW_TRACKING_URI`` is set; needs ``pip install "medlearn[track]"``), or None.
+        callbacks: extra :class:`~medlearn.engine.callbacks.Callback` objects given to the trainer beside
+            the run's own (``history.csv``, progress lines, the tracker).
+
+    Returns:
+        The run's outputs: ``out`` (the directory), ``metrics`` (``metrics.json`` as a dict),
+        ``metrics_val``, ``bundle`` (the bundle directory, for :func:`load_bundle` and :func:`evaluate`)
+        and ``report`` (``report.html``).
+
+    Raises:
+        ConfigError: an unknown key or a bad value in the config or the overrides, naming the key path; an
+            unknown ``track``.
+        InputError: the data is missing or unreadable (naming the file); a bad ``device`` or ``threads``;
+            a ``resume`` directory that holds no interrupted run.
+        OutputExistsError: ``out`` exists and is not empty, and ``force`` is not set.
+        MissingDependencyError: the task needs an optional extra that is not installed, naming it.
+
+    Examples:
+        >>> import medlearn
+        >>> run = medlearn.train(
+        ...     "ehr_los_mimic4", data="mimic-iv-demo", out="runs/los", overrides={"train.epochs": 5}
+        ... )  # doctest: +SKIP
+        >>> run.metrics["metrics"]["kappa_linear"]["value"]  # doctest: +SKIP
+        0.41
+    """
+    from medlearn.config import dump_config
+    from medlearn.engine.run import train_experiment
+    from medlearn.engine.validate import validate_experiment
+    from medlearn.paths import default_out_dir, prepare_out_dir, resolve_cli_path
+
+    items = override_items(overrides)
+    _check_device(device)
+    if track is not None:
+        _check_track(track)
+    if resume is not None:
+        resume = Path(resume)
+        if out is not None and Path(out).resolve() != resume.resolve():
+            raise InputError(
+                f"out {out}: a resumed run continues in its own directory ({resume}); leave out unset"
+            )
+        cfg = _resumed_config(resume, items)
+    else:
+        if config is None:
+            raise ConfigError(
+                "config: missing (a YAML file, a shipped config name, a dict or an ExperimentConfig)"
+            )
+        cfg = resolve_config(config, items)
+    # Paths typed by the user are relative to the current directory, not to MEDLEARN_DATA; store them
+    # absolute so that evaluate and resume find the same data.
+    if data is not None:
+        cfg.data.root = str(resolve_cli_path(data))
+    elif any(item.split("=", 1)[0].strip() == "data.root" for item in items):
+        cfg.data.root = str(resolve_cli_path(cfg.data.root))
+    validate_experiment(cfg)  # before the output directory exists
+    _set_threads(threads)
+    if resume is not None:
+        out_dir = resume
+    else:
+        out_dir = prepare_out_dir(Path(out) if out is not None else default_out_dir(cfg.name), force)
+    (out_dir / "run_config.yaml").write_text(dump_config(cfg))
+    return train_experiment(
+        cfg, out_dir, resume=resume is not None, device=device, track=track, callbacks=callbacks
+    )
+
+
+def evaluate(
+    bundle: PathLike,
+    *,
+    out: PathLike | None = None,
+    data: PathLike | None = None,
+    split: str | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    force: bool = False,
+    allow_external: bool = False,
+) -> RunOutputs:
+    """Score a bundle, as ``medlearn evaluate`` does: on its own test split, on one of its splits, or on
+    a whole dataset; writes ``metrics.json``, ``predictions.csv`` and ``report.html`` into ``out``.
+
+    Only the bundle's own preprocessing is applied: nothing is re-fitted on the data scored.
+
+    Args:
+        bundle: the bundle directory (``<run>/bundle``; the run directory itself works too).
+        out: output directory; default ``runs/evaluate-<YYYYmmdd-HHMMSS>`` in the current directory.
+        data: score every unit of the dataset at this path (split ``"all"``), relative to the current
+            directory; default the bundle's own data and test split.
+        split: score one of the bundle's splits (``"train"``, ``"val"``, ``"test"``).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        threads: CPU threads for torch (process-wide); default torch's choice.
+        force: reuse a non-empty ``out``.
+        allow_external: load a bundle whose task, model or transform is an out-of-tree
+            ``package.module:Name``. That imports and runs code from that installed package: allow it only
+            for bundles you trust.
+
+    Returns:
+        The evaluation's outputs: ``out``, ``metrics`` (``metrics.json`` as a dict) and ``report``.
+
+    Raises:
+        BundleError: not a bundle, a damaged one, or one naming out-of-tree code without
+            ``allow_external``.
+        InputError: the data does not exist or cannot be read; ``split`` is not one of the bundle's.
+        OutputExistsError: ``out`` exists and is not empty, and ``force`` is not set.
+
+    Examples:
+        >>> import medlearn
+        >>> scored = medlearn.evaluate("runs/los/bundle", out="runs/los-eval")  # doctest: +SKIP
+        >>> scored.metrics["split"], scored.metrics["n"]  # doctest: +SKIP
+        ('test', 61)
+    """
+    from medlearn.engine.run import evaluate_bundle
+    from medlearn.paths import default_out_dir, prepare_out_dir, resolve_cli_path
+
+    _check_device(device)
+    _set_threads(threads)
+    out_dir = prepare_out_dir(Path(out) if out is not None else default_out_dir("evaluate"), force)
+    data_path = resolve_cli_path(data) if data is not None else None
+    return evaluate_bundle(Path(bundle), out_dir, data_path, split, device, allow_external=allow_external)
+
+
+def load_bundle(path: PathLike, *, device: str = "cpu", allow_external: bool = False) -> Bundle:
+    """Load a model bundle written by :func:`train` (``medlearn train``) for prediction.
+
+    Args:
+        path: the bundle directory (``<run>/bundle``; the run directory itself works too).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        allow_external: load a bundle whose task, model or transform is an out-of-tree
+            ``package.module:Name``. That imports and runs code from that installed package: allow it only
+            for bundles you trust. Bundles of medlearn's own tasks never need it.
+
+    Returns:
+        The :class:`~medlearn.engine.bundle.Bundle`: ``predict(inputs, **options)`` gives the records of
+        ``medlearn predict --json`` for a path or a list of paths; ``generate(n)`` samples a generative
+        bundle; ``meta`` is ``bundle.json``.
+
+    Raises:
+        BundleError: not a bundle, a damaged or incompatible one, or one naming out-of-tree code without
+            ``allow_external``.
+        MissingDependencyError: the bundle's task needs an optional extra that is not installed.
+
+    Examples:
+        >>> import medlearn
+        >>> bundle = medlearn.load_bundle("runs/los/bundle")  # doctest: +SKIP
+        >>> [r["label"] for r in bundle.predict("patient_bundle.json")]  # doctest: +SKIP
+        ['2-3d']
+    """
+    from medlearn.engine.bundle import load_bundle as _load
+
+    _check_device(device)
+    return _load(path, device, allow_external=allow_external)
+
+
+def predict(
+    bundle: Bundle | PathLike,
+    inputs: PathLike | Sequence[PathLike],
+    *,
+    out: PathLike | None = None,
+    device: str = "cpu",
+    force: bool = False,
+    allow_external: bool = False,
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """Predict with a bundle, as ``medlearn predict --json`` does: the bundle's own preprocessing, one
+    record per predicted unit (and one per skipped unit, with the reason).
+
+    Args:
+        bundle: a loaded :class:`~medlearn.engine.bundle.Bundle` or a bundle directory.
+        inputs: a file or folder (e.g. a DICOM series folder, a FHIR bundle, a WFDB record) or a list.
+        out: a directory for pictures (Grad-CAM overlays of image models), named in each record's
+            ``"explanation"``; default none.
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (when ``bundle`` is a path).
+        force: reuse a non-empty ``out``.
+        allow_external: see :func:`load_bundle` (when ``bundle`` is a path).
+        **options: the task's predict options, named like the command's flags: ``annotations``,
+            ``reader``, ``nodule`` (``"x,y,z"`` or a tuple, patient mm), ``diameter``, ``series`` (imaging),
+            ``fs`` (signals). The task says which it takes.
+
+    Returns:
+        One dict per unit: ``input``, ``unit``, ``model`` and ``label``/``probability``/``threshold``
+        (binary), ``label``/``probabilities`` (multiclass) or ``value``/``interval`` (regression), with
+        ``details``, ``warnings`` and ``explanation`` where the task gives them; or ``skipped`` with a
+        ``reason``. The fields are those of ``docs/conventions.md``.
+
+    Raises:
+        InputError: an input does not exist or cannot be read; an option the task does not take (the
+            message names it and lists the options the task takes) or a bad option value.
+        BundleError: see :func:`load_bundle`.
+        OutputExistsError: ``out`` exists and is not empty, and ``force`` is not set.
+
+    Examples:
+        >>> import medlearn
+        >>> records = medlearn.predict(
+        ...     "runs/ln5/bundle", "CT_FOLDER", nodule=(55.5, 85.6, -116), diameter=20
+        ... )  # doctest: +SKIP
+        >>> records[0]["label"], records[0]["probability"]  # doctest: +SKIP
+        ('malignant', 0.83)
+    """
+    from medlearn.paths import prepare_out_dir
+
+    paths = [Path(p) for p in ([inputs] if isinstance(inputs, str | os.PathLike) else inputs)]
+    for path in paths:
+        if not path.exists() and not path.with_name(path.name + ".hea").is_file():  # or a WFDB record name
+            raise InputError(f"{path}: no such file or folder")
+    if not hasattr(bundle, "predict"):
+        bundle = load_bundle(bundle, device=device, allow_external=allow_external)
+    bundle.task.predict_options(**options)  # an option the task does not take fails before out is made
+    out_dir = prepare_out_dir(Path(out), force) if out is not None else None
+    return bundle.predict(paths, out_dir, **options)
+
+
+# -- helpers shared with the command line -----------------------------------------------------------
+
+
+def override_items(overrides: Overrides) -> list[str]:
+    """``overrides`` as ``--set`` strings: a mapping's values are written as JSON (a subset of YAML), so
+    ``{"train.epochs": 3}`` and ``["train.epochs=3"]`` are the same override.
+
+    Raises:
+        ConfigError: an override is neither a ``key=value`` string nor a mapping entry.
+
+    Examples:
+        >>> override_items({"train.epochs": 3, "data.options": {"bin_hours": 4}})
+        ['train.epochs=3', 'data.options={"bin_hours": 4}']
+    """
+    if isinstance(overrides, Mapping):
+        return [f"{key}={json.dumps(value, default=str)}" for key, value in overrides.items()]
+    if isinstance(overrides, str):  # one override, not a sequence of characters
+        return [overrides]
+    items = list(overrides)
+    bad = [item for item in items if not isinstance(item, str)]
+    if bad:
+        raise ConfigError(f"overrides: expected 'key=value' strings or a mapping, got {bad[0]!r}")
+    return items
+
+
+def resolve_config(
+    config: PathLike | Mapping[str, Any] | ExperimentConfig, overrides: Overrides = ()
+) -> ExperimentConfig:
+    """The validated experiment config ``train`` runs: ``config`` (a YAML path, a shipped config name, a
+    dict or an :class:`~medlearn.config.ExperimentConfig`) with ``overrides`` applied.
+
+    Raises:
+        ConfigError: the config cannot be found or read, or a key or value is wrong (naming the key path).
+
+    Examples:
+        >>> resolve_config("ehr_los_mimic4", {"train.epochs": 3}).train.epochs
+        3
+    """
+    from medlearn.config import ExperimentConfig, apply_overrides, load_config, validate
+
+    items = override_items(overrides)
+    if isinstance(config, ExperimentConfig):
+        return validate(apply_overrides(config.model_dump(mode="json"), items), "config")
+    if isinstance(config, Mapping):
+        return validate(apply_overrides(json.loads(json.dumps(config, default=str)), items), "config")
+    if isinstance(config, str | os.PathLike):
+        return load_config(os.fspath(config), items)
+    raise ConfigError(
+        f"config: expected a YAML path, a shipped config name, a dict or an ExperimentConfig, "
+        f"got {type(config).__name__}"
+    )
+
+
+def _resumed_config(run: Path, items: list[str]) -> ExperimentConfig:
+    """The interrupted run's own config, which ``overrides`` may extend (e.g. more epochs)."""
+    from medlearn.config import apply_overrides, load_raw, validate
+
+    saved = run / "run_config.yaml"
+    for needed in (saved, run / "checkpoints" / "last.pt"):
+        if not needed.is_file():
+            raise InputError(f"{needed}: missing, so {run} cannot be resumed")
+    return validate(apply_overrides(load_raw(saved), items), str(saved))
+
+
+def _check_device(device: str) -> None:
+    if device not in ("cpu", "cuda", "auto"):
+        raise InputError(f"device {device}: expected cpu, cuda or auto")
+
+
+def _check_track(track: str) -> None:
+    if track not in TRACKERS:
+        raise ConfigError(f"track {track}: unknown tracker (choose {', '.join(TRACKERS)})")
+    if track == "mlflow":
+        from medlearn.lazy import require_extra
+
+        require_extra("mlflow", "to track runs in MLflow", "track")
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    if threads < 1:
+        raise InputError(f"threads {threads}: expected a positive number of CPU threads")
+    import torch
+
+    torch.set_num_threads(threads)
