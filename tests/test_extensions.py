@@ -15,10 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from medlearn import registry
 from medlearn.config import ExperimentConfig
-from medlearn.errors import ConfigError, MissingDependencyError
+from medlearn.errors import BundleError, ConfigError, MissingDependencyError
 
 REPO = Path(__file__).resolve().parents[1]
 EXTENSIONS = Path(__file__).resolve().parent / "extensions"
@@ -46,17 +47,28 @@ def experiment(root: Path) -> ExperimentConfig:
     )
 
 
-def test_a_task_model_and_transform_from_outside_medlearn_train_and_predict(
-    hospital_ext, tmp_path, one_torch_thread
-):
-    from medlearn.engine.bundle import load_bundle
+@pytest.fixture(scope="module")
+def sepsis_run(tmp_path_factory, one_torch_thread):
+    """One tiny run of the out-of-tree task, model and transform, and new vitals to predict for."""
     from medlearn.engine.run import train_experiment
+
+    root = tmp_path_factory.mktemp("ext")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.syspath_prepend(str(EXTENSIONS))
+        from hospital_ext import task
+
+        data = task.write_vitals(root / "vitals.csv")
+        outputs = train_experiment(experiment(data), root / "run", device="cpu")
+        new = task.write_vitals(root / "new.csv", n_patients=4, per_patient=2, seed=1, label=False)
+    return outputs, new
+
+
+def test_a_task_model_and_transform_from_outside_medlearn_train_and_predict(hospital_ext, sepsis_run):
+    from medlearn.engine.bundle import load_bundle
     from medlearn.engine.validate import validate_experiment
 
-    data = hospital_ext.write_vitals(tmp_path / "vitals.csv")
-    cfg = experiment(data)
-    validate_experiment(cfg)
-    outputs = train_experiment(cfg, tmp_path / "run", device="cpu")
+    validate_experiment(experiment(Path("vitals.csv")))
+    outputs, new = sepsis_run
 
     meta = json.loads((outputs.bundle / "bundle.json").read_text())
     assert meta["task"]["name"] == "hospital_ext.task:SepsisFlag"
@@ -64,14 +76,42 @@ def test_a_task_model_and_transform_from_outside_medlearn_train_and_predict(
     assert [s["name"] for s in meta["preprocessing"]] == ["normalize", "hospital_ext.transforms:ClipOutliers"]
     assert outputs.metrics["metrics"]["auroc"]["value"] > 0.8  # lactate separates the classes
 
-    new = hospital_ext.write_vitals(tmp_path / "new.csv", n_patients=4, per_patient=2, seed=1, label=False)
-    records = load_bundle(outputs.bundle).predict([new])
+    records = load_bundle(outputs.bundle, allow_external=True).predict([new])
     assert len(records) == 8
     assert all(r["label"] in ("normal", "high") and 0 <= r["probability"] <= 1 for r in records)
     rows = new.read_text().splitlines()[1:]
     high = [r["probability"] for r, row in zip(records, rows) if float(row.split(",")[2]) > 2.5]
     normal = [r["probability"] for r, row in zip(records, rows) if float(row.split(",")[2]) < 1.8]
     assert high and normal and min(high) > max(normal)
+
+
+def test_a_bundle_naming_out_of_tree_code_loads_only_when_allowed(hospital_ext, sepsis_run, tmp_path):
+    """Loading such a bundle imports and runs the package it names: the user opts in (the API's
+    ``allow_external=True``, the command's ``--allow-external``); otherwise one line says which names and how."""
+    import medlearn
+    from medlearn.cli import app
+    from medlearn.engine.bundle import load_bundle
+
+    outputs, new = sepsis_run
+    for load in (load_bundle, medlearn.load_bundle):
+        with pytest.raises(BundleError) as refused:
+            load(outputs.bundle)
+        message = str(refused.value)
+        assert "\n" not in message and "hospital_ext.task:SepsisFlag" in message
+        assert "allow_external=True" in message and "--allow-external" in message
+    with pytest.raises(BundleError, match="allow_external=True"):
+        medlearn.predict(outputs.bundle, new)
+    assert len(medlearn.predict(outputs.bundle, new, allow_external=True)) == 8
+    scored = medlearn.evaluate(outputs.bundle, out=tmp_path / "eval", device="cpu", allow_external=True)
+    assert scored.metrics["metrics"]["auroc"]["value"] == outputs.metrics["metrics"]["auroc"]["value"]
+
+    runner = CliRunner()
+    refused_cli = runner.invoke(app, ["info", str(outputs.bundle)])
+    assert refused_cli.exit_code == 2 and "--allow-external" in refused_cli.output
+    assert runner.invoke(app, ["info", str(outputs.bundle), "--allow-external"]).exit_code == 0
+    shown = runner.invoke(app, ["predict", str(outputs.bundle), str(new), "--json", "--allow-external"])
+    assert shown.exit_code == 0, shown.output
+    assert len(json.loads(shown.stdout)) == 8
 
 
 def test_an_out_of_tree_name_is_imported_only_when_named_and_errors_say_what_is_wrong(hospital_ext):
@@ -145,11 +185,6 @@ def test_medlearn_info_without_the_signals_extra_is_one_line_and_exit_code_2(tmp
     assert done.stderr.startswith("error: ecg_af needs wfdb: pip install")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="medlearn.cli.handles_errors prints the message as rich markup, which eats "
-    "'[signals]'; fix: rich.markup.escape(str(exc)). Remove this mark then.",
-)
 def test_medlearn_info_names_the_extra_to_install_verbatim(tmp_path):
     done = medlearn_info_without_wfdb(tmp_path)
     assert done.stderr.strip() == 'error: ecg_af needs wfdb: pip install "medlearn[signals]"'
