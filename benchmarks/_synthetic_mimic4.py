@@ -30,8 +30,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-TABLES = ["patients", "admissions", "diagnoses_icd", "procedures_icd", "prescriptions", "labevents",
-          "d_labitems"]
+TABLES = [
+    "patients",
+    "admissions",
+    "diagnoses_icd",
+    "procedures_icd",
+    "prescriptions",
+    "labevents",
+    "d_labitems",
+]
 #: Per table: timestamp columns ("YYYY-MM-DD HH:MM:SS") and date-only columns ("YYYY-MM-DD") to shift.
 TIMES = {
     "patients": ([], ["dod"]),
@@ -63,12 +70,14 @@ def generate(demo_root: Path, out_root: Path, scale: int, seed: int = 0, level: 
     n_pat = len(subjects)
     shifts = rng.integers(-MAX_SHIFT_DAYS, MAX_SHIFT_DAYS + 1, size=(scale, n_pat))
     # one row per (clone, demo patient): the new subject id and that clone's time shift
-    clones = pl.DataFrame({
-        "subject_id": np.tile(subjects.to_numpy(), scale),
-        "_clone": np.repeat(np.arange(scale), n_pat),
-        "_pidx": np.tile(np.arange(n_pat), scale),
-        "_shift": shifts.reshape(-1),
-    }).with_columns(
+    clones = pl.DataFrame(
+        {
+            "subject_id": np.tile(subjects.to_numpy(), scale),
+            "_clone": np.repeat(np.arange(scale), n_pat),
+            "_pidx": np.tile(np.arange(n_pat), scale),
+            "_shift": shifts.reshape(-1),
+        }
+    ).with_columns(
         _new_subject=(10_000_000 + pl.col("_clone") * n_pat + pl.col("_pidx")).cast(pl.String),
         _years=(pl.col("_shift") / 365.25).round().cast(pl.Int64),
     )
@@ -92,7 +101,8 @@ def generate(demo_root: Path, out_root: Path, scale: int, seed: int = 0, level: 
         dt_cols, date_cols = TIMES[table]
         base = frame.with_row_index("_row").with_columns(
             [pl.col(c).str.strptime(pl.Datetime("us"), DATETIME, strict=True) for c in dt_cols]
-            + [pl.col(c).str.strptime(pl.Date, DATE, strict=True) for c in date_cols])
+            + [pl.col(c).str.strptime(pl.Date, DATE, strict=True) for c in date_cols]
+        )
         if "hadm_id" in columns:
             base = base.join(hadm_index, on="hadm_id", how="left")
         for (t, c), mapping in dense.items():
@@ -116,17 +126,32 @@ def generate(demo_root: Path, out_root: Path, scale: int, seed: int = 0, level: 
                     exprs.append((pl.col("anchor_year").cast(pl.Int64) + pl.col("_years")).cast(pl.String))
                 if table == "labevents":
                     n_spec = len(dense[("labevents", "specimen_id")])
-                    exprs.append((1 + pl.col("_clone") * n_rows + pl.col("_row")).cast(pl.String)
-                                 .alias("labevent_id"))
-                    exprs.append((10_000_000 + pl.col("_clone") * n_spec + pl.col("_specimen_id_idx"))
-                                 .cast(pl.String).alias("specimen_id"))
+                    exprs.append(
+                        (1 + pl.col("_clone") * n_rows + pl.col("_row")).cast(pl.String).alias("labevent_id")
+                    )
+                    exprs.append(
+                        (10_000_000 + pl.col("_clone") * n_spec + pl.col("_specimen_id_idx"))
+                        .cast(pl.String)
+                        .alias("specimen_id")
+                    )
                 if table == "prescriptions":
                     n_ph = len(dense[("prescriptions", "pharmacy_id")])
-                    exprs.append((10_000_000 + pl.col("_clone") * n_ph + pl.col("_pharmacy_id_idx"))
-                                 .cast(pl.String).alias("pharmacy_id"))
-                    exprs.append(pl.when(pl.col("poe_id").is_not_null()).then(pl.concat_str(
-                        pl.col("_new_subject"), pl.lit("-"), pl.col("poe_id").str.split("-").list.last()))
-                        .alias("poe_id"))
+                    exprs.append(
+                        (10_000_000 + pl.col("_clone") * n_ph + pl.col("_pharmacy_id_idx"))
+                        .cast(pl.String)
+                        .alias("pharmacy_id")
+                    )
+                    exprs.append(
+                        pl.when(pl.col("poe_id").is_not_null())
+                        .then(
+                            pl.concat_str(
+                                pl.col("_new_subject"),
+                                pl.lit("-"),
+                                pl.col("poe_id").str.split("-").list.last(),
+                            )
+                        )
+                        .alias("poe_id")
+                    )
                 out = part.with_columns(exprs).select(columns)
                 out.write_csv(fh, include_header=start == 0)
         counts[table] = n_rows * scale
@@ -138,8 +163,12 @@ def main() -> None:
     import json
     import sys
 
-    counts = generate(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]),
-                      seed=int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+    counts = generate(
+        Path(sys.argv[1]),
+        Path(sys.argv[2]),
+        int(sys.argv[3]),
+        seed=int(sys.argv[4]) if len(sys.argv) > 4 else 0,
+    )
     print(json.dumps(counts))
 
 

@@ -91,6 +91,7 @@ PYHEALTH_DATA_S = PYHEALTH["load_s"] + PYHEALTH["task_s"]
 # The two implementations (run inside a child process)
 # ----------------------------------------------------------------------------------------------------
 
+
 def run_medlearn(root: Path) -> dict:
     t0 = time.perf_counter()
     import numpy as np
@@ -102,12 +103,19 @@ def run_medlearn(root: Path) -> dict:
     task = LOSClassification()
     table = task.load(root)
     t2 = time.perf_counter()
-    featurize = Featurize(**fit_featurize(table.raw, task.window().n_bins, MAX_LABS, MAX_CODES, MAX_HISTORY,
-                                          MIN_COUNT))
+    featurize = Featurize(
+        **fit_featurize(table.raw, task.window().n_bins, MAX_LABS, MAX_CODES, MAX_HISTORY, MIN_COUNT)
+    )
     x = np.stack([featurize(unit) for unit in table.raw]) if table.raw else np.zeros((0, 0, 0), np.float32)
     t3 = time.perf_counter()
-    return {"import_s": t1 - t0, "phase1_s": t2 - t1, "phase2_s": t3 - t2, "x": x, "ids": list(table.ids),
-            "targets": np.asarray(table.targets)}
+    return {
+        "import_s": t1 - t0,
+        "phase1_s": t2 - t1,
+        "phase2_s": t3 - t2,
+        "x": x,
+        "ids": list(table.ids),
+        "targets": np.asarray(table.targets),
+    }
 
 
 def run_pandas(root: Path) -> dict:
@@ -118,21 +126,36 @@ def run_pandas(root: Path) -> dict:
 
     t1 = time.perf_counter()
     hosp = Path(root) / "hosp"
-    patients = pd.read_csv(hosp / "patients.csv.gz",
-                           usecols=["subject_id", "gender", "anchor_age", "anchor_year"])
-    adm = pd.read_csv(hosp / "admissions.csv.gz",
-                      usecols=["subject_id", "hadm_id", "admittime", "dischtime", "deathtime",
-                               "admission_type"],
-                      parse_dates=["admittime", "dischtime", "deathtime"])
-    diag = pd.read_csv(hosp / "diagnoses_icd.csv.gz",
-                       usecols=["subject_id", "hadm_id", "icd_code", "icd_version"], dtype={"icd_code": str})
-    proc = pd.read_csv(hosp / "procedures_icd.csv.gz",
-                       usecols=["subject_id", "chartdate", "icd_code", "icd_version"],
-                       dtype={"icd_code": str}, parse_dates=["chartdate"])
-    rx = pd.read_csv(hosp / "prescriptions.csv.gz", usecols=["subject_id", "starttime", "drug", "ndc"],
-                     dtype={"ndc": str}, parse_dates=["starttime"])
-    labs = pd.read_csv(hosp / "labevents.csv.gz", usecols=["subject_id", "itemid", "charttime", "valuenum"],
-                       parse_dates=["charttime"])
+    patients = pd.read_csv(
+        hosp / "patients.csv.gz", usecols=["subject_id", "gender", "anchor_age", "anchor_year"]
+    )
+    adm = pd.read_csv(
+        hosp / "admissions.csv.gz",
+        usecols=["subject_id", "hadm_id", "admittime", "dischtime", "deathtime", "admission_type"],
+        parse_dates=["admittime", "dischtime", "deathtime"],
+    )
+    diag = pd.read_csv(
+        hosp / "diagnoses_icd.csv.gz",
+        usecols=["subject_id", "hadm_id", "icd_code", "icd_version"],
+        dtype={"icd_code": str},
+    )
+    proc = pd.read_csv(
+        hosp / "procedures_icd.csv.gz",
+        usecols=["subject_id", "chartdate", "icd_code", "icd_version"],
+        dtype={"icd_code": str},
+        parse_dates=["chartdate"],
+    )
+    rx = pd.read_csv(
+        hosp / "prescriptions.csv.gz",
+        usecols=["subject_id", "starttime", "drug", "ndc"],
+        dtype={"ndc": str},
+        parse_dates=["starttime"],
+    )
+    labs = pd.read_csv(
+        hosp / "labevents.csv.gz",
+        usecols=["subject_id", "itemid", "charttime", "valuenum"],
+        parse_dates=["charttime"],
+    )
     lab_names = pd.read_csv(hosp / "d_labitems.csv.gz").set_index("itemid")["label"]
     t2 = time.perf_counter()
 
@@ -172,8 +195,9 @@ def run_pandas(root: Path) -> dict:
     binned = lab_ev.groupby(["unit", "bin", "itemid"], as_index=False)["v"].mean()
     col = binned["itemid"].map({item: i for i, item in enumerate(lab_items)}).to_numpy()
     z = np.full((n, t, len(lab_items)), np.nan)
-    z[binned["unit"].to_numpy(), binned["bin"].to_numpy(), col] = \
-        (binned["v"].to_numpy() - mean[col]) / std[col]
+    z[binned["unit"].to_numpy(), binned["bin"].to_numpy(), col] = (binned["v"].to_numpy() - mean[col]) / std[
+        col
+    ]
     measured = ~np.isnan(z)
     for b in range(1, t):
         z[:, b] = np.where(np.isnan(z[:, b]), z[:, b - 1], z[:, b])
@@ -189,14 +213,22 @@ def run_pandas(root: Path) -> dict:
     diag = diag.merge(adm[["hadm_id", "dischtime"]], on="hadm_id", how="left")
     diag = diag.rename(columns={"dischtime": "time"})
     diag["key"] = "ICD" + diag["icd_version"].astype(str) + "CM//" + diag["icd_code"].str.strip()
-    coded = pd.concat([rx.rename(columns={"starttime": "time"})[["subject_id", "time", "key"]],
-                       proc[["subject_id", "time", "key"]], diag[["subject_id", "time", "key"]]])
+    coded = pd.concat(
+        [
+            rx.rename(columns={"starttime": "time"})[["subject_id", "time", "key"]],
+            proc[["subject_id", "time", "key"]],
+            diag[["subject_id", "time", "key"]],
+        ]
+    )
     code_ev = first_hours(coded.dropna(subset=["time"]))
     code_keys = top(code_ev.groupby("key")["unit"].nunique(), MAX_CODES)
     code_ev = code_ev[code_ev["key"].isin(code_keys)]
     codes = np.zeros((n, t, len(code_keys)))
-    codes[code_ev["unit"].to_numpy(), code_ev["bin"].to_numpy(),
-          code_ev["key"].map({k: i for i, k in enumerate(code_keys)}).to_numpy()] = 1.0
+    codes[
+        code_ev["unit"].to_numpy(),
+        code_ev["bin"].to_numpy(),
+        code_ev["key"].map({k: i for i, k in enumerate(code_keys)}).to_numpy(),
+    ] = 1.0
 
     # history: diagnoses of earlier admissions (discharged before this admission)
     hist = diag.dropna(subset=["time"]).merge(keys, on="subject_id")
@@ -217,23 +249,34 @@ def run_pandas(root: Path) -> dict:
     static[:, 3] = np.log1p(cohort["n_prior"].to_numpy())
     type_col = cohort["admission_type"].astype(str).map({k: i for i, k in enumerate(types)}).to_numpy()
     static[np.arange(n), 4 + type_col] = 1
-    static[hist["unit"].to_numpy(),
-           4 + len(types) + hist["key"].map({k: i for i, k in enumerate(hist_keys)}).to_numpy()] = 1
+    static[
+        hist["unit"].to_numpy(),
+        4 + len(types) + hist["key"].map({k: i for i, k in enumerate(hist_keys)}).to_numpy(),
+    ] = 1
     rel_time = np.broadcast_to((np.arange(t) / max(t - 1, 1))[None, :, None], (n, t, 1))
     x = np.concatenate([z, measured, codes, rel_time, np.repeat(static[:, None], t, axis=1)], axis=2)
     x = x.astype(np.float32)
     targets = np.digitize(remaining.to_numpy(), LOS_BIN_EDGES_DAYS)
     t3 = time.perf_counter()
-    return {"import_s": t1 - t0, "phase1_s": t2 - t1, "phase2_s": t3 - t2, "x": x,
-            "ids": [str(h) for h in cohort["hadm_id"]], "targets": targets}
+    return {
+        "import_s": t1 - t0,
+        "phase1_s": t2 - t1,
+        "phase2_s": t3 - t2,
+        "x": x,
+        "ids": [str(h) for h in cohort["hadm_id"]],
+        "targets": targets,
+    }
 
 
 def child_main(kind: str, root: str, out: str, save: str | None) -> None:
     result = (run_medlearn if kind == "medlearn" else run_pandas)(Path(root))
     x = result.pop("x")
     ids, targets = result.pop("ids"), result.pop("targets")
-    result.update(n_units=int(x.shape[0]), n_features=int(x.shape[2]) if x.ndim == 3 else 0,
-                  x_sum=float(x.sum(dtype="float64")))  # buffered: no float64 copy of x (1 GB at 100×)
+    result.update(
+        n_units=int(x.shape[0]),
+        n_features=int(x.shape[2]) if x.ndim == 3 else 0,
+        x_sum=float(x.sum(dtype="float64")),
+    )  # buffered: no float64 copy of x (1 GB at 100×)
     if save:
         import numpy as np
 
@@ -245,6 +288,7 @@ def child_main(kind: str, root: str, out: str, save: str | None) -> None:
 # ----------------------------------------------------------------------------------------------------
 # The parent: generate, spawn, measure, report
 # ----------------------------------------------------------------------------------------------------
+
 
 def _status_kib(pid: int | str, field: str) -> int:
     """A ``/proc/PID/status`` memory field in KiB (0 when unreadable)."""
@@ -325,9 +369,11 @@ def compare_outputs(a: Path, b: Path) -> str:
     diff = np.abs(ma["x"] - pa["x"][idx])
     same_targets = bool((ma["targets"] == pa["targets"][idx]).all())
     n_bad = int((diff > 1e-4).sum())
-    return (f"{'agree' if n_bad == 0 and same_targets else 'DIFFER'}: {ma['x'].shape[0]} units × "
-            f"{ma['x'].shape[1]} bins × {ma['x'].shape[2]} features, max |diff| {diff.max():.2e}, "
-            f"{n_bad} value(s) off by > 1e-4, targets {'equal' if same_targets else 'DIFFER'}")
+    return (
+        f"{'agree' if n_bad == 0 and same_targets else 'DIFFER'}: {ma['x'].shape[0]} units × "
+        f"{ma['x'].shape[1]} bins × {ma['x'].shape[2]} features, max |diff| {diff.max():.2e}, "
+        f"{n_bad} value(s) off by > 1e-4, targets {'equal' if same_targets else 'DIFFER'}"
+    )
 
 
 def fmt_s(v: float | None) -> str:
@@ -362,12 +408,21 @@ def main(argv: list[str] | None = None) -> None:
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--scales", type=int, nargs="+", default=[1, 10, 100], help="multiples of the demo size")
-    p.add_argument("--keep", type=Path,
-                   help="write the generated tables here and keep them (reused when already there)")
-    p.add_argument("--repeats", type=int, default=1,
-                   help="cold processes per implementation and scale (the median is reported)")
-    p.add_argument("--demo-repeats", type=int, default=3,
-                   help="medlearn cold processes on the real MIMIC-IV demo (0: skip)")
+    p.add_argument(
+        "--keep", type=Path, help="write the generated tables here and keep them (reused when already there)"
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="cold processes per implementation and scale (the median is reported)",
+    )
+    p.add_argument(
+        "--demo-repeats",
+        type=int,
+        default=3,
+        help="medlearn cold processes on the real MIMIC-IV demo (0: skip)",
+    )
     p.add_argument("--no-pandas", action="store_true", help="skip the pandas runs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before a run is killed")
@@ -386,8 +441,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     work = Path(tempfile.mkdtemp(prefix="medlearn-ehr-scale-"))
     data_parent = keep or work / "data"
-    print(f"medlearn EHR scale benchmark · python {sys.version.split()[0]} · {os.cpu_count()} CPUs · "
-          f"work dir {work}")
+    print(
+        f"medlearn EHR scale benchmark · python {sys.version.split()[0]} · {os.cpu_count()} CPUs · "
+        f"work dir {work}"
+    )
     rows: dict[int, dict] = {}
     check_note = None
     try:
@@ -400,16 +457,25 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 shutil.rmtree(root, ignore_errors=True)
                 # in its own process, like every measured step: this parent stays small (see measure())
-                gen_cmd = [sys.executable, str(HERE.parent / "_synthetic_mimic4.py"), str(demo), str(root),
-                           str(scale), str(args.seed)]
+                gen_cmd = [
+                    sys.executable,
+                    str(HERE.parent / "_synthetic_mimic4.py"),
+                    str(demo),
+                    str(root),
+                    str(scale),
+                    str(args.seed),
+                ]
                 made = subprocess.run(gen_cmd, check=True, capture_output=True, text=True)
                 counts = json.loads(made.stdout)
                 marker.write_text(json.dumps(counts))
                 gen = f"generated in {time.perf_counter() - t0:.1f} s"
             size = sum(f.stat().st_size for f in (root / "hosp").iterdir())
-            print(f"\n{scale}×: {counts['patients']:,} patients, {counts['admissions']:,} admissions, "
-                  f"{counts['labevents']:,} lab rows, {counts['prescriptions']:,} prescriptions "
-                  f"({size / 2**20:,.0f} MiB gz; {gen})", flush=True)
+            print(
+                f"\n{scale}×: {counts['patients']:,} patients, {counts['admissions']:,} admissions, "
+                f"{counts['labevents']:,} lab rows, {counts['prescriptions']:,} prescriptions "
+                f"({size / 2**20:,.0f} MiB gz; {gen})",
+                flush=True,
+            )
             save = scale == min(args.scales)
             row = {"scale": scale, "counts": counts}
             for kind in ["medlearn"] + ([] if args.no_pandas else ["pandas"]):
@@ -418,22 +484,36 @@ def main(argv: list[str] | None = None) -> None:
                     npz = work / f"{kind}-x{scale}.npz" if save and i == 0 else None
                     runs.append(measure(kind, root, work, npz, args.timeout, args.max_rss_gb))
                     r = runs[-1]
-                    print(f"  {kind:8s} run {i + 1}: " + (
-                        f"wall {r['wall_s']:.2f} s (import {r['import_s']:.2f} + data {r['data_s']:.2f}: "
-                        f"{'load' if kind == 'medlearn' else 'read_csv'} {r['phase1_s']:.2f}, "
-                        f"{'features' if kind == 'medlearn' else 'the rest'} {r['phase2_s']:.2f}), "
-                        f"peak RSS {fmt_mib(r['rss_bytes'])} MiB, {r['n_units']:,} units × "
-                        f"{r['n_features']} features" if r["ok"] else f"FAILED ({r['error']})"), flush=True)
+                    print(
+                        f"  {kind:8s} run {i + 1}: "
+                        + (
+                            f"wall {r['wall_s']:.2f} s (import {r['import_s']:.2f} + data {r['data_s']:.2f}: "
+                            f"{'load' if kind == 'medlearn' else 'read_csv'} {r['phase1_s']:.2f}, "
+                            f"{'features' if kind == 'medlearn' else 'the rest'} {r['phase2_s']:.2f}), "
+                            f"peak RSS {fmt_mib(r['rss_bytes'])} MiB, {r['n_units']:,} units × "
+                            f"{r['n_features']} features"
+                            if r["ok"]
+                            else f"FAILED ({r['error']})"
+                        ),
+                        flush=True,
+                    )
                 row[kind] = median_run(runs)
             if save and not args.no_pandas and all(row[k]["ok"] for k in ("medlearn", "pandas")):
-                cmp_cmd = [sys.executable, str(HERE), "_compare", str(work / f"medlearn-x{scale}.npz"),
-                           str(work / f"pandas-x{scale}.npz")]
+                cmp_cmd = [
+                    sys.executable,
+                    str(HERE),
+                    "_compare",
+                    str(work / f"medlearn-x{scale}.npz"),
+                    str(work / f"pandas-x{scale}.npz"),
+                ]
                 compared = subprocess.run(cmp_cmd, capture_output=True, text=True)
                 check_note = f"{scale}×: " + (compared.stdout.strip() or compared.stderr.strip()[-300:])
                 print(f"  outputs {check_note}", flush=True)
             rows[scale] = row
-        demo_runs = [measure("medlearn", demo, work, None, args.timeout, args.max_rss_gb)
-                     for _ in range(args.demo_repeats)]
+        demo_runs = [
+            measure("medlearn", demo, work, None, args.timeout, args.max_rss_gb)
+            for _ in range(args.demo_repeats)
+        ]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report(rows, demo_runs, check_note, args, time.perf_counter() - started)
@@ -446,8 +526,10 @@ def report(rows: dict[int, dict], demo_runs: list[dict], check_note: str | None,
 
     kinds = ["medlearn"] + ([] if args.no_pandas else ["pandas"])
     print("\n" + "=" * 112)
-    print("Load + 24 h features of every admission (LOS task), fresh process, cold medlearn cache; "
-          "wall includes start-up and imports")
+    print(
+        "Load + 24 h features of every admission (LOS task), fresh process, cold medlearn cache; "
+        "wall includes start-up and imports"
+    )
     head = f"{'scale':>5} {'admissions':>10} {'lab rows':>11} │"
     for kind in kinds:
         head += f" {kind + ' wall s':>15} {'data s':>7} {'peak MiB':>9} │"
@@ -463,12 +545,19 @@ def report(rows: dict[int, dict], demo_runs: list[dict], check_note: str | None,
             else:
                 line += f" {'FAILED':>15} {'':>7} {'':>9} │"
         if len(kinds) == 2:
-            line += (f" {ratio(get(scale, 'pandas', 'wall_s'), get(scale, 'medlearn', 'wall_s')):>20} "
-                     f"{ratio(get(scale, 'pandas', 'rss_bytes'), get(scale, 'medlearn', 'rss_bytes')):>6}")
+            line += (
+                f" {ratio(get(scale, 'pandas', 'wall_s'), get(scale, 'medlearn', 'wall_s')):>20} "
+                f"{ratio(get(scale, 'pandas', 'rss_bytes'), get(scale, 'medlearn', 'rss_bytes')):>6}"
+            )
         print(line)
     if len(kinds) == 2:
-        print("(time ratio on wall; data-step ratio: " + ", ".join(
-            f"{s}× {ratio(get(s, 'pandas', 'data_s'), get(s, 'medlearn', 'data_s'))}" for s in rows) + ")")
+        print(
+            "(time ratio on wall; data-step ratio: "
+            + ", ".join(
+                f"{s}× {ratio(get(s, 'pandas', 'data_s'), get(s, 'medlearn', 'data_s'))}" for s in rows
+            )
+            + ")"
+        )
     if check_note:
         print(f"Same work check (arrays of both implementations, aligned by admission): {check_note}")
 
@@ -495,53 +584,72 @@ def report(rows: dict[int, dict], demo_runs: list[dict], check_note: str | None,
     w100, r100 = get(100, "medlearn", "wall_s"), get(100, "medlearn", "rss_bytes")
     ok_time = None if w100 is None else w100 < GOAL_100X_SECONDS
     ok_rss = None if r100 is None else r100 < GOAL_100X_BYTES
-    print(f"  [{verdict(ok_time)}] 100× (27.5k admissions, 10.8 M lab rows) in < 2 min: "
-          f"medlearn {fmt_s(w100)} s wall")
-    print(f"  [{verdict(ok_rss)}] 100× under 4 GB peak RSS: medlearn {fmt_mib(r100)} MiB "
-          f"({'—' if r100 is None else f'{r100 / 1e9:.2f} GB'})")
+    print(
+        f"  [{verdict(ok_time)}] 100× (27.5k admissions, 10.8 M lab rows) in < 2 min: "
+        f"medlearn {fmt_s(w100)} s wall"
+    )
+    print(
+        f"  [{verdict(ok_rss)}] 100× under 4 GB peak RSS: medlearn {fmt_mib(r100)} MiB "
+        f"({'—' if r100 is None else f'{r100 / 1e9:.2f} GB'})"
+    )
     if slopes:
         last = f"{steps[-1][1]}×/{steps[-1][0]}×"
-        print(f"  [{verdict(slopes[-1] <= GOAL_SLOPE)}] near-linear scaling: data-step time ∝ size^"
-              f"{slopes[-1]:.2f} over {last} (goal exponent ≤ {GOAL_SLOPE:.2f}; all steps: "
-              + ", ".join(f"{s:.2f}" for s in slopes) + ")")
+        print(
+            f"  [{verdict(slopes[-1] <= GOAL_SLOPE)}] near-linear scaling: data-step time ∝ size^"
+            f"{slopes[-1]:.2f} over {last} (goal exponent ≤ {GOAL_SLOPE:.2f}; all steps: "
+            + ", ".join(f"{s:.2f}" for s in slopes)
+            + ")"
+        )
     else:
         print("  [n/a ] near-linear scaling: needs two scales")
     if big is not None and big != 100:
         print(f"  (largest scale run: {big}×; the 100× goals need --scales ... 100)")
 
-    print("\nPyHealth reference, measured elsewhere (not re-measured here): PyHealth 2.1.0 patched to run on "
-          "Python 3.11,\n  same machine kind, MIMIC-IV demo LOS samples: "
-          f"{PYHEALTH['wall_s']} s wall (median, cold process), {PYHEALTH['rss_mib']:.0f} MiB peak; "
-          f"in the process load {PYHEALTH['load_s']} s + task {PYHEALTH['task_s']} s "
-          f"= {PYHEALTH_DATA_S:.1f} s; "
-          f"import alone ≈ {PYHEALTH['import_s']:.0f} s")
+    print(
+        "\nPyHealth reference, measured elsewhere (not re-measured here): PyHealth 2.1.0 patched to run on "
+        "Python 3.11,\n  same machine kind, MIMIC-IV demo LOS samples: "
+        f"{PYHEALTH['wall_s']} s wall (median, cold process), {PYHEALTH['rss_mib']:.0f} MiB peak; "
+        f"in the process load {PYHEALTH['load_s']} s + task {PYHEALTH['task_s']} s "
+        f"= {PYHEALTH_DATA_S:.1f} s; "
+        f"import alone ≈ {PYHEALTH['import_s']:.0f} s"
+    )
     demo = median_run(demo_runs) if demo_runs else None
     if demo and demo.get("ok"):
-        print(f"  medlearn, real MIMIC-IV demo (hosp + icu), median of {demo['n_runs']} cold process(es): "
-              f"wall {demo['wall_s']:.2f} s, peak {fmt_mib(demo['rss_bytes'])} MiB, "
-              f"import {demo['import_s']:.2f} s, data step {demo['data_s']:.2f} s "
-              f"(load {demo['phase1_s']:.2f} + features {demo['phase2_s']:.2f}), {demo['n_units']} units")
+        print(
+            f"  medlearn, real MIMIC-IV demo (hosp + icu), median of {demo['n_runs']} cold process(es): "
+            f"wall {demo['wall_s']:.2f} s, peak {fmt_mib(demo['rss_bytes'])} MiB, "
+            f"import {demo['import_s']:.2f} s, data step {demo['data_s']:.2f} s "
+            f"(load {demo['phase1_s']:.2f} + features {demo['phase2_s']:.2f}), {demo['n_units']} units"
+        )
         goals = [
-            (demo["wall_s"] <= PYHEALTH["wall_s"] / 5,
-             f"end to end ≥ 5× faster: {PYHEALTH['wall_s'] / demo['wall_s']:.1f}× "
-             f"({demo['wall_s']:.2f} s vs {PYHEALTH['wall_s']} s; goal ≤ {PYHEALTH['wall_s'] / 5:.2f} s)"),
-            (demo["rss_bytes"] / 2**20 <= PYHEALTH["rss_mib"] / 2,
-             f"peak memory ≤ 1/2: {demo['rss_bytes'] / 2**20 / PYHEALTH['rss_mib']:.2f} of PyHealth's "
-             f"({fmt_mib(demo['rss_bytes'])} vs {PYHEALTH['rss_mib']:.0f} MiB; "
-             f"goal ≤ {PYHEALTH['rss_mib'] / 2:.0f} MiB)"),
-            (demo["data_s"] <= PYHEALTH_DATA_S / 10,
-             f"data step after imports ≥ 10× faster: {PYHEALTH_DATA_S / demo['data_s']:.1f}× "
-             f"({demo['data_s']:.2f} s incl. features vs {PYHEALTH_DATA_S:.1f} s; "
-             f"goal ≤ {PYHEALTH_DATA_S / 10:.2f} s; load alone {demo['phase1_s']:.2f} s = "
-             f"{PYHEALTH_DATA_S / demo['phase1_s']:.1f}×)"),
+            (
+                demo["wall_s"] <= PYHEALTH["wall_s"] / 5,
+                f"end to end ≥ 5× faster: {PYHEALTH['wall_s'] / demo['wall_s']:.1f}× "
+                f"({demo['wall_s']:.2f} s vs {PYHEALTH['wall_s']} s; goal ≤ {PYHEALTH['wall_s'] / 5:.2f} s)",
+            ),
+            (
+                demo["rss_bytes"] / 2**20 <= PYHEALTH["rss_mib"] / 2,
+                f"peak memory ≤ 1/2: {demo['rss_bytes'] / 2**20 / PYHEALTH['rss_mib']:.2f} of PyHealth's "
+                f"({fmt_mib(demo['rss_bytes'])} vs {PYHEALTH['rss_mib']:.0f} MiB; "
+                f"goal ≤ {PYHEALTH['rss_mib'] / 2:.0f} MiB)",
+            ),
+            (
+                demo["data_s"] <= PYHEALTH_DATA_S / 10,
+                f"data step after imports ≥ 10× faster: {PYHEALTH_DATA_S / demo['data_s']:.1f}× "
+                f"({demo['data_s']:.2f} s incl. features vs {PYHEALTH_DATA_S:.1f} s; "
+                f"goal ≤ {PYHEALTH_DATA_S / 10:.2f} s; load alone {demo['phase1_s']:.2f} s = "
+                f"{PYHEALTH_DATA_S / demo['phase1_s']:.1f}×)",
+            ),
         ]
         for ok, text in goals:
             print(f"  [{verdict(ok)}] {text}")
     elif demo_runs:
         print(f"  medlearn on the real demo FAILED: {demo_runs[0].get('error')}")
     n_timed = len(rows) * args.repeats * len(kinds)
-    print(f"\nWhole benchmark: {total:.0f} s (generation + {n_timed} timed run(s) + "
-          f"{len(demo_runs)} demo run(s))")
+    print(
+        f"\nWhole benchmark: {total:.0f} s (generation + {n_timed} timed run(s) + "
+        f"{len(demo_runs)} demo run(s))"
+    )
 
 
 if __name__ == "__main__":

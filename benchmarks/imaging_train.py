@@ -60,8 +60,13 @@ def plain_loop(x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int) -> fl
 def medlearn_trainer(x: np.ndarray, y: np.ndarray, epochs: int, batch_size: int) -> float:
     seed_everything(0)
     model, _ = build_model("nodule_resnet25d", {}, {"in_channels": x.shape[1], "out_channels": 1})
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, scheduler="none", augment=False,
-                      early_stopping={"patience": epochs + 1})
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        scheduler="none",
+        augment=False,
+        early_stopping={"patience": epochs + 1},
+    )
     train = CachedDataset(list(x), y, Preprocessing([]))
     val = CachedDataset(list(x[:64]), y[:64], Preprocessing([]))
     result = Trainer(cfg, "binary", "auroc", ["benign", "malignant"]).fit(model, train, val)
@@ -86,10 +91,16 @@ def cache_gain(n_patients: int, batch_size: int) -> dict[str, float]:
     per_unit = (time.perf_counter() - t0) / min(8, len(train))
     seed_everything(0)
     model, _ = build_model("cnn3d", {}, {"in_channels": 1, "out_channels": 1})
-    cfg = TrainConfig(epochs=2, batch_size=batch_size, scheduler="none", augment=False, early_stopping={"patience": 3})
+    cfg = TrainConfig(
+        epochs=2, batch_size=batch_size, scheduler="none", augment=False, early_stopping={"patience": 3}
+    )
     history = Trainer(cfg, "binary", "auroc", ["benign", "malignant"]).fit(model, train, val).history
-    return {"units": len(table), "preprocess_ms_per_unit": 1000 * per_unit,
-            "epoch1_s": history[0]["epoch_seconds"], "epoch2_s": history[1]["epoch_seconds"]}
+    return {
+        "units": len(table),
+        "preprocess_ms_per_unit": 1000 * per_unit,
+        "epoch1_s": history[0]["epoch_seconds"],
+        "epoch2_s": history[1]["epoch_seconds"],
+    }
 
 
 def main() -> None:
@@ -102,8 +113,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     x, y, _, _ = lidc_arrays()
-    print(f"data: LIDC nodule marks, {len(x)} units of shape {x.shape[1:]}; model nodule_resnet25d; "
-          f"{args.epochs} epochs, batch {args.batch_size}, torch threads {torch.get_num_threads()}")
+    print(
+        f"data: LIDC nodule marks, {len(x)} units of shape {x.shape[1:]}; model nodule_resnet25d; "
+        f"{args.epochs} epochs, batch {args.batch_size}, torch threads {torch.get_num_threads()}"
+    )
     plain_loop(x[:64], y[:64], 1, args.batch_size)  # warm-up (allocator, kernels)
     plain = plain_loop(x, y, args.epochs, args.batch_size)
     ours = medlearn_trainer(x, y, args.epochs, args.batch_size)
@@ -111,10 +124,15 @@ def main() -> None:
     print(f"medlearn Trainer   : {ours:8.1f} samples/s")
     print(f"ratio medlearn/plain: {ours / plain:.3f}  (goal >= 0.95)")
     gain = cache_gain(args.patients, args.batch_size)
-    print(f"preprocessing cache (ct_nodule_malignancy on DICOM phantoms, {gain['units']} nodules, cnn3d; "
-          f"preprocessing = resample to 1 mm + crop 32^3 + window, {gain['preprocess_ms_per_unit']:.1f} ms/unit):")
+    print(
+        f"preprocessing cache (ct_nodule_malignancy on DICOM phantoms, {gain['units']} nodules, cnn3d; "
+        f"preprocessing = resample to 1 mm + crop 32^3 + window, {gain['preprocess_ms_per_unit']:.1f} ms/unit):"
+    )
     print(f"  epoch 1 (preprocessing + training): {gain['epoch1_s']:.2f} s")
-    print(f"  epoch 2 (cached + training)       : {gain['epoch2_s']:.2f} s   speed-up x{gain['epoch1_s'] / gain['epoch2_s']:.2f}")
+    print(
+        f"  epoch 2 (cached + training)       : {gain['epoch2_s']:.2f} s   "
+        f"speed-up x{gain['epoch1_s'] / gain['epoch2_s']:.2f}"
+    )
 
 
 if __name__ == "__main__":

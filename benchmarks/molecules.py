@@ -57,8 +57,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-metrics", action="store_true", help="skip the metric table (sampling only)")
     parser.add_argument("--bundle", action="append", default=[], help="generator bundle to time sampling of")
     parser.add_argument("--sample-n", type=int, default=30_000, help="molecules each bundle samples")
-    parser.add_argument("--loop-samples", type=int, default=200, help="molecules the one-at-a-time loop draws")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads for sampling (default: torch's)")
+    parser.add_argument(
+        "--loop-samples", type=int, default=200, help="molecules the one-at-a-time loop draws"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads for sampling (default: torch's)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-loop", action="store_true", help="only time medlearn (e.g. a cold-cache run)")
     return parser.parse_args()
@@ -95,9 +99,15 @@ class LoopBaseline:
             mol = Chem.MolFromSmiles(s) if s else None
             canonical.append(Chem.MolToSmiles(mol) if mol is not None else None)
         valid = [c for c in canonical if c is not None]
-        out: dict[str, Any] = {"valid": valid, "n": len(smiles), "fps": [], "frags": Counter(),
-                               "scafs": Counter(), "filters": [],
-                               "props": {k: [] for k in ("logP", "SA", "QED", "weight")}}
+        out: dict[str, Any] = {
+            "valid": valid,
+            "n": len(smiles),
+            "fps": [],
+            "frags": Counter(),
+            "scafs": Counter(),
+            "filters": [],
+            "props": {k: [] for k in ("logP", "SA", "QED", "weight")},
+        }
         for s in valid:
             mol = Chem.MolFromSmiles(s)
             out["fps"].append(AllChem.GetMorganFingerprintAsBitVect(mol, 2, nBits=1024))
@@ -141,24 +151,34 @@ class LoopBaseline:
         import fcd
 
         mu, sigma = activations.mean(0), np.cov(activations.T)
-        return {ref.name: float(fcd.calculate_frechet_distance(mu, sigma, ref.fcd_mu, ref.fcd_sigma))
-                for ref in self.reference.references}
+        return {
+            ref.name: float(fcd.calculate_frechet_distance(mu, sigma, ref.fcd_mu, ref.fcd_sigma))
+            for ref in self.reference.references
+        }
 
     def snn(self, fps: list) -> dict[str, np.ndarray]:
         from rdkit import DataStructs
 
-        return {name: np.array([max(DataStructs.BulkTanimotoSimilarity(fp, ref)) for fp in fps])
-                for name, ref in self.ref_fps.items()}
+        return {
+            name: np.array([max(DataStructs.BulkTanimotoSimilarity(fp, ref)) for fp in fps])
+            for name, ref in self.ref_fps.items()
+        }
 
     @staticmethod
     def int_div(fps: list) -> tuple[float, float]:
         from rdkit import DataStructs
 
         pairs = np.array([DataStructs.BulkTanimotoSimilarity(fp, fps) for fp in fps])
-        return 1 - float(pairs.mean(axis=1).mean()), 1 - float(np.sqrt((pairs ** 2).mean(axis=1)).mean())
+        return 1 - float(pairs.mean(axis=1).mean()), 1 - float(np.sqrt((pairs**2).mean(axis=1)).mean())
 
-    def table(self, mol: dict[str, Any], activations: np.ndarray, snn: dict[str, np.ndarray],
-              int_div: tuple[float, float], fcd: dict[str, float]) -> dict[str, float]:
+    def table(
+        self,
+        mol: dict[str, Any],
+        activations: np.ndarray,
+        snn: dict[str, np.ndarray],
+        int_div: tuple[float, float],
+        fcd: dict[str, float],
+    ) -> dict[str, float]:
         from scipy.spatial.distance import cosine
         from scipy.stats import wasserstein_distance
 
@@ -207,9 +227,11 @@ def sampling_speed(bundle_path: str, n: int, loop_n: int) -> None:
     looped, t_loop = timed(one_at_a_time)
     rate_batched, rate_loop = n / t_batched, loop_n / t_loop
     valid = sum(c is not None for c in canonicalize(samples)[0]) / len(samples)
-    print(f"\nsampling {bundle.meta['model']['name']} ({bundle_path}): {n:,} molecules in {t_batched:.1f} s = "
-          f"{rate_batched:,.0f}/s (validity {valid:.3f}); one at a time {rate_loop:,.1f}/s "
-          f"(from {loop_n}); RATIO {rate_batched / rate_loop:.0f}x")
+    print(
+        f"\nsampling {bundle.meta.model.name} ({bundle_path}): {n:,} molecules in {t_batched:.1f} s = "
+        f"{rate_batched:,.0f}/s (validity {valid:.3f}); one at a time {rate_loop:,.1f}/s "
+        f"(from {loop_n}); RATIO {rate_batched / rate_loop:.0f}x"
+    )
 
 
 def main() -> None:
@@ -242,10 +264,13 @@ def main() -> None:
     pool = [s for s in read_smiles(data_root() / "molecules" / "moses" / f"{args.source}.csv.gz") if s]
     sample = random.Random(args.seed).sample(pool, args.n)
     timings: dict[str, float] = {}
-    table, t_ours = timed(lambda: compute_metrics(sample, reference, train_smiles=train, n_jobs=args.n_jobs,
-                                                  timings=timings))
-    print(f"\nmedlearn compute_metrics on {args.n:,} {args.source} molecules: {t_ours:.1f} s "
-          f"({', '.join(f'{k} {v:.1f}' for k, v in timings.items())})")
+    table, t_ours = timed(
+        lambda: compute_metrics(sample, reference, train_smiles=train, n_jobs=args.n_jobs, timings=timings)
+    )
+    print(
+        f"\nmedlearn compute_metrics on {args.n:,} {args.source} molecules: {t_ours:.1f} s "
+        f"({', '.join(f'{k} {v:.1f}' for k, v in timings.items())})"
+    )
     for key, value in table.items():
         print(f"  {key:12s} {value:.4f}")
     if args.no_loop:
@@ -265,7 +290,7 @@ def main() -> None:
         f"FCD activations (linear from {m})": t_act * scale,
         "Frechet distances x2 (constant)": t_frechet,
         f"SNN x2 (linear from {q} queries)": t_snn * args.n / q,
-        f"IntDiv all pairs (quadratic from {m})": t_int * scale ** 2,
+        f"IntDiv all pairs (quadratic from {m})": t_int * scale**2,
     }
     loop_total = sum(estimate.values())
     print(f"\nloop, extrapolated to {args.n:,} molecules:")

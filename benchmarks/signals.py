@@ -61,8 +61,9 @@ PIPELINES: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
 }
 
 
-def run(pipeline: Callable[[np.ndarray, float], np.ndarray], signals: list[tuple[str, np.ndarray, float]]
-        ) -> tuple[float, dict[str, np.ndarray], list[str]]:
+def run(
+    pipeline: Callable[[np.ndarray, float], np.ndarray], signals: list[tuple[str, np.ndarray, float]]
+) -> tuple[float, dict[str, np.ndarray], list[str]]:
     """(seconds of ECG per second, peaks by record, records that raised), one record at a time."""
     peaks: dict[str, np.ndarray] = {}
     raised: list[str] = []
@@ -80,9 +81,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200, help="CinC 2017 records (REFERENCE.csv order)")
     parser.add_argument("--mitdb", default="101,106,108,203,207", help="MIT-BIH records for F1 (comma list)")
-    parser.add_argument("--bundle", type=Path, default=None, help="an ecg_af bundle for the monitor's AF model")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="the signals folder (default $MEDLEARN_DATA/signals)")
+    parser.add_argument(
+        "--bundle", type=Path, default=None, help="an ecg_af bundle for the monitor's AF model"
+    )
+    parser.add_argument(
+        "--data", type=Path, default=None, help="the signals folder (default $MEDLEARN_DATA/signals)"
+    )
     args = parser.parse_args()
 
     from medlearn.paths import data_root
@@ -91,36 +95,47 @@ def main() -> None:
 
     warnings.filterwarnings("ignore")  # NeuroKit2 warns per record; the table is the output
     root = args.data or data_root() / "signals"
-    cinc = [(r.record, read_wfdb(r.path).channel(0).astype(np.float64), 300.0)
-            for r in load_cinc2017(root / "cinc2017")[: args.records]]
+    cinc = [
+        (r.record, read_wfdb(r.path).channel(0).astype(np.float64), 300.0)
+        for r in load_cinc2017(root / "cinc2017")[: args.records]
+    ]
     mitdb, references = [], {}
     for name in [n.strip() for n in args.mitdb.split(",") if n.strip()]:
         recording, beats = load_mitdb_beats(root / "mitdb" / name)
         mitdb.append((name, recording.channel("MLII").astype(np.float64), recording.fs_hz))
         references[name] = beats.sample
     cinc_seconds = sum(len(x) / fs for _, x, fs in cinc)
-    print(f"CinC 2017: {len(cinc)} records, {cinc_seconds:.0f} s of ECG; MIT-BIH: {', '.join(references)} "
-          f"({sum(len(x) / fs for _, x, fs in mitdb):.0f} s)\n")
+    print(
+        f"CinC 2017: {len(cinc)} records, {cinc_seconds:.0f} s of ECG; MIT-BIH: {', '.join(references)} "
+        f"({sum(len(x) / fs for _, x, fs in mitdb):.0f} s)\n"
+    )
 
     rows = {}
     for label, pipeline in PIPELINES.items():
         cinc_speed, _, cinc_raised = run(pipeline, cinc)
         mitdb_speed, peaks, mitdb_raised = run(pipeline, mitdb)
-        f1 = {name: rpeak_scores(peaks[name], references[name], fs).f1 if name in peaks else float("nan")
-              for name, _, fs in mitdb}
+        f1 = {
+            name: rpeak_scores(peaks[name], references[name], fs).f1 if name in peaks else float("nan")
+            for name, _, fs in mitdb
+        }
         rows[label] = (cinc_speed, mitdb_speed, cinc_raised + mitdb_raised, f1)
 
     names = list(references)
     header = f"{'pipeline':<24}{'CinC s/s':>10}{'MITDB s/s':>11}{'raised':>8}{'mean F1':>9}" + "".join(
-        f"{n:>8}" for n in names)
+        f"{n:>8}" for n in names
+    )
     print(header + "\n" + "-" * len(header))
     for label, (cinc_speed, mitdb_speed, raised, f1) in rows.items():
         mean_f1 = np.nanmean(list(f1.values()))
-        print(f"{label:<24}{cinc_speed:>10.0f}{mitdb_speed:>11.0f}{len(raised):>8}{mean_f1:>9.4f}"
-              + "".join(f"{f1[n]:>8.4f}" for n in names))
+        print(
+            f"{label:<24}{cinc_speed:>10.0f}{mitdb_speed:>11.0f}{len(raised):>8}{mean_f1:>9.4f}"
+            + "".join(f"{f1[n]:>8.4f}" for n in names)
+        )
     ours, theirs = rows["medlearn"], rows["nk.ecg_process"]
-    print(f"\nthroughput ratio medlearn / nk.ecg_process: CinC {ours[0] / theirs[0]:.1f}x, "
-          f"MIT-BIH {ours[1] / theirs[1]:.1f}x")
+    print(
+        f"\nthroughput ratio medlearn / nk.ecg_process: CinC {ours[0] / theirs[0]:.1f}x, "
+        f"MIT-BIH {ours[1] / theirs[1]:.1f}x"
+    )
     for label, (_, _, raised, _) in rows.items():
         if raised:
             print(f"{label} raised on: {'; '.join(raised)}")
@@ -156,15 +171,17 @@ def monitor_latency(records: list[tuple[str, np.ndarray, float]], bundle_path: P
 
         source = "untrained ecg_af_cinc2017 network"
     latencies, seconds = [], 0.0
-    for name, signal, fs in records:
+    for _name, signal, fs in records:
         monitor = Monitor(fs, rhythm_model=rhythm)
         monitor.push(signal[: int(600 * fs)])  # 10 minutes per record
         latencies += monitor.latencies_ms
         seconds += min(len(signal) / fs, 600)
     lat = np.asarray(latencies)
     p50, p95 = np.percentile(lat, [50, 95])
-    print(f"\nmonitor ({source}): {len(lat)} analyses over {seconds:.0f} s of ECG; latency per 10 s window "
-          f"p50 {p50:.1f} ms, p95 {p95:.1f} ms (goal p95 <= 50 ms: {'met' if p95 <= 50 else 'NOT met'})")
+    print(
+        f"\nmonitor ({source}): {len(lat)} analyses over {seconds:.0f} s of ECG; latency per 10 s window "
+        f"p50 {p50:.1f} ms, p95 {p95:.1f} ms (goal p95 <= 50 ms: {'met' if p95 <= 50 else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ where they fail; ``--dummy-model`` swaps every predictive model for the training
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
@@ -44,17 +45,22 @@ def require_module(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        skip_or_fail_in_ci(f"optional dependency {name!r} is not installed ({exc}); "
-                           "install it with: pip install -e '.[all]'")
+        skip_or_fail_in_ci(
+            f"optional dependency {name!r} is not installed ({exc}); install it with: pip install -e '.[all]'"
+        )
 
 
 # -- --dummy-model: prove that the pipeline tests fail when nothing is learned -------------------------
 
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--dummy-model", action="store_true", default=False,
+        "--dummy-model",
+        action="store_true",
+        default=False,
         help="replace every predictive model trained or loaded in this session by the registered 'dummy' "
-             "(the training prevalence for every unit); every test asserting model quality must then fail")
+        "(the training prevalence for every unit); every test asserting model quality must then fail",
+    )
 
 
 def _is_generative(name: str) -> bool:
@@ -99,6 +105,17 @@ def rng() -> np.random.Generator:
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own MEDLEARN_CACHE so caches never leak between tests or into $HOME."""
     monkeypatch.setenv("MEDLEARN_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(autouse=True)
+def _progress_not_quiet() -> Iterator[None]:
+    """``--quiet`` is process-wide state: a CLI test run in-process (CliRunner) must not silence the
+    progress lines of the tests after it."""
+    from medlearn.engine.progress import set_quiet
+
+    set_quiet(False)
+    yield
+    set_quiet(False)
 
 
 @pytest.fixture(scope="module")

@@ -58,8 +58,19 @@ def test_not_a_bundle(tmp_path):
 def bundle(tmp_path_factory) -> Path:
     require_data("imaging/lidc-segmented-nodules-2d")
     out = tmp_path_factory.mktemp("b") / "run"
-    proc = run("train", "lung_nodule_seed_cnn", "--out", out, "--quiet", "--set", "train.epochs=1",
-               "--set", "train.max_train_batches=2", "--set", "eval.n_bootstrap=20")
+    proc = run(
+        "train",
+        "lung_nodule_seed_cnn",
+        "--out",
+        out,
+        "--quiet",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.max_train_batches=2",
+        "--set",
+        "eval.n_bootstrap=20",
+    )
     assert proc.returncode == 0, proc.stderr
     return out / "bundle"
 
@@ -86,7 +97,9 @@ def test_predict_ct_without_annotations_says_what_is_needed(bundle):
 def test_predict_with_unknown_reader_lists_the_readers(bundle):
     ct = require_data("imaging/lidc-idri-dicom-c2c/LIDC-IDRI-0001")
     xml = next(ct.rglob("*.xml"))
-    assert_one_line_error(run("predict", bundle, ct, "--annotations", xml, "--reader", "nobody"), "--reader nobody", "IL057")
+    assert_one_line_error(
+        run("predict", bundle, ct, "--annotations", xml, "--reader", "nobody"), "--reader nobody", "IL057"
+    )
 
 
 def test_predict_a_series_with_a_missing_slice(bundle, tmp_path):
@@ -103,12 +116,19 @@ def test_predict_with_a_flag_the_task_does_not_take_lists_what_it_takes(bundle, 
     film = tmp_path / "film.png"
     film.write_bytes(b"")  # never read: the options are checked first
     proc = run("predict", bundle, film, "--fs", "200", "--nodule", "1,2,3", "--diameter", "5")
-    assert_one_line_error(proc, "--fs does not apply to task lung_nodule_malignancy",
-                          "it takes: annotations, reader, nodule, diameter, series")
+    assert_one_line_error(
+        proc,
+        "--fs does not apply to task lung_nodule_malignancy",
+        "it takes: annotations, reader, nodule, diameter, series",
+    )
 
 
 def test_predict_nodule_without_diameter_is_refused_by_the_task(bundle):
     ct = require_data("imaging/lidc-idri-dicom-c2c/LIDC-IDRI-0001")
-    assert_one_line_error(run("predict", bundle, ct, "--nodule", "55.5,85.6,-116"), "--nodule needs --diameter")
-    assert_one_line_error(run("predict", bundle, ct, "--nodule", "55.5,85.6", "--diameter", "10"),
-                          "--nodule: expected x,y,z in patient millimetres")
+    assert_one_line_error(
+        run("predict", bundle, ct, "--nodule", "55.5,85.6,-116"), "--nodule needs --diameter"
+    )
+    assert_one_line_error(
+        run("predict", bundle, ct, "--nodule", "55.5,85.6", "--diameter", "10"),
+        "--nodule: expected x,y,z in patient millimetres",
+    )

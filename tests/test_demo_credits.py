@@ -20,9 +20,11 @@ def _demo_configs(tmp_path: Path) -> dict:
     from medlearn.imaging import demo as imaging
     from medlearn.signals import demo as signals
 
-    configs = {"imaging": (imaging.demo_config(tmp_path), imaging.DEMO_CREDITS),
-               "ehr": (ehr.demo_config(tmp_path), ehr.DEMO_CREDITS),
-               "signals": (signals.demo_config(tmp_path), signals.DEMO_CREDITS)}
+    configs = {
+        "imaging": (imaging.demo_config(tmp_path), imaging.DEMO_CREDITS),
+        "ehr": (ehr.demo_config(tmp_path), ehr.DEMO_CREDITS),
+        "signals": (signals.demo_config(tmp_path), signals.DEMO_CREDITS),
+    }
     try:
         from medlearn.molecules import demo as molecules
 

@@ -91,3 +91,22 @@ def test_import_contracts_catch_an_engine_import_of_a_modality(tmp_path):
     assert result.returncode != 0
     assert "medlearn.engine is not allowed to import medlearn.imaging" in result.stdout
     assert "medlearn.engine.dummy -> medlearn.imaging.models" in result.stdout
+
+
+def test_the_engine_has_no_import_cycle():
+    """No two engine (or explain) modules import each other, directly or through others, at run time
+    (imports under ``TYPE_CHECKING`` are annotations only). A cycle is how run, generative, bundle and
+    predict used to be tied: none of them could be read, tested or replaced alone."""
+    import itertools
+
+    import grimp  # installed with import-linter (the dev extra)
+
+    graph = grimp.build_graph("medlearn", exclude_type_checking_imports=True)
+    modules = sorted(m for m in graph.modules if m.startswith(("medlearn.engine", "medlearn.explain")))
+    assert len(modules) > 20
+    cycles = [
+        (a, b)
+        for a, b in itertools.combinations(modules, 2)
+        if graph.find_shortest_chain(a, b) and graph.find_shortest_chain(b, a)
+    ]
+    assert cycles == []

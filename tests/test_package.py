@@ -10,10 +10,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_importing_medlearn_and_its_cli_loads_no_heavy_library():
-    code = ("import sys, medlearn, medlearn.cli, medlearn.config; "
-            "heavy = [m for m in ('torch', 'monai', 'pydicom', 'rdkit', 'flwr', 'fastapi') if m in sys.modules]; "
-            "print(','.join(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    code = (
+        "import sys, medlearn, medlearn.cli, medlearn.config; "
+        "heavy = [m for m in ('torch', 'monai', 'pydicom', 'rdkit', 'flwr', 'fastapi') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == ""
 
 

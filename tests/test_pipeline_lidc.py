@@ -25,8 +25,17 @@ def invoke(*args: str):
 def trained(tmp_path_factory) -> Path:
     require_data("imaging/lidc-segmented-nodules-2d")
     out = tmp_path_factory.mktemp("lidc") / "run"
-    result = invoke("train", "lung_nodule_seed_cnn", "--out", out, "--quiet", "--set", "train.epochs=2",
-                    "--set", "eval.n_bootstrap=100")
+    result = invoke(
+        "train",
+        "lung_nodule_seed_cnn",
+        "--out",
+        out,
+        "--quiet",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "eval.n_bootstrap=100",
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -37,8 +46,16 @@ def _xml(patient: str) -> Path:
 
 
 def test_train_writes_every_output_of_the_contract(trained):
-    for name in ("bundle/bundle.json", "bundle/model.safetensors", "bundle/model_card.md", "config.yaml",
-                 "metrics.json", "metrics_val.json", "predictions.csv", "report.html"):
+    for name in (
+        "bundle/bundle.json",
+        "bundle/model.safetensors",
+        "bundle/model_card.md",
+        "config.yaml",
+        "metrics.json",
+        "metrics_val.json",
+        "predictions.csv",
+        "report.html",
+    ):
         assert (trained / name).stat().st_size > 0, name
     metrics = json.loads((trained / "metrics.json").read_text())
     assert (metrics["task"], metrics["split"], metrics["unit"]) == ("lung_nodule_malignancy", "test", "mark")
@@ -57,7 +74,11 @@ def test_train_writes_every_output_of_the_contract(trained):
 def test_splits_are_by_exam(trained):
     meta = json.loads((trained / "bundle" / "bundle.json").read_text())
     exams = {s: {uid.split("/")[0] for uid in ids} for s, ids in meta["splits"].items()}
-    assert not exams["train"] & exams["test"] and not exams["train"] & exams["val"] and not exams["val"] & exams["test"]
+    assert (
+        not exams["train"] & exams["test"]
+        and not exams["train"] & exams["val"]
+        and not exams["val"] & exams["test"]
+    )
     assert sum(len(ids) for ids in meta["splits"].values()) == 705
 
 
@@ -97,7 +118,10 @@ def test_predict_a_mark_folder_as_json(trained):
     assert result.exit_code == 0, result.output
     (record,) = json.loads(result.stdout)
     assert record["label"] in ("benign", "malignant") and 0 <= record["probability"] <= 1
-    assert record["threshold"] == json.loads((trained / "metrics.json").read_text())["operating_point"]["threshold"]
+    assert (
+        record["threshold"]
+        == json.loads((trained / "metrics.json").read_text())["operating_point"]["threshold"]
+    )
 
 
 @pytest.mark.parametrize("patient, expected", [("LIDC-IDRI-0001", 4), ("LIDC-IDRI-0003", 4)])
@@ -105,8 +129,17 @@ def test_real_ct_path_predicts_each_reader_mark_of_the_rated_nodules(trained, tm
     """Both nodules rated 4–5 that lie inside the slabs (0001_g1, 0003_g2) get one prediction per
     reader; marks outside the slab are listed as skipped; a Grad-CAM picture is written per unit."""
     ct = require_data(f"imaging/lidc-idri-dicom-c2c/{patient}")
-    result = invoke("predict", trained / "bundle", ct, "--annotations", _xml(patient), "--json", "--quiet",
-                    "--out", tmp_path / "pics")
+    result = invoke(
+        "predict",
+        trained / "bundle",
+        ct,
+        "--annotations",
+        _xml(patient),
+        "--json",
+        "--quiet",
+        "--out",
+        tmp_path / "pics",
+    )
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)
     predicted = [r for r in records if "probability" in r]
@@ -119,11 +152,30 @@ def test_real_ct_path_predicts_each_reader_mark_of_the_rated_nodules(trained, tm
 
 def test_real_ct_path_with_one_reader_and_with_a_sphere(trained):
     ct = require_data("imaging/lidc-idri-dicom-c2c/LIDC-IDRI-0001")
-    one = invoke("predict", trained / "bundle", ct, "--annotations", _xml("LIDC-IDRI-0001"), "--reader", "IL057_127364",
-                 "--json", "--quiet")
+    one = invoke(
+        "predict",
+        trained / "bundle",
+        ct,
+        "--annotations",
+        _xml("LIDC-IDRI-0001"),
+        "--reader",
+        "IL057_127364",
+        "--json",
+        "--quiet",
+    )
     assert one.exit_code == 0, one.output
     assert [r["unit"].split("/")[-1] for r in json.loads(one.stdout)] == ["IL057_127364"]
-    sphere = invoke("predict", trained / "bundle", ct, "--nodule", "55.5,85.6,-116.1", "--diameter", "20", "--json", "--quiet")
+    sphere = invoke(
+        "predict",
+        trained / "bundle",
+        ct,
+        "--nodule",
+        "55.5,85.6,-116.1",
+        "--diameter",
+        "20",
+        "--json",
+        "--quiet",
+    )
     assert sphere.exit_code == 0, sphere.output
     (record,) = json.loads(sphere.stdout)
     assert record["details"]["n_slices"] >= 5
@@ -162,8 +214,21 @@ def test_data_given_on_the_command_line_is_stored_absolute(tmp_path, monkeypatch
     data = require_data("imaging/lidc-segmented-nodules-2d")
     monkeypatch.chdir(data.parent)
     out = tmp_path / "run"
-    result = invoke("train", "lung_nodule_seed_cnn", "--out", out, "--data", data.name, "--quiet",
-                    "--set", "train.epochs=1", "--set", "train.max_train_batches=2", "--set", "eval.n_bootstrap=20")
+    result = invoke(
+        "train",
+        "lung_nodule_seed_cnn",
+        "--out",
+        out,
+        "--data",
+        data.name,
+        "--quiet",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.max_train_batches=2",
+        "--set",
+        "eval.n_bootstrap=20",
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "bundle" / "bundle.json").read_text())["data"]["root"] == str(data.resolve())
 
@@ -172,6 +237,11 @@ def test_evaluate_a_named_split_and_reject_an_unknown_one(trained, tmp_path):
     result = invoke("evaluate", trained / "bundle", "--split", "val", "--out", tmp_path / "val", "--quiet")
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "val" / "metrics.json").read_text())
-    assert (metrics["split"], metrics["n"]) == ("val", len(json.loads((trained / "bundle" / "bundle.json").read_text())["splits"]["val"]))
-    bad = runner.invoke(app, ["evaluate", str(trained / "bundle"), "--split", "holdout", "--out", str(tmp_path / "x")])
+    assert (metrics["split"], metrics["n"]) == (
+        "val",
+        len(json.loads((trained / "bundle" / "bundle.json").read_text())["splits"]["val"]),
+    )
+    bad = runner.invoke(
+        app, ["evaluate", str(trained / "bundle"), "--split", "holdout", "--out", str(tmp_path / "x")]
+    )
     assert bad.exit_code == 2 and "--split holdout" in bad.stderr

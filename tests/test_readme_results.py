@@ -22,7 +22,9 @@ def tables():
 def test_every_readme_results_block_equals_its_result_files(tables):
     readme = (REPO / "README.md").read_text()
     assert tables.BLOCK.search(readme), "README.md has no generated results block"
-    assert tables.render(readme) == readme, "README results differ from results/: run python tools/readme_tables.py"
+    assert tables.render(readme) == readme, (
+        "README results differ from results/: run python tools/readme_tables.py"
+    )
 
 
 def test_every_generator_has_a_block_in_the_readme(tables):

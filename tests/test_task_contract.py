@@ -46,6 +46,7 @@ class Fixture:
 
 # -- tiny datasets -------------------------------------------------------------------------------------
 
+
 def _write_png_stack(folder: Path, n_slices: int, seed: int) -> Path:
     from PIL import Image
 
@@ -64,8 +65,15 @@ def lidc_marks(tmp: Path) -> Fixture:
     for i in range(4):
         image_dir = f"E{i // 2}/n{i}"
         _write_png_stack(tmp / image_dir, n_slices=2 + i, seed=i)
-        rows.append({"exam_id": f"E{i // 2}", "nodule_id": f"n{i}", "label": str(i % 2),
-                     "malignancy": "4" if i % 2 else "2", "image_dir": image_dir})
+        rows.append(
+            {
+                "exam_id": f"E{i // 2}",
+                "nodule_id": f"n{i}",
+                "label": str(i % 2),
+                "malignancy": "4" if i % 2 else "2",
+                "image_dir": image_dir,
+            }
+        )
     with (tmp / "labels.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -124,11 +132,25 @@ def mitdb_record(tmp: Path) -> Fixture:
     fs = 360.0
     ecg = synthetic_ecg("N", 20.0, beat_templates(0)[0], np.random.default_rng(0))
     ecg = np.interp(np.arange(int(20 * fs)) / fs, np.arange(len(ecg)) / 300.0, ecg)
-    wfdb.wrsamp("100", fs=fs, units=["mV"], sig_name=["MLII"], p_signal=ecg[:, None], fmt=["212"],
-                adc_gain=[200.0], baseline=[1024], write_dir=str(tmp))
+    wfdb.wrsamp(
+        "100",
+        fs=fs,
+        units=["mV"],
+        sig_name=["MLII"],
+        p_signal=ecg[:, None],
+        fmt=["212"],
+        adc_gain=[200.0],
+        baseline=[1024],
+        write_dir=str(tmp),
+    )
     peaks = detect_rpeaks(ecg, fs)
-    wfdb.wrann("100", "atr", sample=peaks, symbol=["N" if i % 3 else "V" for i in range(len(peaks))],
-               write_dir=str(tmp))
+    wfdb.wrann(
+        "100",
+        "atr",
+        sample=peaks,
+        symbol=["N" if i % 3 else "V" for i in range(len(peaks))],
+        write_dir=str(tmp),
+    )
     (tmp / "RECORDS").write_text("100\n")
     return Fixture(tmp, {}, [tmp / "100.hea"])
 
@@ -178,8 +200,18 @@ def smiles_file(tmp: Path) -> Fixture:
 
     path = tmp / "mols.smi"
     path.write_text("".join(nci_smiles().read_text().splitlines(keepends=True)[:60]))
-    return Fixture(path, {"n_train": 40, "n_val": 10, "test_file": None, "test_scaffolds_file": None,
-                          "n_test": 10, "n_samples": 10, "n_val_samples": 10})
+    return Fixture(
+        path,
+        {
+            "n_train": 40,
+            "n_val": 10,
+            "test_file": None,
+            "test_scaffolds_file": None,
+            "n_test": 10,
+            "n_samples": 10,
+            "n_val_samples": 10,
+        },
+    )
 
 
 #: registered task name → writer of its tiny dataset (a new task needs one here)
@@ -202,6 +234,7 @@ FIXTURES: dict[str, Callable[[Path], Fixture]] = {
 
 # -- the contract ----------------------------------------------------------------------------------------
 
+
 def check_contract(name: str, fixture: Fixture) -> None:
     """Run task ``name`` on ``fixture`` the way the engine does, asserting each step's output."""
     task = registry.task_class(name)(fixture.options)
@@ -213,7 +246,9 @@ def check_contract(name: str, fixture: Fixture) -> None:
     assert table.fingerprint
 
     model_name = task.default_model
-    pre = Preprocessing(task.fit_preprocessing(model_name, table))  # the spec must round-trip through the registry
+    pre = Preprocessing(
+        task.fit_preprocessing(model_name, table)
+    )  # the spec must round-trip through the registry
     dataset = CachedDataset(table.raw[:BATCH], table.targets[:BATCH], pre)
     x = torch.from_numpy(np.stack([dataset[i][0] for i in range(BATCH)]))
     assert x.dtype == torch.float32 and torch.isfinite(x).all()
@@ -246,8 +281,11 @@ def check_contract(name: str, fixture: Fixture) -> None:
 @pytest.mark.parametrize("name", sorted(registry.TASKS))
 def test_every_registered_task_keeps_the_contract(name, tmp_path):
     if name not in FIXTURES:
-        pytest.fail(f"task {name} is registered but has no tiny fixture: add a writer of a small dataset for it "
-                    "to FIXTURES in tests/test_task_contract.py", pytrace=False)
+        pytest.fail(
+            f"task {name} is registered but has no tiny fixture: add a writer of a small dataset for it "
+            "to FIXTURES in tests/test_task_contract.py",
+            pytrace=False,
+        )
     check_contract(name, FIXTURES[name](tmp_path))
 
 
@@ -271,26 +309,49 @@ def test_a_task_without_a_target_is_refused_when_built():
 
 # -- predict options, typed per task ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("nodule", ["55.5,85.6,-116", (55.5, 85.6, -116), [55.5, 85.6, -116.0]])
 def test_a_nodule_position_is_a_string_or_three_numbers(nodule):
     task = registry.task_class("ct_nodule_malignancy")()
     assert task.predict_options(nodule=nodule).nodule == (55.5, 85.6, -116.0)
 
 
-@pytest.mark.parametrize(("name", "flags", "message"), [
-    ("ct_nodule_malignancy", {"nodule": "1,2"}, "--nodule: expected x,y,z in patient millimetres"),
-    ("ct_nodule_malignancy", {}, "--nodule is required for task ct_nodule_malignancy"),
-    ("ct_nodule_malignancy", {"nodule": "1,2,3", "diameter": 5},
-     "--diameter does not apply to task ct_nodule_malignancy (it takes: nodule, series)"),
-    ("lung_nodule_malignancy", {"fs": 200},
-     "--fs does not apply to task lung_nodule_malignancy (it takes: annotations, reader, nodule, diameter, series)"),
-    ("lung_nodule_malignancy", {"nodule": "1,2,3"}, "--nodule needs --diameter MM"),
-    ("lung_nodule_malignancy", {"annotations": "/no/such.xml"}, "--annotations /no/such.xml: Path does not point"),
-    ("ecg_af", {"nodule": "1,2,3", "diameter": 5}, "--nodule, --diameter do not apply to task ecg_af (it takes: fs)"),
-    ("ecg_beats", {"fs": -1}, "--fs -1: Input should be greater than 0"),
-    ("cxr_pneumonia", {"series": "1.2"}, "--series does not apply to task cxr_pneumonia (it takes no options)"),
-    ("los_classification", {"fs": 100}, "--fs does not apply to task los_classification"),
-])
+@pytest.mark.parametrize(
+    ("name", "flags", "message"),
+    [
+        ("ct_nodule_malignancy", {"nodule": "1,2"}, "--nodule: expected x,y,z in patient millimetres"),
+        ("ct_nodule_malignancy", {}, "--nodule is required for task ct_nodule_malignancy"),
+        (
+            "ct_nodule_malignancy",
+            {"nodule": "1,2,3", "diameter": 5},
+            "--diameter does not apply to task ct_nodule_malignancy (it takes: nodule, series)",
+        ),
+        (
+            "lung_nodule_malignancy",
+            {"fs": 200},
+            "--fs does not apply to task lung_nodule_malignancy "
+            "(it takes: annotations, reader, nodule, diameter, series)",
+        ),
+        ("lung_nodule_malignancy", {"nodule": "1,2,3"}, "--nodule needs --diameter MM"),
+        (
+            "lung_nodule_malignancy",
+            {"annotations": "/no/such.xml"},
+            "--annotations /no/such.xml: Path does not point",
+        ),
+        (
+            "ecg_af",
+            {"nodule": "1,2,3", "diameter": 5},
+            "--nodule, --diameter do not apply to task ecg_af (it takes: fs)",
+        ),
+        ("ecg_beats", {"fs": -1}, "--fs -1: Input should be greater than 0"),
+        (
+            "cxr_pneumonia",
+            {"series": "1.2"},
+            "--series does not apply to task cxr_pneumonia (it takes no options)",
+        ),
+        ("los_classification", {"fs": 100}, "--fs does not apply to task los_classification"),
+    ],
+)
 def test_a_bad_or_foreign_predict_option_is_one_line_naming_the_flag(name, flags, message):
     with pytest.raises(InputError) as caught:
         registry.task_class(name)().predict_options(**flags)
@@ -306,12 +367,15 @@ def test_options_not_given_are_none_and_do_not_count():
 def ct_bundle(tmp_path):
     """An untrained CT-nodule bundle over one phantom study: enough to exercise predict's option handling."""
     from medlearn.engine.bundle import Bundle
+    from tests.engine.minimal_meta import meta_for_task
 
     fixture = ct_phantom(tmp_path / "data")
     task = registry.task_class("ct_nodule_malignancy")(fixture.options)
     model, kwargs = build_model("cnn3d", {}, task.model_kwargs("cnn3d"))
-    meta = {"kind": task.kind, "class_names": task.class_names, "model": {"name": "cnn3d", "params": kwargs}}
-    bundle = Bundle(tmp_path / "bundle", meta, task, model.eval(), Preprocessing(task.preprocessing_spec("cnn3d")))
+    meta = meta_for_task(task, "cnn3d", kwargs)
+    bundle = Bundle(
+        tmp_path / "bundle", meta, task, model.eval(), Preprocessing(task.preprocessing_spec("cnn3d"))
+    )
     return bundle, fixture
 
 
@@ -337,6 +401,7 @@ def test_predict_with_pictures_rejects_an_unknown_keyword_before_reading_inputs(
 
 # -- the worked example of docs/adding-a-task.md -----------------------------------------------------------
 
+
 def write_lab_table(path: Path, n_patients: int = 40, seed: int = 0) -> Path:
     """Draws whose next potassium is high mostly when creatinine and potassium are high (a learnable rule)."""
     rng = np.random.default_rng(seed)
@@ -347,7 +412,9 @@ def write_lab_table(path: Path, n_patients: int = 40, seed: int = 0) -> Path:
             risk = 1.5 * (creatinine - 1.3) + 2.0 * (potassium - 4.6)
             label = int(rng.random() < 1 / (1 + np.exp(-3 * risk)))
             glucose = "" if rng.random() < 0.1 else f"{rng.normal(110, 25):.0f}"  # a missing lab now and then
-            lines.append(f"P{p:03d},{creatinine:.2f},{rng.normal(139, 3):.0f},{potassium:.1f},{glucose},{label}")
+            lines.append(
+                f"P{p:03d},{creatinine:.2f},{rng.normal(139, 3):.0f},{potassium:.1f},{glucose},{label}"
+            )
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -376,8 +443,10 @@ def test_the_worked_example_trains_from_its_config_and_predicts(lab_task_registe
     data.mkdir()
     write_lab_table(data / "labs.csv", n_patients=60)
     shutil.copy(EXAMPLES / "high_potassium.yaml", tmp_path / "high_potassium.yaml")
-    cfg = load_config(str(tmp_path / "high_potassium.yaml"),
-                      [f"data.root={data}", "train.epochs=3", "eval.n_bootstrap=0", "data.cache=false"])
+    cfg = load_config(
+        str(tmp_path / "high_potassium.yaml"),
+        [f"data.root={data}", "train.epochs=3", "eval.n_bootstrap=0", "data.cache=false"],
+    )
     outputs = train_experiment(cfg, tmp_path / "run", device="cpu")
     assert outputs.metrics["task"] == "high_potassium" and outputs.metrics["unit"] == "draw"
     bundle = load_bundle(outputs.bundle)

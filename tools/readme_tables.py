@@ -108,9 +108,15 @@ def commits(names: list[str]) -> str:
 
 
 # -------------------------------------------------------------------------------------------- imaging
-IMAGING = [("lung_nodule", "LIDC nodule malignancy", "2.5D ResNet (MONAI, 16 slices as channels)"),
-           ("lung_nodule_seed_cnn", "LIDC nodule malignancy", "seed CNN (Conv32–Pool–Conv64–Pool–Dense128), middle slice"),
-           ("cxr_pneumonia", "Pneumonia on chest X-ray", "ResNet-18-style 2D (MONAI) at 28 px")]
+IMAGING = [
+    ("lung_nodule", "LIDC nodule malignancy", "2.5D ResNet (MONAI, 16 slices as channels)"),
+    (
+        "lung_nodule_seed_cnn",
+        "LIDC nodule malignancy",
+        "seed CNN (Conv32–Pool–Conv64–Pool–Dense128), middle slice",
+    ),
+    ("cxr_pneumonia", "Pneumonia on chest X-ray", "ResNet-18-style 2D (MONAI) at 28 px"),
+]
 
 
 def imaging() -> str:
@@ -119,23 +125,47 @@ def imaging() -> str:
         r = Result(name)
         sens = metric(r.test, "sensitivity")["value"]
         spec = metric(r.test, "specificity")["value"]
-        rows.append([f"{what} (`{name}`)", model, f"{r.test['n']} {r.test['unit']}s", value(r.val, "auroc"),
-                     ci(metric(r.test, "auroc"), bold=True), f"{num(sens)} / {num(spec)}",
-                     value(r.test, "ece"), f"{r.minutes:.1f} min"])
-    header = ["task (config)", "model", "test n", "val AUROC", "test AUROC (95% CI)",
-              "test sensitivity / specificity at the operating point", "test ECE", "train time (1 thread)"]
-    return table(header, rows) + f"\nFrom `results/<config>/`; code at commit {commits([n for n, *_ in IMAGING])}.\n"
+        rows.append(
+            [
+                f"{what} (`{name}`)",
+                model,
+                f"{r.test['n']} {r.test['unit']}s",
+                value(r.val, "auroc"),
+                ci(metric(r.test, "auroc"), bold=True),
+                f"{num(sens)} / {num(spec)}",
+                value(r.test, "ece"),
+                f"{r.minutes:.1f} min",
+            ]
+        )
+    header = [
+        "task (config)",
+        "model",
+        "test n",
+        "val AUROC",
+        "test AUROC (95% CI)",
+        "test sensitivity / specificity at the operating point",
+        "test ECE",
+        "train time (1 thread)",
+    ]
+    return (
+        table(header, rows)
+        + f"\nFrom `results/<config>/`; code at commit {commits([n for n, *_ in IMAGING])}.\n"
+    )
 
 
-LIDC_CHOICES = [("lung_nodule+tta", "2.5D ResNet, batch norm, in-plane TTA (shipped before issue 12)"),
-                ("lung_nodule", "same, without TTA (shipped)"),
-                ("lung_nodule+group_norm", "same, group norm (`model.params.norm=[group, {num_groups: 8}]`)"),
-                ("lung_nodule_seed_cnn", "seed CNN, middle slice")]
+LIDC_CHOICES = [
+    ("lung_nodule+tta", "2.5D ResNet, batch norm, in-plane TTA (shipped before issue 12)"),
+    ("lung_nodule", "same, without TTA (shipped)"),
+    ("lung_nodule+group_norm", "same, group norm (`model.params.norm=[group, {num_groups: 8}]`)"),
+    ("lung_nodule_seed_cnn", "seed CNN, middle slice"),
+]
 
 
 def imaging_choices() -> str:
-    rows = [[label, f"`{name}`", value(Result(name).val, "auroc"), value(Result(name).val, "ece")]
-            for name, label in LIDC_CHOICES]
+    rows = [
+        [label, f"`{name}`", value(Result(name).val, "auroc"), value(Result(name).val, "ece")]
+        for name, label in LIDC_CHOICES
+    ]
     return table(["LIDC variant", "result", "val AUROC", "val ECE"], rows)
 
 
@@ -150,14 +180,15 @@ def crossfit_ece(name: str, folds: int = 5) -> dict[str, float]:
     folds of the validation groups (fitting and scoring on the same units would always favour the
     richest variant). The raw logits are recovered from the stored probabilities and the bundle's
     calibration: ``p = σ(z / T + b)``."""
+    import torch
+
     from medlearn.engine.calibration import expected_calibration_error
     from medlearn.engine.posthoc import Calibration, apply_calibration, fit_calibration
-    import torch
 
     r = Result(name)
     rows = r.predictions("val")
     cal = r.bundle["calibration"]
-    classes = r.bundle["class_names"]
+    classes = r.bundle.get("target", r.bundle)["class_names"]  # bundle.json v2 keeps them under target
     y = np.array([classes.index(row["target"]) for row in rows])
     z = (_logit(np.array([float(row["probability"]) for row in rows])) - cal["bias"]) * cal["temperature"]
     groups = np.array([row["group"] for row in rows])
@@ -197,12 +228,32 @@ def calibration() -> str:
     for name in ("lung_nodule", "cxr_pneumonia"):
         scores = crossfit_ece(name)
         best = min(scores, key=scores.get)
-        shipped = "temperature + bias" if Result(name).bundle["calibration"] != {"temperature": 1.0, "bias": 0.0} \
+        shipped = (
+            "temperature + bias"
+            if Result(name).bundle["calibration"] != {"temperature": 1.0, "bias": 0.0}
             else "none"
-        rows.append([f"`{name}`", *[num(scores[v]) for v in ("none", "temperature", "temperature + bias")],
-                     best, shipped, value(Result(name).test, "ece")])
-    return table(["config", "val ECE: none", "temperature", "temperature + bias", "best on val", "shipped",
-                  "test ECE (shipped)"], rows)
+        )
+        rows.append(
+            [
+                f"`{name}`",
+                *[num(scores[v]) for v in ("none", "temperature", "temperature + bias")],
+                best,
+                shipped,
+                value(Result(name).test, "ece"),
+            ]
+        )
+    return table(
+        [
+            "config",
+            "val ECE: none",
+            "temperature",
+            "temperature + bias",
+            "best on val",
+            "shipped",
+            "test ECE (shipped)",
+        ],
+        rows,
+    )
 
 
 def real_ct() -> str:
@@ -216,16 +267,37 @@ def real_ct() -> str:
                 by_patient.setdefault(r["unit"].split("/")[0], []).append(r)
         for patient, marks in by_patient.items():
             partial = any(r.get("warnings") for r in marks)
-            rows.append([f"`{name}`", patient, ", ".join(str(r["details"]["reader_malignancy"]) for r in marks),
-                         ", ".join(num(r["probability"]) for r in marks), num(marks[0]["threshold"]),
-                         "partial nodule (warning)" if partial else "whole nodule in the slab"])
-    return table(["bundle", "patient", "readers' ratings (1–5)", "p(malignant) per reader mark", "threshold",
-                  "coverage"], rows)
+            rows.append(
+                [
+                    f"`{name}`",
+                    patient,
+                    ", ".join(str(r["details"]["reader_malignancy"]) for r in marks),
+                    ", ".join(num(r["probability"]) for r in marks),
+                    num(marks[0]["threshold"]),
+                    "partial nodule (warning)" if partial else "whole nodule in the slab",
+                ]
+            )
+    return table(
+        [
+            "bundle",
+            "patient",
+            "readers' ratings (1–5)",
+            "p(malignant) per reader mark",
+            "threshold",
+            "coverage",
+        ],
+        rows,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ EHR
-EHR_MODELS = [("lstm", "LSTM (headline)"), ("gru_attention", "GRU + attention"), ("transformer", "Transformer"),
-              ("linear", "logistic regression on aggregates"), ("gbm", "gradient boosting on aggregates")]
+EHR_MODELS = [
+    ("lstm", "LSTM (headline)"),
+    ("gru_attention", "GRU + attention"),
+    ("transformer", "Transformer"),
+    ("linear", "logistic regression on aggregates"),
+    ("gbm", "gradient boosting on aggregates"),
+]
 EHR_DATASETS = [("mimic4", "MIMIC-IV"), ("mimic3", "MIMIC-III"), ("eicu", "eICU")]
 
 
@@ -252,18 +324,32 @@ def ehr() -> str:
     for dataset, label in EHR_DATASETS:
         n = Result(ehr_result(dataset, "lstm")).test["n"]
         header += [f"{label} val", f"{label} test ({n} adm.)"]
-    return (table(header, rows)
-            + "\nval: validation kappa_linear, what a choice may use; test: the shipped config's single test "
-              "figure (95% CI, clustered by patient); –: a variant that is not shipped, so never scored on test. "
-              f"Code at {commits(names)}.\n")
+    return (
+        table(header, rows)
+        + "\nval: validation kappa_linear, what a choice may use; test: the shipped config's single test "
+        "figure (95% CI, clustered by patient); –: a variant that is not shipped, so never scored on test. "
+        f"Code at {commits(names)}.\n"
+    )
 
 
 def ehr_other() -> str:
     reg, mort = Result("ehr_los_regression_mimic4"), Result("ehr_mortality_mimic4")
-    rows = [["`ehr_los_regression_mimic4` (remaining days)", "MAE (days)", value(reg.val, "mae", 2),
-             ci(metric(reg.test, "mae"), 2), str(reg.test["n"])],
-            ["`ehr_mortality_mimic4` (in-hospital death)", "AUROC", value(mort.val, "auroc"),
-             ci(metric(mort.test, "auroc")), str(mort.test["n"])]]
+    rows = [
+        [
+            "`ehr_los_regression_mimic4` (remaining days)",
+            "MAE (days)",
+            value(reg.val, "mae", 2),
+            ci(metric(reg.test, "mae"), 2),
+            str(reg.test["n"]),
+        ],
+        [
+            "`ehr_mortality_mimic4` (in-hospital death)",
+            "AUROC",
+            value(mort.val, "auroc"),
+            ci(metric(mort.test, "auroc")),
+            str(mort.test["n"]),
+        ],
+    ]
     return table(["config", "metric", "val", "test (95% CI)", "test n"], rows)
 
 
@@ -271,8 +357,10 @@ def ehr_other() -> str:
 def _af(r: Result) -> str:
     t = r.test
     f1 = "/".join(per_class(t, "f1", c) for c in ("Normal", "AF", "Other", "Noisy"))
-    return (f"challenge F1 {ci(metric(t, 'challenge_f1'), bold=True)}; accuracy {ci(metric(t, 'accuracy'))}; "
-            f"AUROC {value(t, 'auroc')}; F1 N/AF/O/~ {f1}")
+    return (
+        f"challenge F1 {ci(metric(t, 'challenge_f1'), bold=True)}; accuracy {ci(metric(t, 'accuracy'))}; "
+        f"AUROC {value(t, 'auroc')}; F1 N/AF/O/~ {f1}"
+    )
 
 
 def _cv(r: Result, names: list[str]) -> str:
@@ -280,19 +368,60 @@ def _cv(r: Result, names: list[str]) -> str:
 
 
 SIGNALS = [
-    ("ecg_af_cinc2017", "CinC 2017, 2,500 of the 8,528 records", "record; held-out test", "challenge_f1", _af),
-    ("ecg_beats_mitdb", "MIT-BIH DS1, 22 records", "beat; 5-fold CV by record", "macro_f1",
-     lambda r: _cv(r, [("accuracy", "accuracy"), ("macro_f1", "macro-F1")])),
-    ("eeg_seizure_bonn", "Bonn, 500 segments (E vs A–D)", "segment; 5-fold CV", "auroc",
-     lambda r: _cv(r, [("accuracy", "accuracy"), ("sensitivity", "sensitivity"), ("specificity", "specificity"),
-                       ("auroc", "AUROC")])),
-    ("eeg_seizure_bonn_5set", "Bonn, sets A–E", "segment; 5-fold CV", "kappa",
-     lambda r: _cv(r, [("accuracy", "accuracy"), ("kappa", "κ")])),
-    ("eeg_seizure_delhi", "New Delhi, 150 segments", "segment; 5-fold CV", "kappa",
-     lambda r: _cv(r, [("accuracy", "accuracy"), ("kappa", "κ")])),
-    ("eeg_sleep_edf", "Sleep-EDF SC, 10 nights", "epoch; 5-fold CV by subject", "kappa",
-     lambda r: _cv(r, [("kappa", "whole recording κ"), ("macro_f1", "macro-F1")])
-     + "; sleep period ± 30 min " + _sleep_period(r)),
+    (
+        "ecg_af_cinc2017",
+        "CinC 2017, 2,500 of the 8,528 records",
+        "record; held-out test",
+        "challenge_f1",
+        _af,
+    ),
+    (
+        "ecg_beats_mitdb",
+        "MIT-BIH DS1, 22 records",
+        "beat; 5-fold CV by record",
+        "macro_f1",
+        lambda r: _cv(r, [("accuracy", "accuracy"), ("macro_f1", "macro-F1")]),
+    ),
+    (
+        "eeg_seizure_bonn",
+        "Bonn, 500 segments (E vs A–D)",
+        "segment; 5-fold CV",
+        "auroc",
+        lambda r: _cv(
+            r,
+            [
+                ("accuracy", "accuracy"),
+                ("sensitivity", "sensitivity"),
+                ("specificity", "specificity"),
+                ("auroc", "AUROC"),
+            ],
+        ),
+    ),
+    (
+        "eeg_seizure_bonn_5set",
+        "Bonn, sets A–E",
+        "segment; 5-fold CV",
+        "kappa",
+        lambda r: _cv(r, [("accuracy", "accuracy"), ("kappa", "κ")]),
+    ),
+    (
+        "eeg_seizure_delhi",
+        "New Delhi, 150 segments",
+        "segment; 5-fold CV",
+        "kappa",
+        lambda r: _cv(r, [("accuracy", "accuracy"), ("kappa", "κ")]),
+    ),
+    (
+        "eeg_sleep_edf",
+        "Sleep-EDF SC, 10 nights",
+        "epoch; 5-fold CV by subject",
+        "kappa",
+        lambda r: (
+            _cv(r, [("kappa", "whole recording κ"), ("macro_f1", "macro-F1")])
+            + "; sleep period ± 30 min "
+            + _sleep_period(r)
+        ),
+    ),
 ]
 
 
@@ -311,24 +440,65 @@ def signals() -> str:
     for name, data, unit, key, describe in SIGNALS:
         r = Result(name)
         spread = _fold_spread(r, key)
-        rows.append([f"`{name}`", data, f"{unit} (n = {r.test['n']:,})", describe(r) + (f" ({spread})" if spread else ""),
-                     value(r.val, key), f"{r.minutes:.1f} min"])
-    return (table(["config", "data", "unit, split", "test or pooled out-of-fold metric (95% CI)",
-                   "val (choice)", "train time (1 thread)"], rows)
-            + f"\nCode at {commits([s[0] for s in SIGNALS])}.\n")
+        rows.append(
+            [
+                f"`{name}`",
+                data,
+                f"{unit} (n = {r.test['n']:,})",
+                describe(r) + (f" ({spread})" if spread else ""),
+                value(r.val, key),
+                f"{r.minutes:.1f} min",
+            ]
+        )
+    return (
+        table(
+            [
+                "config",
+                "data",
+                "unit, split",
+                "test or pooled out-of-fold metric (95% CI)",
+                "val (choice)",
+                "train time (1 thread)",
+            ],
+            rows,
+        )
+        + f"\nCode at {commits([s[0] for s in SIGNALS])}.\n"
+    )
 
 
 def signals_choices() -> str:
-    rows = [[label, f"`{name}`", value(Result(name).val, "challenge_f1"), value(Result(name).val, "accuracy")]
-            for name, label in (("ecg_af_cinc2017", "ECG + RR-interval channel (shipped)"),
-                                ("ecg_af_cinc2017+no_rr", "ECG alone"))]
+    rows = [
+        [label, f"`{name}`", value(Result(name).val, "challenge_f1"), value(Result(name).val, "accuracy")]
+        for name, label in (
+            ("ecg_af_cinc2017", "ECG + RR-interval channel (shipped)"),
+            ("ecg_af_cinc2017+no_rr", "ECG alone"),
+        )
+    ]
     return table(["CinC 2017 variant", "result", "val challenge F1", "val accuracy"], rows)
 
 
 # ------------------------------------------------------------------------------------------- molecules
-MOLECULE_ROWS = ["validity", "unique_1k", "unique_10k", "fcd_test", "fcd_testsf", "snn_test", "snn_testsf",
-                 "frag_test", "frag_testsf", "scaf_test", "scaf_testsf", "int_div1", "int_div2", "filters",
-                 "novelty", "logp_w", "sa_w", "qed_w", "weight_w"]
+MOLECULE_ROWS = [
+    "validity",
+    "unique_1k",
+    "unique_10k",
+    "fcd_test",
+    "fcd_testsf",
+    "snn_test",
+    "snn_testsf",
+    "frag_test",
+    "frag_testsf",
+    "scaf_test",
+    "scaf_testsf",
+    "int_div1",
+    "int_div2",
+    "filters",
+    "novelty",
+    "logp_w",
+    "sa_w",
+    "qed_w",
+    "weight_w",
+]
 
 
 def molecules() -> str:
@@ -340,19 +510,30 @@ def molecules() -> str:
         cells = [num(models[m]["metrics"][key], 3) for m in models]
         rows.append([key, *cells, " / ".join(num(v) for v in paper) if paper else "– / – / –"])
     rows.append(["training", *[models[m]["training"] for m in models], "GPU, full training set, many epochs"])
-    header = ["metric", *[f"{models[m]['label']} (`{m}`)" for m in models], "MOSES paper: " + " / ".join(
-        models[m]["label"] for m in models)]
+    header = [
+        "metric",
+        *[f"{models[m]['label']} (`{m}`)" for m in models],
+        "MOSES paper: " + " / ".join(models[m]["label"] for m in models),
+    ]
     return table(header, rows) + f"\n{legacy['provenance']}\n"
 
 
 BLOCKS: dict[str, Callable[[], str]] = {
-    "imaging": imaging, "imaging-choices": imaging_choices, "calibration": calibration, "real-ct": real_ct, "ehr": ehr,
-    "ehr-other": ehr_other, "signals": signals, "signals-choices": signals_choices, "molecules": molecules,
+    "imaging": imaging,
+    "imaging-choices": imaging_choices,
+    "calibration": calibration,
+    "real-ct": real_ct,
+    "ehr": ehr,
+    "ehr-other": ehr_other,
+    "signals": signals,
+    "signals-choices": signals_choices,
+    "molecules": molecules,
 }
 
 
 def render(readme: str) -> str:
     """The README with every results block regenerated from the files."""
+
     def replace(match: re.Match) -> str:
         name = match["name"]
         if name not in BLOCKS:
@@ -372,8 +553,11 @@ def main() -> int:
         README.write_text(fresh)
         return 0
     if fresh != current:
-        sys.stdout.writelines(difflib.unified_diff(current.splitlines(True), fresh.splitlines(True),
-                                                   "README.md", "from results/"))
+        sys.stdout.writelines(
+            difflib.unified_diff(
+                current.splitlines(True), fresh.splitlines(True), "README.md", "from results/"
+            )
+        )
         return 1
     return 0
 

@@ -25,20 +25,47 @@ def main() -> None:
     target = REPO / "results" / config
     recorded = json.loads((target / "bundle.json").read_text())
     actual = json.loads((bundle / "bundle.json").read_text())
-    if (actual.get("created"), actual["data"]["fingerprint"]) != (recorded.get("created"), recorded["data"]["fingerprint"]):
+    if (actual.get("created"), actual["data"]["fingerprint"]) != (
+        recorded.get("created"),
+        recorded["data"]["fingerprint"],
+    ):
         sys.exit(f"{bundle}: not the bundle recorded in {target}/bundle.json")
     data = Path(os.environ.get("MEDLEARN_DATA", REPO.parent / "shared" / "data")).resolve()
     records = []
     for xml in sorted((data / SERIES).glob("LIDC-IDRI-*/*/*/*.xml")):
-        out = subprocess.run([str(REPO / ".venv" / "bin" / "medlearn"), "predict", str(bundle), str(xml.parent),
-                              "--annotations", str(xml), "--json", "--quiet", "--threads", "1"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            [
+                str(REPO / ".venv" / "bin" / "medlearn"),
+                "predict",
+                str(bundle),
+                str(xml.parent),
+                "--annotations",
+                str(xml),
+                "--json",
+                "--quiet",
+                "--threads",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         for record in json.loads(out):
             record["input"] = str(Path(record["input"]).relative_to(data))
             records.append(record)
-    (target / "real_ct.json").write_text(json.dumps({
-        "command": f"medlearn predict BUNDLE <series> --annotations <xml> --json  (every series under {SERIES})",
-        "bundle_created": actual.get("created"), "records": records}, indent=2) + "\n")
+    (target / "real_ct.json").write_text(
+        json.dumps(
+            {
+                "command": (
+                    f"medlearn predict BUNDLE <series> --annotations <xml> --json  (every series under {SERIES})"
+                ),
+                "bundle_created": actual.get("created"),
+                "records": records,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(target / "real_ct.json")
 
 

@@ -9,7 +9,8 @@ script is the only way a figure enters ``results/``:
 
 It runs ``medlearn train`` with ``--threads 1`` (bit-exact reruns, see README "Reproducibility") in a
 temporary directory and copies into ``results/<config>[+<variant>]/``: ``metrics.json`` (the test split,
-or ``cv``; not kept for a variant, whose only use is a choice made on validation), ``metrics_val.json``, ``config.yaml`` (resolved), ``predictions.csv`` when it is small, the
+or ``cv``; not kept for a variant, whose only use is a choice made on validation), ``metrics_val.json``,
+``config.yaml`` (resolved), ``predictions.csv`` when it is small, the
 bundle's ``bundle.json`` minus its training history, and ``provenance.json``: the commit whose code ran
 (and whether its tree was clean), the command, the machine (CPU model, cores, load average before and
 after), library versions, the thread count and the wall time. ``tools/readme_tables.py`` builds the
@@ -32,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +43,9 @@ MAX_PREDICTIONS_BYTES = 600_000
 
 
 def _git(code: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(code), *args], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(code), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def _cpu_model() -> str:
@@ -56,15 +59,18 @@ def _cpu_model() -> str:
 
 
 def _versions(python: str, code: Path) -> dict[str, str]:
-    probe = ("import json, importlib.metadata as m, platform\n"
-             "out = {'python': platform.python_version()}\n"
-             "for p in ('torch', 'monai', 'numpy', 'scikit-learn', 'polars', 'scipy'):\n"
-             "    try: out[p] = m.version(p)\n"
-             "    except m.PackageNotFoundError: pass\n"
-             "print(json.dumps(out))")
+    probe = (
+        "import json, importlib.metadata as m, platform\n"
+        "out = {'python': platform.python_version()}\n"
+        "for p in ('torch', 'monai', 'numpy', 'scikit-learn', 'polars', 'scipy'):\n"
+        "    try: out[p] = m.version(p)\n"
+        "    except m.PackageNotFoundError: pass\n"
+        "print(json.dumps(out))"
+    )
     env = {**os.environ, "PYTHONPATH": str(code / "src")}
-    return json.loads(subprocess.run([python, "-c", probe], capture_output=True, text=True, env=env,
-                                     check=True).stdout)
+    return json.loads(
+        subprocess.run([python, "-c", probe], capture_output=True, text=True, env=env, check=True).stdout
+    )
 
 
 def _copy_predictions(source: Path, target: Path, only_val: bool) -> None:
@@ -80,20 +86,37 @@ def _copy_predictions(source: Path, target: Path, only_val: bool) -> None:
         target.write_text(buffer.getvalue())
 
 
-def record(config: str, variant: str | None, overrides: list[str], code: Path, threads: int, force: bool) -> Path:
+def record(
+    config: str, variant: str | None, overrides: list[str], code: Path, threads: int, force: bool
+) -> Path:
     """Train, then copy the outputs and their provenance to ``results/<name>/``; returns that folder."""
     name = config + (f"+{variant}" if variant else "")
     target = RESULTS / name
     if target.exists() and any(target.iterdir()) and not force:
         sys.exit(f"{target}: exists (pass --force to replace it)")
     python = str(REPO / ".venv" / "bin" / "python")
-    env = {**os.environ, "PYTHONPATH": str(code / "src"), "MEDLEARN_DATA": os.environ.get(
-        "MEDLEARN_DATA", str((REPO.parent / "shared" / "data").resolve())), "OMP_NUM_THREADS": str(threads)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(code / "src"),
+        "MEDLEARN_DATA": os.environ.get("MEDLEARN_DATA", str((REPO.parent / "shared" / "data").resolve())),
+        "OMP_NUM_THREADS": str(threads),
+    }
     dirty = _git(code, "status", "--porcelain", "--", "src", "pyproject.toml", "constraints.txt")
     with tempfile.TemporaryDirectory(prefix=f"result-{name}-") as tmp:
         out = Path(tmp) / "run"
-        command = [python, "-c", "from medlearn.cli import main; main()", "train", config, "--out", str(out),
-                   "--threads", str(threads), "--quiet", *[a for o in overrides for a in ("--set", o)]]
+        command = [
+            python,
+            "-c",
+            "from medlearn.cli import main; main()",
+            "train",
+            config,
+            "--out",
+            str(out),
+            "--threads",
+            str(threads),
+            "--quiet",
+            *[a for o in overrides for a in ("--set", o)],
+        ]
         load_before = os.getloadavg()
         started = time.perf_counter()
         subprocess.run(command, env=env, check=True, cwd=tmp)
@@ -103,7 +126,11 @@ def record(config: str, variant: str | None, overrides: list[str], code: Path, t
             shutil.rmtree(target)
         target.mkdir(parents=True)
         # A variant is a choice made on validation: its test figures are not kept, so nobody can look.
-        for f in ("metrics_val.json", "config.yaml") if variant else ("metrics.json", "metrics_val.json", "config.yaml"):
+        for f in (
+            ("metrics_val.json", "config.yaml")
+            if variant
+            else ("metrics.json", "metrics_val.json", "config.yaml")
+        ):
             shutil.copy2(out / f, target / f)
         _copy_predictions(out / "predictions.csv", target / "predictions.csv", only_val=bool(variant))
         bundle = json.loads((out / "bundle" / "bundle.json").read_text())
@@ -112,14 +139,24 @@ def record(config: str, variant: str | None, overrides: list[str], code: Path, t
         bundle.get("training", {}).pop("history", None)
         (target / "bundle.json").write_text(json.dumps(bundle, indent=2) + "\n")
     provenance = {
-        "config": config, "variant": variant, "overrides": overrides,
-        "command": "medlearn train " + config + f" --threads {threads}"
-                   + "".join(f" --set {o}" for o in overrides),
-        "commit": _git(code, "rev-parse", "HEAD"), "tree_clean": not dirty,
-        "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "wall_seconds": round(wall, 1), "threads": threads,
-        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(), "os": platform.platform(),
-                    "load_average_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)]},
+        "config": config,
+        "variant": variant,
+        "overrides": overrides,
+        "command": "medlearn train "
+        + config
+        + f" --threads {threads}"
+        + "".join(f" --set {o}" for o in overrides),
+        "commit": _git(code, "rev-parse", "HEAD"),
+        "tree_clean": not dirty,
+        "date_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "wall_seconds": round(wall, 1),
+        "threads": threads,
+        "machine": {
+            "cpu": _cpu_model(),
+            "cores": os.cpu_count(),
+            "os": platform.platform(),
+            "load_average_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+        },
         "versions": _versions(python, code),
     }
     (target / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
@@ -130,8 +167,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config", help="a shipped config name (configs/*.yaml)")
     parser.add_argument("--variant", help="name of the variant (results/<config>+<variant>/)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
-    parser.add_argument("--code", type=Path, default=REPO, help="checkout whose src/ runs (default: this one)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], help="config override key=value"
+    )
+    parser.add_argument(
+        "--code", type=Path, default=REPO, help="checkout whose src/ runs (default: this one)"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--force", action="store_true", help="replace an existing result")
     args = parser.parse_args()

@@ -79,7 +79,9 @@ class TrainConfig(_Strict):
 class EvalConfig(_Strict):
     operating_point: str = "sensitivity>=0.90"
     n_bootstrap: int = Field(1000, ge=0)
-    calibrate: bool = True  # temperature (+ bias for binary) scaling fitted on the validation split (pooled over folds)
+    calibrate: bool = (
+        True  # temperature (+ bias for binary) scaling fitted on the validation split (pooled over folds)
+    )
 
 
 class ExperimentConfig(_Strict):

@@ -1,4 +1,4 @@
-"""Where data, caches and run outputs live (see CONVENTIONS.md, "Data paths").
+"""Where data, caches and run outputs live (see docs/conventions.md#data-paths).
 
 ``MEDLEARN_DATA`` is the root of the shared real datasets; relative ``data.root`` values in configs
 resolve against it. ``MEDLEARN_CACHE`` holds derived, re-creatable files (preprocessed arrays), keyed by

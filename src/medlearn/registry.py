@@ -191,12 +191,17 @@ def _resolve(table: dict[str, str], kind: str, name: str) -> Any:
 def task_class(name: str) -> Any:
     """The Task class registered as ``name``, or the out-of-tree one ``package.module:Name``."""
     found = _resolve(TASKS, "task", name)
-    if is_external(name):
-        from medlearn.engine.task import Task
-
-        if not (isinstance(found, type) and issubclass(found, Task)):
-            raise ConfigError(f"{name}: is not a task (a subclass of medlearn.engine.task.Task)")
+    if is_external(name) and not _is_task_class(found):
+        raise ConfigError(f"{name}: is not a task (a subclass of medlearn.engine.task.Task)")
     return found
+
+
+def _is_task_class(found: Any) -> bool:
+    """A subclass of medlearn.engine.task.Task, checked by name: the registry sits below the engine (the
+    engine's data module looks transforms up here), so importing the engine back would be a cycle."""
+    return isinstance(found, type) and any(
+        c.__module__ == "medlearn.engine.task" and c.__name__ == "Task" for c in found.__mro__
+    )
 
 
 def model_factory(name: str) -> Any:

@@ -10,8 +10,10 @@ from pathlib import Path
 import polars as pl
 
 #: The MIMIC-IV tables read_mimic4 requires.
-MIMIC4_CORE = [f"hosp/{t}.csv.gz" for t in ("patients", "admissions", "diagnoses_icd", "procedures_icd",
-                                             "prescriptions", "labevents")]
+MIMIC4_CORE = [
+    f"hosp/{t}.csv.gz"
+    for t in ("patients", "admissions", "diagnoses_icd", "procedures_icd", "prescriptions", "labevents")
+]
 
 
 def read_raw(path: Path) -> pl.DataFrame:
@@ -25,8 +27,12 @@ def write_gz_csv(frame: pl.DataFrame, path: Path) -> None:
         frame.write_csv(fh)
 
 
-def copy_tables(src: Path, dst: Path, tables: Iterable[str],
-                edit: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] | None = None) -> Path:
+def copy_tables(
+    src: Path,
+    dst: Path,
+    tables: Iterable[str],
+    edit: dict[str, Callable[[pl.DataFrame], pl.DataFrame]] | None = None,
+) -> Path:
     """Copy ``tables`` (paths relative to ``src``) to ``dst``, passing the edited ones through polars."""
     edit = edit or {}
     for rel in tables:

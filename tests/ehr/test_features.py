@@ -20,9 +20,18 @@ def mimic4():
 
 
 def _event(subject: str, admission: str, time, code: str, value: float) -> pl.DataFrame:
-    row = {"subject_id": subject, "admission_id": admission, "stay_id": None, "time": time,
-           "code_system": "MIMIC4_LABITEM", "code": code, "value_num": value, "unit": "mg/dL",
-           "value_text": str(value), "source_table": "test"}
+    row = {
+        "subject_id": subject,
+        "admission_id": admission,
+        "stay_id": None,
+        "time": time,
+        "code_system": "MIMIC4_LABITEM",
+        "code": code,
+        "value_num": value,
+        "unit": "mg/dL",
+        "value_text": str(value),
+        "source_table": "test",
+    }
     return pl.DataFrame([row], schema=EVENT_SCHEMA)
 
 
@@ -39,10 +48,16 @@ def test_an_event_after_the_cutoff_never_reaches_the_model(mimic4):
     cohort = build_cohort(mimic4.admissions, window).head(5)
     first = cohort.row(0, named=True)
     late = _event(first["subject_id"], first["admission_id"], first["cutoff"], "LEAK_AT_CUTOFF", 1e6)
-    later = _event(first["subject_id"], first["admission_id"], first["cutoff"] + timedelta(hours=5), "LEAK_LATER", 1e6)
-    early = _event(first["subject_id"], first["admission_id"], first["cutoff"] - timedelta(minutes=1), "EARLY", 7.0)
+    later = _event(
+        first["subject_id"], first["admission_id"], first["cutoff"] + timedelta(hours=5), "LEAK_LATER", 1e6
+    )
+    early = _event(
+        first["subject_id"], first["admission_id"], first["cutoff"] - timedelta(minutes=1), "EARLY", 7.0
+    )
     base = extract_units(mimic4.events, cohort, window)
-    spiked = extract_units(pl.concat([mimic4.events, late.lazy(), later.lazy(), early.lazy()]), cohort, window)
+    spiked = extract_units(
+        pl.concat([mimic4.events, late.lazy(), later.lazy(), early.lazy()]), cohort, window
+    )
     keys = spiked[0]["lab_keys"]
     assert "MIMIC4_LABITEM//EARLY" in keys
     assert not any("LEAK" in k for u in spiked for k in u["lab_keys"] + u["code_keys"] + u["history"])
@@ -57,8 +72,11 @@ def test_current_diagnoses_only_enter_through_the_named_ablation(mimic4):
     cohort = build_cohort(mimic4.admissions, window)
     honest = extract_units(mimic4.events, cohort, window)
     leaky = extract_units(mimic4.events, cohort, window, leaky_current_diagnoses=True)
-    diagnoses = mimic4.events.filter(pl.col("code_system").is_in(["ICD9CM", "ICD10CM"])).with_columns(
-        key=pl.col("code_system") + "//" + pl.col("code")).collect()
+    diagnoses = (
+        mimic4.events.filter(pl.col("code_system").is_in(["ICD9CM", "ICD10CM"]))
+        .with_columns(key=pl.col("code_system") + "//" + pl.col("code"))
+        .collect()
+    )
     changed = 0
     for unit_honest, unit_leaky, row in zip(honest, leaky, cohort.to_dicts()):
         mine = diagnoses.filter(pl.col("subject_id") == row["subject_id"])
@@ -71,12 +89,31 @@ def test_current_diagnoses_only_enter_through_the_named_ablation(mimic4):
 
 
 def test_featurize_forward_fills_masks_and_repeats_statics():
-    raw = {"lab_bins": [1, 3], "lab_keys": ["L//a", "L//a"], "lab_values": [10.0, 30.0],
-           "code_bins": [2], "code_keys": ["NDC//x"], "history": ["ICD10CM//I10"],
-           "age_years": 70.0, "sex": "F", "admission_type": "URGENT", "n_prior_admissions": 1}
-    f = Featurize(n_bins=5, lab_keys=["L//a"], lab_low=[0.0], lab_high=[100.0], lab_mean=[20.0], lab_std=[10.0],
-                  code_keys=["NDC//x"], history_keys=["ICD10CM//I10"], admission_types=["URGENT"],
-                  age_mean=60.0, age_std=10.0)
+    raw = {
+        "lab_bins": [1, 3],
+        "lab_keys": ["L//a", "L//a"],
+        "lab_values": [10.0, 30.0],
+        "code_bins": [2],
+        "code_keys": ["NDC//x"],
+        "history": ["ICD10CM//I10"],
+        "age_years": 70.0,
+        "sex": "F",
+        "admission_type": "URGENT",
+        "n_prior_admissions": 1,
+    }
+    f = Featurize(
+        n_bins=5,
+        lab_keys=["L//a"],
+        lab_low=[0.0],
+        lab_high=[100.0],
+        lab_mean=[20.0],
+        lab_std=[10.0],
+        code_keys=["NDC//x"],
+        history_keys=["ICD10CM//I10"],
+        admission_types=["URGENT"],
+        age_mean=60.0,
+        age_std=10.0,
+    )
     x = f(raw)
     assert x.shape == (5, f.n_features)
     np.testing.assert_allclose(x[:, 0], [0.0, -1.0, -1.0, 1.0, 1.0])  # z-score, forward-filled, 0 before

@@ -49,7 +49,8 @@ def test_counts_schema_and_blank_rows(source, events, admissions):
 def test_offset_clock_reproduces_the_recorded_times_of_day(events, admissions, patient):
     unit = events.filter(pl.col("code_system") == "ICU_ADMISSION").select("stay_id", "admission_id", "time")
     checked = patient.join(unit, left_on="patientunitstayid", right_on="stay_id").join(
-        admissions, left_on="patienthealthsystemstayid", right_on="admission_id")
+        admissions, left_on="patienthealthsystemstayid", right_on="admission_id"
+    )
     assert checked.height == 174
     assert (checked["time"].dt.strftime("%H:%M:%S") == checked["unitadmittime24"]).all()
     assert (checked["discharge_time"].dt.strftime("%H:%M:%S") == checked["hospitaldischargetime24"]).all()
@@ -64,7 +65,11 @@ def test_a_lab_event_lands_at_unit_admission_plus_its_offset(events, admissions)
     # drawn at offset -6475, the stored (revised) value at -6440: it counts from its revision
     bun = stay.filter((pl.col("code") == "BUN") & (pl.col("time") == unit_admit - timedelta(minutes=6440)))
     assert bun.select("subject_id", "admission_id", "value_num", "unit").row(0) == (
-        "006-100065", "585621", 31.0, "mg/dL")
+        "006-100065",
+        "585621",
+        31.0,
+        "mg/dL",
+    )
     row = admissions.filter(pl.col("admission_id") == "585621").row(0, named=True)
     assert row["discharge_time"] == unit_admit + timedelta(minutes=8964)
     assert (row["sex"], row["age_years"], row["admission_type"]) == ("F", 67.0, "Operating Room")

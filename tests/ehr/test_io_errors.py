@@ -31,8 +31,9 @@ def test_missing_admissions_table_names_the_file(mimic4_root, tmp_path):
 def test_missing_admittime_column_names_file_and_column(mimic4_root, tmp_path):
     from medlearn.ehr.io import read_source
 
-    copy_tables(mimic4_root, tmp_path, MIMIC4_CORE,
-                edit={"hosp/admissions.csv.gz": lambda df: df.drop("admittime")})
+    copy_tables(
+        mimic4_root, tmp_path, MIMIC4_CORE, edit={"hosp/admissions.csv.gz": lambda df: df.drop("admittime")}
+    )
     with pytest.raises(InputError) as err:
         read_source(tmp_path)
     assert str(err.value) == f"{tmp_path / 'hosp' / 'admissions.csv.gz'}: missing required column 'admittime'"
@@ -43,15 +44,27 @@ def test_malformed_timestamps_become_null_and_are_counted(mimic4_root, tmp_path)
 
     def corrupt_labs(df: pl.DataFrame) -> pl.DataFrame:
         bad = {"172061": "2148-13-45 99:00:00", "172062": "yesterday"}
-        return df.with_columns(pl.col("labevent_id").replace_strict(bad, default=None)
-                               .fill_null(pl.col("storetime")).alias("storetime"))
+        return df.with_columns(
+            pl.col("labevent_id")
+            .replace_strict(bad, default=None)
+            .fill_null(pl.col("storetime"))
+            .alias("storetime")
+        )
 
     def corrupt_admissions(df: pl.DataFrame) -> pl.DataFrame:
-        return df.with_columns(pl.when(pl.col("hadm_id") == "23300884").then(pl.lit("2125-03-19"))
-                               .otherwise(pl.col("dischtime")).alias("dischtime"))
+        return df.with_columns(
+            pl.when(pl.col("hadm_id") == "23300884")
+            .then(pl.lit("2125-03-19"))
+            .otherwise(pl.col("dischtime"))
+            .alias("dischtime")
+        )
 
-    copy_tables(mimic4_root, tmp_path, MIMIC4_CORE,
-                edit={"hosp/labevents.csv.gz": corrupt_labs, "hosp/admissions.csv.gz": corrupt_admissions})
+    copy_tables(
+        mimic4_root,
+        tmp_path,
+        MIMIC4_CORE,
+        edit={"hosp/labevents.csv.gz": corrupt_labs, "hosp/admissions.csv.gz": corrupt_admissions},
+    )
     source = read_source(tmp_path)
     assert "labevents.csv.gz: 2 malformed 'storetime' timestamp(s) set to null" in source.notes
     assert "admissions.csv.gz: 1 malformed 'dischtime' timestamp(s) set to null" in source.notes

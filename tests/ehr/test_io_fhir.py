@@ -43,9 +43,18 @@ def source(root: Path):
 
 def _bundle(*resources: dict[str, Any]) -> dict[str, Any]:
     """A transaction bundle the way Synthea writes it (fullUrl urn:uuid:<id>)."""
-    return {"resourceType": "Bundle", "type": "transaction",
-            "entry": [{"fullUrl": f"urn:uuid:{r['id']}", "resource": r,
-                       "request": {"method": "POST", "url": r["resourceType"]}} for r in resources]}
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": f"urn:uuid:{r['id']}",
+                "resource": r,
+                "request": {"method": "POST", "url": r["resourceType"]},
+            }
+            for r in resources
+        ],
+    }
 
 
 def _write(path: Path, content: Any) -> Path:
@@ -53,8 +62,13 @@ def _write(path: Path, content: Any) -> Path:
     return path
 
 
-PATIENT = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1970-06-15",
-           "deceasedDateTime": "2020-03-02T06:00:00+02:00"}
+PATIENT = {
+    "resourceType": "Patient",
+    "id": "p1",
+    "gender": "female",
+    "birthDate": "1970-06-15",
+    "deceasedDateTime": "2020-03-02T06:00:00+02:00",
+}
 SUBJECT = {"reference": "urn:uuid:p1"}
 
 
@@ -97,13 +111,20 @@ def test_codes_and_code_systems(events, source, raw):
     from medlearn.ehr.io.schema import CODES_SCHEMA
 
     systems = dict(events.group_by("source_table").agg(pl.col("code_system").unique()).iter_rows())
-    assert systems == {"Condition": ["SNOMED"], "Procedure": ["SNOMED"], "MedicationRequest": ["RXNORM"],
-                       "Immunization": ["CVX"], "Observation": ["LOINC"], "Observation.component": ["LOINC"]}
+    assert systems == {
+        "Condition": ["SNOMED"],
+        "Procedure": ["SNOMED"],
+        "MedicationRequest": ["RXNORM"],
+        "Immunization": ["CVX"],
+        "Observation": ["LOINC"],
+        "Observation.component": ["LOINC"],
+    }
     codes = source.codes.collect()
     assert dict(codes.schema) == CODES_SCHEMA
     assert codes.select("code_system", "code").is_unique().all()
     assert set(codes.select("code_system", "code").iter_rows()) == set(
-        events.select("code_system", "code").unique().iter_rows())
+        events.select("code_system", "code").unique().iter_rows()
+    )
     condition = raw["Condition"][0]["code"]["coding"][0]
     label = codes.filter((pl.col("code_system") == "SNOMED") & (pl.col("code") == condition["code"]))
     assert label["description"].to_list() == [condition["display"]]
@@ -115,8 +136,10 @@ def test_inpatient_encounter_and_death_in_hospital(admissions, raw):
     row = inpatient.row(0, named=True)
     assert row["admit_time"] < row["discharge_time"]
     # Tony Beer: IMP 1989-01-08T00:41:27+00:00 → 1989-01-09T06:41:27+00:00, deceased at the admission
-    assert (row["admit_time"], row["discharge_time"]) == (datetime(1989, 1, 8, 0, 41, 27),
-                                                           datetime(1989, 1, 9, 6, 41, 27))
+    assert (row["admit_time"], row["discharge_time"]) == (
+        datetime(1989, 1, 8, 0, 41, 27),
+        datetime(1989, 1, 9, 6, 41, 27),
+    )
     assert row["died_in_hospital"] is True and row["death_time"] == datetime(1989, 1, 8, 0, 41, 27)
     assert row["sex"] == "M" and row["age_years"] == pytest.approx(42.22, abs=0.01)  # born 1946-10-19
     assert admissions["died_in_hospital"].sum() == 1 and admissions["death_time"].null_count() == 125
@@ -136,10 +159,15 @@ def test_observation_components_are_separate_events(events, raw):
     panel = next(o for o in raw["Observation"] if o["code"]["coding"][0]["code"] == "55284-4")
     when = datetime.fromisoformat(panel["issued"]).replace(tzinfo=None)  # known when issued
     subject = panel["subject"]["reference"].removeprefix("urn:uuid:")
-    rows = events.filter((pl.col("subject_id") == subject) & (pl.col("time") == when)
-                         & (pl.col("source_table") == "Observation.component"))
-    expected = {(c["code"]["coding"][0]["code"], c["valueQuantity"]["value"], c["valueQuantity"]["unit"])
-                for c in panel["component"]}
+    rows = events.filter(
+        (pl.col("subject_id") == subject)
+        & (pl.col("time") == when)
+        & (pl.col("source_table") == "Observation.component")
+    )
+    expected = {
+        (c["code"]["coding"][0]["code"], c["valueQuantity"]["value"], c["valueQuantity"]["unit"])
+        for c in panel["component"]
+    }
     assert set(rows.select("code", "value_num", "unit").iter_rows()) == expected
     assert {code for code, _, _ in expected} == {"8462-4", "8480-6"}  # diastolic, systolic
     assert events.filter(pl.col("code") == "55284-4").height == 0  # the valueless panel is not an event
@@ -151,45 +179,88 @@ def test_directory_bundles_are_skipped_with_a_note(source):
     for name, kind in zip(SKIPPED, ("Organization", "Practitioner")):
         skipped = [note for note in source.notes if note.startswith(f"{name}: bundle without a Patient")]
         assert len(skipped) == 1 and f"({kind} 102) skipped" in skipped[0]
-    assert source.notes[0].startswith("15 patient bundle(s): 15 patient(s), 126 encounter(s) "
-                                      "(AMB 119, EMER 6, IMP 1)")
+    assert source.notes[0].startswith(
+        "15 patient bundle(s): 15 patient(s), 126 encounter(s) (AMB 119, EMER 6, IMP 1)"
+    )
     assert source.kind == "fhir" and source.name == "synthea-r4-bundles"
 
 
 def test_times_references_and_codes_of_a_hand_written_bundle(tmp_path):
     from medlearn.ehr.io.fhir import read_fhir
 
-    encounter = {"resourceType": "Encounter", "id": "e1", "class": {"code": "IMP"}, "subject": SUBJECT,
-                 "period": {"start": "2020-03-01T22:30:00-05:00"}}  # still in hospital: no end
+    encounter = {
+        "resourceType": "Encounter",
+        "id": "e1",
+        "class": {"code": "IMP"},
+        "subject": SUBJECT,
+        "period": {"start": "2020-03-01T22:30:00-05:00"},
+    }  # still in hospital: no end
     bundle = _bundle(
-        PATIENT, encounter,
-        {"resourceType": "Condition", "id": "c1", "subject": SUBJECT,
-         "encounter": {"reference": "urn:uuid:e1"},
-         "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E11.9",
-                              "display": "T2DM"},
-                             {"system": "http://snomed.info/sct", "code": "44054006"}]},
-         "onsetDateTime": "2001-01-01", "recordedDate": "2020-03-02"},
-        {"resourceType": "Observation", "id": "o1", "status": "final", "subject": {"reference": "Patient/p1"},
-         "encounter": {"reference": "Encounter/e1"}, "effectiveDateTime": "2020-03-02T08:15:30.1234567Z",
-         "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
-         "valueQuantity": {"value": 0.5, "comparator": "<", "unit": "mg/dL"}},
-        {"resourceType": "Observation", "id": "o2", "status": "entered-in-error", "subject": SUBJECT,
-         "effectiveDateTime": "2020-03-02",
-         "code": {"coding": [{"system": "http://loinc.org", "code": "1-1"}]}},
-        {"resourceType": "MedicationRequest", "id": "m1", "subject": SUBJECT,
-         "encounter": {"reference": "urn:uuid:gone"}, "authoredOn": "2020-03",
-         "medicationReference": {"reference": "urn:uuid:med1"}},
-        {"resourceType": "Medication", "id": "med1",
-         "code": {"coding": [{"system": "http://hl7.org/fhir/sid/ndc", "code": "0069-3150-83"}]}},
-        {"resourceType": "Procedure", "id": "x1", "subject": SUBJECT, "performedDateTime": "garbage",
-         "code": {"coding": [{"system": "http://example.org/local", "code": "P7"}]}},
+        PATIENT,
+        encounter,
+        {
+            "resourceType": "Condition",
+            "id": "c1",
+            "subject": SUBJECT,
+            "encounter": {"reference": "urn:uuid:e1"},
+            "code": {
+                "coding": [
+                    {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E11.9", "display": "T2DM"},
+                    {"system": "http://snomed.info/sct", "code": "44054006"},
+                ]
+            },
+            "onsetDateTime": "2001-01-01",
+            "recordedDate": "2020-03-02",
+        },
+        {
+            "resourceType": "Observation",
+            "id": "o1",
+            "status": "final",
+            "subject": {"reference": "Patient/p1"},
+            "encounter": {"reference": "Encounter/e1"},
+            "effectiveDateTime": "2020-03-02T08:15:30.1234567Z",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+            "valueQuantity": {"value": 0.5, "comparator": "<", "unit": "mg/dL"},
+        },
+        {
+            "resourceType": "Observation",
+            "id": "o2",
+            "status": "entered-in-error",
+            "subject": SUBJECT,
+            "effectiveDateTime": "2020-03-02",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "1-1"}]},
+        },
+        {
+            "resourceType": "MedicationRequest",
+            "id": "m1",
+            "subject": SUBJECT,
+            "encounter": {"reference": "urn:uuid:gone"},
+            "authoredOn": "2020-03",
+            "medicationReference": {"reference": "urn:uuid:med1"},
+        },
+        {
+            "resourceType": "Medication",
+            "id": "med1",
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/ndc", "code": "0069-3150-83"}]},
+        },
+        {
+            "resourceType": "Procedure",
+            "id": "x1",
+            "subject": SUBJECT,
+            "performedDateTime": "garbage",
+            "code": {"coding": [{"system": "http://example.org/local", "code": "P7"}]},
+        },
     )
     source = read_fhir(_write(tmp_path / "one.json", bundle))
     events = source.events.collect().sort("source_table", "code")
     rows = {(r["source_table"], r["code_system"], r["code"]): r for r in events.iter_rows(named=True)}
-    assert set(rows) == {("Condition", "ICD10CM", "E119"), ("Condition", "SNOMED", "44054006"),
-                         ("Observation", "LOINC", "2160-0"), ("MedicationRequest", "NDC", "00069315083"),
-                         ("Procedure", "http://example.org/local", "P7")}
+    assert set(rows) == {
+        ("Condition", "ICD10CM", "E119"),
+        ("Condition", "SNOMED", "44054006"),
+        ("Observation", "LOINC", "2160-0"),
+        ("MedicationRequest", "NDC", "00069315083"),
+        ("Procedure", "http://example.org/local", "P7"),
+    }
     # date-only → the end of that day; recordedDate (not the back-dated onset) is when it was known
     assert rows[("Condition", "ICD10CM", "E119")]["time"] == datetime(2020, 3, 2, 23, 59, 59)
     assert rows[("Condition", "ICD10CM", "E119")]["time"].time() == time(23, 59, 59)
@@ -207,12 +278,14 @@ def test_times_references_and_codes_of_a_hand_written_bundle(tmp_path):
     codes = dict(((s, c), d) for s, c, d in source.codes.collect().iter_rows())
     assert codes[("ICD10CM", "E119")] == "T2DM" and codes[("SNOMED", "44054006")] is None
     notes = "\n".join(source.notes)
-    for expected in ("1 Observation resource(s) entered-in-error (or refuted) dropped",
-                     "1 event(s) naming an encounter absent from the bundles: admission_id null",
-                     "1 malformed 'Procedure.performed' timestamp(s) set to null",
-                     "quantity value(s) with a comparator",
-                     "unrecognised system 'http://example.org/local'",
-                     "only IMP/ACUTE/NONAC are inpatient stays (1)"):
+    for expected in (
+        "1 Observation resource(s) entered-in-error (or refuted) dropped",
+        "1 event(s) naming an encounter absent from the bundles: admission_id null",
+        "1 malformed 'Procedure.performed' timestamp(s) set to null",
+        "quantity value(s) with a comparator",
+        "unrecognised system 'http://example.org/local'",
+        "only IMP/ACUTE/NONAC are inpatient stays (1)",
+    ):
         assert expected in notes, expected
 
 
@@ -240,8 +313,13 @@ def test_a_resource_that_is_not_a_bundle_is_refused(tmp_path):
 def test_a_bundle_without_a_patient_is_refused(tmp_path):
     from medlearn.ehr.io.fhir import read_fhir
 
-    condition = {"resourceType": "Condition", "id": "c1", "subject": SUBJECT, "recordedDate": "2020-01-01",
-                 "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1"}]}}
+    condition = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "subject": SUBJECT,
+        "recordedDate": "2020-01-01",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1"}]},
+    }
     path = _write(tmp_path / "orphans.json", _bundle(condition))
     with pytest.raises(InputError) as err:
         read_fhir(path)

@@ -11,8 +11,18 @@ import pytest
 
 from tests.conftest import require_data
 
-_KEY = ["subject_id", "time", "code_system", "code", "admission_id", "stay_id", "unit", "value_text",
-        "source_table", "value_num"]
+_KEY = [
+    "subject_id",
+    "time",
+    "code_system",
+    "code",
+    "admission_id",
+    "stay_id",
+    "unit",
+    "value_text",
+    "source_table",
+    "value_num",
+]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +75,9 @@ def test_mimic4_round_trip_gives_the_same_events_and_admissions(mimic4):
     adm_after = back.admissions.collect().sort("admission_id")
     assert dict(adm_after.schema) == ADMISSION_SCHEMA and adm_after.equals(adm_before)
     assert back.notes == source.notes and back.kind == "meds"
-    rdw = back.codes.filter((pl.col("code_system") == "MIMIC4_LABITEM") & (pl.col("code") == "51277")).collect()
+    rdw = back.codes.filter(
+        (pl.col("code_system") == "MIMIC4_LABITEM") & (pl.col("code") == "51277")
+    ).collect()
     assert rdw["description"].to_list() == ["RDW (Blood)"]
 
 
@@ -85,8 +97,8 @@ def test_eicu_string_ids_survive_through_the_id_map(tmp_path):
 
 
 def test_existing_output_is_not_overwritten_without_force(mimic4):
-    from medlearn.errors import OutputExistsError
     from medlearn.ehr.io.meds import write_meds
+    from medlearn.errors import OutputExistsError
 
     source, out = mimic4
     with pytest.raises(OutputExistsError, match="--force"):
@@ -97,14 +109,31 @@ def test_foreign_meds_without_admission_ids(tmp_path):
     """A MEDS dataset from another ETL: admissions paired with discharges by time, age from birth."""
     from medlearn.ehr.io.meds import read_meds
 
-    rows = pl.DataFrame({
-        "subject_id": [7, 7, 7, 7, 7, 7, 7],
-        "time": [None, datetime(2000, 1, 1), datetime(2050, 3, 1, 8), datetime(2050, 3, 1, 9),
-                 datetime(2050, 3, 4, 12), datetime(2050, 3, 4, 12), datetime(2051, 1, 1)],
-        "code": ["GENDER//M", "MEDS_BIRTH", "HOSPITAL_ADMISSION//EMERGENCY", "LOINC//2345-7",
-                 "HOSPITAL_DISCHARGE", "MEDS_DEATH", "HOSPITAL_ADMISSION"],
-        "numeric_value": [None, None, None, 5.5, None, None, None],
-    }, schema_overrides={"numeric_value": pl.Float32, "time": pl.Datetime("us")})
+    rows = pl.DataFrame(
+        {
+            "subject_id": [7, 7, 7, 7, 7, 7, 7],
+            "time": [
+                None,
+                datetime(2000, 1, 1),
+                datetime(2050, 3, 1, 8),
+                datetime(2050, 3, 1, 9),
+                datetime(2050, 3, 4, 12),
+                datetime(2050, 3, 4, 12),
+                datetime(2051, 1, 1),
+            ],
+            "code": [
+                "GENDER//M",
+                "MEDS_BIRTH",
+                "HOSPITAL_ADMISSION//EMERGENCY",
+                "LOINC//2345-7",
+                "HOSPITAL_DISCHARGE",
+                "MEDS_DEATH",
+                "HOSPITAL_ADMISSION",
+            ],
+            "numeric_value": [None, None, None, 5.5, None, None, None],
+        },
+        schema_overrides={"numeric_value": pl.Float32, "time": pl.Datetime("us")},
+    )
     (tmp_path / "data").mkdir()
     (tmp_path / "metadata").mkdir()
     rows.write_parquet(tmp_path / "data" / "shard0.parquet")
@@ -112,7 +141,8 @@ def test_foreign_meds_without_admission_ids(tmp_path):
     source = read_meds(tmp_path)
     events = source.events.collect()
     assert events.select("subject_id", "code_system", "code", "value_num").rows() == [
-        ("7", "LOINC", "2345-7", 5.5)]
+        ("7", "LOINC", "2345-7", 5.5)
+    ]
     adm = source.admissions.collect()
     assert adm.height == 2
     first = adm.row(0, named=True)
@@ -124,8 +154,8 @@ def test_foreign_meds_without_admission_ids(tmp_path):
 
 
 def test_meds_without_metadata_is_an_input_error(tmp_path):
-    from medlearn.errors import InputError
     from medlearn.ehr.io.meds import read_meds
+    from medlearn.errors import InputError
 
     (tmp_path / "data").mkdir()
     with pytest.raises(InputError, match="dataset.json"):

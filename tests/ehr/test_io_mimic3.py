@@ -29,7 +29,10 @@ def test_counts_and_schema(events, admissions):
 
     assert admissions.height == 129 and admissions["subject_id"].n_unique() == 100
     assert dict(events.group_by("source_table").len().iter_rows()) == {
-        "diagnoses_icd": 1_761, "procedures_icd": 506, "prescriptions": 10_398}
+        "diagnoses_icd": 1_761,
+        "procedures_icd": 506,
+        "prescriptions": 10_398,
+    }
     assert dict(events.schema) == EVENT_SCHEMA and dict(admissions.schema) == ADMISSION_SCHEMA
     assert events["time"].null_count() == 0
 
@@ -40,7 +43,11 @@ def test_prescriptions_count_at_the_end_of_their_day(events):
     # ROW_ID 32600: subject 42458, startdate 2146-07-21 00:00:00, NDC 00006494300, 0.5 mL
     row = rx.filter((pl.col("subject_id") == "42458") & (pl.col("code") == "00006494300"))
     assert row.select("time", "code_system", "value_num", "unit").row(0) == (
-        datetime(2146, 7, 21, 23, 59, 59), "NDC", 0.5, "mL")
+        datetime(2146, 7, 21, 23, 59, 59),
+        "NDC",
+        0.5,
+        "mL",
+    )
     assert dict(rx.group_by("code_system").len().iter_rows()) == {"NDC": 8_920, "DRUG": 1_478}
 
 

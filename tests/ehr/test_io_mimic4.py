@@ -29,9 +29,15 @@ def test_counts_match_the_data_readme(events, admissions):
     assert admissions["subject_id"].n_unique() == 100
     per_table = dict(events.group_by("source_table").len().iter_rows())
     assert per_table == {
-        "hosp/labevents": 107_727, "hosp/diagnoses_icd": 4_506, "hosp/prescriptions": 18_087,
-        "hosp/procedures_icd": 722, "icu/inputevents": 20_404, "icu/outputevents": 9_362,
-        "icu/procedureevents": 1_468, "icu/datetimeevents": 15_280, "icu/icustays": 2 * 140,
+        "hosp/labevents": 107_727,
+        "hosp/diagnoses_icd": 4_506,
+        "hosp/prescriptions": 18_087,
+        "hosp/procedures_icd": 722,
+        "icu/inputevents": 20_404,
+        "icu/outputevents": 9_362,
+        "icu/procedureevents": 1_468,
+        "icu/datetimeevents": 15_280,
+        "icu/icustays": 2 * 140,
     }
     assert events["time"].null_count() == 992  # labs never resulted (no storetime): never known
 
@@ -70,22 +76,36 @@ def test_labs_count_from_their_result_time(events):
 
 
 def test_icu_events_count_from_when_they_were_stored(events):
-    icu = events.filter(pl.col("source_table").str.starts_with("icu/") & (pl.col("source_table") != "icu/icustays"))
+    icu = events.filter(
+        pl.col("source_table").str.starts_with("icu/") & (pl.col("source_table") != "icu/icustays")
+    )
     assert icu["time"].null_count() == 0
     raw = read_raw(require_data("ehr/mimic-iv-demo") / "icu" / "outputevents.csv.gz").head(50)
-    stored = raw.select(pl.max_horizontal(pl.col("charttime", "storetime").str.to_datetime("%Y-%m-%d %H:%M:%S")))
+    stored = raw.select(
+        pl.max_horizontal(pl.col("charttime", "storetime").str.to_datetime("%Y-%m-%d %H:%M:%S"))
+    )
     out = events.filter(pl.col("source_table") == "icu/outputevents")
     assert set(stored.to_series().to_list()) <= set(out["time"].to_list())
 
 
 def test_lab_values_numeric_and_non_numeric(events):
     labs = events.filter(pl.col("source_table") == "hosp/labevents")
-    rdw = labs.filter((pl.col("subject_id") == "10014354") & (pl.col("code") == "51277")
-                      & (pl.col("time") == datetime(2148, 8, 16, 1, 30)))
-    assert rdw.select("value_num", "unit", "value_text", "code_system").row(0) == (15.4, "%", "15.4",
-                                                                                  "MIMIC4_LABITEM")
-    error = labs.filter((pl.col("subject_id") == "10020740") & (pl.col("code") == "51237")
-                        & (pl.col("time") == datetime(2150, 4, 5, 6, 24)))  # stored 06:24
+    rdw = labs.filter(
+        (pl.col("subject_id") == "10014354")
+        & (pl.col("code") == "51277")
+        & (pl.col("time") == datetime(2148, 8, 16, 1, 30))
+    )
+    assert rdw.select("value_num", "unit", "value_text", "code_system").row(0) == (
+        15.4,
+        "%",
+        "15.4",
+        "MIMIC4_LABITEM",
+    )
+    error = labs.filter(
+        (pl.col("subject_id") == "10020740")
+        & (pl.col("code") == "51237")
+        & (pl.col("time") == datetime(2150, 4, 5, 6, 24))
+    )  # stored 06:24
     assert error["value_text"].to_list() == ["ERROR"] and error["value_num"].to_list() == [None]
     above = labs.filter(pl.col("value_text") == ">300")
     assert above.height > 0 and above["value_num"].null_count() == above.height
@@ -134,7 +154,12 @@ def test_charttime_option_is_the_leaky_specimen_time(root):
     source = read_mimic4(root, lab_time="charttime")
     labs = source.events.filter((pl.col("subject_id") == "10014354") & (pl.col("code") == "51277")).collect()
     assert datetime(2148, 8, 16) in labs["time"].to_list()
-    assert source.fingerprint == fingerprint(root, "charttime") != fingerprint(root) == fingerprint(root, "storetime")
+    assert (
+        source.fingerprint
+        == fingerprint(root, "charttime")
+        != fingerprint(root)
+        == fingerprint(root, "storetime")
+    )
 
 
 def test_cache_is_written_once_and_reused(root, monkeypatch):
@@ -155,8 +180,13 @@ def test_cache_is_written_once_and_reused(root, monkeypatch):
     assert again.fingerprint == first.fingerprint and again.notes == first.notes
     assert again.admissions.select(pl.len()).collect().item() == 275
     # cached_events on an already-cached source returns the parquet, even if its CSV plan is broken
-    broken = type(first)(name="x", root=root, events=pl.LazyFrame({"nope": [1]}), admissions=first.admissions,
-                         fingerprint=first.fingerprint)
+    broken = type(first)(
+        name="x",
+        root=root,
+        events=pl.LazyFrame({"nope": [1]}),
+        admissions=first.admissions,
+        fingerprint=first.fingerprint,
+    )
     assert cached_events(broken).collect_schema().names()[0] == "subject_id"
     events = pl.read_parquet(folder / "events.parquet")
     assert events["subject_id"].is_sorted()
@@ -167,10 +197,19 @@ def test_cache_is_keyed_by_content_not_path(root, tmp_path):
 
     tables = MIMIC4_CORE
     same = copy_tables(root, tmp_path / "same", tables)
-    changed = copy_tables(root, tmp_path / "changed", tables,
-                          edit={"hosp/admissions.csv.gz": lambda df: df.with_columns(
-                              pl.when(pl.col("hadm_id") == "23300884").then(pl.lit("ELECTIVE"))
-                              .otherwise(pl.col("admission_type")).alias("admission_type"))})
+    changed = copy_tables(
+        root,
+        tmp_path / "changed",
+        tables,
+        edit={
+            "hosp/admissions.csv.gz": lambda df: df.with_columns(
+                pl.when(pl.col("hadm_id") == "23300884")
+                .then(pl.lit("ELECTIVE"))
+                .otherwise(pl.col("admission_type"))
+                .alias("admission_type")
+            )
+        },
+    )
     a, b = read_source(same), read_source(tmp_path / "same")
     c = read_source(changed)
     assert a.fingerprint == b.fingerprint != c.fingerprint

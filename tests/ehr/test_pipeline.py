@@ -32,8 +32,11 @@ FAST = ["--quiet", "--set", "train.epochs=3", "--set", "eval.n_bootstrap=100"]
 def mimic4_run(tmp_path_factory) -> Path:
     require_data("ehr/mimic-iv-demo")
     out = tmp_path_factory.mktemp("ehr") / "run"
-    result = runner.invoke(app, ["train", "ehr_los_mimic4_gbm", "--out", str(out), "--quiet",
-                                 "--set", "eval.n_bootstrap=100"], catch_exceptions=False)
+    result = runner.invoke(
+        app,
+        ["train", "ehr_los_mimic4_gbm", "--out", str(out), "--quiet", "--set", "eval.n_bootstrap=100"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -63,7 +66,18 @@ def test_los_classification_reports_ordinal_metrics_with_cis(mimic4_run):
     assert (metrics["task"], metrics["unit"], metrics["split"]) == ("los_classification", "admission", "test")
     for name in ("kappa_linear", "mad", "accuracy", "macro_f1"):
         assert metrics["metrics"][name]["ci95"] is not None, name
-    assert set(metrics["per_class"]) == {"<1d", "1-2d", "2-3d", "3-4d", "4-5d", "5-6d", "6-7d", "7-8d", "8-14d", ">=14d"}
+    assert set(metrics["per_class"]) == {
+        "<1d",
+        "1-2d",
+        "2-3d",
+        "3-4d",
+        "4-5d",
+        "5-6d",
+        "6-7d",
+        "7-8d",
+        "8-14d",
+        ">=14d",
+    }
 
 
 def test_los_pipeline_learns_from_mimic4_layout_tables_with_a_known_signal(tmp_path):
@@ -75,8 +89,21 @@ def test_los_pipeline_learns_from_mimic4_layout_tables_with_a_known_signal(tmp_p
 
     data = write_synthetic_mimic4(tmp_path / "mimic4", n_patients=150, seed=0)
     out = tmp_path / "run"
-    result = runner.invoke(app, ["train", "ehr_los_mimic4_gbm", "--data", str(data), "--out", str(out), "--quiet",
-                                 "--set", "eval.n_bootstrap=100"], catch_exceptions=False)
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "ehr_los_mimic4_gbm",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "eval.n_bootstrap=100",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["n"] == 75
@@ -97,27 +124,35 @@ def test_bundle_carries_the_fitted_featurisation_and_reproduces_predictions(mimi
     from medlearn.registry import task_class
 
     bundle = medlearn.load_bundle(mimic4_run / "bundle")
-    (step,) = bundle.meta["preprocessing"]
+    (step,) = bundle.meta.preprocessing
     assert step["name"] == "ehr_featurize" and len(step["params"]["lab_keys"]) == 50
     table = task_class("los_classification")().load(require_data("ehr/mimic-iv-demo"))
-    test_ids = set(bundle.meta["splits"]["test"])
+    test_ids = set(bundle.meta.splits["test"])
     index = [i for i, uid in enumerate(table.ids) if uid in test_ids]
     probs = bundle.predict_raw([table.raw[i] for i in index])
     with (mimic4_run / "predictions.csv").open() as fh:
         saved = {r["id"]: r for r in csv.DictReader(fh) if r["split"] == "test"}
-    expected = np.array([[float(saved[table.ids[i]][f"prob_{c}"]) for c in bundle.class_names] for i in index])
+    expected = np.array(
+        [[float(saved[table.ids[i]][f"prob_{c}"]) for c in bundle.class_names] for i in index]
+    )
     np.testing.assert_allclose(probs, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("config, root, admissions, n_test", [
-    ("ehr_los_mimic3", "ehr/mimic-iii-demo", "ADMISSIONS.csv.gz", 30),
-    ("ehr_los_eicu", "ehr/eicu-demo", None, 34)])
+@pytest.mark.parametrize(
+    "config, root, admissions, n_test",
+    [
+        ("ehr_los_mimic3", "ehr/mimic-iii-demo", "ADMISSIONS.csv.gz", 30),
+        ("ehr_los_eicu", "ehr/eicu-demo", None, 34),
+    ],
+)
 def test_other_sources_train_with_the_same_task(config, root, admissions, n_test, tmp_path):
     """The same task reads the other sources and splits them by patient. No quality bound: on 30–34 test
     admissions no model (LSTM, GRU, transformer, linear, boosting) is distinguishable from chance (README),
     so a bound here would either be false or one the training prevalence also meets."""
     data = require_data(root)
-    result = runner.invoke(app, ["train", config, "--out", str(tmp_path / "run"), *FAST], catch_exceptions=False)
+    result = runner.invoke(
+        app, ["train", config, "--out", str(tmp_path / "run"), *FAST], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert (metrics["task"], metrics["split"], metrics["n"]) == ("los_classification", "test", n_test)
@@ -133,10 +168,18 @@ def test_missing_admittime_is_one_line_naming_file_and_column(tmp_path):
     from tests.ehr.helpers import MIMIC4_CORE, copy_tables
 
     src = require_data("ehr/mimic-iv-demo")
-    copy_tables(src, tmp_path / "m4", MIMIC4_CORE, edit={"hosp/admissions.csv.gz": lambda df: df.drop("admittime")})
-    result = runner.invoke(app, ["train", "ehr_los_mimic4", "--data", str(tmp_path / "m4"), "--out", str(tmp_path / "o")])
+    copy_tables(
+        src, tmp_path / "m4", MIMIC4_CORE, edit={"hosp/admissions.csv.gz": lambda df: df.drop("admittime")}
+    )
+    result = runner.invoke(
+        app, ["train", "ehr_los_mimic4", "--data", str(tmp_path / "m4"), "--out", str(tmp_path / "o")]
+    )
     assert result.exit_code == 2
-    assert result.stderr.strip().splitlines()[-1].endswith("admissions.csv.gz: missing required column 'admittime'")
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith("admissions.csv.gz: missing required column 'admittime'")
+    )
 
 
 def test_report_has_the_data_quality_section(mimic4_run):
@@ -144,5 +187,5 @@ def test_report_has_the_data_quality_section(mimic4_run):
     assert "Data quality: mimic4" in report
     assert "2,893 non-numeric lab result(s)" in report  # kept as text, said so
     assert "icu/chartevents.csv.gz absent" in report
-    row = report[report.index("MIMIC4_LABITEM//51249"):][:400]  # MCHC is reported in % and g/dL
+    row = report[report.index("MIMIC4_LABITEM//51249") :][:400]  # MCHC is reported in % and g/dL
     assert "⚠" in row

@@ -19,8 +19,21 @@ TONY = "Tony_Beer_bb8cd3e5-8910-4eea-bbc6-3f64a4a655b8.json"
 def bundle(tmp_path_factory) -> Path:
     require_data("ehr/mimic-iv-demo")
     out = tmp_path_factory.mktemp("ehrp") / "run"
-    result = runner.invoke(app, ["train", "ehr_los_mimic4", "--out", str(out), "--quiet", "--set", "train.epochs=2",
-                                 "--set", "eval.n_bootstrap=20"], catch_exceptions=False)
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "ehr_los_mimic4",
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "eval.n_bootstrap=20",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     return out / "bundle"
 
@@ -75,8 +88,21 @@ def test_a_mimic_folder_predicts_every_admission_with_known_codes(bundle):
 
 def test_regression_bundle_gives_a_value_and_a_non_negative_interval(ongoing_inpatient, tmp_path):
     out = tmp_path / "reg"
-    trained = runner.invoke(app, ["train", "ehr_los_regression_mimic4", "--out", str(out), "--quiet",
-                                  "--set", "train.epochs=2", "--set", "eval.n_bootstrap=20"], catch_exceptions=False)
+    trained = runner.invoke(
+        app,
+        [
+            "train",
+            "ehr_los_regression_mimic4",
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "eval.n_bootstrap=20",
+        ],
+        catch_exceptions=False,
+    )
     assert trained.exit_code == 0, trained.output
     meta = json.loads((out / "bundle" / "bundle.json").read_text())
     assert meta["prediction_interval"]["coverage"] == 0.9 and meta["prediction_interval"]["half_width"] > 0
@@ -88,21 +114,40 @@ def test_regression_bundle_gives_a_value_and_a_non_negative_interval(ongoing_inp
 
 def test_gradient_boosting_bundle_reloads_and_explains_by_occlusion(ongoing_inpatient, tmp_path):
     out = tmp_path / "gbm"
-    trained = runner.invoke(app, ["train", "ehr_los_mimic4_gbm", "--out", str(out), "--quiet",
-                                  "--set", "model.params.max_iter=20", "--set", "eval.n_bootstrap=20"],
-                            catch_exceptions=False)
+    trained = runner.invoke(
+        app,
+        [
+            "train",
+            "ehr_los_mimic4_gbm",
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "model.params.max_iter=20",
+            "--set",
+            "eval.n_bootstrap=20",
+        ],
+        catch_exceptions=False,
+    )
     assert trained.exit_code == 0, trained.output
     (record,) = predict(out / "bundle", ongoing_inpatient)
     assert sum(record["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     assert record["explanation"]["method"].startswith("occlusion")
     # this FHIR stay has no code the trees know; occluding its age/sex may move no leaf, so the features
     # that drive predictions are checked on MIMIC admissions, whose codes the trees split on
-    explained = [r for r in predict(out / "bundle", require_data("ehr/mimic-iv-demo")) if "probabilities" in r]
+    explained = [
+        r for r in predict(out / "bundle", require_data("ehr/mimic-iv-demo")) if "probabilities" in r
+    ]
     assert sum(bool(r["explanation"]["top_features"]) for r in explained) > len(explained) / 2
     # the reloaded tensors give the scores written at training time
-    evaluated = runner.invoke(app, ["evaluate", str(out / "bundle"), "--out", str(tmp_path / "ev"), "--quiet"],
-                              catch_exceptions=False)
+    evaluated = runner.invoke(
+        app,
+        ["evaluate", str(out / "bundle"), "--out", str(tmp_path / "ev"), "--quiet"],
+        catch_exceptions=False,
+    )
     assert evaluated.exit_code == 0, evaluated.output
     trained_metrics = json.loads((out / "metrics.json").read_text())
     again = json.loads((tmp_path / "ev" / "metrics.json").read_text())
-    assert again["metrics"]["kappa_linear"]["value"] == pytest.approx(trained_metrics["metrics"]["kappa_linear"]["value"])
+    assert again["metrics"]["kappa_linear"]["value"] == pytest.approx(
+        trained_metrics["metrics"]["kappa_linear"]["value"]
+    )

@@ -22,10 +22,17 @@ def test_synthetic_tables_read_like_mimic4(tmp_path):
 
 
 def test_same_seed_same_data(tmp_path):
-    a, b = write_synthetic_mimic4(tmp_path / "a", 10, seed=3), write_synthetic_mimic4(tmp_path / "b", 10, seed=3)
+    a, b = (
+        write_synthetic_mimic4(tmp_path / "a", 10, seed=3),
+        write_synthetic_mimic4(tmp_path / "b", 10, seed=3),
+    )
     first, second = read_source(a, cache=False), read_source(b, cache=False)
     order = ["subject_id", "admission_id", "time", "code_system", "code", "value_num"]
-    assert first.admissions.collect().sort("admission_id").equals(second.admissions.collect().sort("admission_id"))
+    assert (
+        first.admissions.collect()
+        .sort("admission_id")
+        .equals(second.admissions.collect().sort("admission_id"))
+    )
     assert first.events.collect().sort(order).equals(second.events.collect().sort(order))
 
 
@@ -35,7 +42,9 @@ def test_ehr_demo_learns_length_of_stay(tmp_path):
 
     from medlearn.cli import app
 
-    result = CliRunner().invoke(app, ["demo", "ehr", "--out", str(tmp_path / "d"), "--quiet"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        app, ["demo", "ehr", "--out", str(tmp_path / "d"), "--quiet"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "d" / "metrics.json").read_text())
     assert metrics["metrics"]["kappa_linear"]["value"] > 0.3  # severity drives LOS: there is signal to learn

@@ -36,6 +36,7 @@ from tests.ehr.time_travel import (
     fhir_time,
     truncate_fhir,
 )
+from tests.engine.minimal_meta import meta_for_task
 
 TOLERANCE = 1e-6
 N_FAST = 4
@@ -46,9 +47,16 @@ TONY = "Tony_Beer_bb8cd3e5-8910-4eea-bbc6-3f64a4a655b8.json"
 def train_tiny_bundle(root: Path, out: Path) -> Bundle:
     """A linear bundle trained for 2 epochs whose vocabularies hold every code of the training split
     (min_count 1, wide limits), so that any leaked code moves its prediction."""
-    overrides = [f"data.root={root}", "train.epochs=2", "eval.n_bootstrap=0", "data.options.min_count=1",
-                 "data.options.max_labs=1000", "data.options.max_codes=5000", "data.options.max_history=5000",
-                 f"data.options.prediction_hours={PREDICTION_HOURS}"]
+    overrides = [
+        f"data.root={root}",
+        "train.epochs=2",
+        "eval.n_bootstrap=0",
+        "data.options.min_count=1",
+        "data.options.max_labs=1000",
+        "data.options.max_codes=5000",
+        "data.options.max_history=5000",
+        f"data.options.prediction_hours={PREDICTION_HOURS}",
+    ]
     cfg = load_config("ehr_los_mimic4_linear", overrides)
     return load_bundle(train_experiment(cfg, out, device="cpu").bundle)
 
@@ -58,11 +66,15 @@ def predictions(bundle: Bundle, path: Path) -> dict[str, tuple[np.ndarray, dict[
     ``medlearn predict`` computes them."""
     loaded = bundle.task.load_inputs([path])
     outputs = bundle.predict_arrays([bundle.preprocessing(u.raw) for u in loaded.units])
-    return {u.id: (np.atleast_1d(np.asarray(out, float)), {**u.meta, "unit": u.id})
-            for u, out in zip(loaded.units, outputs)}
+    return {
+        u.id: (np.atleast_1d(np.asarray(out, float)), {**u.meta, "unit": u.id})
+        for u, out in zip(loaded.units, outputs)
+    }
 
 
-def time_travel_gaps(bundle: Bundle, truncator: Truncator, full: dict, ids: list[str], tmp: Path) -> dict[str, float]:
+def time_travel_gaps(
+    bundle: Bundle, truncator: Truncator, full: dict, ids: list[str], tmp: Path
+) -> dict[str, float]:
     """unit id → largest change of its prediction between the full data and its truncated copy
     (``inf`` when the copy no longer predicts the unit)."""
     gaps = {}
@@ -81,9 +93,11 @@ def sample(ids: list[str], n: int = N_FAST) -> list[str]:
 
 def assert_no_time_travel(gaps: dict[str, float]) -> None:
     moved = {u: g for u, g in gaps.items() if not g <= TOLERANCE}
-    assert not moved, (f"{len(moved)} of {len(gaps)} unit(s) predict differently from the record as it stood "
-                       f"at their prediction time (largest change {max(moved.values()):.3g}): "
-                       f"{dict(sorted(moved.items(), key=lambda kv: -kv[1])[:10])}")
+    assert not moved, (
+        f"{len(moved)} of {len(gaps)} unit(s) predict differently from the record as it stood "
+        f"at their prediction time (largest change {max(moved.values()):.3g}): "
+        f"{dict(sorted(moved.items(), key=lambda kv: -kv[1])[:10])}"
+    )
 
 
 # ------------------------------------------------------------------------------------------ sources
@@ -131,8 +145,12 @@ def test_eicu_making_every_hospital_stay_its_own_patient_changes_no_prediction(e
     bundle, _, full = eicu
     split = predictions(bundle, eicu_stays_as_patients(require_data("ehr/eicu-demo"), tmp_path / "split"))
     by_stay = {unit_id.split("/", 1)[1]: out for unit_id, (out, _) in split.items()}
-    gaps = {unit_id: float(np.max(np.abs(by_stay[unit_id.split("/", 1)[1]] - out))) if
-            unit_id.split("/", 1)[1] in by_stay else float("inf") for unit_id, (out, _) in full.items()}
+    gaps = {
+        unit_id: float(np.max(np.abs(by_stay[unit_id.split("/", 1)[1]] - out)))
+        if unit_id.split("/", 1)[1] in by_stay
+        else float("inf")
+        for unit_id, (out, _) in full.items()
+    }
     assert_no_time_travel(gaps)
 
 
@@ -172,8 +190,12 @@ def fhir_stay(tmp_path_factory) -> tuple[Path, dict[str, Any], list[str], list[s
         r["issued"] = stamp(cutoff + hours if k % 2 else admit + (2 + 3 * k) * hours + hours / 3)
         (late if k % 2 else early).append(f"LOINC//{r['code']['coding'][0]['code']}")
     condition = json.loads(json.dumps(next(r for r in resources if r["resourceType"] == "Condition")))
-    condition.update(id="late-condition", encounter={"reference": f"urn:uuid:{stay['id']}"},
-                     onsetDateTime=stamp(admit + hours), recordedDate=stamp(cutoff + 2 * hours))
+    condition.update(
+        id="late-condition",
+        encounter={"reference": f"urn:uuid:{stay['id']}"},
+        onsetDateTime=stamp(admit + hours),
+        recordedDate=stamp(cutoff + 2 * hours),
+    )
     data["entry"].append({"fullUrl": "urn:uuid:late-condition", "resource": condition})
     path = tmp_path_factory.mktemp("tt-fhir") / "stay.json"
     path.write_text(json.dumps(data))
@@ -194,18 +216,31 @@ def fhir_bundle(fhir_stay, tmp_path_factory) -> Bundle:
     from medlearn.registry import task_class
 
     events = read_source(fhir_stay[0], cache=False).events.collect()
-    keys = events.select(system=pl.col("code_system"), key=pl.col("code_system") + "//" + pl.col("code")).unique()
+    keys = events.select(
+        system=pl.col("code_system"), key=pl.col("code_system") + "//" + pl.col("code")
+    ).unique()
     labs = sorted(keys.filter(pl.col("system").is_in(NUMERIC_SYSTEMS))["key"].to_list())
-    params = {"n_bins": 12, "lab_keys": labs, "lab_low": [-1e9] * len(labs), "lab_high": [1e9] * len(labs),
-              "lab_mean": [0.0] * len(labs), "lab_std": [100.0] * len(labs),
-              "code_keys": sorted(keys.filter(~pl.col("system").is_in(NUMERIC_SYSTEMS))["key"].to_list()),
-              "history_keys": sorted(keys.filter(pl.col("system").is_in(DIAGNOSIS_SYSTEMS))["key"].to_list()),
-              "admission_types": ["IMP"], "age_mean": 50.0, "age_std": 20.0}
+    params = {
+        "n_bins": 12,
+        "lab_keys": labs,
+        "lab_low": [-1e9] * len(labs),
+        "lab_high": [1e9] * len(labs),
+        "lab_mean": [0.0] * len(labs),
+        "lab_std": [100.0] * len(labs),
+        "code_keys": sorted(keys.filter(~pl.col("system").is_in(NUMERIC_SYSTEMS))["key"].to_list()),
+        "history_keys": sorted(keys.filter(pl.col("system").is_in(DIAGNOSIS_SYSTEMS))["key"].to_list()),
+        "admission_types": ["IMP"],
+        "age_mean": 50.0,
+        "age_std": 20.0,
+    }
     task = task_class("los_classification")({"prediction_hours": PREDICTION_HOURS, "bin_hours": 2.0})
     torch.manual_seed(0)
-    model, kwargs = build_model("linear_baseline", {}, {"in_features": Featurize(**params).n_features,
-                                                        "out_channels": len(task.class_names)})
-    meta = {"kind": task.kind, "class_names": task.class_names, "model": {"name": "linear_baseline", "params": kwargs}}
+    model, kwargs = build_model(
+        "linear_baseline",
+        {},
+        {"in_features": Featurize(**params).n_features, "out_channels": len(task.class_names)},
+    )
+    meta = meta_for_task(task, "linear_baseline", kwargs)
     spec = [{"name": "ehr_featurize", "params": params}]
     return Bundle(tmp_path_factory.mktemp("tt-fhir-bundle"), meta, task, model.eval(), Preprocessing(spec))
 
@@ -214,7 +249,7 @@ def test_fhir_observations_count_from_when_they_were_issued(fhir_stay, fhir_bund
     path, data, early, late = fhir_stay
     full = predictions(fhir_bundle, path)
     assert len(full) == 1  # the one inpatient stay
-    (unit_id, (expected, details)), = full.items()
+    ((unit_id, (expected, details)),) = full.items()
     unit = Unit.from_record({"unit": unit_id, "details": details})
     copy = tmp_path / "stay.json"
     copy.write_text(json.dumps(truncate_fhir(data, unit)))

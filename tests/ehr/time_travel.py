@@ -12,7 +12,8 @@ in the cohort. "Known" is defined here from the raw columns, independently of th
 - MIMIC-III: diagnoses and procedures at discharge; prescriptions at the end of their ``startdate``.
 - eICU: only the unit's own hospital stay (the order of a patient's hospital stays is not recorded, so
   none of the others is known to be earlier), all its unit stays (a later unit stay's rows may hold
-  results known before the cutoff; the type of a unit entered after it is altered); labs at the later of the result and its revision; orders
+  results known before the cutoff; the type of a unit entered after it is altered); labs at the later of
+  the result and its revision; orders
   at the later of entry and start, and the cancelled flag cleared (when an order was cancelled is not
   recorded, so the flag may be news from after the cutoff); other tables at their offset.
 - FHIR: Observations at the later of ``issued`` and the effective time; Conditions at ``recordedDate``
@@ -29,7 +30,7 @@ import gzip
 import json
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,9 @@ def write_like(frame: pl.DataFrame, path: Path) -> None:
 
 def when(column: str) -> pl.Expr:
     """A MIMIC timestamp column parsed (null when empty or malformed)."""
-    return pl.col(column).str.strip_chars().str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False)
+    return (
+        pl.col(column).str.strip_chars().str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False)
+    )
 
 
 def later(*exprs: pl.Expr) -> pl.Expr:
@@ -92,13 +95,26 @@ class Truncator:
 
 
 class Mimic4Truncator(Truncator):
-    ICU_TIMES = {"icu/inputevents": "starttime", "icu/procedureevents": "starttime",
-                 "icu/outputevents": "charttime", "icu/datetimeevents": "charttime", "icu/chartevents": "charttime"}
+    ICU_TIMES = {
+        "icu/inputevents": "starttime",
+        "icu/procedureevents": "starttime",
+        "icu/outputevents": "charttime",
+        "icu/datetimeevents": "charttime",
+        "icu/chartevents": "charttime",
+    }
 
     def __init__(self, root: Path):
         super().__init__(root)
-        tables = ["hosp/patients", "hosp/admissions", "hosp/diagnoses_icd", "hosp/procedures_icd",
-                  "hosp/prescriptions", "hosp/labevents", "icu/icustays", *self.ICU_TIMES]
+        tables = [
+            "hosp/patients",
+            "hosp/admissions",
+            "hosp/diagnoses_icd",
+            "hosp/procedures_icd",
+            "hosp/prescriptions",
+            "hosp/labevents",
+            "icu/icustays",
+            *self.ICU_TIMES,
+        ]
         self.tables = {t: read_raw(p) for t in tables if (p := self.root / f"{t}.csv.gz").is_file()}
 
     def write(self, unit: Unit, out: Path) -> Path:
@@ -112,14 +128,19 @@ class Mimic4Truncator(Truncator):
         for table in ("hosp/diagnoses_icd", "hosp/procedures_icd"):
             mine[table] = mine[table].filter(pl.col("hadm_id").is_in(billed))
         mine["hosp/prescriptions"] = mine["hosp/prescriptions"].filter(when("starttime") < c)
-        mine["hosp/labevents"] = mine["hosp/labevents"].filter(later(when("charttime"), when("storetime")) < c)
+        mine["hosp/labevents"] = mine["hosp/labevents"].filter(
+            later(when("charttime"), when("storetime")) < c
+        )
         if "icu/icustays" in mine:
             stays = mine["icu/icustays"].filter(when("intime") < c)
             ongoing = when("outtime") >= c
             mine["icu/icustays"] = stays.with_columns(
-                pl.when(ongoing).then(pl.lit((c + NEW_STAY_AFTER_CUTOFF).strftime(TIME))).otherwise("outtime")
+                pl.when(ongoing)
+                .then(pl.lit((c + NEW_STAY_AFTER_CUTOFF).strftime(TIME)))
+                .otherwise("outtime")
                 .alias("outtime"),
-                pl.when(ongoing).then(pl.lit(ALTERED)).otherwise("last_careunit").alias("last_careunit"))
+                pl.when(ongoing).then(pl.lit(ALTERED)).otherwise("last_careunit").alias("last_careunit"),
+            )
         for table, column in self.ICU_TIMES.items():
             if table in mine:
                 mine[table] = mine[table].filter(later(when(column), when("storetime")) < c)
@@ -134,11 +155,20 @@ def alter_mimic_outcome(admissions: pl.DataFrame, unit: Unit) -> pl.DataFrame:
     row = admissions.filter(pl.col("hadm_id") == unit.admission_id).row(0, named=True)
     discharge = (unit.cutoff + NEW_STAY_AFTER_CUTOFF).strftime(TIME)
     died = not row["deathtime"]  # flip: a survivor now dies at the new discharge, a death is undone
-    new = {"dischtime": discharge, "deathtime": discharge if died else None,
-           "hospital_expire_flag": "1" if died else "0", "discharge_location": ALTERED}
+    new = {
+        "dischtime": discharge,
+        "deathtime": discharge if died else None,
+        "hospital_expire_flag": "1" if died else "0",
+        "discharge_location": ALTERED,
+    }
     mask = pl.col("hadm_id") == unit.admission_id
-    return admissions.with_columns([pl.when(mask).then(pl.lit(v, pl.String)).otherwise(pl.col(k)).alias(k)
-                                    for k, v in new.items() if k in admissions.columns])
+    return admissions.with_columns(
+        [
+            pl.when(mask).then(pl.lit(v, pl.String)).otherwise(pl.col(k)).alias(k)
+            for k, v in new.items()
+            if k in admissions.columns
+        ]
+    )
 
 
 class Mimic3Truncator(Truncator):
@@ -155,11 +185,13 @@ class Mimic3Truncator(Truncator):
         billed = adm.filter(when("dischtime") < c)["hadm_id"].to_list()
         mine["ADMISSIONS"] = alter_mimic_outcome(adm.filter(when("admittime") < c), unit)
         mine["PATIENTS"] = mine["PATIENTS"].with_columns(
-            [pl.lit(None, pl.String).alias(k) for k in ("dod", "dod_hosp", "dod_ssn")])
+            [pl.lit(None, pl.String).alias(k) for k in ("dod", "dod_hosp", "dod_ssn")]
+        )
         for table in ("DIAGNOSES_ICD", "PROCEDURES_ICD"):
             mine[table] = mine[table].filter(pl.col("hadm_id").is_in(billed))
-        day_end = pl.col("startdate").str.slice(0, 10).str.strptime(pl.Datetime("us"), "%Y-%m-%d", strict=False) \
-            + pl.duration(hours=23, minutes=59, seconds=59)
+        day_end = pl.col("startdate").str.slice(0, 10).str.strptime(
+            pl.Datetime("us"), "%Y-%m-%d", strict=False
+        ) + pl.duration(hours=23, minutes=59, seconds=59)
         mine["PRESCRIPTIONS"] = mine["PRESCRIPTIONS"].filter(day_end < c)
         for table, frame in mine.items():
             write_like(frame, out / f"{table}.csv.gz")
@@ -171,9 +203,14 @@ class EicuTruncator(Truncator):
     of that unit stay, and the cutoff is at ``prediction_hours`` · 60 hospital minutes."""
 
     #: table → (offset columns whose latest is when the row became known).
-    KNOWN = {"lab": ("labresultoffset", "labresultrevisedoffset"), "medication": ("drugorderoffset", "drugstartoffset"),
-             "diagnosis": ("diagnosisoffset",), "admissionDx": ("admitdxenteredoffset",),
-             "treatment": ("treatmentoffset",), "physicalExam": ("physicalexamoffset",)}
+    KNOWN = {
+        "lab": ("labresultoffset", "labresultrevisedoffset"),
+        "medication": ("drugorderoffset", "drugstartoffset"),
+        "diagnosis": ("diagnosisoffset",),
+        "admissionDx": ("admitdxenteredoffset",),
+        "treatment": ("treatmentoffset",),
+        "physicalExam": ("physicalexamoffset",),
+    }
 
     def __init__(self, root: Path, prediction_hours: float):
         super().__init__(root)
@@ -189,21 +226,32 @@ class EicuTruncator(Truncator):
         # the cutoff (a lab drawn on the ward before the transfer); what the cutoff hides of a unit stay
         # begun after it (its unit type) is altered below with the outcomes
         shift = {r["patientunitstayid"]: float(r["hospitaladmitoffset"]) for r in stays.to_dicts()}
-        in_hospital_minutes = lambda m: (pl.lit(m) + num("hospitaladmitoffset")).round(0).cast(pl.Int64).cast(pl.String)  # noqa: E731
+
+        def in_hospital_minutes(m: float) -> pl.Expr:
+            return (pl.lit(m) + num("hospitaladmitoffset")).round(0).cast(pl.Int64).cast(pl.String)
+
         unit_ends_later = num("unitdischargeoffset") - num("hospitaladmitoffset") >= cut
         unit_starts_later = -num("hospitaladmitoffset") >= cut
         died = stays["hospitaldischargestatus"][0] != "Expired"  # flip
         stays = stays.with_columns(
-            in_hospital_minutes(cut + NEW_STAY_AFTER_CUTOFF.total_seconds() / 60).alias("hospitaldischargeoffset"),
+            in_hospital_minutes(cut + NEW_STAY_AFTER_CUTOFF.total_seconds() / 60).alias(
+                "hospitaldischargeoffset"
+            ),
             (num("hospitaldischargeyear") + 3).cast(pl.Int64).cast(pl.String).alias("hospitaldischargeyear"),
             pl.lit("12:34:00").alias("hospitaldischargetime24"),
             pl.lit("Expired" if died else "Alive").alias("hospitaldischargestatus"),
             pl.lit(ALTERED).alias("hospitaldischargelocation"),
-            pl.when(unit_ends_later).then(in_hospital_minutes(cut + 600)).otherwise(pl.col("unitdischargeoffset"))
+            pl.when(unit_ends_later)
+            .then(in_hospital_minutes(cut + 600))
+            .otherwise(pl.col("unitdischargeoffset"))
             .alias("unitdischargeoffset"),
-            pl.when(unit_ends_later).then(pl.lit(ALTERED)).otherwise(pl.col("unitdischargestatus"))
+            pl.when(unit_ends_later)
+            .then(pl.lit(ALTERED))
+            .otherwise(pl.col("unitdischargestatus"))
             .alias("unitdischargestatus"),
-            pl.when(unit_ends_later).then(pl.lit(ALTERED)).otherwise(pl.col("unitdischargelocation"))
+            pl.when(unit_ends_later)
+            .then(pl.lit(ALTERED))
+            .otherwise(pl.col("unitdischargelocation"))
             .alias("unitdischargelocation"),
             pl.when(unit_starts_later).then(pl.lit(ALTERED)).otherwise(pl.col("unittype")).alias("unittype"),
         )
@@ -229,8 +277,12 @@ def eicu_stays_as_patients(root: Path, out: Path) -> Path:
     for path in Path(root).glob("*.csv"):
         shutil.copyfile(path, out / path.name)
     patient = read_raw(Path(root) / "patient.csv")
-    write_like(patient.with_columns(pl.concat_str("uniquepid", pl.lit("#"), "patienthealthsystemstayid")
-                                    .alias("uniquepid")), out / "patient.csv")
+    write_like(
+        patient.with_columns(
+            pl.concat_str("uniquepid", pl.lit("#"), "patienthealthsystemstayid").alias("uniquepid")
+        ),
+        out / "patient.csv",
+    )
     return out
 
 
@@ -244,34 +296,51 @@ def fhir_time(value: str | None) -> datetime | None:
     if len(value) == 10:
         return datetime.fromisoformat(value) + timedelta(hours=23, minutes=59, seconds=59)
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed.astimezone(timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
 def fhir_known(resource: dict[str, Any]) -> datetime | None:
     """When a resource's information became known (None: not an event, or no time)."""
     kind = resource.get("resourceType")
     if kind == "Observation":
-        times = [fhir_time(resource.get("effectiveDateTime") or (resource.get("effectivePeriod") or {}).get("start")
-                           or resource.get("effectiveInstant")), fhir_time(resource.get("issued"))]
+        times = [
+            fhir_time(
+                resource.get("effectiveDateTime")
+                or (resource.get("effectivePeriod") or {}).get("start")
+                or resource.get("effectiveInstant")
+            ),
+            fhir_time(resource.get("issued")),
+        ]
         times = [t for t in times if t is not None]
         return max(times) if times else None
     if kind == "Condition":
-        return fhir_time(resource.get("recordedDate") or resource.get("onsetDateTime")
-                         or (resource.get("onsetPeriod") or {}).get("start"))
+        return fhir_time(
+            resource.get("recordedDate")
+            or resource.get("onsetDateTime")
+            or (resource.get("onsetPeriod") or {}).get("start")
+        )
     if kind == "MedicationRequest":
         return fhir_time(resource.get("authoredOn"))
     if kind == "MedicationAdministration":
-        return fhir_time(resource.get("effectiveDateTime") or (resource.get("effectivePeriod") or {}).get("start"))
+        return fhir_time(
+            resource.get("effectiveDateTime") or (resource.get("effectivePeriod") or {}).get("start")
+        )
     if kind == "Procedure":
-        return fhir_time(resource.get("performedDateTime") or (resource.get("performedPeriod") or {}).get("start"))
+        return fhir_time(
+            resource.get("performedDateTime") or (resource.get("performedPeriod") or {}).get("start")
+        )
     if kind == "Immunization":
         return fhir_time(resource.get("occurrenceDateTime"))
     if kind == "Encounter":
         return fhir_time((resource.get("period") or {}).get("start"))
     if kind in ("Claim", "ExplanationOfBenefit", "DiagnosticReport", "CarePlan", "CareTeam"):
-        return fhir_time(resource.get("created") or resource.get("issued")
-                         or (resource.get("billablePeriod") or {}).get("start")
-                         or (resource.get("period") or {}).get("start") or resource.get("effectiveDateTime"))
+        return fhir_time(
+            resource.get("created")
+            or resource.get("issued")
+            or (resource.get("billablePeriod") or {}).get("start")
+            or (resource.get("period") or {}).get("start")
+            or resource.get("effectiveDateTime")
+        )
     return None
 
 
@@ -293,6 +362,8 @@ def truncate_fhir(bundle: dict[str, Any], unit: Unit) -> dict[str, Any]:
             resource.pop("deceasedDateTime", None)
             resource.pop("deceasedBoolean", None)
             if died:
-                resource["deceasedDateTime"] = (unit.cutoff + timedelta(hours=20)).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+                resource["deceasedDateTime"] = (unit.cutoff + timedelta(hours=20)).strftime(
+                    "%Y-%m-%dT%H:%M:%S+00:00"
+                )
         kept.append({**entry, "resource": resource})
     return {**bundle, "entry": kept}

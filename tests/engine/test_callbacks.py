@@ -13,14 +13,17 @@ import pytest
 import torch
 from torch import nn
 
-from medlearn.engine.callbacks import Callback, FitState, HistoryCSV, ProgressLines, run_callbacks
+from medlearn.engine.callbacks import Callback, FitState, HistoryCSV, ProgressLines
 from medlearn.engine.dummy import PrevalenceModel
 from medlearn.engine.progress import set_quiet
+from medlearn.engine.tracking import run_callbacks
 from medlearn.errors import ConfigError
 from tests.engine.test_trainer import tiny_datasets, tiny_model, tiny_trainer
 
 REPO = Path(__file__).resolve().parents[2]
-LINE = re.compile(r"^epoch (\d+)/(\d+)  loss \d+\.\d{3}  val_auroc \d\.\d{3}  best \d\.\d{3} \(epoch \d+\)  \d+\.\d s$")
+LINE = re.compile(
+    r"^epoch (\d+)/(\d+)  loss \d+\.\d{3}  val_auroc \d\.\d{3}  best \d\.\d{3} \(epoch \d+\)  \d+\.\d s$"
+)
 
 
 class Recorder(Callback):
@@ -92,8 +95,16 @@ def test_hooks_are_called_in_order_around_each_epoch_and_checkpoint(tmp_path):
     train, val = tiny_datasets()
     recorder = Recorder()
     tiny_trainer(tmp_path, callbacks=[recorder], epochs=2).fit(tiny_model(), train, val)
-    assert recorder.events == ["fit_start", "epoch_start 1", "checkpoint 1", "epoch_end 1 ['val_accuracy']",
-                               "epoch_start 2", "checkpoint 2", "epoch_end 2 ['val_accuracy']", "fit_end 2"]
+    assert recorder.events == [
+        "fit_start",
+        "epoch_start 1",
+        "checkpoint 1",
+        "epoch_end 1 ['val_accuracy']",
+        "epoch_start 2",
+        "checkpoint 2",
+        "epoch_end 2 ['val_accuracy']",
+        "fit_end 2",
+    ]
 
 
 def test_a_one_pass_model_is_reported_as_one_epoch(tmp_path):
@@ -130,7 +141,9 @@ def test_no_extra_loss_keeps_training_bit_identical():
 
 def test_history_csv_has_one_row_per_epoch_with_every_validation_metric(tmp_path):
     train, val = tiny_datasets()
-    result = tiny_trainer(callbacks=[HistoryCSV(tmp_path / "history.csv")], epochs=3).fit(tiny_model(), train, val)
+    result = tiny_trainer(callbacks=[HistoryCSV(tmp_path / "history.csv")], epochs=3).fit(
+        tiny_model(), train, val
+    )
     rows = _read(tmp_path / "history.csv")
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert {"fit", "train_loss", "val_loss", "val_auroc", "val_ece", "lr", "epoch_seconds"} <= set(rows[0])
@@ -141,9 +154,13 @@ def test_history_csv_keeps_a_crashed_runs_epochs_and_resume_continues_it(tmp_pat
     train, val = tiny_datasets()
     path = tmp_path / "history.csv"
     with pytest.raises(KeyboardInterrupt):  # killed after epoch 3's checkpoint, before its row was written
-        tiny_trainer(tmp_path / "ckpt", callbacks=[CrashAt(3), HistoryCSV(path)]).fit(tiny_model(), train, val)
+        tiny_trainer(tmp_path / "ckpt", callbacks=[CrashAt(3), HistoryCSV(path)]).fit(
+            tiny_model(), train, val
+        )
     assert [int(r["epoch"]) for r in _read(path)] == [1, 2]
-    resumed = tiny_trainer(tmp_path / "ckpt", callbacks=[HistoryCSV(path)]).fit(tiny_model(), train, val, resume=True)
+    resumed = tiny_trainer(tmp_path / "ckpt", callbacks=[HistoryCSV(path)]).fit(
+        tiny_model(), train, val, resume=True
+    )
     rows = _read(path)
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert [float(r["train_loss"]) for r in rows] == [h["train_loss"] for h in resumed.history]
@@ -192,7 +209,7 @@ def test_run_callbacks_write_history_and_print_lines_and_reject_an_unknown_track
 NOHUP_SCRIPT = """
 import sys
 from pathlib import Path
-from medlearn.engine.callbacks import run_callbacks
+from medlearn.engine.tracking import run_callbacks
 from medlearn.engine.progress import set_quiet
 from tests.engine.test_trainer import tiny_datasets, tiny_model, tiny_trainer
 set_quiet(sys.argv[2] == "quiet")
@@ -206,9 +223,16 @@ def test_a_training_under_nohup_logs_one_line_per_epoch_unless_quiet(tmp_path, q
     """stderr redirected to a file, as ``nohup medlearn train … 2> log`` or a scheduler does."""
     log_path = tmp_path / "train.log"
     with log_path.open("w") as log_file:
-        subprocess.run([sys.executable, "-c", NOHUP_SCRIPT, str(tmp_path / "out"), "quiet" if quiet else "loud"],
-                       cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
-                       env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True, timeout=120)
+        subprocess.run(
+            [sys.executable, "-c", NOHUP_SCRIPT, str(tmp_path / "out"), "quiet" if quiet else "loud"],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            check=True,
+            timeout=120,
+        )
     epoch_lines = [line for line in log_path.read_text().splitlines() if line.startswith("epoch ")]
     if quiet:
         assert epoch_lines == []

@@ -41,10 +41,15 @@ def test_binary_metrics_agree_with_sklearn(rng: np.random.Generator) -> None:
     got = binary_metrics(y, prob, threshold=0.4)
     assert tuple(got) == BINARY_METRICS
     expected = {
-        "auroc": skm.roc_auc_score(y, prob), "auprc": skm.average_precision_score(y, prob),
-        "accuracy": skm.accuracy_score(y, pred), "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
-        "sensitivity": skm.recall_score(y, pred), "specificity": tn / (tn + fp),
-        "ppv": skm.precision_score(y, pred), "npv": tn / (tn + fn), "f1": skm.f1_score(y, pred),
+        "auroc": skm.roc_auc_score(y, prob),
+        "auprc": skm.average_precision_score(y, prob),
+        "accuracy": skm.accuracy_score(y, pred),
+        "balanced_accuracy": skm.balanced_accuracy_score(y, pred),
+        "sensitivity": skm.recall_score(y, pred),
+        "specificity": tn / (tn + fp),
+        "ppv": skm.precision_score(y, pred),
+        "npv": tn / (tn + fn),
+        "f1": skm.f1_score(y, pred),
         "brier": skm.brier_score_loss(y, prob),
     }
     for name, value in expected.items():
@@ -148,8 +153,13 @@ def test_operating_point_needs_both_classes_for_youden() -> None:
 
 @pytest.mark.parametrize(
     ("rule", "expected"),
-    [("sensitivity>=0.90", ("sensitivity", 0.9)), (" Specificity >= .95 ", ("specificity", 0.95)),
-     ("threshold=0.5", ("threshold", 0.5)), ("f1", ("f1", math.nan)), ("youden", ("youden", math.nan))],
+    [
+        ("sensitivity>=0.90", ("sensitivity", 0.9)),
+        (" Specificity >= .95 ", ("specificity", 0.95)),
+        ("threshold=0.5", ("threshold", 0.5)),
+        ("f1", ("f1", math.nan)),
+        ("youden", ("youden", math.nan)),
+    ],
 )
 def test_parse_rule_accepts_the_documented_forms(rule: str, expected: tuple[str, float]) -> None:
     kind, value = parse_rule(rule)
@@ -157,8 +167,19 @@ def test_parse_rule_accepts_the_documented_forms(rule: str, expected: tuple[str,
     assert value == expected[1] or (math.isnan(value) and math.isnan(expected[1]))
 
 
-@pytest.mark.parametrize("rule", ["sensitivity>0.9", "sensitivity>=1.5", "sensitivity>=0", "ppv>=0.9",
-                                  "threshold=2", "threshold", "", "youden2"])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "sensitivity>0.9",
+        "sensitivity>=1.5",
+        "sensitivity>=0",
+        "ppv>=0.9",
+        "threshold=2",
+        "threshold",
+        "",
+        "youden2",
+    ],
+)
 def test_parse_rule_rejects_bad_rules_naming_the_accepted_forms(rule: str) -> None:
     with pytest.raises(ValueError, match="sensitivity>=0.90.*youden.*threshold=0.5") as info:
         parse_rule(rule)
@@ -196,7 +217,9 @@ def test_cluster_bootstrap_of_duplicated_units_equals_unit_bootstrap_of_original
 
 
 @pytest.mark.parametrize("clustered", [False, True])
-def test_vectorised_and_looped_bootstrap_draw_the_same_resamples(rng: np.random.Generator, clustered: bool) -> None:
+def test_vectorised_and_looped_bootstrap_draw_the_same_resamples(
+    rng: np.random.Generator, clustered: bool
+) -> None:
     y, prob = _binary_data(rng, 150)
     groups = rng.integers(0, 40, 150) if clustered else None
     fast = bootstrap_ci(BinaryMetricSet(0.5), (y, prob), n_boot=100, seed=3, groups=groups)
@@ -249,10 +272,19 @@ def test_evaluate_predictions_follows_the_metrics_json_schema(rng: np.random.Gen
     y, prob = _binary_data(rng, 200)
     op = OperatingPoint(0.4123456, "val", "sensitivity>=0.90")
     groups = np.arange(200) // 2
-    result = evaluate_predictions("nodule", "test", "mark", "binary", y, prob, ["benign", "malignant"], op,
-                                  groups=groups, n_boot=200)
-    assert list(result) == ["task", "split", "unit", "n", "metrics", "per_class", "operating_point",
-                            "ci_method"]
+    result = evaluate_predictions(
+        "nodule", "test", "mark", "binary", y, prob, ["benign", "malignant"], op, groups=groups, n_boot=200
+    )
+    assert list(result) == [
+        "task",
+        "split",
+        "unit",
+        "n",
+        "metrics",
+        "per_class",
+        "operating_point",
+        "ci_method",
+    ]
     assert (result["task"], result["split"], result["unit"], result["n"]) == ("nodule", "test", "mark", 200)
     assert list(result["metrics"]) == list(BINARY_METRICS)
     assert result["operating_point"] == op.to_dict()
@@ -270,8 +302,9 @@ def test_evaluate_predictions_follows_the_metrics_json_schema(rng: np.random.Gen
 def test_evaluate_predictions_multiclass_and_regression(rng: np.random.Generator) -> None:
     y = rng.integers(0, 3, 150)
     prob = rng.dirichlet([1, 1, 1], 150)
-    multi = evaluate_predictions("t", "test", "window", "multiclass", y, prob, ["N", "S", "V"], None,
-                                 n_boot=100)
+    multi = evaluate_predictions(
+        "t", "test", "window", "multiclass", y, prob, ["N", "S", "V"], None, n_boot=100
+    )
     assert set(multi["metrics"]) == {"accuracy", "balanced_accuracy", "macro_f1", "auroc", "kappa", "ece"}
     assert set(multi["per_class"]) == {"N", "S", "V"}
     assert set(multi["per_class"]["S"]) == {"sensitivity", "ppv", "f1"}
@@ -301,8 +334,18 @@ def test_f1_groups_add_the_mean_f1_of_the_named_classes():
     assert overall["challenge_f1"] == pytest.approx(expected)
     # hand count: N f1 = 2·1/(2+2) = .5, A f1 = 2·2/(2+3) = .8, O f1 = 2·1/(2+2) = .5
     assert overall["challenge_f1"] == pytest.approx((0.5 + 0.8 + 0.5) / 3)
-    report = evaluate_predictions("t", "test", "record", "multiclass", y, prob, names, None, n_boot=50,
-                                  f1_groups={"challenge_f1": ["N", "A", "O"]})
+    report = evaluate_predictions(
+        "t",
+        "test",
+        "record",
+        "multiclass",
+        y,
+        prob,
+        names,
+        None,
+        n_boot=50,
+        f1_groups={"challenge_f1": ["N", "A", "O"]},
+    )
     entry = report["metrics"]["challenge_f1"]
     assert entry["value"] == pytest.approx(0.6, abs=1e-4) and entry["ci95"][0] <= 0.6 <= entry["ci95"][1]
 
@@ -331,8 +374,9 @@ def test_bca_replaces_a_percentile_interval_that_excludes_its_estimate() -> None
         return {"abs_mean": float(abs(v.mean())), "mean": float(v.mean())}
 
     cis = bootstrap_intervals(fn, (x,), n_boot=2000, seed=0)
-    percentile = np.percentile([abs(x[i].mean()) for i in np.random.default_rng(0).integers(0, 100, (2000, 100))],
-                               [2.5, 97.5])
+    percentile = np.percentile(
+        [abs(x[i].mean()) for i in np.random.default_rng(0).integers(0, 100, (2000, 100))], [2.5, 97.5]
+    )
     assert cis["mean"].method == "percentile"
     assert cis["abs_mean"].method == "bca" and cis["abs_mean"].low < percentile[0]
 
@@ -352,13 +396,25 @@ def test_bca_that_is_undefined_keeps_the_percentile_interval_and_says_so() -> No
 def test_fewer_than_ten_clusters_give_no_ci_and_a_note(rng: np.random.Generator) -> None:
     y, prob = _binary_data(rng, 200)
     groups = np.arange(200) % 5  # e.g. five sleep subjects
-    result = evaluate_predictions("t", "cv", "epoch", "binary", y, prob, ["neg", "pos"], None, groups=groups,
-                                  n_boot=200, group_unit="subject")
+    result = evaluate_predictions(
+        "t",
+        "cv",
+        "epoch",
+        "binary",
+        y,
+        prob,
+        ["neg", "pos"],
+        None,
+        groups=groups,
+        n_boot=200,
+        group_unit="subject",
+    )
     assert all(m["ci95"] is None for m in result["metrics"].values())
     assert result["metrics"]["auroc"]["value"] is not None
     assert result["ci_method"] == "not bootstrapped: 5 subjects, fewer than 10"
     assert "only 5 subjects" in result["ci_note"] and "folds_summary" in result["ci_note"]
-    ten = evaluate_predictions("t", "cv", "epoch", "binary", y, prob, ["neg", "pos"], None,
-                               groups=np.arange(200) % 10, n_boot=200)
+    ten = evaluate_predictions(
+        "t", "cv", "epoch", "binary", y, prob, ["neg", "pos"], None, groups=np.arange(200) % 10, n_boot=200
+    )
     assert ten["metrics"]["auroc"]["ci95"] is not None and "ci_note" not in ten
     assert ten["metrics"]["auroc"]["ci_method"] in ("percentile", "bca")

@@ -27,8 +27,9 @@ def test_ordinal_metrics_are_only_reported_for_ordered_classes():
     y, prob, _ = _case()
     names = [str(i) for i in range(10)]
     plain = evaluate_predictions("t", "test", "admission", "multiclass", y, prob, names, None, n_boot=0)
-    ordered = evaluate_predictions("t", "test", "admission", "multiclass", y, prob, names, None, n_boot=100,
-                                   ordinal=True)
+    ordered = evaluate_predictions(
+        "t", "test", "admission", "multiclass", y, prob, names, None, n_boot=100, ordinal=True
+    )
     assert "kappa_linear" not in plain["metrics"]
     lo, hi = ordered["metrics"]["kappa_linear"]["ci95"]
     assert lo <= ordered["metrics"]["kappa_linear"]["value"] <= hi

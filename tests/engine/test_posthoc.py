@@ -22,7 +22,9 @@ def test_overconfident_and_shifted_binary_logits_get_both_back():
     assert cal.temperature == pytest.approx(4.0, rel=0.15)
     assert cal.bias == pytest.approx(1.0, abs=0.2)
     identity = fit_calibration(logit[:, None], y, "binary")
-    assert identity.temperature == pytest.approx(1.0, rel=0.15) and identity.bias == pytest.approx(0.0, abs=0.15)
+    assert identity.temperature == pytest.approx(1.0, rel=0.15) and identity.bias == pytest.approx(
+        0.0, abs=0.15
+    )
 
 
 def test_calibration_keeps_the_ranking():
@@ -60,7 +62,8 @@ def test_a_temperature_stopped_by_its_search_range_is_flagged_and_logged(caplog)
 def test_a_bias_at_its_bound_is_flagged():
     assert Calibration(2.0, -10.0).at_bound() == [
         "calibration bias -10 is at the lower bound of its search range (-10): the fit was stopped by the "
-        "range, so the calibrated probabilities are not trustworthy (degenerate validation logits?)"]
+        "range, so the calibrated probabilities are not trustworthy (degenerate validation logits?)"
+    ]
     assert "upper bound" in Calibration(20.0, 0.0).at_bound()[0]
 
 
@@ -75,10 +78,9 @@ def test_an_ordinary_fit_is_not_at_a_bound(caplog):
 def test_model_card_warns_when_the_calibration_sits_at_its_bound():
     from medlearn.engine.model_card import model_card
 
-    meta = {"task": {"name": "t"}, "model": {"name": "m"}, "intended_use": "research", "kind": "binary",
-            "unit": "unit", "data": {"root": "r", "fingerprint": "f", "n_units": 10}, "splits": {"train": ["a"]},
-            "metrics": {"test": {"split": "test", "n": 1, "unit": "unit", "metrics": {}}},
-            "training": {}, "credits": [], "calibration": {"temperature": 20.0, "bias": 0.0}}
+    from .minimal_meta import minimal_meta
+
+    meta = minimal_meta(calibration={"temperature": 20.0, "bias": 0.0})
     assert "**Warning:** calibration temperature 20" in model_card(meta)
-    meta["calibration"] = {"temperature": 1.3, "bias": 0.2}
+    meta = minimal_meta(calibration={"temperature": 1.3, "bias": 0.2})
     assert "Warning" not in model_card(meta)

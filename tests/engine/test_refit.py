@@ -17,6 +17,7 @@ import torch
 from medlearn.config import ExperimentConfig
 from medlearn.engine import run
 from medlearn.engine.data import UnitTable, halve_by_group
+from medlearn.engine.target import Target
 from medlearn.engine.task import Task
 from medlearn.engine.trainer import Trainer
 
@@ -32,18 +33,24 @@ def _table(kind: str) -> UnitTable:
     raw = rng.normal(size=(n, 2, 4)).astype(np.float32)
     raw[:, :, 1] += signal[:, None].astype(np.float32)
     raw[:, 0, 0] = np.arange(n)
-    targets = ((signal > 0).astype(np.int64) if kind == "binary"
-               else (3.0 * signal + rng.normal(0, 0.5, n)).astype(np.float32))
-    return UnitTable(ids=[f"u{i}" for i in range(n)], targets=targets,
-                     groups=np.repeat([f"g{g}" for g in range(N_GROUPS)], PER_GROUP), raw=list(raw),
-                     fingerprint="0" * 32)
+    targets = (
+        (signal > 0).astype(np.int64)
+        if kind == "binary"
+        else (3.0 * signal + rng.normal(0, 0.5, n)).astype(np.float32)
+    )
+    return UnitTable(
+        ids=[f"u{i}" for i in range(n)],
+        targets=targets,
+        groups=np.repeat([f"g{g}" for g in range(N_GROUPS)], PER_GROUP),
+        raw=list(raw),
+        fingerprint="0" * 32,
+    )
 
 
 class SyntheticBinary(Task):
     name: ClassVar[str] = "synthetic_binary"
-    kind: ClassVar[str] = "binary"
+    target: ClassVar[Target] = Target("binary", ("neg", "pos"))
     unit: ClassVar[str] = "case"
-    class_names: ClassVar[list[str]] = ["neg", "pos"]
     default_model: ClassVar[str] = "linear_baseline"
 
     def load(self, root: Path) -> UnitTable:
@@ -55,9 +62,7 @@ class SyntheticBinary(Task):
 
 class SyntheticRegression(SyntheticBinary):
     name: ClassVar[str] = "synthetic_regression"
-    kind: ClassVar[str] = "regression"
-    class_names: ClassVar[list[str]] = ["value"]
-    monitor: ClassVar[str] = "mae"
+    target: ClassVar[Target] = Target("regression", monitor="mae")
 
 
 @pytest.fixture
@@ -73,19 +78,32 @@ def synthetic_tasks(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 def _config(task: str, model: str = "linear_baseline", **split: Any) -> ExperimentConfig:
     params = {"in_features": 4} if model == "linear_baseline" else {"in_features": 4, "max_iter": 20}
-    return ExperimentConfig.model_validate({
-        "name": task, "task": task, "data": {"root": "synthetic", "cache": False, "split": split},
-        "model": {"name": model, "params": params},
-        "train": {"epochs": 5, "batch_size": 16, "lr": 0.05, "scheduler": "none", "augment": False,
-                  "early_stopping": {"patience": 2}},
-        "eval": {"n_bootstrap": 50}})
+    return ExperimentConfig.model_validate(
+        {
+            "name": task,
+            "task": task,
+            "data": {"root": "synthetic", "cache": False, "split": split},
+            "model": {"name": model, "params": params},
+            "train": {
+                "epochs": 5,
+                "batch_size": 16,
+                "lr": 0.05,
+                "scheduler": "none",
+                "augment": False,
+                "early_stopping": {"patience": 2},
+            },
+            "eval": {"n_bootstrap": 50},
+        }
+    )
 
 
 def _meta(out: Path) -> dict[str, Any]:
     return json.loads((out / "bundle" / "bundle.json").read_text())
 
 
-def test_cv_bundle_is_refit_on_every_unit_for_the_median_best_epoch(synthetic_tasks, tmp_path, one_torch_thread):
+def test_cv_bundle_is_refit_on_every_unit_for_the_median_best_epoch(
+    synthetic_tasks, tmp_path, one_torch_thread
+):
     out = tmp_path / "cv"
     out.mkdir()
     result = run.train_experiment(_config("synthetic_binary", folds=3), out, device="cpu")
@@ -99,14 +117,17 @@ def test_cv_bundle_is_refit_on_every_unit_for_the_median_best_epoch(synthetic_ta
     assert meta["operating_point"]["chosen_on"] == "pooled fold-validation"
     assert meta["operating_point"] == result.metrics["operating_point"]  # metrics.json scores what ships
     summary = meta["training"]["summary"]
-    assert summary.startswith(f"refit on all {N_GROUPS * PER_GROUP} cases ({N_GROUPS} groups) for {refit['epochs']} epochs")
+    assert summary.startswith(
+        f"refit on all {N_GROUPS * PER_GROUP} cases ({N_GROUPS} groups) for {refit['epochs']} epochs"
+    )
     assert "calibration and operating point from the pooled fold-validation predictions" in summary
     assert summary in (out / "bundle" / "model_card.md").read_text()
     assert set(result.metrics["folds_summary"]["auroc"]) == {"mean", "sd", "min", "max", "n_folds"}
 
 
-def test_cv_calibration_is_fitted_on_pooled_fold_validation_logits_not_test(synthetic_tasks, tmp_path, monkeypatch,
-                                                                            one_torch_thread):
+def test_cv_calibration_is_fitted_on_pooled_fold_validation_logits_not_test(
+    synthetic_tasks, tmp_path, monkeypatch, one_torch_thread
+):
     seen: list[int] = []
     fit_calibration = run.fit_calibration
 
@@ -128,11 +149,14 @@ def test_one_pass_models_are_refit_once_without_epochs(synthetic_tasks, tmp_path
     run.train_experiment(_config("synthetic_binary", "gradient_boosting", folds=3), out, device="cpu")
     meta = _meta(out)
     assert meta["training"]["refit"]["one_pass"] and meta["training"]["refit"]["epochs"] is None
-    assert "in one pass" in meta["training"]["summary"] and len(meta["splits"]["train"]) == N_GROUPS * PER_GROUP
+    assert (
+        "in one pass" in meta["training"]["summary"] and len(meta["splits"]["train"]) == N_GROUPS * PER_GROUP
+    )
 
 
-def test_evaluate_of_a_cv_bundle_without_data_explains_it_has_no_held_out_split(synthetic_tasks, tmp_path,
-                                                                                one_torch_thread):
+def test_evaluate_of_a_cv_bundle_without_data_explains_it_has_no_held_out_split(
+    synthetic_tasks, tmp_path, one_torch_thread
+):
     from medlearn.errors import InputError
 
     out = tmp_path / "cv"
@@ -142,8 +166,9 @@ def test_evaluate_of_a_cv_bundle_without_data_explains_it_has_no_held_out_split(
         run.evaluate_bundle(out / "bundle", tmp_path / "ev")
 
 
-def test_conformal_residuals_come_from_units_the_trainer_did_not_monitor(synthetic_tasks, tmp_path, monkeypatch,
-                                                                         one_torch_thread):
+def test_conformal_residuals_come_from_units_the_trainer_did_not_monitor(
+    synthetic_tasks, tmp_path, monkeypatch, one_torch_thread
+):
     monitored: list[set[int]] = []
     fit = Trainer.fit
 
@@ -188,8 +213,12 @@ def test_two_one_thread_trainings_give_bit_identical_weights(tmp_path):
         states = []
         for _ in range(2):
             torch.manual_seed(0)
-            model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
-            trainer = Trainer(TrainConfig(epochs=3, batch_size=16, scheduler="cosine"), Target("binary", ("n", "p")))
+            model = torch.nn.Sequential(
+                torch.nn.Flatten(), torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)
+            )
+            trainer = Trainer(
+                TrainConfig(epochs=3, batch_size=16, scheduler="cosine"), Target("binary", ("n", "p"))
+            )
             result = trainer.fit(model, ds, None)
             states.append(model.state_dict())
         assert result.extra == {"threads": 1, "deterministic": True}

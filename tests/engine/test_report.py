@@ -17,8 +17,10 @@ from medlearn.engine.metrics import OperatingPoint, evaluate_predictions
 from medlearn.engine.report import ReportSection, metrics_table_html, standard_sections, write_report
 
 INTENDED_USE = "Research use only, not a medical device: ranks cases for review in a toy study."
-HISTORY = [{"epoch": e, "train_loss": 1 / (e + 1), "val_loss": 1.1 / (e + 1), "val_auroc": 0.6 + 0.05 * e}
-           for e in range(4)]
+HISTORY = [
+    {"epoch": e, "train_loss": 1 / (e + 1), "val_loss": 1.1 / (e + 1), "val_auroc": 0.6 + 0.05 * e}
+    for e in range(4)
+]
 
 
 @pytest.fixture
@@ -26,15 +28,22 @@ def binary_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, Opera
     y = rng.integers(0, 2, 120)
     prob = np.clip(rng.normal(0.35 + 0.3 * y, 0.2), 0, 1)
     op = OperatingPoint(0.4, "val", "sensitivity>=0.90")
-    metrics = evaluate_predictions("toy", "test", "case", "binary", y, prob, ["negative", "positive"], op,
-                                   n_boot=100)
+    metrics = evaluate_predictions(
+        "toy", "test", "case", "binary", y, prob, ["negative", "positive"], op, n_boot=100
+    )
     return y, prob, op, metrics
 
 
 def _external_references(document: str) -> list[str]:
     """Anything that would make a browser fetch from elsewhere."""
-    patterns = [r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", r"url\(", r"@import", r"<link\b",
-                r"<script\b", r"<iframe\b"]
+    patterns = [
+        r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""",
+        r"url\(",
+        r"@import",
+        r"<link\b",
+        r"<script\b",
+        r"<iframe\b",
+    ]
     return [m.group(0) for p in patterns for m in re.finditer(p, document, flags=re.IGNORECASE)]
 
 
@@ -42,9 +51,16 @@ def test_report_is_self_contained_and_shows_use_metrics_and_figures(binary_case,
     y, prob, op, metrics = binary_case
     sections = standard_sections("binary", y, prob, ["negative", "positive"], op, HISTORY)
     n_figures = sum(len(s.figures) for s in sections)
-    path = write_report(tmp_path / "out" / "report.html", "Toy report", {"test": metrics}, sections,
-                        INTENDED_USE, ["Toy data set (CC BY 4.0), please cite Doe et al. 2024"],
-                        config_yaml="train:\n  epochs: 3\n", provenance={"medlearn": "0.1.0", "seed": 0})
+    path = write_report(
+        tmp_path / "out" / "report.html",
+        "Toy report",
+        {"test": metrics},
+        sections,
+        INTENDED_USE,
+        ["Toy data set (CC BY 4.0), please cite Doe et al. 2024"],
+        config_yaml="train:\n  epochs: 3\n",
+        provenance={"medlearn": "0.1.0", "seed": 0},
+    )
     assert path == tmp_path / "out" / "report.html" and path.is_file()
     document = path.read_text(encoding="utf-8")
     assert INTENDED_USE in document
@@ -62,9 +78,16 @@ def test_user_strings_are_escaped(binary_case, tmp_path: Path) -> None:
     *_, metrics = binary_case
     evil = "<script>alert('x')</script>"
     section = ReportSection(f"Notes {evil}", figures=[(f"caption {evil}", "data:image/png;base64,AAAA")])
-    document = write_report(tmp_path / "r.html", f"Title {evil}", {"test": metrics}, [section],
-                            f"Research use only {evil}", [f"credit {evil}"], config_yaml=evil,
-                            provenance={evil: evil}).read_text()
+    document = write_report(
+        tmp_path / "r.html",
+        f"Title {evil}",
+        {"test": metrics},
+        [section],
+        f"Research use only {evil}",
+        [f"credit {evil}"],
+        config_yaml=evil,
+        provenance={evil: evil},
+    ).read_text()
     assert "<script" not in document.lower()
     assert document.count("&lt;script&gt;") >= 7
 
@@ -90,8 +113,16 @@ def test_metrics_table_shows_ci_per_class_operating_point_and_method(binary_case
     assert "<td>negative</td>" in table and "<td>positive</td>" in table
     assert "n = 120" in table and "unit: case" in table
     assert "percentile bootstrap, 100 resamples of cases" in table
-    undefined = {"task": "t", "split": "cv", "unit": "case", "n": 3, "operating_point": None, "per_class": {},
-                 "metrics": {"auroc": {"value": None, "ci95": None}}, "ci_method": "x"}
+    undefined = {
+        "task": "t",
+        "split": "cv",
+        "unit": "case",
+        "n": 3,
+        "operating_point": None,
+        "per_class": {},
+        "metrics": {"auroc": {"value": None, "ci95": None}},
+        "ci_method": "x",
+    }
     assert "n/a" in metrics_table_html(undefined)
 
 
@@ -123,8 +154,11 @@ def test_curves_say_why_they_are_empty_with_one_class() -> None:
 
 
 def test_image_grid_takes_grayscale_and_rgb_and_rejects_other_shapes(rng: np.random.Generator) -> None:
-    images = [rng.random((16, 16)), rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
-              rng.normal(size=(16, 16, 3))]
+    images = [
+        rng.random((16, 16)),
+        rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
+        rng.normal(size=(16, 16, 3)),
+    ]
     fig = plots.image_grid(images, ["gray", "rgb uint8", "rgb float"], ncols=2)
     shown = [ax for ax in fig.axes if ax.images]
     assert len(shown) == 3 and [ax.get_title() for ax in shown] == ["gray", "rgb uint8", "rgb float"]
@@ -138,8 +172,11 @@ def test_loss_curves_put_the_monitored_metric_on_a_twin_axis() -> None:
     fig = plots.loss_curves(HISTORY)
     assert len(fig.axes) == 2
     assert fig.axes[1].get_ylabel() == "val auroc"
-    assert [line.get_label() for line in fig.axes[0].lines] == ["train loss", "val loss",
-                                                                 "best epoch 3 (val_auroc=0.75)"]
+    assert [line.get_label() for line in fig.axes[0].lines] == [
+        "train loss",
+        "val loss",
+        "best epoch 3 (val_auroc=0.75)",
+    ]
 
 
 def test_loss_curves_mark_the_best_epoch_of_the_monitored_metric() -> None:
@@ -151,7 +188,11 @@ def test_loss_curves_mark_the_best_epoch_of_the_monitored_metric() -> None:
     best_line = next(line for line in loss_ax.lines if line.get_label().startswith("best epoch"))
     assert list(best_line.get_xdata()) == [2, 2]
     star = [line for line in metric_ax.lines if line.get_marker() == "*"]
-    assert len(star) == 1 and list(star[0].get_xdata()) == [2] and list(star[0].get_ydata()) == [pytest.approx(0.7)]
+    assert (
+        len(star) == 1
+        and list(star[0].get_xdata()) == [2]
+        and list(star[0].get_ydata()) == [pytest.approx(0.7)]
+    )
 
 
 def test_loss_curves_without_a_best_epoch_mark_the_best_value_and_loss_stays_on_the_loss_axis() -> None:
@@ -181,8 +222,15 @@ def test_training_section_names_the_monitor_and_best_epoch() -> None:
 
 def test_warnings_are_a_highlighted_box_before_the_contents(binary_case, tmp_path: Path) -> None:
     *_, metrics = binary_case
-    document = write_report(tmp_path / "r.html", "t", {"test": metrics}, [], INTENDED_USE, [],
-                            warnings=["calibration temperature 20 is at the upper bound <of> its range"]).read_text()
+    document = write_report(
+        tmp_path / "r.html",
+        "t",
+        {"test": metrics},
+        [],
+        INTENDED_USE,
+        [],
+        warnings=["calibration temperature 20 is at the upper bound <of> its range"],
+    ).read_text()
     box = document.index('<div class="warnings" role="alert">')
     assert document.index(INTENDED_USE) < box < document.index("Contents")
     assert "calibration temperature 20 is at the upper bound &lt;of&gt; its range" in document
@@ -191,8 +239,15 @@ def test_warnings_are_a_highlighted_box_before_the_contents(binary_case, tmp_pat
 
 
 def test_metrics_table_names_the_reference_it_was_scored_against() -> None:
-    html_ = metrics_table_html({"split": "generated", "n": 10, "unit": "molecule", "metrics": {},
-                                "reference": {"test": "1,000 molecules held out from first_5K.smi"}})
+    html_ = metrics_table_html(
+        {
+            "split": "generated",
+            "n": 10,
+            "unit": "molecule",
+            "metrics": {},
+            "reference": {"test": "1,000 molecules held out from first_5K.smi"},
+        }
+    )
     assert "<code>test</code>: 1,000 molecules held out from first_5K.smi" in html_
 
 

@@ -11,10 +11,14 @@ import torch
 from medlearn.engine.data import UnitTable
 from medlearn.engine.metrics import evaluate_predictions
 from medlearn.engine.posthoc import Calibration
-from medlearn.engine.run import task_report_sections, write_run_report
+from medlearn.engine.run_report import task_report_sections, write_run_report
 from medlearn.explain.gradcam import ZERO_CAM
 
-HISTORY = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "val_auroc": 0.5 + 0.1 * e} for e in (1, 2, 3)]
+from .minimal_meta import minimal_meta
+
+HISTORY = [
+    {"epoch": e, "train_loss": 1 / e, "val_loss": 1.2 / e, "val_auroc": 0.5 + 0.1 * e} for e in (1, 2, 3)
+]
 
 
 class DeadNet(torch.nn.Module):
@@ -46,20 +50,33 @@ class PictureTask:
 
 
 def _bundle(calibration: Calibration, credits: list[str]) -> SimpleNamespace:
-    meta = {"operating_point": None, "model": {"name": "dead"}, "data": {"fingerprint": "abc"},
-            "training": {"best_epoch": 2, "monitor": "auroc", "history": HISTORY},
-            "versions": {"medlearn": "test"}, "credits": credits,
-            "intended_use": "Research use only, not a medical device."}
-    return SimpleNamespace(task=PictureTask(), meta=meta, calibration=calibration, model=DeadNet().eval(),
-                           preprocessing=lambda raw: np.asarray(raw, dtype=np.float32))
+    meta = minimal_meta(
+        model={"name": "dead", "params": {}},
+        data={"root": "r", "fingerprint": "abc", "n_units": 6, "n_train": 1},
+        training={"best_epoch": 2, "monitor": "auroc", "history": HISTORY, "epochs_run": 3, "seconds": 1.0},
+        credits=credits,
+        intended_use="Research use only, not a medical device.",
+    )
+    return SimpleNamespace(
+        task=PictureTask(),
+        meta=meta,
+        calibration=calibration,
+        model=DeadNet().eval(),
+        preprocessing=lambda raw: np.asarray(raw, dtype=np.float32),
+    )
 
 
 def _table(n: int = 6) -> UnitTable:
     rng = np.random.default_rng(0)
     raw = [rng.random((1, 8, 8)).astype(np.float32) for _ in range(n)]
     ids = [f"pic{i}" for i in range(n)]
-    return UnitTable(ids=ids, targets=np.array([0, 1] * (n // 2), dtype=np.float32), groups=np.array(ids), raw=raw,
-                     fingerprint="abc")
+    return UnitTable(
+        ids=ids,
+        targets=np.array([0, 1] * (n // 2), dtype=np.float32),
+        groups=np.array(ids),
+        raw=raw,
+        fingerprint="abc",
+    )
 
 
 def test_grad_cam_section_names_every_map_that_shows_nothing():
@@ -73,11 +90,13 @@ def test_grad_cam_section_names_every_map_that_shows_nothing():
 def test_run_report_shows_monitor_best_epoch_calibration_bound_and_bundle_credits(tmp_path):
     table = _table()
     pred = np.linspace(0.1, 0.9, 6)
-    metrics = evaluate_predictions("toy_pictures", "test", "picture", "binary", table.targets, pred, ["no", "yes"],
-                                   None, n_boot=0)
+    metrics = evaluate_predictions(
+        "toy_pictures", "test", "picture", "binary", table.targets, pred, ["no", "yes"], None, n_boot=0
+    )
     bundle = _bundle(Calibration(20.0, 0.0), ["Synthetic pictures made by the test"])
-    path = write_run_report(tmp_path / "report.html", bundle, {"test": table}, {"test": pred}, {"test": metrics},
-                            HISTORY, None)
+    path = write_run_report(
+        tmp_path / "report.html", bundle, {"test": table}, {"test": pred}, {"test": metrics}, HISTORY, None
+    )
     document = path.read_text()
     assert 'class="warnings" role="alert"' in document
     assert "calibration temperature 20 is at the upper bound of its search range (20)" in document

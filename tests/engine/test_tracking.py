@@ -8,16 +8,16 @@ import sys
 
 import pytest
 
-from medlearn.engine.callbacks import run_callbacks
-from medlearn.engine.tracking import MLflowLogger, flatten
+from medlearn.engine.tracking import MLflowLogger, flatten, run_callbacks
 from medlearn.errors import MissingDependencyError
 from tests.conftest import require_module
 from tests.engine.test_trainer import tiny_datasets, tiny_model, tiny_trainer
 
 
 def test_flatten_names_nested_keys_with_dots():
-    assert flatten({"model": {"name": "cnn", "params": {}}, "train": {"early_stopping": {"patience": 5}}}) == {
-        "model.name": "cnn", "model.params": "{}", "train.early_stopping.patience": "5"}
+    assert flatten(
+        {"model": {"name": "cnn", "params": {}}, "train": {"early_stopping": {"patience": 5}}}
+    ) == {"model.name": "cnn", "model.params": "{}", "train.early_stopping.patience": "5"}
 
 
 def test_a_missing_mlflow_names_the_extra_to_install(monkeypatch, tmp_path):
@@ -39,9 +39,20 @@ def test_a_tiny_training_is_found_in_the_local_mlflow_store(tmp_path, monkeypatc
     logger.on_run_start({"task": "toy", "train": {"epochs": 3, "lr": 0.01}})
     train, val = tiny_datasets()
     result = tiny_trainer(out / "checkpoints", callbacks=callbacks, epochs=3).fit(tiny_model(), train, val)
-    (out / "metrics.json").write_text(json.dumps(
-        {"task": "toy", "split": "test", "unit": "unit", "n": 80,
-         "metrics": {"auroc": {"value": 0.91, "ci95": [0.85, 0.96]}, "ece": {"value": None, "ci95": None}}}))
+    (out / "metrics.json").write_text(
+        json.dumps(
+            {
+                "task": "toy",
+                "split": "test",
+                "unit": "unit",
+                "n": 80,
+                "metrics": {
+                    "auroc": {"value": 0.91, "ci95": [0.85, 0.96]},
+                    "ece": {"value": None, "ci95": None},
+                },
+            }
+        )
+    )
     (out / "report.html").write_text("<html></html>")
     (out / "bundle").mkdir()
     (out / "bundle" / "bundle.json").write_text("{}")

@@ -62,7 +62,9 @@ def test_training_is_deterministic_for_a_seed():
 def test_early_stopping_keeps_the_best_epoch():
     train, val = tiny_datasets()
     # A monitor that never improves after epoch 1 (loss on a huge lr) must stop after `patience` epochs.
-    result = tiny_trainer(epochs=30, lr=5.0, early_stopping={"monitor": "auroc", "patience": 2}).fit(tiny_model(), train, val)
+    result = tiny_trainer(epochs=30, lr=5.0, early_stopping={"monitor": "auroc", "patience": 2}).fit(
+        tiny_model(), train, val
+    )
     assert len(result.history) < 30
     best = max(h["val_auroc"] for h in result.history)
     assert result.best_score == pytest.approx(best)
@@ -75,7 +77,9 @@ def test_resume_continues_to_the_same_result(tmp_path):
     tiny_trainer(tmp_path / "b", epochs=3).fit(tiny_model(), train, val)  # "interrupted" after 3 epochs
     resumed = tiny_trainer(tmp_path / "b").fit(tiny_model(), train, val, resume=True)
     assert len(resumed.history) == len(full.history)
-    assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in full.history])
+    assert [h["train_loss"] for h in resumed.history] == pytest.approx(
+        [h["train_loss"] for h in full.history]
+    )
 
 
 def test_balanced_class_weights_follow_sklearn():

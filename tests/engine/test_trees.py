@@ -14,8 +14,15 @@ from medlearn.engine.target import Target
 from medlearn.engine.trainer import Trainer
 from medlearn.engine.trees import ABSENT_CLASS_SCORE, BoostedTrees
 
-HYPER = dict(max_iter=30, learning_rate=0.1, max_depth=3, max_leaf_nodes=15, min_samples_leaf=5,
-             l2_regularization=1.0, max_features=1.0)
+HYPER = dict(
+    max_iter=30,
+    learning_rate=0.1,
+    max_depth=3,
+    max_leaf_nodes=15,
+    min_samples_leaf=5,
+    l2_regularization=1.0,
+    max_features=1.0,
+)
 
 
 def _table(n: int, seed: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -34,13 +41,16 @@ def test_tensor_scores_equal_scikit_learn_on_unseen_rows(kind, classes):
     model = BoostedTrees(out_channels=classes if kind == "multiclass" else 1, **HYPER)
     model.fit_arrays(x, y, kind, None, seed=0)
     sk = (HistGradientBoostingRegressor if kind == "regression" else HistGradientBoostingClassifier)(
-        **HYPER, early_stopping=False, random_state=0).fit(x.astype(np.float64), y)
+        **HYPER, early_stopping=False, random_state=0
+    ).fit(x.astype(np.float64), y)
     new, _ = _table(200, 1, classes)
     scores = model(torch.from_numpy(new)).double()
     if kind == "regression":
         np.testing.assert_allclose(scores[:, 0].numpy(), sk.predict(new.astype(np.float64)), atol=1e-4)
     elif kind == "binary":
-        np.testing.assert_allclose(torch.sigmoid(scores[:, 0]).numpy(), sk.predict_proba(new)[:, 1], atol=1e-5)
+        np.testing.assert_allclose(
+            torch.sigmoid(scores[:, 0]).numpy(), sk.predict_proba(new)[:, 1], atol=1e-5
+        )
     else:
         np.testing.assert_allclose(torch.softmax(scores, 1).numpy(), sk.predict_proba(new), atol=1e-5)
 

@@ -19,9 +19,25 @@ runner = CliRunner()
 def bundle(tmp_path_factory) -> Path:
     require_data("imaging/pneumoniamnist.npz")
     out = tmp_path_factory.mktemp("cxr") / "run"
-    result = runner.invoke(app, ["train", "cxr_pneumonia", "--out", str(out), "--quiet", "--set", "train.epochs=1",
-                                 "--set", "train.max_train_batches=3", "--set", "eval.n_bootstrap=50",
-                                 "--set", "model.params.widths=[8,16,32,64]"], catch_exceptions=False)
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "cxr_pneumonia",
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "train.max_train_batches=3",
+            "--set",
+            "eval.n_bootstrap=50",
+            "--set",
+            "model.params.widths=[8,16,32,64]",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     return out / "bundle"
 
@@ -46,8 +62,17 @@ def test_predict_png_and_npz(bundle, tmp_path):
     images = np.load(require_data("imaging/pneumoniamnist.npz"))["test_images"][:3]
     Image.fromarray(images[0]).resize((112, 112)).save(tmp_path / "xray.png")  # a larger picture is resized
     np.savez(tmp_path / "batch.npz", images=images)
-    result = runner.invoke(app, ["predict", str(bundle), str(tmp_path / "xray.png"), str(tmp_path / "batch.npz"),
-                                 "--json", "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "predict",
+            str(bundle),
+            str(tmp_path / "xray.png"),
+            str(tmp_path / "batch.npz"),
+            "--json",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     records = json.loads(result.stdout)
     assert [r["unit"] for r in records] == ["xray.png", "batch.npz[0]", "batch.npz[1]", "batch.npz[2]"]

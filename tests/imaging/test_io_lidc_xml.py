@@ -107,8 +107,13 @@ def test_partial_and_outside_marks(lidc) -> None:  # type: ignore[no-untyped-def
 
 def _toy_volume() -> Volume:
     return Volume(
-        hu=np.zeros((2, 20, 20), np.float32), spacing_mm=(2.0, 1.0, 1.0), origin_mm=(0.0, 0.0, 10.0),
-        direction=(1, 0, 0, 0, 1, 0, 0, 0, 1), z_positions_mm=(10.0, 12.0), series_uid="1.2", patient_id=None,
+        hu=np.zeros((2, 20, 20), np.float32),
+        spacing_mm=(2.0, 1.0, 1.0),
+        origin_mm=(0.0, 0.0, 10.0),
+        direction=(1, 0, 0, 0, 1, 0, 0, 0, 1),
+        z_positions_mm=(10.0, 12.0),
+        series_uid="1.2",
+        patient_id=None,
         source="toy",
     )
 
@@ -119,7 +124,10 @@ def _square(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
 
 def test_mask_fills_boundary_and_subtracts_holes() -> None:
     mark = ReaderMark(
-        reading_session=0, reader_nodule_id="toy", series_uid="1.2", characteristics={"malignancy": 3},
+        reading_session=0,
+        reader_nodule_id="toy",
+        series_uid="1.2",
+        characteristics={"malignancy": 3},
         rois=(
             RoiContour(z_mm=12.0, sop_uid="a", inclusion=True, points_xy_px=_square(2, 3, 12, 13)),
             RoiContour(z_mm=12.0, sop_uid="a", inclusion=False, points_xy_px=_square(5, 6, 8, 9)),

@@ -18,7 +18,6 @@ from medlearn.imaging.io.png import read_png_stack
 from medlearn.imaging.io.volume import Volume
 from tests.conftest import require_data
 
-
 # --- npz ---------------------------------------------------------------------------------------------
 
 
@@ -120,8 +119,11 @@ def _lps_volume(rng: np.random.Generator) -> Volume:
         hu=rng.normal(size=(5, 6, 7)).astype(np.float32),
         spacing_mm=(2.5, 0.8, 0.7),
         origin_mm=(-30.0, -20.0, -100.0),
-        direction=(1, 0, 0, 0, 1, 0, 0, 0, 1), z_positions_mm=tuple(-100.0 + 2.5 * k for k in range(5)),
-        series_uid=None, patient_id=None, source="mem",
+        direction=(1, 0, 0, 0, 1, 0, 0, 0, 1),
+        z_positions_mm=tuple(-100.0 + 2.5 * k for k in range(5)),
+        series_uid=None,
+        patient_id=None,
+        source="mem",
     )
 
 
@@ -193,5 +195,13 @@ def test_oblique_world_voxel_roundtrip(rng: np.random.Generator) -> None:
 
 def test_volume_validates_shapes() -> None:
     with pytest.raises(ValueError, match="z_positions_mm has 2 values for 3 slices"):
-        Volume(np.zeros((3, 2, 2), np.float32), (1, 1, 1), (0, 0, 0), (1, 0, 0, 0, 1, 0, 0, 0, 1), (0, 1),
-               None, None, "")
+        Volume(
+            np.zeros((3, 2, 2), np.float32),
+            (1, 1, 1),
+            (0, 0, 0),
+            (1, 0, 0, 0, 1, 0, 0, 0, 1),
+            (0, 1),
+            None,
+            None,
+            "",
+        )

@@ -58,6 +58,8 @@ def test_stack_preprocessing_centres_the_slices():
 
 
 def test_labels_with_a_bad_value_name_the_line(tmp_path):
-    (tmp_path / "labels.csv").write_text("exam_id,nodule_id,malignancy,label,image_dir\ne1,n1,4,yes,images/x\n")
+    (tmp_path / "labels.csv").write_text(
+        "exam_id,nodule_id,malignancy,label,image_dir\ne1,n1,4,yes,images/x\n"
+    )
     with pytest.raises(InputError, match=r"labels.csv: line 2: label must be 0 or 1"):
         task_class("lung_nodule_malignancy")().load(tmp_path)

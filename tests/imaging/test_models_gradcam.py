@@ -115,4 +115,8 @@ def test_a_zero_map_overlay_writes_the_sentence_instead_of_a_blank_picture():
     middle = picture[112:144, 40:216].mean(axis=-1)
     assert middle.mean() < plain[112:144, 40:216].mean() - 0.2
     assert np.allclose(picture[:20, :20].mean(axis=-1), plain[:20, :20], atol=0.02)
-    assert overlay(gray, np.linspace(0, 1, 1024).reshape(32, 32)).shape == (32, 32, 3)  # a real map is not stamped
+    assert overlay(gray, np.linspace(0, 1, 1024).reshape(32, 32)).shape == (
+        32,
+        32,
+        3,
+    )  # a real map is not stamped

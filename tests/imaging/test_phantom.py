@@ -111,8 +111,9 @@ def test_malignant_margin_is_irregular() -> None:
     for seed in range(3):
         base, _ = make_phantom_volume(np.random.default_rng(seed), shape, spacing, 0, noise_sd_hu=0.0)
         for malignant in (True, False):
-            hu, (nod,) = make_phantom_volume(np.random.default_rng(seed), shape, spacing, 1, [malignant],
-                                             noise_sd_hu=0.0)
+            hu, (nod,) = make_phantom_volume(
+                np.random.default_rng(seed), shape, spacing, 1, [malignant], noise_sd_hu=0.0
+            )
             zz, yy, xx = np.nonzero(np.abs(hu.astype(int) - base) > 300)  # voxels the nodule changed
             world = np.c_[xx, yy, zz] * 1.0 + origin
             excess = np.linalg.norm(world - np.array(nod.center_mm), axis=1).max() - nod.diameter_mm / 2

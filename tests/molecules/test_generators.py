@@ -32,11 +32,24 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _tiny_cfg(model: str, **params):
-    overrides = [f"data.root={nci_smiles()}", f"name=tiny_{model}", "data.options.test_file=null",
-                 "data.options.test_scaffolds_file=null", "data.options.n_train=400", "data.options.n_val=60",
-                 "data.options.n_test=100", "data.options.n_samples=120", "data.options.n_val_samples=20",
-                 f"model.name={model}", "train.epochs=2", "train.batch_size=32", "train.max_train_batches=null",
-                 "train.time_limit_minutes=null", "train.scheduler=none", "train.lr=0.003"]
+    overrides = [
+        f"data.root={nci_smiles()}",
+        f"name=tiny_{model}",
+        "data.options.test_file=null",
+        "data.options.test_scaffolds_file=null",
+        "data.options.n_train=400",
+        "data.options.n_val=60",
+        "data.options.n_test=100",
+        "data.options.n_samples=120",
+        "data.options.n_val_samples=20",
+        f"model.name={model}",
+        "train.epochs=2",
+        "train.batch_size=32",
+        "train.max_train_batches=null",
+        "train.time_limit_minutes=null",
+        "train.scheduler=none",
+        "train.lr=0.003",
+    ]
     overrides += [f"model.params={json.dumps(params)}"]
     return load_config("mol_charrnn_moses", overrides)
 
@@ -50,8 +63,17 @@ def charrnn_run(tmp_path_factory, one_torch_thread):
 @pytest.fixture(scope="module")
 def vae_run(tmp_path_factory, one_torch_thread):
     out = tmp_path_factory.mktemp("vae")
-    return train_experiment(_tiny_cfg("mol_vae", encoder_hidden=32, latent_dim=8, decoder_hidden=64,
-                                      decoder_layers=1, kl_anneal_steps=10), out)
+    return train_experiment(
+        _tiny_cfg(
+            "mol_vae",
+            encoder_hidden=32,
+            latent_dim=8,
+            decoder_hidden=64,
+            decoder_layers=1,
+            kl_anneal_steps=10,
+        ),
+        out,
+    )
 
 
 def _tokens(rows):
@@ -78,7 +100,9 @@ def test_charrnn_log_likelihood_sums_the_teacher_forced_loss():
     model = CharRNN(10, 8, 16, 1).eval()
     x = _tokens([[BOS_ID, 4, 5, 6, EOS_ID]])
     # mean cross-entropy over the 4 predicted tokens = -log-likelihood / 4
-    assert model.training_loss(x).item() == pytest.approx(-model.log_likelihood(x.long()).item() / 4, rel=1e-5)
+    assert model.training_loss(x).item() == pytest.approx(
+        -model.log_likelihood(x.long()).item() / 4, rel=1e-5
+    )
 
 
 def test_samples_end_at_eos_and_repeat_with_the_seed():
@@ -90,7 +114,7 @@ def test_samples_end_at_eos_and_repeat_with_the_seed():
     assert not ((a == BOS_ID).any())
     for row in a.tolist():
         if EOS_ID in row:
-            assert set(row[row.index(EOS_ID) + 1:]) <= {PAD_ID}
+            assert set(row[row.index(EOS_ID) + 1 :]) <= {PAD_ID}
 
 
 def test_trained_bundle_writes_outputs_and_generates(charrnn_run, tmp_path):
@@ -102,20 +126,28 @@ def test_trained_bundle_writes_outputs_and_generates(charrnn_run, tmp_path):
     with (out / "predictions.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 120 and list(rows[0]) == ["SMILES", "id", "split", "valid", "canonical"]
-    assert sum(int(r["valid"]) for r in rows) / 120 == pytest.approx(metrics["metrics"]["validity"]["value"], abs=1e-6)
+    assert sum(int(r["valid"]) for r in rows) / 120 == pytest.approx(
+        metrics["metrics"]["validity"]["value"], abs=1e-6
+    )
     report = (out / "report.html").read_text()
-    assert "beside the MOSES baselines" in report and "data:image/png;base64" in report  # own reference: held-out NCI molecules
+    assert (
+        "beside the MOSES baselines" in report and "data:image/png;base64" in report
+    )  # own reference: held-out NCI molecules
     bundle = load_bundle(charrnn_run.bundle)
-    assert bundle.kind == "generative" and bundle.meta["preprocessing"][0]["name"] == "mol_tokens"
+    assert bundle.kind == "generative" and bundle.meta.preprocessing[0]["name"] == "mol_tokens"
     first, again = bundle.generate(40, seed=7), bundle.generate(40, seed=7)
     assert first == again and len(first) == 40
     target = tmp_path / "mols.csv"
-    result = runner.invoke(app, ["generate", str(charrnn_run.bundle), "-n", "25", "--out", str(target), "--quiet"])
+    result = runner.invoke(
+        app, ["generate", str(charrnn_run.bundle), "-n", "25", "--out", str(target), "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     with target.open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 25 and rows[0].keys() == {"SMILES"}
-    again = runner.invoke(app, ["generate", str(charrnn_run.bundle), "-n", "5", "--out", str(target), "--quiet"])
+    again = runner.invoke(
+        app, ["generate", str(charrnn_run.bundle), "-n", "5", "--out", str(target), "--quiet"]
+    )
     assert again.exit_code == 2 and "--force" in again.output
 
 
@@ -132,7 +164,7 @@ def test_charrnn_learns_more_than_token_frequencies(charrnn_run):
 
     cfg = _tiny_cfg("char_rnn", hidden_size=64, num_layers=1)
     table = make_task(cfg).load(resolve_root(cfg))
-    pre = Preprocessing(load_bundle(charrnn_run.bundle).meta["preprocessing"])
+    pre = Preprocessing(load_bundle(charrnn_run.bundle).meta.preprocessing)
 
     def predicted_tokens(split: str) -> np.ndarray:  # the targets of next-token prediction (EOS included)
         ids = [np.asarray(pre(table.raw[i])).astype(int) for i in np.flatnonzero(table.split == split)]
@@ -161,7 +193,7 @@ def test_latent_gan_trains_on_the_vae_latents_and_travels_without_it(vae_run, ch
     shutil.rmtree(vae_copy)  # the GAN bundle carries the frozen autoencoder itself
     bundle = load_bundle(run.bundle)
     assert isinstance(bundle.model, LatentGAN)
-    assert isinstance(bundle.meta["model"]["params"]["autoencoder"], dict)
+    assert isinstance(bundle.meta.model.params["autoencoder"], dict)
     vae = load_bundle(vae_run.bundle).model
     assert torch.equal(bundle.model.autoencoder.head.weight, vae.head.weight)  # frozen: not trained further
     assert len(bundle.generate(30, seed=1)) == 30
@@ -178,10 +210,19 @@ def test_latent_gan_trains_on_the_vae_latents_and_travels_without_it(vae_run, ch
 def test_training_molecules_with_invalid_smiles_are_counted_and_skipped(tmp_path):
     from medlearn.molecules.tasks import MoleculeGeneration
 
-    valid = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC", "O=C(O)c1ccccc1", "CCCCCCCCCCCCCCCCCCCCCCCC"] * 10
+    valid = [
+        "CCO",
+        "c1ccccc1O",
+        "CC(=O)Nc1ccc(O)cc1",
+        "CCN(CC)CC",
+        "O=C(O)c1ccccc1",
+        "CCCCCCCCCCCCCCCCCCCCCCCC",
+    ] * 10
     path = tmp_path / "mols.csv"
     path.write_text("smiles\n" + "\n".join([*valid, "C1CC", "C(C)(C)(C)(C)C", '""']) + "\n")
-    task = MoleculeGeneration({"n_train": None, "n_val": 10, "test_file": None, "n_test": 10, "max_tokens": 20})
+    task = MoleculeGeneration(
+        {"n_train": None, "n_val": 10, "test_file": None, "n_test": 10, "max_tokens": 20}
+    )
     table = task.load(path)
     report = task.canonicalization
     assert report["rejected"]["parse_failure"] == 1 and report["rejected"]["sanitization_failure"] == 1
@@ -197,16 +238,31 @@ def test_time_limit_stops_training_after_the_epoch_that_reached_it(tmp_path):
     assert len(run.fit.history) == 1
 
 
-@pytest.mark.parametrize("content, message", [
-    ("", "empty"),
-    ("name,value\nethanol,1\n", "SMILES"),
-    ("SMILES\nnot_a_smiles\nC1CC\n", "too few"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "empty"),
+        ("name,value\nethanol,1\n", "SMILES"),
+        ("SMILES\nnot_a_smiles\nC1CC\n", "too few"),
+    ],
+)
 def test_train_on_bad_molecule_files_is_one_clear_line(tmp_path, content, message):
     path = tmp_path / "mols.csv"
     path.write_text(content)
-    result = runner.invoke(app, ["train", "mol_charrnn_moses", "--data", str(path), "--out", str(tmp_path / "run"),
-                                 "--set", "data.options.test_file=null", "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "mol_charrnn_moses",
+            "--data",
+            str(path),
+            "--out",
+            str(tmp_path / "run"),
+            "--set",
+            "data.options.test_file=null",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert str(path) in result.output and message in result.output
     assert "Traceback" not in result.output
@@ -231,12 +287,24 @@ def test_moses_layout_scores_against_its_test_files_and_whole_training_file(tmp_
     (root / "scaffolds.csv").write_text("SMILES\n" + "\n".join(test[300:]) + "\n")
     for name in ("mcf.csv", "wehi_pains.csv"):
         shutil.copy(moses / name, root / name)
-    cfg = load_config("mol_charrnn_moses", [
-        f"data.root={root}", "data.options.train_file=train.csv", "data.options.test_file=test.csv",
-        "data.options.test_scaffolds_file=scaffolds.csv", "data.options.n_train=500", "data.options.n_val=50",
-        "data.options.n_samples=100", "data.options.n_val_samples=10", "model.params.hidden_size=32",
-        "model.params.num_layers=1", "train.epochs=1", "train.max_train_batches=null",
-        "train.time_limit_minutes=null"])
+    cfg = load_config(
+        "mol_charrnn_moses",
+        [
+            f"data.root={root}",
+            "data.options.train_file=train.csv",
+            "data.options.test_file=test.csv",
+            "data.options.test_scaffolds_file=scaffolds.csv",
+            "data.options.n_train=500",
+            "data.options.n_val=50",
+            "data.options.n_samples=100",
+            "data.options.n_val_samples=10",
+            "model.params.hidden_size=32",
+            "model.params.num_layers=1",
+            "train.epochs=1",
+            "train.max_train_batches=null",
+            "train.time_limit_minutes=null",
+        ],
+    )
     run = train_experiment(cfg, tmp_path / "run")
     metrics = run.metrics["metrics"]
     assert {"fcd_test", "fcd_testsf", "snn_testsf", "scaf_testsf", "novelty"} <= set(metrics)

@@ -82,7 +82,7 @@ def test_kekulized_graphs_have_no_aromatic_bonds_but_keep_the_aromatic_flag(feat
     graph = featurizer.encode("c1ccc2[nH]ccc2c1")
     assert set(np.unique(graph.adjacency)) == {0, 1, 2}
     aromatic = graph.atom_features[:, featurizer.feature_names.index("aromatic")]
-    assert aromatic[:graph.n_atoms].all() and not aromatic[graph.n_atoms:].any()
+    assert aromatic[: graph.n_atoms].all() and not aromatic[graph.n_atoms :].any()
     aromatic_bonds = GraphFeaturizer(ATOM_TYPES, 32, kekulize=False).encode("c1ccc2[nH]ccc2c1").adjacency
     assert BOND_TYPES.index("AROMATIC") + 1 in aromatic_bonds
 
@@ -106,7 +106,7 @@ def test_graph_arrays_are_padded_symmetric_and_consistent(featurizer):
     for prefix in ("element=", "charge=", "hydrogens="):
         columns = [i for i, name in enumerate(names) if name.startswith(prefix)]
         np.testing.assert_array_equal(features[:, columns].sum(axis=1), 1.0)
-    elements = [names[i].removeprefix("element=") for i in features[:, :len(ATOM_TYPES)].argmax(axis=1)]
+    elements = [names[i].removeprefix("element=") for i in features[:, : len(ATOM_TYPES)].argmax(axis=1)]
     assert elements == [featurizer.atom_types[i - 1] for i in graph.atoms[:n]]
 
 

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from medlearn.cli import app
 from medlearn.errors import ConfigError, InputError
-
 from tests.conftest import require_module
 
 require_module("rdkit")
@@ -45,15 +44,35 @@ def prior(tmp_path_factory, one_torch_thread):
     from medlearn.engine.progress import set_quiet
     from medlearn.engine.run import train_experiment
 
-    raw = {"name": "tiny_prior", "task": "molecule_generation",
-           "data": {"root": str(Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"), "cache": False,
-                    "options": {"n_train": 1000, "n_val": 100, "test_file": None, "n_test": 50,
-                                "n_samples": 50, "n_val_samples": 50}},
-           "model": {"name": "char_rnn",
-                     "params": {"hidden_size": 128, "num_layers": 1, "embedding_dim": 32}},
-           "train": {"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 0.005, "weight_decay": 0,
-                     "scheduler": "none", "class_weighting": "none", "augment": False, "grad_clip": 5,
-                     "seed": 0}}
+    raw = {
+        "name": "tiny_prior",
+        "task": "molecule_generation",
+        "data": {
+            "root": str(Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"),
+            "cache": False,
+            "options": {
+                "n_train": 1000,
+                "n_val": 100,
+                "test_file": None,
+                "n_test": 50,
+                "n_samples": 50,
+                "n_val_samples": 50,
+            },
+        },
+        "model": {"name": "char_rnn", "params": {"hidden_size": 128, "num_layers": 1, "embedding_dim": 32}},
+        "train": {
+            "epochs": 5,
+            "batch_size": 64,
+            "optimizer": "adam",
+            "lr": 0.005,
+            "weight_decay": 0,
+            "scheduler": "none",
+            "class_weighting": "none",
+            "augment": False,
+            "grad_clip": 5,
+            "seed": 0,
+        },
+    }
     out = tmp_path_factory.mktemp("prior")
     set_quiet(True)
     try:
@@ -100,7 +119,7 @@ def test_geometric_mean_of_components_and_pains_penalty():
     both = Objective(qed=1.0, logp_range=(2.0, 3.0)).score([ASPIRIN])[0]
     assert both == pytest.approx(math.sqrt(aspirin_qed * math.exp(-(2.0 - aspirin_logp))), abs=1e-9)
     weighted = Objective(qed=3.0, logp_range=(2.0, 3.0)).score([ASPIRIN])[0]
-    assert weighted == pytest.approx((aspirin_qed ** 3 * math.exp(-(2.0 - aspirin_logp))) ** 0.25, abs=1e-9)
+    assert weighted == pytest.approx((aspirin_qed**3 * math.exp(-(2.0 - aspirin_logp))) ** 0.25, abs=1e-9)
     # aspirin is easy to make (SA 1.6): the SA component is 1 and the geometric mean is sqrt(QED × 1)
     capped = Objective(qed=1.0, max_sa=4.0).score([ASPIRIN])[0]
     assert capped == pytest.approx(math.sqrt(aspirin_qed), abs=1e-9)
@@ -135,8 +154,10 @@ def test_reinvent_raises_the_objective_over_the_prior(guided_run):
     assert 0.0 < m["int_div1"] < 1.0 and m["top_k_score_mean"] >= m["score_mean_agent"]
     assert m["novelty_agent"] is not None and 0.0 <= m["novelty_agent"] <= 1.0
     assert len(result.history) == 40
-    first, last = np.mean([h["score_mean"] for h in result.history[:5]]), \
-        np.mean([h["score_mean"] for h in result.history[-5:]])
+    first, last = (
+        np.mean([h["score_mean"] for h in result.history[:5]]),
+        np.mean([h["score_mean"] for h in result.history[-5:]]),
+    )
     assert last > first
 
 
@@ -167,9 +188,9 @@ def test_outputs_top_csv_report_and_a_bundle_that_generates(guided_run, prior):
     assert "Score per step" in report and "Top 12" in report and report.count("data:image/png") >= 3
 
     agent = load_bundle(out / "bundle")
-    assert agent.kind == "generative" and agent.meta["model"] == prior.meta["model"]
-    assert agent.meta["preprocessing"] == prior.meta["preprocessing"]
-    assert agent.meta["guided"]["objective"]["qed"] == 1.0 and agent.meta["guided"]["steps"] == 40
+    assert agent.kind == "generative" and agent.meta.model == prior.meta.model
+    assert agent.meta.preprocessing == prior.meta.preprocessing
+    assert agent.meta.guided["objective"]["qed"] == 1.0 and agent.meta.guided["steps"] == 40
     samples = agent.generate(20, seed=1)
     assert len(samples) == 20 and all(isinstance(s, str) for s in samples)
     # the saved weights are the agent's, not the prior's
@@ -186,37 +207,66 @@ def _one_line_error(result, *needles):
 
 def test_cli_bad_inputs_are_one_line_exit_2(prior, tmp_path):
     bundle = str(prior.path)
-    _one_line_error(runner.invoke(app, ["optimize", bundle, "--out", str(tmp_path / "a"), "--logp", "3,1"]),
-                    "LO < HI")
-    _one_line_error(runner.invoke(app, ["optimize", bundle, "--out", str(tmp_path / "a"), "--logp", "x"]),
-                    "--logp")
-    _one_line_error(runner.invoke(app, ["optimize", bundle, "--out", str(tmp_path / "a"), "--no-qed"]),
-                    "no active component")
-    _one_line_error(runner.invoke(app, ["optimize", str(tmp_path / "missing"), "--out", str(tmp_path / "a")]),
-                    "missing")
+    _one_line_error(
+        runner.invoke(app, ["optimize", bundle, "--out", str(tmp_path / "a"), "--logp", "3,1"]), "LO < HI"
+    )
+    _one_line_error(
+        runner.invoke(app, ["optimize", bundle, "--out", str(tmp_path / "a"), "--logp", "x"]), "--logp"
+    )
+    _one_line_error(
+        runner.invoke(app, ["optimize", bundle, "--out", str(tmp_path / "a"), "--no-qed"]),
+        "no active component",
+    )
+    _one_line_error(
+        runner.invoke(app, ["optimize", str(tmp_path / "missing"), "--out", str(tmp_path / "a")]), "missing"
+    )
     # a bundle that is not a generator's
     fake = tmp_path / "classifier"
     fake.mkdir()
     for name in ("model.safetensors", "model_card.md"):
         (fake / name).write_bytes((prior.path / name).read_bytes())
     meta = json.loads((prior.path / "bundle.json").read_text())
-    meta["kind"] = "binary"
+    meta["target"]["kind"] = "binary"
     (fake / "bundle.json").write_text(json.dumps(meta))
-    _one_line_error(runner.invoke(app, ["optimize", str(fake), "--out", str(tmp_path / "a")]),
-                    "binary", "cannot be guided")
+    _one_line_error(
+        runner.invoke(app, ["optimize", str(fake), "--out", str(tmp_path / "a")]),
+        "binary",
+        "cannot be guided",
+    )
     assert not (tmp_path / "a").exists()  # nothing written for a rejected run
 
 
 def test_cli_runs_and_refuses_to_overwrite(prior, tmp_path):
     out = tmp_path / "run"
-    args = ["optimize", str(prior.path), "--out", str(out), "--logp", "1,3", "--max-sa", "4", "--no-pains",
-            "--steps", "2", "--batch-size", "16", "--top-k", "5", "--threads", "1"]
+    args = [
+        "optimize",
+        str(prior.path),
+        "--out",
+        str(out),
+        "--logp",
+        "1,3",
+        "--max-sa",
+        "4",
+        "--no-pains",
+        "--steps",
+        "2",
+        "--batch-size",
+        "16",
+        "--top-k",
+        "5",
+        "--threads",
+        "1",
+    ]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "prior" in result.output and "→ agent" in result.output and "IntDiv" in result.output
     assert {"bundle", "top.csv", "metrics.json", "report.html"} <= {p.name for p in out.iterdir()}
     meta = json.loads((out / "bundle" / "bundle.json").read_text())
     objective = meta["guided"]["objective"]
-    assert {k: objective[k] for k in ("qed", "logp_range", "max_sa", "no_pains")} == \
-        {"qed": 1.0, "logp_range": [1.0, 3.0], "max_sa": 4.0, "no_pains": True}
+    assert {k: objective[k] for k in ("qed", "logp_range", "max_sa", "no_pains")} == {
+        "qed": 1.0,
+        "logp_range": [1.0, 3.0],
+        "max_sa": 4.0,
+        "no_pains": True,
+    }
     _one_line_error(runner.invoke(app, args), "--force")

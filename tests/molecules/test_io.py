@@ -24,14 +24,17 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name, text", [
-    ("a.csv", "SMILES\nCCO\nc1ccccc1\n"),
-    ("a.csv.gz", "SMILES\nCCO\nc1ccccc1\n"),
-    ("a.csv", "id,smiles,y\n1,CCO,0.5\n2,c1ccccc1,1\n"),
-    ("a.tsv", "smiles\tname\nCCO\tethanol\nc1ccccc1\tbenzene\n"),
-    ("a.smi", "SMILES name\nCCO ethanol\n\nc1ccccc1\n"),
-    ("a.smi.gz", "CCO\nc1ccccc1 benzene\n"),
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("a.csv", "SMILES\nCCO\nc1ccccc1\n"),
+        ("a.csv.gz", "SMILES\nCCO\nc1ccccc1\n"),
+        ("a.csv", "id,smiles,y\n1,CCO,0.5\n2,c1ccccc1,1\n"),
+        ("a.tsv", "smiles\tname\nCCO\tethanol\nc1ccccc1\tbenzene\n"),
+        ("a.smi", "SMILES name\nCCO ethanol\n\nc1ccccc1\n"),
+        ("a.smi.gz", "CCO\nc1ccccc1 benzene\n"),
+    ],
+)
 def test_read_smiles_reads_every_supported_text_format(tmp_path, name, text):
     assert read_smiles(write(tmp_path / name, text)) == ["CCO", "c1ccccc1"]
 
@@ -58,12 +61,15 @@ def test_wrong_column_names_the_file_and_the_columns_found(tmp_path):
         read_smiles(path)
 
 
-@pytest.mark.parametrize("name, text, message", [
-    ("empty.csv", "", "empty"),
-    ("header.csv", "SMILES\n", "no molecules"),
-    ("empty.smi", "\n\n", "no molecules"),
-    ("empty.sdf", "", "empty"),
-])
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("empty.csv", "", "empty"),
+        ("header.csv", "SMILES\n", "no molecules"),
+        ("empty.smi", "\n\n", "no molecules"),
+        ("empty.sdf", "", "empty"),
+    ],
+)
 def test_empty_files_raise_input_error(tmp_path, name, text, message):
     with pytest.raises(InputError, match=message):
         read_smiles(write(tmp_path / name, text))

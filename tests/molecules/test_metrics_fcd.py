@@ -15,9 +15,18 @@ from medlearn.molecules.metrics.chemnet import (  # noqa: E402
     frechet_distance,
 )
 
-SMILES = ["CCO", "c1ccccc1", "CC(=O)Nc1ccc(O)cc1", "Clc1ccc(Br)cc1[Si](C)(C)C", "C[N+](C)(C)C.[Cl-]",
-          "O=C1C=CC(=O)C=C1", "CC(C)Cc1ccc(cc1)[C@@H](C)C(=O)O", "c1ccc2[nH]ccc2c1", "[2H]C([2H])([2H])O",
-          "C" * 400]  # longer than fcd's default pad of 350: the pad length grows for the whole list
+SMILES = [
+    "CCO",
+    "c1ccccc1",
+    "CC(=O)Nc1ccc(O)cc1",
+    "Clc1ccc(Br)cc1[Si](C)(C)C",
+    "C[N+](C)(C)C.[Cl-]",
+    "O=C1C=CC(=O)C=C1",
+    "CC(C)Cc1ccc(cc1)[C@@H](C)C(=O)O",
+    "c1ccc2[nH]ccc2c1",
+    "[2H]C([2H])([2H])O",
+    "C" * 400,
+]  # longer than fcd's default pad of 350: the pad length grows for the whole list
 
 
 def test_chemnet_activations_equal_the_fcd_package_including_long_and_unknown_tokens():

@@ -17,14 +17,14 @@ from tests.conftest import require_data  # noqa: E402
 
 CASES = {
     "S=C1SC(=Cc2ccccc2)C(=O)N1": False,  # PAINS ene_rhod_A
-    "Oc1ccccc1O": False,                 # PAINS catechol_A
-    "O=C1C=CC(=O)C=C1": False,           # PAINS quinone_A
-    "CC=CC#N": False,                    # MCF1
-    "CSSC": False,                       # MCF16 disulfide
-    "C[N+](C)(C)C": False,               # charged
-    "C[Si](C)(C)C": False,               # Si is not an allowed atom
-    "C1CCCCCCC1": False,                 # 8-membered ring
-    "C1CCCCCC1": True,                   # 7-membered ring is allowed
+    "Oc1ccccc1O": False,  # PAINS catechol_A
+    "O=C1C=CC(=O)C=C1": False,  # PAINS quinone_A
+    "CC=CC#N": False,  # MCF1
+    "CSSC": False,  # MCF16 disulfide
+    "C[N+](C)(C)C": False,  # charged
+    "C[Si](C)(C)C": False,  # Si is not an allowed atom
+    "C1CCCCCCC1": False,  # 8-membered ring
+    "C1CCCCCC1": True,  # 7-membered ring is allowed
     "CC(=O)Nc1ccc(O)cc1": True,
     "Nc1nccs1": True,
 }

@@ -51,8 +51,11 @@ def test_statistics_are_cached_under_medlearn_cache_and_reused(monkeypatch):
     assert second.scaffolds == first.scaffolds == {"c1ccc2ccccc2c1": 1, "O=C(Nc1ccccc1)c1ccccc1": 1}
     from rdkit import Chem
 
-    expected = Counter(f for smiles in SMILES for f in
-                       Chem.MolToSmiles(Chem.FragmentOnBRICSBonds(Chem.MolFromSmiles(smiles))).split("."))
+    expected = Counter(
+        f
+        for smiles in SMILES
+        for f in Chem.MolToSmiles(Chem.FragmentOnBRICSBonds(Chem.MolFromSmiles(smiles))).split(".")
+    )
     assert second.fragments == first.fragments == dict(expected)
     np.testing.assert_allclose(second.fcd_mu, first.fcd_mu)
     assert set(second.properties) == {"logP", "SA", "QED", "weight"}
@@ -90,11 +93,15 @@ def test_moses_reference_load_from_explicit_files(tmp_path):
     (tmp_path / "mcf.csv").write_text("names,smarts\nMCF1,[#6]=&!@[#6]-[#6]#[#7]\n")
     (tmp_path / "pains.csv").write_text('"c1ccccc1O","<regId=phenol>"\n')
     reference = MosesReference.load(
-        test_path=write_csv(tmp_path / "test.csv", SMILES), test_stats=write_stats(tmp_path / "t.npz"),
+        test_path=write_csv(tmp_path / "test.csv", SMILES),
+        test_stats=write_stats(tmp_path / "t.npz"),
         test_scaffolds_path=write_csv(tmp_path / "sf.csv", SMILES[:3]),
         test_scaffolds_stats=write_stats(tmp_path / "sf.npz", with_properties=False),
-        mcf_path=tmp_path / "mcf.csv", pains_path=tmp_path / "pains.csv",
-        train_path=write_csv(tmp_path / "train.csv", ["CCO", "CCN"]), n_jobs=1)
+        mcf_path=tmp_path / "mcf.csv",
+        pains_path=tmp_path / "pains.csv",
+        train_path=write_csv(tmp_path / "train.csv", ["CCO", "CCN"]),
+        n_jobs=1,
+    )
     assert [r.name for r in reference.references] == ["Test", "TestSF"]
     assert reference.test_scaffolds.properties is None
     assert reference.filter_smarts == ("[#6]=&!@[#6]-[#6]#[#7]", "c1ccccc1O")

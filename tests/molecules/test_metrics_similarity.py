@@ -50,7 +50,7 @@ def test_internal_diversity_equals_moses_formula_on_rdkit_similarities():
     pairs = np.array([DataStructs.BulkTanimotoSimilarity(fp, fps) for fp in fps])
     got = internal_diversity(packed(GENERATED), chunk_size=3)  # blocks above the diagonal, and the diagonal
     assert got[1] == pytest.approx(1 - pairs.mean(), abs=1e-6)
-    assert got[2] == pytest.approx(1 - np.mean(np.sqrt((pairs ** 2).mean(axis=1))), abs=1e-6)
+    assert got[2] == pytest.approx(1 - np.mean(np.sqrt((pairs**2).mean(axis=1))), abs=1e-6)
 
 
 def test_weights_equal_repeating_the_rows():

@@ -38,7 +38,9 @@ def test_ten_thousand_test_molecules_have_near_zero_fcd_and_property_distances(t
         test_path=write_csv(tmp_path / "test.csv", reference_smiles),
         test_stats=moses / "test_stats_fcd_props.npz",
         test_scaffolds_path=write_csv(tmp_path / "sf.csv", rng.sample(scaffold_test, 20_000)),
-        test_scaffolds_stats=moses / "test_scaffolds_stats_fcd.npz", n_jobs=2)
+        test_scaffolds_stats=moses / "test_scaffolds_stats_fcd.npz",
+        n_jobs=2,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         table = compute_metrics(generated, reference, n_jobs=2)

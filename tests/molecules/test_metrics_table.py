@@ -23,20 +23,39 @@ from medlearn.errors import InputError  # noqa: E402
 from medlearn.molecules.metrics import MosesReference, compute_metrics  # noqa: E402
 
 MCF1 = "[#6]=&!@[#6]-[#6]#[#7]"  # acyclic C=C-C#N, one of the MOSES medicinal-chemistry filters
-REFERENCE = ["c1ccc2ccccc2c1", "c1ccc(-c2ccccc2)cc1", "CCOC(=O)c1ccccc1", "CC(=O)Nc1ccc(O)cc1", "CCN(CC)CC",
-             "O=C(Nc1ccccc1)c1ccccc1", "Cc1ccc2[nH]ccc2c1", "OCCc1ccncc1"]
+REFERENCE = [
+    "c1ccc2ccccc2c1",
+    "c1ccc(-c2ccccc2)cc1",
+    "CCOC(=O)c1ccccc1",
+    "CC(=O)Nc1ccc(O)cc1",
+    "CCN(CC)CC",
+    "O=C(Nc1ccccc1)c1ccccc1",
+    "Cc1ccc2[nH]ccc2c1",
+    "OCCc1ccncc1",
+]
 REFERENCE_SF = ["C1CCC2CCCCC2C1", "c1ccc(Cc2ccccc2)cc1", "CCCCO", "NC(=O)c1ccccn1"]
 TRAIN = ["CCO", "c1ccc2ccccc2c1"]
-GENERATED = ["CCO", "OCC", "c1ccccc1", "not a smiles(", "", "CC(=O)Nc1ccc(O)cc1", "c1ccccc1",
-             "CC=CC#N", "c1ccc(-c2ccccc2)cc1", "C1CCC2CCCCC2C1"]
+GENERATED = [
+    "CCO",
+    "OCC",
+    "c1ccccc1",
+    "not a smiles(",
+    "",
+    "CC(=O)Nc1ccc(O)cc1",
+    "c1ccccc1",
+    "CC=CC#N",
+    "c1ccc(-c2ccccc2)cc1",
+    "C1CCC2CCCCC2C1",
+]
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> MosesReference:
     with pytest.MonkeyPatch.context() as patch:  # module scope: set our own isolated cache
         patch.setenv("MEDLEARN_CACHE", str(tmp_path_factory.mktemp("cache")))
-        return MosesReference.from_smiles(REFERENCE, (MCF1,), test_scaffolds_smiles=REFERENCE_SF,
-                                          train_smiles=TRAIN, n_jobs=1)
+        return MosesReference.from_smiles(
+            REFERENCE, (MCF1,), test_scaffolds_smiles=REFERENCE_SF, train_smiles=TRAIN, n_jobs=1
+        )
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +82,27 @@ def cosine(a: Counter, b: Counter) -> float:
 
 
 def test_keys_are_the_moses_names_in_moses_order(table):
-    assert list(table) == ["valid", "unique@1000", "unique@10000", "FCD/Test", "SNN/Test", "Frag/Test",
-                           "Scaf/Test", "FCD/TestSF", "SNN/TestSF", "Frag/TestSF", "Scaf/TestSF", "IntDiv",
-                           "IntDiv2", "Filters", "logP", "SA", "QED", "weight", "Novelty"]
+    assert list(table) == [
+        "valid",
+        "unique@1000",
+        "unique@10000",
+        "FCD/Test",
+        "SNN/Test",
+        "Frag/Test",
+        "Scaf/Test",
+        "FCD/TestSF",
+        "SNN/TestSF",
+        "Frag/TestSF",
+        "Scaf/TestSF",
+        "IntDiv",
+        "IntDiv2",
+        "Filters",
+        "logP",
+        "SA",
+        "QED",
+        "weight",
+        "Novelty",
+    ]
 
 
 def test_validity_uniqueness_novelty_and_filters_count_by_hand(table):
@@ -81,22 +118,27 @@ def test_snn_and_internal_diversity_match_rdkit_bulk_tanimoto_with_duplicates(ta
     pairs = np.array([DataStructs.BulkTanimotoSimilarity(fp, generated) for fp in generated])
     assert table["SNN/Test"] == pytest.approx(snn, abs=1e-6)
     assert table["IntDiv"] == pytest.approx(1 - np.mean(pairs.mean(axis=1)), abs=1e-6)
-    assert table["IntDiv2"] == pytest.approx(1 - np.mean(np.sqrt((pairs ** 2).mean(axis=1))), abs=1e-6)
+    assert table["IntDiv2"] == pytest.approx(1 - np.mean(np.sqrt((pairs**2).mean(axis=1))), abs=1e-6)
 
 
 def test_fragment_and_scaffold_similarity_are_cosines_of_count_vectors(table):
     def fragments(smiles):
-        return Counter(f for s in smiles
-                       for f in Chem.MolToSmiles(Chem.FragmentOnBRICSBonds(Chem.MolFromSmiles(s))).split("."))
+        return Counter(
+            f
+            for s in smiles
+            for f in Chem.MolToSmiles(Chem.FragmentOnBRICSBonds(Chem.MolFromSmiles(s))).split(".")
+        )
 
     def scaffolds(smiles):
         found = (MurckoScaffold.GetScaffoldForMol(Chem.MolFromSmiles(s)) for s in smiles)
         return Counter(Chem.MolToSmiles(m) for m in found if m.GetRingInfo().NumRings() >= 2)
 
     generated = valid_canonical()
-    for key, expected in [("Frag/Test", cosine(fragments(REFERENCE), fragments(generated))),
-                          ("Scaf/Test", cosine(scaffolds(REFERENCE), scaffolds(generated))),
-                          ("Scaf/TestSF", cosine(scaffolds(REFERENCE_SF), scaffolds(generated)))]:
+    for key, expected in [
+        ("Frag/Test", cosine(fragments(REFERENCE), fragments(generated))),
+        ("Scaf/Test", cosine(scaffolds(REFERENCE), scaffolds(generated))),
+        ("Scaf/TestSF", cosine(scaffolds(REFERENCE_SF), scaffolds(generated))),
+    ]:
         assert table[key] == pytest.approx(expected, abs=1e-9), key
 
 
@@ -114,8 +156,9 @@ def test_fcd_uses_fcd_package_activations_of_the_valid_canonical_smiles_with_dup
     model = fcd.load_ref_model()
     generated = fcd.get_predictions(model, valid_canonical(), n_jobs=0)
     reference = fcd.get_predictions(model, REFERENCE, n_jobs=0)
-    expected = frechet_distance(generated.mean(0), np.cov(generated.T),
-                                reference.mean(0), np.cov(reference.T))
+    expected = frechet_distance(
+        generated.mean(0), np.cov(generated.T), reference.mean(0), np.cov(reference.T)
+    )
     assert table["FCD/Test"] == pytest.approx(expected, rel=1e-4)
 
 
@@ -147,12 +190,15 @@ def test_worker_processes_and_overlapped_chemnet_give_the_same_table(reference, 
         assert parallel[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
 
 
-@pytest.mark.parametrize("reference, generated, expected", [
-    ({"a": 1, "b": 2}, {"a": 2, "b": 4}, 1.0),        # same direction, different counts
-    ({"a": 1}, {"b": 3}, 0.0),                      # nothing in common
-    ({"a": 1}, {"a": 1, "b": 1}, 1 / math.sqrt(2)),
-    ({"a": 3, "b": 4}, {"a": 4, "b": 3}, 24 / 25),
-])
+@pytest.mark.parametrize(
+    "reference, generated, expected",
+    [
+        ({"a": 1, "b": 2}, {"a": 2, "b": 4}, 1.0),  # same direction, different counts
+        ({"a": 1}, {"b": 3}, 0.0),  # nothing in common
+        ({"a": 1}, {"a": 1, "b": 1}, 1 / math.sqrt(2)),
+        ({"a": 3, "b": 4}, {"a": 4, "b": 3}, 24 / 25),
+    ],
+)
 def test_cosine_similarity_of_count_dictionaries_by_hand(reference, generated, expected):
     from medlearn.molecules.metrics import cosine_similarity
 
@@ -165,25 +211,42 @@ def test_metrics_json_keeps_fcd_test_and_names_the_reference_it_was_scored_again
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        named = MosesReference(reference.test, reference.test_scaffolds, reference.filter_smarts,
-                               train=reference.train, sources={"test": "8 toy molecules (not MOSES Test)"})
+        named = MosesReference(
+            reference.test,
+            reference.test_scaffolds,
+            reference.filter_smarts,
+            train=reference.train,
+            sources={"test": "8 toy molecules (not MOSES Test)"},
+        )
         result = metrics_json("toy", GENERATED, named, "generated", n_jobs=1)
     assert "fcd_test" in result["metrics"] and "fcd_testsf" in result["metrics"]
     assert result["reference"] == {"test": "8 toy molecules (not MOSES Test)"}
 
 
 def test_an_in_memory_reference_describes_its_sets_by_size_unless_named(reference):
-    assert reference.sources == {"test": "8 SMILES given in memory", "test_scaffolds": "4 SMILES given in memory",
-                                 "train": "2 SMILES given in memory"}
+    assert reference.sources == {
+        "test": "8 SMILES given in memory",
+        "test_scaffolds": "4 SMILES given in memory",
+        "train": "2 SMILES given in memory",
+    }
 
 
 def test_report_rows_name_the_reference_and_say_when_baselines_do_not_compare():
     from medlearn.molecules.report import baseline_table_html
 
-    metrics = {"n": 10, "split": "generated", "metrics": {k: {"value": 0.5, "ci95": None} for k in
-                                                           ("validity", "fcd_test", "snn_testsf", "qed_w", "novelty")},
-               "reference": {"test": "1,000 molecules held out from first_5K.smi (not the MOSES Test set)",
-                             "test_scaffolds": "TestSF file", "train": "the 3,800 training molecules"}}
+    metrics = {
+        "n": 10,
+        "split": "generated",
+        "metrics": {
+            k: {"value": 0.5, "ci95": None}
+            for k in ("validity", "fcd_test", "snn_testsf", "qed_w", "novelty")
+        },
+        "reference": {
+            "test": "1,000 molecules held out from first_5K.smi (not the MOSES Test set)",
+            "test_scaffolds": "TestSF file",
+            "train": "the 3,800 training molecules",
+        },
+    }
     table = baseline_table_html(metrics, "char_rnn")
     assert '<th>fcd_test <span class="meta">vs 1,000 molecules held out from first_5K.smi' in table
     assert '<th>snn_testsf <span class="meta">vs TestSF file</span></th>' in table

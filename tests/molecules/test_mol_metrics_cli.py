@@ -29,9 +29,25 @@ def small_moses(tmp_path_factory):
 
 
 def _run(root, generated, out, *extra):
-    return runner.invoke(app, ["mol-metrics", str(generated), "--out", str(out), "--train", str(root / "train.csv"),
-                               "--test", str(root / "test.csv"), "--test-scaffolds", str(root / "scaffolds.csv"),
-                               "--n-jobs", "1", "--quiet", *extra])
+    return runner.invoke(
+        app,
+        [
+            "mol-metrics",
+            str(generated),
+            "--out",
+            str(out),
+            "--train",
+            str(root / "train.csv"),
+            "--test",
+            str(root / "test.csv"),
+            "--test-scaffolds",
+            str(root / "scaffolds.csv"),
+            "--n-jobs",
+            "1",
+            "--quiet",
+            *extra,
+        ],
+    )
 
 
 def test_scores_a_file_with_invalid_smiles_into_metrics_json(small_moses, tmp_path):
@@ -50,9 +66,11 @@ def test_scores_a_file_with_invalid_smiles_into_metrics_json(small_moses, tmp_pa
     assert {"fcd_test", "frag_testsf", "qed_w", "unique_1k"} <= set(m)
     assert all(v["ci95"] is None for v in metrics["metrics"].values())
     # fcd_test keeps its name; "reference" says it was scored against the given file, not MOSES Test
-    assert metrics["reference"] == {"test": f"{root / 'test.csv'}, 200 molecules",
-                                    "test_scaffolds": f"{root / 'scaffolds.csv'}, 200 molecules",
-                                    "train": str(root / "train.csv")}
+    assert metrics["reference"] == {
+        "test": f"{root / 'test.csv'}, 200 molecules",
+        "test_scaffolds": f"{root / 'scaffolds.csv'}, 200 molecules",
+        "train": str(root / "train.csv"),
+    }
     again = _run(root, generated, tmp_path / "metrics.json")
     assert again.exit_code == 2 and "--force" in again.output
 

@@ -32,7 +32,7 @@ def series_labels(ax) -> set[str]:
 def decoded(uri: str) -> bytes:
     prefix = "data:image/png;base64,"
     assert uri.startswith(prefix)
-    return base64.b64decode(uri[len(prefix):])
+    return base64.b64decode(uri[len(prefix) :])
 
 
 def test_histograms_have_four_panels_with_both_series_and_skip_invalid():
@@ -53,8 +53,11 @@ def test_histogram_values_are_the_rdkit_properties():
     smiles = ["CCO", "c1ccccc1O"]
     fig = property_histograms(smiles, smiles, reference_label="same")
     mols = [Chem.MolFromSmiles(s) for s in smiles]
-    expected = {"QED": [QED.qed(m) for m in mols], "logP (Crippen)": [Crippen.MolLogP(m) for m in mols],
-                "molecular weight (Da)": [Descriptors.MolWt(m) for m in mols]}
+    expected = {
+        "QED": [QED.qed(m) for m in mols],
+        "logP (Crippen)": [Crippen.MolLogP(m) for m in mols],
+        "molecular weight (Da)": [Descriptors.MolWt(m) for m in mols],
+    }
     for ax in fig.get_axes():
         # both series are identical, so the shared bins span exactly their values
         lo, hi = ax.patches[0].get_path().get_extents().intervalx

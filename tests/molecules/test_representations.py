@@ -22,8 +22,25 @@ SMILES = [
 
 def test_smiles_tokens_keep_halogens_bracket_atoms_and_two_digit_ring_closures():
     tokens = SmilesTokenizer().tokenize("ClC[C@@H](Br)c1cc[nH+]c%10cc%10%(123)")
-    assert tokens == ["Cl", "C", "[C@@H]", "(", "Br", ")", "c", "1", "c", "c", "[nH+]", "c", "%10", "c", "c",
-                      "%10", "%(123)"]
+    assert tokens == [
+        "Cl",
+        "C",
+        "[C@@H]",
+        "(",
+        "Br",
+        ")",
+        "c",
+        "1",
+        "c",
+        "c",
+        "[nH+]",
+        "c",
+        "%10",
+        "c",
+        "c",
+        "%10",
+        "%(123)",
+    ]
 
 
 @pytest.mark.parametrize("smiles", SMILES)

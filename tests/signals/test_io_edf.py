@@ -51,9 +51,18 @@ def test_channels_at_a_minority_rate_are_dropped_with_a_warning(tmp_path):
     path = tmp_path / "mixed.edf"
     rates = [100, 100, 1]
     writer = pyedflib.EdfWriter(str(path), len(rates), file_type=pyedflib.FILETYPE_EDFPLUS)
-    headers = [{"label": label, "dimension": unit, "sample_frequency": rate, "physical_min": -500.0,
-                "physical_max": 500.0, "digital_min": -32768, "digital_max": 32767}
-               for label, unit, rate in zip(["EEG Fpz", "EEG Pz", "SpO2"], ["uV", "uV", "%"], rates)]
+    headers = [
+        {
+            "label": label,
+            "dimension": unit,
+            "sample_frequency": rate,
+            "physical_min": -500.0,
+            "physical_max": 500.0,
+            "digital_min": -32768,
+            "digital_max": 32767,
+        }
+        for label, unit, rate in zip(["EEG Fpz", "EEG Pz", "SpO2"], ["uV", "uV", "%"], rates)
+    ]
     writer.setSignalHeaders(headers)
     t = np.arange(10 * 100) / 100
     writer.writeSamples([100 * np.sin(2 * np.pi * 10 * t), 50 * np.cos(2 * np.pi * 3 * t), np.full(10, 97.0)])

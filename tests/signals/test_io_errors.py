@@ -51,8 +51,9 @@ def test_missing_dat_beside_its_header(mitdb, tmp_path):
     record = copy_record(mitdb, "101", tmp_path, ("hea",))
     with pytest.raises(InputError) as err:
         read_wfdb(record)
-    assert str(err.value) == (f"{tmp_path / '101.dat'}: missing; 101.hea names it as a data file "
-                              "(copy it beside the header)")
+    assert str(err.value) == (
+        f"{tmp_path / '101.dat'}: missing; 101.hea names it as a data file (copy it beside the header)"
+    )
 
 
 def test_truncated_dat_raises_with_sample_counts_or_reads_what_is_there_on_request(mitdb, tmp_path):
@@ -117,7 +118,7 @@ def test_nan_samples_are_interpolated_flagged_and_warned(cinc, tmp_path):
     record = copy_record(cinc, "A00003", tmp_path, ("hea", "mat"))
     raw = bytearray((tmp_path / "A00003.mat").read_bytes())
     for sample in range(1000, 1010):  # WFDB format 16 marks an invalid sample with -32768
-        raw[24 + 2 * sample: 26 + 2 * sample] = (-32768).to_bytes(2, "little", signed=True)
+        raw[24 + 2 * sample : 26 + 2 * sample] = (-32768).to_bytes(2, "little", signed=True)
     (tmp_path / "A00003.mat").write_bytes(bytes(raw))
     with pytest.warns(SignalQualityWarning, match=r"10 missing \(NaN\) sample\(s\) linearly interpolated"):
         rec = read_wfdb(record)

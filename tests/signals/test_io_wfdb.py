@@ -82,8 +82,9 @@ def test_slice_reindexes_annotations_and_records_the_offset(record_101):
     part = record_101.slice(10.0, 20.0)
     assert part.n_samples == 3600 and part.start_offset_s == pytest.approx(10.0)
     assert np.array_equal(part.signal, record_101.signal[3600:7200])
-    inside = record_101.annotations.sample[(record_101.annotations.sample >= 3600)
-                                           & (record_101.annotations.sample < 7200)]
+    inside = record_101.annotations.sample[
+        (record_101.annotations.sample >= 3600) & (record_101.annotations.sample < 7200)
+    ]
     assert np.array_equal(part.annotations.sample, inside - 3600)
 
 
@@ -120,11 +121,23 @@ def test_aami_classes_is_vectorised_and_blank_for_non_beats():
     from medlearn.signals.io import aami_classes
 
     assert list(aami_classes(["N", "L", "A", "J", "E", "F", "/", "+", "~", "x"])) == [
-        "N", "N", "S", "S", "V", "F", "Q", "", "", ""]
+        "N",
+        "N",
+        "S",
+        "S",
+        "V",
+        "F",
+        "Q",
+        "",
+        "",
+        "",
+    ]
 
 
 def test_importing_signals_io_and_preprocess_does_not_load_the_readers_libraries():
-    code = ("import sys, medlearn.signals.io, medlearn.signals.preprocess; heavy = ('wfdb', 'pyedflib', "
-            "'neurokit2', 'scipy.signal'); print(','.join(m for m in heavy if m in sys.modules))")
+    code = (
+        "import sys, medlearn.signals.io, medlearn.signals.preprocess; heavy = ('wfdb', 'pyedflib', "
+        "'neurokit2', 'scipy.signal'); print(','.join(m for m in heavy if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

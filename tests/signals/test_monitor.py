@@ -29,7 +29,7 @@ def _run(signal: np.ndarray, fs_hz: float, **kw) -> list:
     monitor = Monitor(fs_hz, MonitorSettings(**kw))
     alarms = []
     for i in range(0, len(signal), 500):
-        alarms += monitor.push(signal[i:i + 500])
+        alarms += monitor.push(signal[i : i + 500])
     return alarms
 
 
@@ -55,10 +55,10 @@ def test_one_noisy_window_does_not_raise_an_alarm_but_sustained_noise_does():
     signal, fs = _lead(require_data("signals/mitdb") / "101", seconds=120)
     rng = np.random.default_rng(0)
     burst = signal.copy()
-    burst[int(60 * fs):int(62 * fs)] += rng.normal(0, 2.0, int(2 * fs))  # 2 s of artefact
+    burst[int(60 * fs) : int(62 * fs)] += rng.normal(0, 2.0, int(2 * fs))  # 2 s of artefact
     assert not any(a.type == "poor_signal" for a in _run(burst, fs))
     noisy = signal.copy()
-    noisy[int(40 * fs):int(100 * fs)] = rng.normal(0, 1.0, int(60 * fs))  # a minute of noise
+    noisy[int(40 * fs) : int(100 * fs)] = rng.normal(0, 1.0, int(60 * fs))  # a minute of noise
     assert any(a.type == "poor_signal" and a.state == "on" for a in _run(noisy, fs))
 
 
@@ -66,8 +66,11 @@ def test_stdin_stream_and_bad_lines(tmp_path):
     signal, fs = _lead(require_data("signals/mitdb") / "101", seconds=30)
     text = "\n".join(f"{v:.4f},0" for v in np.concatenate([signal, np.zeros(int(10 * fs))]))
     out = tmp_path / "alarms.jsonl"
-    result = runner.invoke(app, ["monitor", "--stdin", "--fs", str(fs), "--speed", "0", "--alarms", str(out), "--quiet"],
-                           input=text)
+    result = runner.invoke(
+        app,
+        ["monitor", "--stdin", "--fs", str(fs), "--speed", "0", "--alarms", str(out), "--quiet"],
+        input=text,
+    )
     assert result.exit_code == 0, result.output
     alarms = [json.loads(line) for line in out.read_text().splitlines()]
     assert [a["type"] for a in alarms if a["state"] == "on"] == ["asystole"]
@@ -76,7 +79,9 @@ def test_stdin_stream_and_bad_lines(tmp_path):
     assert bad.exit_code == 2 and "stdin line 3" in bad.output
     missing_fs = runner.invoke(app, ["monitor", "--stdin", "--quiet"], input="0.1\n")
     assert missing_fs.exit_code == 2 and "--fs" in missing_fs.output
-    again = runner.invoke(app, ["monitor", "--stdin", "--fs", "360", "--alarms", str(out), "--quiet"], input="0.1\n")
+    again = runner.invoke(
+        app, ["monitor", "--stdin", "--fs", "360", "--alarms", str(out), "--quiet"], input="0.1\n"
+    )
     assert again.exit_code == 2  # an existing alarms file is not overwritten without --force
 
 
@@ -90,13 +95,35 @@ def af_bundle(tmp_path_factory) -> tuple[Path, dict[str, list[str]]]:
     for name, _ in picked:
         for ext in (".hea", ".mat"):
             (data / f"{name}{ext}").symlink_to(cinc / f"{name}{ext}")
-    (data / "REFERENCE.csv").write_text("".join(f"{n},{l}\n" for n, l in picked))
+    (data / "REFERENCE.csv").write_text("".join(f"{n},{label}\n" for n, label in picked))
     out = tmp_path_factory.mktemp("afrun") / "run"
-    result = runner.invoke(app, [
-        "train", "ecg_af_cinc2017", "--data", str(data), "--out", str(out), "--quiet",
-        "--set", "data.options.seconds=20", "--set", "model.params.width=8", "--set", "train.epochs=25",
-        "--set", "train.lr=0.005", "--set", "train.augment=false", "--set", "train.early_stopping.patience=30",
-        "--set", "eval.n_bootstrap=20"], catch_exceptions=False)
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "ecg_af_cinc2017",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "data.options.seconds=20",
+            "--set",
+            "model.params.width=8",
+            "--set",
+            "train.epochs=25",
+            "--set",
+            "train.lr=0.005",
+            "--set",
+            "train.augment=false",
+            "--set",
+            "train.early_stopping.patience=30",
+            "--set",
+            "eval.n_bootstrap=20",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "bundle" / "bundle.json").read_text())
     labels = dict(picked)
@@ -111,7 +138,9 @@ def _annotated_af_s(record: Path) -> list[tuple[float, float]]:
 
     ann = wfdb.rdann(str(record), "atr")
     header = wfdb.rdheader(str(record))
-    changes = [(int(s) / header.fs, n.strip("\x00")) for s, n in zip(ann.sample, ann.aux_note) if n.startswith("(")]
+    changes = [
+        (int(s) / header.fs, n.strip("\x00")) for s, n in zip(ann.sample, ann.aux_note) if n.startswith("(")
+    ]
     ends = [t for t, _ in changes[1:]] + [header.sig_len / header.fs]
     return [(t, end) for (t, rhythm), end in zip(changes, ends) if rhythm == "(AFIB"]
 
@@ -133,15 +162,20 @@ def _overlap_s(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> fl
 
 
 def _monitor_alarms(bundle: Path, record: Path, out: Path) -> list[dict]:
-    result = runner.invoke(app, ["monitor", str(bundle), "--record", str(record), "--speed", "0",
-                                 "--alarms", str(out), "--quiet"])
+    result = runner.invoke(
+        app,
+        ["monitor", str(bundle), "--record", str(record), "--speed", "0", "--alarms", str(out), "--quiet"],
+    )
     assert result.exit_code == 0, result.output
     return [json.loads(line) for line in out.read_text().splitlines()]
 
 
-@pytest.mark.parametrize("af_record, min_af_covered, normal_record", [("201", 0.35, "101"), ("203", 0.5, "122")])
+@pytest.mark.parametrize(
+    "af_record, min_af_covered, normal_record", [("201", 0.35, "101"), ("203", 0.5, "122")]
+)
 def test_af_alarm_covers_annotated_af_and_stays_off_in_sinus_rhythm_on_unseen_records(
-        af_bundle, tmp_path, af_record, min_af_covered, normal_record):
+    af_bundle, tmp_path, af_record, min_af_covered, normal_record
+):
     """Whole MIT-BIH records (another database and lead: the fixture model only saw CinC records), judged
     against their own rhythm annotations. The AF alarm is on for much of the annotated AF (measured: 55 %
     of 201's 606 s, 75 % of 203's 1,455 s) and never on 101 and 122, annotated normal sinus rhythm for all
@@ -168,7 +202,9 @@ def test_predict_a_record_with_the_af_bundle_and_bad_monitor_inputs(af_bundle, t
     assert prediction["label"] in ("Normal", "AF", "Other", "Noisy")
     assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
     assert prediction["details"]["fs_hz"] == 300.0
-    holter = runner.invoke(app, ["predict", str(bundle), str(require_data("signals/mitdb") / "201"), "--json", "--quiet"])
+    holter = runner.invoke(
+        app, ["predict", str(bundle), str(require_data("signals/mitdb") / "201"), "--json", "--quiet"]
+    )
     assert holter.exit_code == 0, holter.output
     windows = json.loads(holter.stdout)  # 30 min at the fixture model's 20 s: one prediction per window
     assert len(windows) == 90 and windows[1]["unit"] == "201@20s" and windows[1]["details"]["start_s"] == 20.0

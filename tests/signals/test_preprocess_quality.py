@@ -49,7 +49,7 @@ def test_lead_off_half_window_and_clipping_lower_the_score(clean_ecg):
 def test_windows_cover_the_tail_and_short_signals_are_one_window(clean_ecg):
     from medlearn.signals.preprocess import signal_quality
 
-    tail = signal_quality(clean_ecg[:3600 * 2 + 500], 360.0)
+    tail = signal_quality(clean_ecg[: 3600 * 2 + 500], 360.0)
     assert tail.start.tolist() == [0, 3600, 4100]
     short = signal_quality(clean_ecg[:1800], 360.0)
     assert short.start.tolist() == [0] and short.window_samples == 1800 and short.score[0] > 0.9
@@ -61,8 +61,10 @@ def test_cinc2017_noisy_records_score_below_normal_ones_on_average():
 
     records = load_cinc2017(require_data("signals/cinc2017"))
     by_label = {label: [r for r in records if r.label == label][:40] for label in ("N", "~")}
-    overall = {label: np.array([signal_quality(read_wfdb(r.path).channel(0), 300.0).overall for r in chosen])
-               for label, chosen in by_label.items()}
+    overall = {
+        label: np.array([signal_quality(read_wfdb(r.path).channel(0), 300.0).overall for r in chosen])
+        for label, chosen in by_label.items()
+    }
     # measured on these 40 + 40: N mean 0.85 (median 1.0), ~ mean 0.28 (median 0.15)
     assert overall["N"].mean() > 0.8 and overall["~"].mean() < 0.5
     assert np.median(overall["N"]) > 0.95 and np.median(overall["~"]) < 0.4

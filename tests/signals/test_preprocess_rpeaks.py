@@ -15,8 +15,30 @@ import pytest
 
 from tests.conftest import require_data
 
-DS1 = ["101", "106", "108", "109", "112", "114", "115", "116", "118", "119", "122", "124", "201", "203",
-       "205", "207", "208", "209", "215", "220", "223", "230"]
+DS1 = [
+    "101",
+    "106",
+    "108",
+    "109",
+    "112",
+    "114",
+    "115",
+    "116",
+    "118",
+    "119",
+    "122",
+    "124",
+    "201",
+    "203",
+    "205",
+    "207",
+    "208",
+    "209",
+    "215",
+    "220",
+    "223",
+    "230",
+]
 HARD = {"108": 0.98, "207": 0.90}
 
 
@@ -31,8 +53,10 @@ def scores():
         recording, beats = load_mitdb_beats(root / name)
         detected = detect_rpeaks(recording.channel("MLII"), recording.fs_hz)
         flutter = rhythm_episodes(recording.annotations, "(VFL")
-        result[name] = (rpeak_scores(detected, beats.sample, recording.fs_hz),
-                        rpeak_scores(detected, beats.sample, recording.fs_hz, exclude=flutter))
+        result[name] = (
+            rpeak_scores(detected, beats.sample, recording.fs_hz),
+            rpeak_scores(detected, beats.sample, recording.fs_hz, exclude=flutter),
+        )
     return result
 
 
@@ -83,8 +107,14 @@ def test_nan_gap_loses_only_the_beats_inside_it(record_119):
     assert score.f1 >= 0.99
 
 
-DEGENERATE = {"zeros": np.zeros(3600), "constant": np.full(3600, 2.5), "all-nan": np.full(3600, np.nan),
-              "empty": np.zeros(0), "one-sample": np.array([1.0]), "too-short": np.arange(10.0)}
+DEGENERATE = {
+    "zeros": np.zeros(3600),
+    "constant": np.full(3600, 2.5),
+    "all-nan": np.full(3600, np.nan),
+    "empty": np.zeros(0),
+    "one-sample": np.array([1.0]),
+    "too-short": np.arange(10.0),
+}
 
 
 @pytest.mark.parametrize("ecg", DEGENERATE.values(), ids=DEGENERATE.keys())

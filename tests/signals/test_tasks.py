@@ -10,11 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from medlearn.cli import app
+from medlearn.errors import InputError
 from medlearn.signals.tasks.ecg_beats import EcgBeats, beat_arrays, rr_features
 from medlearn.signals.tasks.eeg_seizure import DelhiPhases, EEGSeizure
 from medlearn.signals.tasks.eeg_sleep import context_windows, sleep_period_mask
 from medlearn.signals.transforms import FixLength, SignalUnit, Standardize
-from medlearn.errors import InputError
 from tests.conftest import require_data
 
 runner = CliRunner()
@@ -94,8 +94,23 @@ def test_seizure_folders_are_recognised_and_bad_labels_are_clear(tmp_path):
 def test_delhi_cross_validation_end_to_end(tmp_path):
     require_data("signals/eeg/delhi-nsc")
     out = tmp_path / "run"
-    result = runner.invoke(app, ["train", "eeg_seizure_delhi", "--out", str(out), "--quiet", "--set", "train.epochs=2",
-                                 "--set", "data.split.folds=3", "--set", "eval.n_bootstrap=50"], catch_exceptions=False)
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "eeg_seizure_delhi",
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "data.split.folds=3",
+            "--set",
+            "eval.n_bootstrap=50",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["split"] == "cv" and metrics["n"] == 150  # every segment tested once, out of fold
@@ -110,14 +125,18 @@ def test_delhi_cross_validation_end_to_end(tmp_path):
     assert "fold" in rows[0] and sum(",cv," in r for r in rows) == 150
     meta = json.loads((out / "bundle" / "bundle.json").read_text())
     # the bundle is the refit on all the data: its splits name every segment, none held out for testing
-    assert "test" not in meta["splits"] and len({uid for ids in meta["splits"].values() for uid in ids}) == 150
+    assert (
+        "test" not in meta["splits"] and len({uid for ids in meta["splits"].values() for uid in ids}) == 150
+    )
     again = runner.invoke(app, ["evaluate", str(out / "bundle"), "--out", str(tmp_path / "ev"), "--quiet"])
     assert again.exit_code == 2 and "no held-out split" in again.output
     assert "can be in the training and the test folds at once" in (out / "report.html").read_text()
     segment = require_data("signals/eeg/delhi-nsc") / "ictal" / "ictal1.mat"
     no_rate = runner.invoke(app, ["predict", str(out / "bundle"), str(segment), "--quiet"])
     assert no_rate.exit_code == 2 and "--fs" in no_rate.output
-    given = runner.invoke(app, ["predict", str(out / "bundle"), str(segment), "--fs", "200", "--json", "--quiet"])
+    given = runner.invoke(
+        app, ["predict", str(out / "bundle"), str(segment), "--fs", "200", "--json", "--quiet"]
+    )
     assert given.exit_code == 0, given.output
     assert json.loads(given.stdout)[0]["label"] in ("interictal", "preictal", "ictal")
 
@@ -139,10 +158,27 @@ def test_sleep_staging_end_to_end_on_three_subjects(tmp_path):
         shutil.copy(source / line.split(",")[0], tmp_path)
     (tmp_path / "RECORDS.csv").write_text("\n".join(keep) + "\n")
     out = tmp_path / "run"
-    result = runner.invoke(app, ["train", "eeg_sleep_edf", "--data", str(tmp_path), "--out", str(out), "--quiet",
-                                 "--set", "train.epochs=2", "--set", "data.split.folds=3",
-                                 "--set", "data.options.context_epochs=2", "--set", "eval.n_bootstrap=50"],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "eeg_sleep_edf",
+            "--data",
+            str(tmp_path),
+            "--out",
+            str(out),
+            "--quiet",
+            "--set",
+            "train.epochs=2",
+            "--set",
+            "data.split.folds=3",
+            "--set",
+            "data.options.context_epochs=2",
+            "--set",
+            "eval.n_bootstrap=50",
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     sleep = metrics["subsets"]["sleep_period"]

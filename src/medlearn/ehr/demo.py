@@ -28,5 +28,7 @@ def run_demo(out: Path, n_patients: int = 300, device: str = "auto") -> RunOutpu
 
 def demo_config(data: Path) -> ExperimentConfig:
     """The ``ehr_los_mimic4`` config on the synthetic tables at ``data``, crediting them, not MIMIC-IV."""
-    return load_config("ehr_los_mimic4", [f"data.root={data.resolve()}", "name=demo_ehr",
-                                          f"data.options.credits={json.dumps(DEMO_CREDITS)}"])
+    return load_config(
+        "ehr_los_mimic4",
+        [f"data.root={data.resolve()}", "name=demo_ehr", f"data.options.credits={json.dumps(DEMO_CREDITS)}"],
+    )

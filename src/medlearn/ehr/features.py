@@ -52,8 +52,9 @@ class Window:
         return int(np.ceil(self.prediction_hours / self.bin_hours))
 
 
-def build_cohort(admissions: pl.LazyFrame, window: Window, ongoing: bool = False,
-                 admission_order_known: bool = True) -> pl.DataFrame:
+def build_cohort(
+    admissions: pl.LazyFrame, window: Window, ongoing: bool = False, admission_order_known: bool = True
+) -> pl.DataFrame:
     """Admissions in hospital and alive at the cutoff, with the targets measured from the cutoff.
 
     ``ongoing`` (prediction for patients still in hospital) also keeps admissions with no discharge yet;
@@ -65,26 +66,41 @@ def build_cohort(admissions: pl.LazyFrame, window: Window, ongoing: bool = False
     if ongoing:
         discharged_later = discharged_later | pl.col("discharge_time").is_null()
     frame = (
-        admissions.filter(pl.col("admit_time").is_not_null()
-                          & (pl.col("discharge_time").is_not_null() | pl.lit(ongoing)))
+        admissions.filter(
+            pl.col("admit_time").is_not_null() & (pl.col("discharge_time").is_not_null() | pl.lit(ongoing))
+        )
         .with_columns(cutoff=cutoff)
-        .filter(discharged_later & (pl.col("death_time").is_null() | (pl.col("death_time") > pl.col("cutoff"))))
-        .with_columns(remaining_los_days=(pl.col("discharge_time") - pl.col("cutoff")).dt.total_seconds() / 86400.0)
+        .filter(
+            discharged_later & (pl.col("death_time").is_null() | (pl.col("death_time") > pl.col("cutoff")))
+        )
+        .with_columns(
+            remaining_los_days=(pl.col("discharge_time") - pl.col("cutoff")).dt.total_seconds() / 86400.0
+        )
         .sort("subject_id", "admit_time", "admission_id")
         .collect()
     )
     if not admission_order_known:
         return frame.with_columns(n_prior_admissions=pl.lit(0, pl.UInt32))
     prior = admissions.select("subject_id", "admission_id", "admit_time").collect()
-    counts = (frame.select("admission_id", "subject_id", "admit_time")
-              .join(prior, on="subject_id", suffix="_other")
-              .filter(pl.col("admit_time_other") < pl.col("admit_time"))
-              .group_by("admission_id").agg(n_prior_admissions=pl.len()))
-    return frame.join(counts, on="admission_id", how="left").with_columns(pl.col("n_prior_admissions").fill_null(0))
+    counts = (
+        frame.select("admission_id", "subject_id", "admit_time")
+        .join(prior, on="subject_id", suffix="_other")
+        .filter(pl.col("admit_time_other") < pl.col("admit_time"))
+        .group_by("admission_id")
+        .agg(n_prior_admissions=pl.len())
+    )
+    return frame.join(counts, on="admission_id", how="left").with_columns(
+        pl.col("n_prior_admissions").fill_null(0)
+    )
 
 
-def extract_units(events: pl.LazyFrame, cohort: pl.DataFrame, window: Window,
-                  leaky_current_diagnoses: bool = False, admission_order_known: bool = True) -> list[dict[str, Any]]:
+def extract_units(
+    events: pl.LazyFrame,
+    cohort: pl.DataFrame,
+    window: Window,
+    leaky_current_diagnoses: bool = False,
+    admission_order_known: bool = True,
+) -> list[dict[str, Any]]:
     """One raw unit per cohort admission (same order): binned labs and codes before the cutoff, history.
 
     Events join the unit by patient and time, or only by admission when ``admission_order_known`` is
@@ -95,42 +111,71 @@ def extract_units(events: pl.LazyFrame, cohort: pl.DataFrame, window: Window,
     if admission_order_known:
         joined = known.join(keys, on="subject_id", suffix="_unit")
     else:  # same column names as the patient join: admission_id_unit is the unit's admission
-        joined = known.join(keys.drop("subject_id").with_columns(admission_id_unit=pl.col("admission_id")),
-                            on="admission_id")
+        joined = known.join(
+            keys.drop("subject_id").with_columns(admission_id_unit=pl.col("admission_id")), on="admission_id"
+        )
     joined = joined.filter(pl.col("time") < pl.col("cutoff"))
     bin_us = int(window.bin_hours * HOUR_US)
     in_stay = joined.filter(pl.col("time") >= pl.col("admit_time")).with_columns(
         bin=((pl.col("time") - pl.col("admit_time")).dt.total_microseconds() // bin_us).cast(pl.Int32),
-        key=pl.col("code_system") + "//" + pl.col("code"))
-    labs = (in_stay.filter(pl.col("code_system").is_in(NUMERIC_SYSTEMS) & pl.col("value_num").is_not_null())
-            .group_by("admission_id_unit").agg("bin", "key", "value_num").collect())
-    coded = (in_stay.filter(~pl.col("code_system").is_in(NUMERIC_SYSTEMS))
-             .group_by("admission_id_unit").agg("bin", "key").collect())
+        key=pl.col("code_system") + "//" + pl.col("code"),
+    )
+    labs = (
+        in_stay.filter(pl.col("code_system").is_in(NUMERIC_SYSTEMS) & pl.col("value_num").is_not_null())
+        .group_by("admission_id_unit")
+        .agg("bin", "key", "value_num")
+        .collect()
+    )
+    coded = (
+        in_stay.filter(~pl.col("code_system").is_in(NUMERIC_SYSTEMS))
+        .group_by("admission_id_unit")
+        .agg("bin", "key")
+        .collect()
+    )
     history_filter = pl.col("code_system").is_in(DIAGNOSIS_SYSTEMS) & (pl.col("time") < pl.col("admit_time"))
-    history = (joined.filter(history_filter).with_columns(key=pl.col("code_system") + "//" + pl.col("code"))
-               .group_by("admission_id_unit").agg(pl.col("key").unique()).collect())
+    history = (
+        joined.filter(history_filter)
+        .with_columns(key=pl.col("code_system") + "//" + pl.col("code"))
+        .group_by("admission_id_unit")
+        .agg(pl.col("key").unique())
+        .collect()
+    )
     leaky: dict[str, list[str]] = {}
     if leaky_current_diagnoses:
-        current = (events.filter(pl.col("code_system").is_in(DIAGNOSIS_SYSTEMS)
-                                 & pl.col("admission_id").is_in(cohort["admission_id"].to_list()))
-                   .with_columns(key=pl.col("code_system") + "//" + pl.col("code"))
-                   .group_by("admission_id").agg(pl.col("key").unique()).collect())
+        current = (
+            events.filter(
+                pl.col("code_system").is_in(DIAGNOSIS_SYSTEMS)
+                & pl.col("admission_id").is_in(cohort["admission_id"].to_list())
+            )
+            .with_columns(key=pl.col("code_system") + "//" + pl.col("code"))
+            .group_by("admission_id")
+            .agg(pl.col("key").unique())
+            .collect()
+        )
         leaky = dict(zip(current["admission_id"].to_list(), current["key"].to_list()))
     by_lab = {r["admission_id_unit"]: r for r in labs.to_dicts()}
     by_code = {r["admission_id_unit"]: r for r in coded.to_dicts()}
     by_history = dict(zip(history["admission_id_unit"].to_list(), history["key"].to_list()))
     units = []
-    for row in cohort.select("admission_id", "age_years", "sex", "admission_type", "n_prior_admissions").to_dicts():
+    for row in cohort.select(
+        "admission_id", "age_years", "sex", "admission_type", "n_prior_admissions"
+    ).to_dicts():
         aid = row["admission_id"]
         lab, code = by_lab.get(aid, {}), by_code.get(aid, {})
-        units.append({
-            "lab_bins": list(lab.get("bin", [])), "lab_keys": list(lab.get("key", [])),
-            "lab_values": list(lab.get("value_num", [])),
-            "code_bins": list(code.get("bin", [])), "code_keys": list(code.get("key", [])),
-            "history": sorted(set(by_history.get(aid, [])) | set(leaky.get(aid, []))),
-            "age_years": row["age_years"], "sex": row["sex"], "admission_type": row["admission_type"],
-            "n_prior_admissions": int(row["n_prior_admissions"]),
-        })
+        units.append(
+            {
+                "lab_bins": list(lab.get("bin", [])),
+                "lab_keys": list(lab.get("key", [])),
+                "lab_values": list(lab.get("value_num", [])),
+                "code_bins": list(code.get("bin", [])),
+                "code_keys": list(code.get("key", [])),
+                "history": sorted(set(by_history.get(aid, [])) | set(leaky.get(aid, []))),
+                "age_years": row["age_years"],
+                "sex": row["sex"],
+                "admission_type": row["admission_type"],
+                "n_prior_admissions": int(row["n_prior_admissions"]),
+            }
+        )
     return units
 
 
@@ -138,8 +183,14 @@ def _top(counter: Counter, limit: int, min_count: int) -> list[str]:
     return [k for k, n in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_count][:limit]
 
 
-def fit_featurize(units: Sequence[dict[str, Any]], n_bins: int, max_labs: int = 50, max_codes: int = 200,
-                  max_history: int = 100, min_count: int = 3) -> dict[str, Any]:
+def fit_featurize(
+    units: Sequence[dict[str, Any]],
+    n_bins: int,
+    max_labs: int = 50,
+    max_codes: int = 200,
+    max_history: int = 100,
+    min_count: int = 3,
+) -> dict[str, Any]:
     """Vocabularies and normalisation statistics from the TRAINING units only (the Featurize params)."""
     lab_counts = Counter(k for u in units for k in set(u["lab_keys"]))
     labs = _top(lab_counts, max_labs, min_count)
@@ -154,13 +205,15 @@ def fit_featurize(units: Sequence[dict[str, Any]], n_bins: int, max_labs: int = 
     return {
         "n_bins": n_bins,
         "lab_keys": labs,
-        "lab_low": [float(lo_hi[k][0]) for k in labs], "lab_high": [float(lo_hi[k][1]) for k in labs],
+        "lab_low": [float(lo_hi[k][0]) for k in labs],
+        "lab_high": [float(lo_hi[k][1]) for k in labs],
         "lab_mean": [float(clipped[k].mean()) for k in labs],
         "lab_std": [float(clipped[k].std()) or 1.0 for k in labs],
         "code_keys": _top(Counter(k for u in units for k in set(u["code_keys"])), max_codes, min_count),
         "history_keys": _top(Counter(k for u in units for k in u["history"]), max_history, min_count),
         "admission_types": sorted({str(u["admission_type"]) for u in units}),
-        "age_mean": float(ages.mean()), "age_std": float(ages.std()) or 1.0,
+        "age_mean": float(ages.mean()),
+        "age_std": float(ages.std()) or 1.0,
     }
 
 
@@ -169,9 +222,20 @@ class Featurize:
     mean before the first value, outliers clipped to the training 1st–99th percentile), a measured-in-this-
     bin mask, multi-hot coded events, the bin's relative time, then the static features repeated."""
 
-    def __init__(self, n_bins: int, lab_keys: list[str], lab_low: list[float], lab_high: list[float],
-                 lab_mean: list[float], lab_std: list[float], code_keys: list[str], history_keys: list[str],
-                 admission_types: list[str], age_mean: float, age_std: float):
+    def __init__(
+        self,
+        n_bins: int,
+        lab_keys: list[str],
+        lab_low: list[float],
+        lab_high: list[float],
+        lab_mean: list[float],
+        lab_std: list[float],
+        code_keys: list[str],
+        history_keys: list[str],
+        admission_types: list[str],
+        age_mean: float,
+        age_std: float,
+    ):
         self.n_bins = n_bins
         self.lab_index = {k: i for i, k in enumerate(lab_keys)}
         self.low, self.high = np.asarray(lab_low, float), np.asarray(lab_high, float)
@@ -186,16 +250,23 @@ class Featurize:
     def feature_names(self) -> list[str]:
         """One name per column of the output, in order (for explanations)."""
         labs = list(self.lab_index)
-        return ([f"lab:{k}" for k in labs] + [f"measured:{k}" for k in labs] + [f"event:{k}" for k in self.code_index]
-                + ["time", "age", "sex_F", "sex_M", "n_prior_admissions"]
-                + [f"admission_type:{k}" for k in self.type_index] + [f"history:{k}" for k in self.history_index])
+        return (
+            [f"lab:{k}" for k in labs]
+            + [f"measured:{k}" for k in labs]
+            + [f"event:{k}" for k in self.code_index]
+            + ["time", "age", "sex_F", "sex_M", "n_prior_admissions"]
+            + [f"admission_type:{k}" for k in self.type_index]
+            + [f"history:{k}" for k in self.history_index]
+        )
 
     def unknown_codes(self, raw: dict[str, Any]) -> list[str]:
         """Codes in the unit that the fitted vocabularies do not know (they do not reach the model)."""
         known = self.lab_index.keys() | self.code_index.keys() | self.history_index.keys()
         return sorted({*raw["lab_keys"], *raw["code_keys"], *raw["history"]} - known)
 
-    def _locate(self, bins: Sequence[int], keys: Sequence[str], index: dict[str, int]) -> tuple[np.ndarray, ...]:
+    def _locate(
+        self, bins: Sequence[int], keys: Sequence[str], index: dict[str, int]
+    ) -> tuple[np.ndarray, ...]:
         """Time bin and vocabulary column of every event, and which events the model can use."""
         cols = np.fromiter((index.get(key, -1) for key in keys), dtype=np.int64, count=len(keys))
         rows = np.asarray(bins, dtype=np.int64).reshape(-1)
@@ -229,4 +300,6 @@ class Featurize:
             if (j := self.history_index.get(key)) is not None:
                 static[4 + len(self.type_index) + j] = 1.0
         time = (np.arange(t) / max(t - 1, 1))[:, None]
-        return np.concatenate([z, measured, codes, time, np.repeat(static[None], t, axis=0)], axis=1).astype(np.float32)
+        return np.concatenate([z, measured, codes, time, np.repeat(static[None], t, axis=0)], axis=1).astype(
+            np.float32
+        )

@@ -16,10 +16,13 @@ from medlearn.engine.trees import BoostedTrees
 
 
 class LSTMModel(nn.Module):
-    def __init__(self, in_features: int, out_channels: int = 1, hidden: int = 64, layers: int = 1, dropout: float = 0.2):
+    def __init__(
+        self, in_features: int, out_channels: int = 1, hidden: int = 64, layers: int = 1, dropout: float = 0.2
+    ):
         super().__init__()
-        self.lstm = nn.LSTM(in_features, hidden, num_layers=layers, batch_first=True,
-                            dropout=dropout if layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            in_features, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
+        )
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -44,12 +47,22 @@ class GRUAttention(nn.Module):
 
 
 class SmallTransformer(nn.Module):
-    def __init__(self, in_features: int, out_channels: int = 1, d_model: int = 64, heads: int = 4, layers: int = 2,
-                 max_len: int = 256, dropout: float = 0.2):
+    def __init__(
+        self,
+        in_features: int,
+        out_channels: int = 1,
+        d_model: int = 64,
+        heads: int = 4,
+        layers: int = 2,
+        max_len: int = 256,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         self.proj = nn.Linear(in_features, d_model)
         self.position = nn.Parameter(torch.zeros(1, max_len, d_model))
-        layer = nn.TransformerEncoderLayer(d_model, heads, dim_feedforward=2 * d_model, dropout=dropout, batch_first=True)
+        layer = nn.TransformerEncoderLayer(
+            d_model, heads, dim_feedforward=2 * d_model, dropout=dropout, batch_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, layers)
         self.head = nn.Sequential(nn.LayerNorm(d_model), nn.Linear(d_model, out_channels))
 
@@ -91,22 +104,48 @@ def linear_baseline(in_features: int, out_channels: int = 1) -> nn.Module:
     return AggregateLinear(in_features, out_channels)
 
 
-def gradient_boosting(in_features: int, out_channels: int = 1, max_iter: int = 200, learning_rate: float = 0.05,
-                      max_depth: int | None = 3, max_leaf_nodes: int = 15, min_samples_leaf: int = 10,
-                      l2_regularization: float = 1.0, max_features: float = 0.5) -> nn.Module:
+def gradient_boosting(
+    in_features: int,
+    out_channels: int = 1,
+    max_iter: int = 200,
+    learning_rate: float = 0.05,
+    max_depth: int | None = 3,
+    max_leaf_nodes: int = 15,
+    min_samples_leaf: int = 10,
+    l2_regularization: float = 1.0,
+    max_features: float = 0.5,
+) -> nn.Module:
     del in_features  # the trees take their inputs' width from the data they are fitted on
-    return AggregateBoostedTrees(out_channels, max_iter, learning_rate, max_depth, max_leaf_nodes,
-                                 min_samples_leaf, l2_regularization, max_features)
+    return AggregateBoostedTrees(
+        out_channels,
+        max_iter,
+        learning_rate,
+        max_depth,
+        max_leaf_nodes,
+        min_samples_leaf,
+        l2_regularization,
+        max_features,
+    )
 
 
-def lstm(in_features: int, out_channels: int = 1, hidden: int = 64, layers: int = 1, dropout: float = 0.2) -> nn.Module:
+def lstm(
+    in_features: int, out_channels: int = 1, hidden: int = 64, layers: int = 1, dropout: float = 0.2
+) -> nn.Module:
     return LSTMModel(in_features, out_channels, hidden, layers, dropout)
 
 
-def gru_attention(in_features: int, out_channels: int = 1, hidden: int = 64, dropout: float = 0.2) -> nn.Module:
+def gru_attention(
+    in_features: int, out_channels: int = 1, hidden: int = 64, dropout: float = 0.2
+) -> nn.Module:
     return GRUAttention(in_features, out_channels, hidden, dropout)
 
 
-def transformer(in_features: int, out_channels: int = 1, d_model: int = 64, heads: int = 4, layers: int = 2,
-                dropout: float = 0.2) -> nn.Module:
+def transformer(
+    in_features: int,
+    out_channels: int = 1,
+    d_model: int = 64,
+    heads: int = 4,
+    layers: int = 2,
+    dropout: float = 0.2,
+) -> nn.Module:
     return SmallTransformer(in_features, out_channels, d_model, heads, layers, dropout=dropout)

@@ -34,13 +34,25 @@ def units_from_source(path: Path, window: Any) -> PredictInputs:
     kept = set(cohort["admission_id"].to_list())
     for row in admissions.collect().to_dicts():
         if row["admission_id"] not in kept:
-            result.skipped.append({"input": str(path), "unit": f"{row['subject_id']}/{row['admission_id']}",
-                                   "reason": f"not in hospital and alive {window.prediction_hours:g} h after admission"})
+            result.skipped.append(
+                {
+                    "input": str(path),
+                    "unit": f"{row['subject_id']}/{row['admission_id']}",
+                    "reason": f"not in hospital and alive {window.prediction_hours:g} h after admission",
+                }
+            )
     if cohort.is_empty() and not result.skipped:
-        result.skipped.append({"input": str(path), "unit": "", "reason": "no inpatient admission/encounter found"})
-    for row, raw in zip(cohort.to_dicts(), extract_units(source.events, cohort, window,
-                                                             admission_order_known=order)):
-        meta = {"input": str(path), "admit_time": str(row["admit_time"]), "prediction_time": str(row["cutoff"])}
+        result.skipped.append(
+            {"input": str(path), "unit": "", "reason": "no inpatient admission/encounter found"}
+        )
+    for row, raw in zip(
+        cohort.to_dicts(), extract_units(source.events, cohort, window, admission_order_known=order)
+    ):
+        meta = {
+            "input": str(path),
+            "admit_time": str(row["admit_time"]),
+            "prediction_time": str(row["cutoff"]),
+        }
         result.units.append(PredictUnit(f"{row['subject_id']}/{row['admission_id']}", raw, meta))
     return result
 
@@ -51,17 +63,26 @@ def annotate_unit(unit: PredictUnit, array: np.ndarray, bundle: Any, top: int = 
     unknown = featurize.unknown_codes(unit.raw)
     n_codes = len({*unit.raw["lab_keys"], *unit.raw["code_keys"], *unit.raw["history"]})
     if unknown:
-        unit.warnings.append(f"{len(unknown)} of {n_codes} codes are unknown to this model and do not reach it "
-                             f"(e.g. {', '.join(unknown[:5])})")
+        unit.warnings.append(
+            f"{len(unknown)} of {n_codes} codes are unknown to this model and do not reach it "
+            f"(e.g. {', '.join(unknown[:5])})"
+        )
     if n_codes == len(unknown):
-        unit.warnings.append("no code of this admission is known to the model: the prediction rests on age, sex, "
-                             "admission type and earlier admissions only")
+        unit.warnings.append(
+            "no code of this admission is known to the model: the prediction rests on age, sex, "
+            "admission type and earlier admissions only"
+        )
     contribution, method = feature_contributions(bundle.model, array)
     names = featurize.feature_names()
     order = np.argsort(-np.abs(contribution))[:top]
-    unit.explanation = {"top_features": [{"feature": names[i], "contribution": round(float(contribution[i]), 4)}
-                                         for i in order if contribution[i] != 0],
-                        "method": method}
+    unit.explanation = {
+        "top_features": [
+            {"feature": names[i], "contribution": round(float(contribution[i]), 4)}
+            for i in order
+            if contribution[i] != 0
+        ],
+        "method": method,
+    }
 
 
 def feature_contributions(model: Any, array: np.ndarray) -> tuple[np.ndarray, str]:
@@ -87,4 +108,6 @@ def feature_contributions(model: Any, array: np.ndarray) -> tuple[np.ndarray, st
     occluded[torch.arange(n_features), :, torch.arange(n_features)] = 0.0
     with torch.no_grad():
         scores = model(occluded)[:, target]
-    return (out[0, target] - scores).numpy(), "occlusion: score drop when the feature is set to its mean in every bin"
+    return (
+        out[0, target] - scores
+    ).numpy(), "occlusion: score drop when the feature is set to its mean in every bin"

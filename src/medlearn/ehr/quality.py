@@ -17,25 +17,37 @@ import polars as pl
 from medlearn.ehr.features import NUMERIC_SYSTEMS
 
 
-def lab_quality(events: pl.LazyFrame, units: Sequence[dict[str, Any]], top: int = 30,
-                codes: pl.LazyFrame | None = None) -> pl.DataFrame:
+def lab_quality(
+    events: pl.LazyFrame, units: Sequence[dict[str, Any]], top: int = 30, codes: pl.LazyFrame | None = None
+) -> pl.DataFrame:
     """One row per most frequent numeric code: counts, non-numeric results, units, range, missingness
     (and the code's description when the source has a dictionary, e.g. MIMIC's d_labitems)."""
     stats = (
         events.filter(pl.col("code_system").is_in(NUMERIC_SYSTEMS))
         .with_columns(key=pl.col("code_system") + "//" + pl.col("code"))
         .group_by("key")
-        .agg(n=pl.len(),
-             non_numeric=(pl.col("value_num").is_null() & pl.col("value_text").is_not_null()).sum(),
-             examples=pl.col("value_text").filter(pl.col("value_num").is_null() & pl.col("value_text").is_not_null())
-             .unique().sort().head(3),
-             units=pl.col("unit").drop_nulls().unique().sort(),
-             low=pl.col("value_num").min(), high=pl.col("value_num").max())
-        .sort("n", descending=True).head(top).collect()
+        .agg(
+            n=pl.len(),
+            non_numeric=(pl.col("value_num").is_null() & pl.col("value_text").is_not_null()).sum(),
+            examples=pl.col("value_text")
+            .filter(pl.col("value_num").is_null() & pl.col("value_text").is_not_null())
+            .unique()
+            .sort()
+            .head(3),
+            units=pl.col("unit").drop_nulls().unique().sort(),
+            low=pl.col("value_num").min(),
+            high=pl.col("value_num").max(),
+        )
+        .sort("n", descending=True)
+        .head(top)
+        .collect()
     )
     if codes is not None:
-        names = (codes.select((pl.col("code_system") + "//" + pl.col("code")).alias("key"), "description")
-                 .unique("key").collect())
+        names = (
+            codes.select((pl.col("code_system") + "//" + pl.col("code")).alias("key"), "description")
+            .unique("key")
+            .collect()
+        )
         stats = stats.join(names, on="key", how="left")
     else:
         stats = stats.with_columns(description=pl.lit(None, pl.String))
@@ -45,7 +57,10 @@ def lab_quality(events: pl.LazyFrame, units: Sequence[dict[str, Any]], top: int 
             seen[key] = seen.get(key, 0) + 1
     n_units = max(len(units), 1)
     return stats.with_columns(
-        missing_in_window=pl.col("key").map_elements(lambda k: 1 - seen.get(k, 0) / n_units, return_dtype=pl.Float64))
+        missing_in_window=pl.col("key").map_elements(
+            lambda k: 1 - seen.get(k, 0) / n_units, return_dtype=pl.Float64
+        )
+    )
 
 
 def quality_html(notes: Sequence[str], table: pl.DataFrame, n_units: int, window_hours: float) -> str:
@@ -61,7 +76,8 @@ def quality_html(notes: Sequence[str], table: pl.DataFrame, n_units: int, window
             f"<td class='num'>{r['non_numeric']:,}</td><td>{html.escape(', '.join(r['examples']))}</td>"
             f"<td>{html.escape(', '.join(r['units']))}{flag}</td>"
             f"<td class='num'>{value_range}</td>"
-            f"<td class='num'>{100 * r['missing_in_window']:.0f}%</td></tr>")
+            f"<td class='num'>{100 * r['missing_in_window']:.0f}%</td></tr>"
+        )
     return (
         "<p>What the readers found and did (each handled as stated, never silently):</p>"
         f"<ul>{items}</ul>"

@@ -32,9 +32,13 @@ class AdmissionOptions(BaseModel):
     max_labs: int = Field(50, ge=1, description="most frequent numeric codes kept (training split)")
     max_codes: int = Field(200, ge=1, description="most frequent event codes kept")
     max_history: int = Field(100, ge=0, description="most frequent earlier-admission diagnosis codes kept")
-    min_count: int = Field(3, ge=1, description="a code enters a vocabulary when seen in this many admissions")
+    min_count: int = Field(
+        3, ge=1, description="a code enters a vocabulary when seen in this many admissions"
+    )
     leaky_current_diagnoses: bool = Field(
-        False, description="ABLATION: add the current admission's discharge diagnoses (not known at prediction time)")
+        False,
+        description="ABLATION: add the current admission's discharge diagnoses (not known at prediction time)",
+    )
 
 
 class AdmissionTask(Task):
@@ -47,7 +51,8 @@ class AdmissionTask(Task):
     credits: ClassVar[list[str]] = [
         "MIMIC-IV Clinical Database Demo v2.2, ODbL 1.0: Johnson A et al., PhysioNet (2023), doi:10.13026/dp1f-ex47.",
         "MIMIC-III Clinical Database Demo v1.4, ODbL 1.0: Johnson A et al., PhysioNet, doi:10.13026/C2HM2Q.",
-        "eICU Collaborative Research Database Demo 2.0.1, ODbL 1.0: Pollard T et al., PhysioNet, doi:10.13026/4mxk-na84.",
+        "eICU Collaborative Research Database Demo 2.0.1, ODbL 1.0: Pollard T et al., PhysioNet, "
+        "doi:10.13026/4mxk-na84.",
     ]
 
     def window(self):
@@ -65,8 +70,13 @@ class AdmissionTask(Task):
         source = read_source(root)
         order = source.admission_order_known  # eICU: events join by hospital stay, no "earlier" stays
         cohort = build_cohort(source.admissions, self.window(), admission_order_known=order)
-        units = extract_units(source.events, cohort, self.window(), self.options.leaky_current_diagnoses,
-                              admission_order_known=order)
+        units = extract_units(
+            source.events,
+            cohort,
+            self.window(),
+            self.options.leaky_current_diagnoses,
+            admission_order_known=order,
+        )
         self._quality = (source, units)
         return UnitTable(
             ids=[str(a) for a in cohort["admission_id"].to_list()],
@@ -85,7 +95,12 @@ class AdmissionTask(Task):
         if getattr(self, "_quality", None) is None:
             return []
         source, units = self._quality
-        body = quality_html(source.notes, lab_quality(source.events, units, codes=source.codes), len(units), self.options.prediction_hours)
+        body = quality_html(
+            source.notes,
+            lab_quality(source.events, units, codes=source.codes),
+            len(units),
+            self.options.prediction_hours,
+        )
         return [ReportSection(f"Data quality: {source.kind} at {source.root}", html=body)]
 
     def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
@@ -95,7 +110,9 @@ class AdmissionTask(Task):
         from medlearn.ehr.features import Featurize, fit_featurize
 
         o = self.options
-        params = fit_featurize(train.raw, self.window().n_bins, o.max_labs, o.max_codes, o.max_history, o.min_count)
+        params = fit_featurize(
+            train.raw, self.window().n_bins, o.max_labs, o.max_codes, o.max_history, o.min_count
+        )
         self._n_features = Featurize(**params).n_features
         return [{"name": "ehr_featurize", "params": params}]
 
@@ -122,7 +139,9 @@ class AdmissionTask(Task):
 
 class LOSClassification(AdmissionTask):
     name: ClassVar[str] = "los_classification"
-    target: ClassVar[Target] = Target("multiclass", tuple(LOS_BIN_NAMES), monitor="kappa_linear", ordinal=True)
+    target: ClassVar[Target] = Target(
+        "multiclass", tuple(LOS_BIN_NAMES), monitor="kappa_linear", ordinal=True
+    )
 
     def annotate(self, unit: PredictUnit, array: np.ndarray, bundle: Any) -> None:
         """Also give the predicted bin as an interval of remaining days."""
@@ -138,7 +157,9 @@ class LOSClassification(AdmissionTask):
 
 class LOSRegression(AdmissionTask):
     name: ClassVar[str] = "los_regression"
-    target: ClassVar[Target] = Target("regression", ("remaining_los_days",), monitor="mae", value_range=(0.0, None))
+    target: ClassVar[Target] = Target(
+        "regression", ("remaining_los_days",), monitor="mae", value_range=(0.0, None)
+    )
 
     def targets(self, cohort: Any) -> np.ndarray:
         return cohort["remaining_los_days"].to_numpy().astype(np.float32)

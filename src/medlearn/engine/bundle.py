@@ -2,10 +2,11 @@
 
 A bundle is a directory::
 
-    bundle.json        task, model, preprocessing spec, labels, operating point, metrics, data
-                       fingerprint, split membership, resolved config, library versions, and under
+    bundle.json        task, target, model, preprocessing spec, operating point, calibration, metrics,
+                       data fingerprint, split membership, resolved config, library versions, and under
                        ``training`` what the model saw (``summary``) and the torch thread count and
-                       deterministic flag a bit-exact re-training needs (``threads``, ``deterministic``)
+                       deterministic flag a bit-exact re-training needs (``threads``, ``deterministic``);
+                       its schema is :class:`medlearn.engine.artifacts.BundleMeta`
     model.safetensors  weights (no pickle; loading never executes code from the bundle)
     model_card.md      intended use, data, metrics with CIs, caveats
 
@@ -16,10 +17,8 @@ different preprocessing at serving time is the most common silent bug in clinica
 from __future__ import annotations
 
 import json
-import platform
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -27,51 +26,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from medlearn.engine.artifacts import (
+    FORMAT,
+    FORMAT_VERSION,
+    BundleMeta,
+    migrate_v1,
+    parse_bundle_meta,
+    save_bundle,
+)
 from medlearn.engine.data import Preprocessing
+from medlearn.engine.posthoc import Calibration, apply_calibration, outputs_to_predictions
 from medlearn.engine.task import PredictUnit, Task
-from medlearn.engine.posthoc import Calibration, apply_calibration
-from medlearn.errors import BundleError
+from medlearn.errors import BundleError, ConfigError
 
-FORMAT = "medlearn-bundle"
-FORMAT_VERSION = 1
-_VERSIONED = ("medlearn", "torch", "numpy", "monai", "pydicom", "scikit-learn", "safetensors")
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def save_bundle(path: Path, model: nn.Module, meta: dict[str, Any], model_card: str) -> Path:
-    """Write weights (safetensors), ``bundle.json`` and the model card into ``path``."""
-    from safetensors.torch import save_file
-
-    path.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(path / "model.safetensors"))
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": library_versions(), **meta}
-    if isinstance(meta.get("training"), dict) and "threads" not in meta["training"]:
-        from medlearn.engine.trainer import REPRODUCIBILITY, reproducibility
-
-        # pipelines that do not record it (e.g. generative runs) trained in this process, with these settings
-        meta["training"] = {**meta["training"], **reproducibility(), "reproducibility": REPRODUCIBILITY}
-    (path / "bundle.json").write_text(json.dumps(meta, indent=2, default=_json_default))
-    (path / "model_card.md").write_text(model_card)
-    return path
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+__all__ = ["Bundle", "BundleMeta", "load_bundle", "save_bundle"]
 
 
 @dataclass
@@ -79,7 +47,7 @@ class Bundle:
     """A loaded bundle: the task, the model in eval mode and the saved preprocessing."""
 
     path: Path
-    meta: dict[str, Any]
+    meta: BundleMeta
     task: Task
     model: nn.Module
     preprocessing: Preprocessing
@@ -87,79 +55,116 @@ class Bundle:
 
     @property
     def kind(self) -> str:
-        return self.meta["kind"]
+        return self.meta.kind
 
     @property
     def class_names(self) -> list[str]:
-        return list(self.meta["class_names"])
+        return self.meta.class_names
 
     @property
     def calibration(self) -> Calibration:
         """Post-hoc calibration of the logits fitted on validation (identity when absent)."""
-        return Calibration(**self.meta.get("calibration", {}))
+        return Calibration(**self.meta.calibration.model_dump())
 
     @property
     def threshold(self) -> float | None:
-        op = self.meta.get("operating_point")
-        return None if op is None else float(op["threshold"])
+        op = self.meta.operating_point
+        return None if op is None else float(op.threshold)
 
     @torch.no_grad()
     def predict_arrays(self, arrays: list[np.ndarray]) -> np.ndarray:
         """Model outputs for already-preprocessed arrays (P(positive), class probabilities or values)."""
-        from medlearn.engine.trainer import outputs_to_predictions
-
         if not arrays:
             return np.zeros(0)
         self.model.eval()
         outs = []
         for i in range(0, len(arrays), 64):
             x = torch.from_numpy(np.stack(arrays[i : i + 64])).to(self.device)
-            outs.append(outputs_to_predictions(apply_calibration(self.model(x).cpu(), self.calibration), self.kind))
+            outs.append(
+                outputs_to_predictions(apply_calibration(self.model(x).cpu(), self.calibration), self.kind)
+            )
         return np.concatenate(outs)
 
     def predict_raw(self, raws: list[Any]) -> np.ndarray:
         """Preprocess raw inputs with the bundle's own spec and predict."""
         return self.predict_arrays([self.preprocessing(r) for r in raws])
 
-    def predict(self, inputs: list[str | Path], out_dir: Path | None = None, **options: Any) -> list[dict[str, Any]]:
-        """``medlearn predict`` as a function: files in, one JSON-able dict per predicted unit out
-        (with ``out_dir``, Grad-CAM pictures are saved there and named in ``"explanation"``)."""
+    def predict(
+        self, inputs: str | Path | Sequence[str | Path], out_dir: Path | None = None, **options: Any
+    ) -> list[dict[str, Any]]:
+        """``medlearn predict`` as a function: files in, one prediction record per unit out.
+
+        Args:
+            inputs: a file or folder, or a list of them (a DICOM series folder, an ECG record, EHR tables…).
+            out_dir: where to save a Grad-CAM picture per unit (named in the record's ``"explanation"``).
+            **options: the task's predict options, named like the CLI flags (``nodule="55.5,85.6,-116"``
+                or ``nodule=(55.5, 85.6, -116)``, ``diameter=10``, ``fs=200``). One the task does not take
+                is an :class:`~medlearn.errors.InputError` naming the options it does take.
+
+        Returns:
+            One dict per predicted unit, the prediction record of ``medlearn predict --json``; inputs that
+            held nothing to predict come back as ``{"input": ..., "skipped": {...}}``.
+
+        Example:
+            >>> bundle = medlearn.load_bundle("runs/ecg_af/bundle")  # doctest: +SKIP
+            >>> bundle.predict("A00001.hea")[0]["label"]  # doctest: +SKIP
+            'Normal'
+        """
         from medlearn.engine.predict import predict_with_pictures
 
-        return predict_with_pictures(self, [Path(p) for p in inputs], out_dir, **options)
+        paths = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
+        return predict_with_pictures(self, paths, out_dir, **options)
 
     def generate(self, n: int, seed: int = 0, temperature: float | None = None) -> list[Any]:
-        """``medlearn generate`` as a function: ``n`` samples of a generative bundle (e.g. SMILES)."""
-        from medlearn.engine.generative import generate_from_bundle
+        """``medlearn generate`` as a function: ``n`` samples of a generative bundle (e.g. SMILES) with its
+        own preprocessing (codec).
 
-        return generate_from_bundle(self, n, seed, temperature)
+        Raises:
+            ConfigError: the bundle is a predictive model.
+        """
+        if self.kind != "generative":
+            raise ConfigError(f"{self.path}: a {self.kind} model cannot generate; pass a generator's bundle")
+        return self.task.generate(self.model, self.preprocessing, n, seed=seed, temperature=temperature)
 
     @property
     def model_name(self) -> str:
-        return f"{self.meta['model']['name']}@{self.meta.get('created', '')}"
+        return f"{self.meta.model.name}@{self.meta.created}"
 
     def _within_range(self, value: float) -> float:
         """A regression value clipped to the task's physical range (e.g. no negative length of stay)."""
-        lo, hi = self.task.value_range
+        lo, hi = self.task.target.value_range
         return round(float(min(max(value, -np.inf if lo is None else lo), np.inf if hi is None else hi)), 6)
 
     def describe(self, unit: PredictUnit, pred: Any) -> dict[str, Any]:
-        """The CONVENTIONS.md prediction record for one unit."""
-        record: dict[str, Any] = {"input": unit.meta.get("input", unit.id), "unit": unit.id, "model": self.model_name}
+        """The prediction record (docs/conventions.md#the-prediction-record) for one unit."""
+        record: dict[str, Any] = {
+            "input": unit.meta.get("input", unit.id),
+            "unit": unit.id,
+            "model": self.model_name,
+        }
         if self.kind == "binary":
             threshold = self.threshold if self.threshold is not None else 0.5
             prob = float(pred)
-            record.update(label=self.class_names[int(prob >= threshold)], probability=round(prob, 6),
-                          threshold=threshold)
+            record.update(
+                label=self.class_names[int(prob >= threshold)],
+                probability=round(prob, 6),
+                threshold=threshold,
+            )
         elif self.kind == "multiclass":
             probs = {c: round(float(p), 6) for c, p in zip(self.class_names, pred)}
             record.update(label=max(probs, key=probs.get), probabilities=probs)
         else:
-            interval = self.meta.get("prediction_interval")
+            interval = self.meta.prediction_interval
             value = float(pred)
             record["value"] = self._within_range(value)
-            record["interval"] = None if interval is None else [self._within_range(value - interval["half_width"]),
-                                                                self._within_range(value + interval["half_width"])]
+            record["interval"] = (
+                None
+                if interval is None
+                else [
+                    self._within_range(value - interval.half_width),
+                    self._within_range(value + interval.half_width),
+                ]
+            )
         extra = {k: v for k, v in unit.meta.items() if k != "input"}
         if extra:
             record["details"] = extra
@@ -170,14 +175,59 @@ class Bundle:
         return record
 
 
-def load_bundle(path: str | Path, device: str = "cpu") -> Bundle:
-    """Load a bundle directory (``<out>/bundle``; ``<out>`` itself is accepted too) onto ``device``
-    ("cpu", "cuda" or "auto")."""
+def _external_names(raw: dict[str, Any]) -> list[str]:
+    """The out-of-tree names (``package.module:Name``) a bundle's task, model and transforms use."""
+    from medlearn.registry import is_external
+
+    task = raw.get("task") if isinstance(raw.get("task"), dict) else {}
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    steps = raw.get("preprocessing") if isinstance(raw.get("preprocessing"), list) else []
+    names = [task.get("name"), model.get("name"), *(s.get("name") for s in steps if isinstance(s, dict))]
+    return [n for n in names if isinstance(n, str) and is_external(n)]
+
+
+def _make_task(raw: dict[str, Any], meta_path: Path) -> Task:
+    from medlearn.registry import task_class
+
+    ref = raw.get("task")
+    if (
+        not isinstance(ref, dict)
+        or not isinstance(ref.get("name"), str)
+        or not isinstance(ref.get("options"), dict)
+    ):
+        raise BundleError(f"{meta_path}: missing field 'task' (an object with name and options)")
+    try:
+        return task_class(ref["name"])(ref["options"])
+    except ConfigError as exc:
+        raise BundleError(f"{meta_path}: task: {exc}") from None
+
+
+def load_bundle(path: str | Path, device: str = "cpu", allow_external: bool = False) -> Bundle:
+    """Load a bundle directory onto a device, checking its metadata against the schema.
+
+    Args:
+        path: the bundle directory (``<out>/bundle``; the run folder ``<out>`` is accepted too).
+        device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        allow_external: load a bundle whose task, model or transform is out-of-tree code
+            (``package.module:Name``). Loading it imports and runs that package, so it is refused unless
+            asked for (CLI: ``--allow-external``).
+
+    Returns:
+        The :class:`Bundle`: its task, the model in eval mode, the saved preprocessing and metadata.
+
+    Raises:
+        BundleError: not a bundle, an unsupported format version, a field unknown to or missing from
+            the schema (named), weights that do not load, or out-of-tree code without ``allow_external``.
+
+    Example:
+        >>> bundle = load_bundle("runs/ecg_af")  # doctest: +SKIP
+        >>> bundle.kind, bundle.class_names  # doctest: +SKIP
+        ('multiclass', ['Normal', 'AF', 'Other', 'Noisy'])
+    """
     from safetensors.torch import load_file
 
     from medlearn.engine.models import build_model
-    from medlearn.engine.trainer import pick_device
-    from medlearn.registry import task_class
+    from medlearn.engine.runtime import pick_device
 
     path = Path(path)
     if (path / "bundle" / "bundle.json").is_file():
@@ -186,21 +236,33 @@ def load_bundle(path: str | Path, device: str = "cpu") -> Bundle:
     if not meta_path.is_file():
         raise BundleError(f"{path}: not a medlearn bundle (no bundle.json)")
     try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{meta_path}: corrupt bundle.json ({exc.msg})") from None
-    if meta.get("format") != FORMAT or meta.get("format_version", 0) > FORMAT_VERSION:
-        raise BundleError(f"{meta_path}: unsupported bundle format {meta.get('format')!r} "
-                          f"v{meta.get('format_version')} (this medlearn reads v{FORMAT_VERSION})")
+        raw = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{meta_path}: corrupt bundle.json ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(raw, dict):
+        raise BundleError(f"{meta_path}: bundle.json holds a {type(raw).__name__}, not an object")
+    version = raw.get("format_version")
+    if raw.get("format") != FORMAT or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise BundleError(
+            f"{meta_path}: unsupported bundle format {raw.get('format')!r} "
+            f"v{version} (this medlearn reads v1 to v{FORMAT_VERSION})"
+        )
+    external = _external_names(raw)
+    if external and not allow_external:
+        raise BundleError(
+            f"{path}: the bundle runs out-of-tree code ({', '.join(external)}); if you trust that package, "
+            "load it with allow_external=True (CLI: --allow-external)"
+        )
     weights = path / "model.safetensors"
     if not weights.is_file():
         raise BundleError(f"{path}: bundle has no model.safetensors")
-    task = task_class(meta["task"]["name"])(meta["task"]["options"])
-    model, _ = build_model(meta["model"]["name"], meta["model"]["params"], {})
+    task = _make_task(raw, meta_path)
+    meta = parse_bundle_meta(migrate_v1(raw, task.target) if version == 1 else raw, meta_path)
+    model, _ = build_model(meta.model.name, meta.model.params, {})
     try:
         model.load_state_dict(load_file(str(weights)))
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise BundleError(f"{weights}: weights do not load into {meta['model']['name']} ({exc})") from None
+        raise BundleError(f"{weights}: weights do not load into {meta.model.name} ({exc})") from None
     target = pick_device(device)
     model.to(target).eval()
-    return Bundle(path, meta, task, model, Preprocessing(meta["preprocessing"]), target)
+    return Bundle(path, meta, task, model, Preprocessing(meta.preprocessing), target)

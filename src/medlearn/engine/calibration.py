@@ -86,7 +86,7 @@ def weighted_bin_sums(
     onehot[np.arange(confidence.shape[0]), bin_index(confidence, n_bins)] = 1.0
     stacked = np.concatenate([onehot, onehot * confidence[:, None], onehot * outcome[:, None]], axis=1)
     sums = weights @ stacked
-    return sums[:, :n_bins], sums[:, n_bins:2 * n_bins], sums[:, 2 * n_bins:]
+    return sums[:, :n_bins], sums[:, n_bins : 2 * n_bins], sums[:, 2 * n_bins :]
 
 
 def weighted_ece(

@@ -102,7 +102,9 @@ class Callback:
     def on_epoch_start(self, epoch: int) -> None:
         """An epoch (numbered from 1) is about to train."""
 
-    def extra_loss(self, model: nn.Module, batch_x: torch.Tensor, batch_y: torch.Tensor) -> torch.Tensor | None:
+    def extra_loss(
+        self, model: nn.Module, batch_x: torch.Tensor, batch_y: torch.Tensor
+    ) -> torch.Tensor | None:
         """A scalar added to the loss of every training batch before the backward pass (e.g. FedProx's
         ``mu/2 · ||w - w_global||²``), or None. Not called for models fitted in one pass (trees)."""
         return None
@@ -143,7 +145,9 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_epoch_start(epoch)
 
-    def extra_loss(self, model: nn.Module, batch_x: torch.Tensor, batch_y: torch.Tensor) -> torch.Tensor | None:
+    def extra_loss(
+        self, model: nn.Module, batch_x: torch.Tensor, batch_y: torch.Tensor
+    ) -> torch.Tensor | None:
         terms = [t for cb in self.callbacks if (t := cb.extra_loss(model, batch_x, batch_y)) is not None]
         return sum(terms[1:], terms[0]) if terms else None
 
@@ -244,29 +248,3 @@ def epoch_line(state: FitState, epoch: int, row: Mapping[str, float]) -> str:
             parts.append(f"best {state.best_score:.3f} (epoch {state.best_epoch})")
     parts.append(f"{row.get('epoch_seconds', 0.0):.1f} s")
     return "  ".join(parts)
-
-
-def run_callbacks(out: Path, track: str | None = None) -> list[Callback]:
-    """The callbacks every run passes to its Trainers: ``<out>/history.csv``, progress lines on a
-    non-terminal stderr, and the experiment tracker ``track`` names (None or ``"mlflow"``).
-
-    Args:
-        out: the run's output directory.
-        track: ``None`` (no tracker) or ``"mlflow"`` (a local ``sqlite:///<out>/mlflow.db`` store unless
-            ``MLFLOW_TRACKING_URI`` is set). TensorBoard is not offered: ``torch.utils.tensorboard`` needs
-            the ``tensorboard`` package, which this project does not depend on.
-
-    Raises:
-        ConfigError: ``track`` names no known tracker.
-        MissingDependencyError: ``track="mlflow"`` without MLflow installed.
-    """
-    from medlearn.errors import ConfigError
-
-    callbacks: list[Callback] = [HistoryCSV(Path(out) / "history.csv"), ProgressLines()]
-    if track == "mlflow":
-        from medlearn.engine.tracking import MLflowLogger
-
-        callbacks.append(MLflowLogger(run_dir=Path(out)))
-    elif track is not None:
-        raise ConfigError(f"--track {track}: unknown tracker (choose mlflow)")
-    return callbacks

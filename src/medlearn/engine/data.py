@@ -58,8 +58,10 @@ class UnitTable:
             return tables[0]
         keys = set(tables[0].meta)
         return UnitTable(
-            ids=[i for t in tables for i in t.ids], targets=np.concatenate([t.targets for t in tables]),
-            groups=np.concatenate([t.groups for t in tables]), raw=[r for t in tables for r in t.raw],
+            ids=[i for t in tables for i in t.ids],
+            targets=np.concatenate([t.targets for t in tables]),
+            groups=np.concatenate([t.groups for t in tables]),
+            raw=[r for t in tables for r in t.raw],
             fingerprint=tables[0].fingerprint,
             meta={k: [v for t in tables for v in t.meta[k]] for k in keys},
         )
@@ -97,7 +99,9 @@ def group_split(
     Uses scikit-learn's StratifiedGroupKFold so that class balance is kept as far as the groups allow
     (classification); regression targets are binned into quartiles for stratification.
     """
-    return cv_group_splits(targets, groups, max(2, round(1 / test_fraction)), val_fraction, seed, only_first=True)[0]
+    return cv_group_splits(
+        targets, groups, max(2, round(1 / test_fraction)), val_fraction, seed, only_first=True
+    )[0]
 
 
 def halve_by_group(groups: np.ndarray, seed: int) -> np.ndarray | None:
@@ -117,7 +121,12 @@ def halve_by_group(groups: np.ndarray, seed: int) -> np.ndarray | None:
 
 
 def cv_group_splits(
-    targets: np.ndarray, groups: np.ndarray, n_folds: int, val_fraction: float, seed: int, only_first: bool = False
+    targets: np.ndarray,
+    groups: np.ndarray,
+    n_folds: int,
+    val_fraction: float,
+    seed: int,
+    only_first: bool = False,
 ) -> list[np.ndarray]:
     """k-fold cross-validation over groups: split ``k`` tests fold ``k`` and validates on a
     ``val_fraction`` of the other groups; every group is tested exactly once over the folds."""
@@ -131,7 +140,9 @@ def cv_group_splits(
     test_fraction = 1 / n_folds
     n_groups = len(set(np.asarray(groups).tolist()))
     if n_groups < n_folds:
-        raise InputError(f"{n_folds} folds need at least {n_folds} groups (patients/records); the data has {n_groups}")
+        raise InputError(
+            f"{n_folds} folds need at least {n_folds} groups (patients/records); the data has {n_groups}"
+        )
     n_val_folds = max(2, round((1 - test_fraction) / val_fraction))
     splits = []
     with warnings.catch_warnings():  # rare classes: stratification is best effort, groups are exact
@@ -143,9 +154,12 @@ def cv_group_splits(
             rest = np.flatnonzero(split == "train")
             n_rest_groups = len(set(groups[rest]))
             if n_rest_groups < 2:
-                raise InputError(f"{n_rest_groups} group(s) left for training and validation: too few to split")
-            inner = StratifiedGroupKFold(n_splits=min(n_val_folds, n_rest_groups), shuffle=True,
-                                         random_state=seed + 1)
+                raise InputError(
+                    f"{n_rest_groups} group(s) left for training and validation: too few to split"
+                )
+            inner = StratifiedGroupKFold(
+                n_splits=min(n_val_folds, n_rest_groups), shuffle=True, random_state=seed + 1
+            )
             _, val_local = next(inner.split(np.zeros(len(rest)), y[rest], groups[rest]))
             split[rest[val_local]] = "val"
             splits.append(split.astype(str))
@@ -243,7 +257,9 @@ class CachedDataset:
         return x, self.targets[i]
 
 
-def dataset_cache_key(fingerprint: str, preprocess: Preprocessing, ids: Sequence[str], task_options: str = "") -> str:
+def dataset_cache_key(
+    fingerprint: str, preprocess: Preprocessing, ids: Sequence[str], task_options: str = ""
+) -> str:
     """Cache key of preprocessed units: the data's content, the preprocessing, which units, and the task
     options that shaped the raw units (e.g. a prediction window), so no option change serves stale arrays."""
     ids_digest = hashlib.blake2b("\n".join([task_options, *ids]).encode(), digest_size=8).hexdigest()

@@ -49,8 +49,9 @@ class PrevalenceModel(nn.Module):
         self.out_channels = out_channels
         self.register_buffer("constant", torch.zeros(out_channels, dtype=torch.float32))
 
-    def fit_arrays(self, x: np.ndarray, y: np.ndarray, kind: str, sample_weight: np.ndarray | None,
-                   seed: int) -> dict[str, Any]:
+    def fit_arrays(
+        self, x: np.ndarray, y: np.ndarray, kind: str, sample_weight: np.ndarray | None, seed: int
+    ) -> dict[str, Any]:
         """Fit the constant from the training targets ``y`` alone (``x``, weights and seed are unused)."""
         del x, sample_weight, seed
         y = np.asarray(y)
@@ -62,14 +63,18 @@ class PrevalenceModel(nn.Module):
             constant = np.full(self.out_channels, np.log(prevalence / (1 - prevalence)))
             facts = {"prevalence": prevalence}
         elif kind == "multiclass":
-            counts = np.bincount(y.astype(int), minlength=self.out_channels)[: self.out_channels].astype(float)
+            counts = np.bincount(y.astype(int), minlength=self.out_channels)[: self.out_channels].astype(
+                float
+            )
             constant = np.where(counts > 0, np.log(np.maximum(counts, 1) / counts.sum()), ABSENT_CLASS_SCORE)
             facts = {"majority_share": float(counts.max() / counts.sum())}
         elif kind == "regression":
             constant = np.full(self.out_channels, float(np.mean(y)))
             facts = {"mean": float(np.mean(y))}
         else:
-            raise ValueError(f"the prevalence model fits binary, multiclass or regression tasks, not {kind!r}")
+            raise ValueError(
+                f"the prevalence model fits binary, multiclass or regression tasks, not {kind!r}"
+            )
         self.constant = torch.as_tensor(constant, dtype=torch.float32)
         return facts
 

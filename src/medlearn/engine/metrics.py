@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -46,11 +47,24 @@ from medlearn.engine.calibration import (
 from medlearn.engine.target import BINARY_METRICS, MULTICLASS_METRICS, REGRESSION_METRICS
 
 __all__ = [
-    "BINARY_METRICS", "BinaryMetricSet", "MulticlassMetricSet", "OperatingPoint", "OperatingRuleError",
-    "BootstrapInterval", "MIN_CLUSTERS", "RegressionMetricSet", "binary_metrics", "bootstrap_ci",
-    "bootstrap_intervals", "choose_operating_point",
-    "evaluate_predictions", "expected_calibration_error", "multiclass_metrics", "parse_rule",
-    "regression_metrics", "reliability_curve",
+    "BINARY_METRICS",
+    "BinaryMetricSet",
+    "MulticlassMetricSet",
+    "OperatingPoint",
+    "OperatingRuleError",
+    "BootstrapInterval",
+    "MIN_CLUSTERS",
+    "RegressionMetricSet",
+    "binary_metrics",
+    "bootstrap_ci",
+    "bootstrap_intervals",
+    "choose_operating_point",
+    "evaluate_predictions",
+    "expected_calibration_error",
+    "multiclass_metrics",
+    "parse_rule",
+    "regression_metrics",
+    "reliability_curve",
 ]
 
 PER_CLASS_METRICS = ("sensitivity", "ppv", "f1")
@@ -126,9 +140,15 @@ class BinaryMetricSet(_MetricSet):
         sens, spec = _div(tp, tp + fn), _div(tn, tn + fp)
         auroc, auprc = _weighted_ranking(weights, y, prob)
         return {
-            "auroc": auroc, "auprc": auprc, "accuracy": _div(tp + tn, total),
-            "balanced_accuracy": (sens + spec) / 2, "sensitivity": sens, "specificity": spec,
-            "ppv": _div(tp, tp + fp), "npv": _div(tn, tn + fn), "f1": _div(2 * tp, 2 * tp + fp + fn),
+            "auroc": auroc,
+            "auprc": auprc,
+            "accuracy": _div(tp + tn, total),
+            "balanced_accuracy": (sens + spec) / 2,
+            "sensitivity": sens,
+            "specificity": spec,
+            "ppv": _div(tp, tp + fp),
+            "npv": _div(tn, tn + fn),
+            "f1": _div(2 * tp, 2 * tp + fp + fn),
             "ece": weighted_ece(weights, y, prob, self.n_bins),
             "brier": _div(weights @ (prob - y) ** 2, total),
         }
@@ -141,8 +161,13 @@ class MulticlassMetricSet(_MetricSet):
     the one-vs-rest macro AUROC average over the classes where they are defined.
     """
 
-    def __init__(self, n_classes: int, n_bins: int = 10, ordinal: bool = False,
-                 f1_groups: dict[str, list[int]] | None = None) -> None:
+    def __init__(
+        self,
+        n_classes: int,
+        n_bins: int = 10,
+        ordinal: bool = False,
+        f1_groups: dict[str, list[int]] | None = None,
+    ) -> None:
         self.n_classes, self.n_bins, self.ordinal = n_classes, n_bins, ordinal
         self.f1_groups = f1_groups or {}
 
@@ -161,13 +186,21 @@ class MulticlassMetricSet(_MetricSet):
         chance = _div((support * predicted).sum(axis=1), total**2)
         auroc = np.stack([_weighted_ranking(weights, (y == c), prob[:, c])[0] for c in range(k)], axis=1)
         out = {
-            "accuracy": accuracy, "balanced_accuracy": _nanmean_rows(recall), "macro_f1": _nanmean_rows(f1),
-            "auroc": _nanmean_rows(auroc), "kappa": _div(accuracy - chance, 1 - chance),
+            "accuracy": accuracy,
+            "balanced_accuracy": _nanmean_rows(recall),
+            "macro_f1": _nanmean_rows(f1),
+            "auroc": _nanmean_rows(auroc),
+            "kappa": _div(accuracy - chance, 1 - chance),
             "ece": weighted_ece(weights, (pred == y), prob.max(axis=1), self.n_bins),
         }
         for c in range(k):
-            out.update({f"per_class/{c}/sensitivity": recall[:, c], f"per_class/{c}/ppv": precision[:, c],
-                        f"per_class/{c}/f1": f1[:, c]})
+            out.update(
+                {
+                    f"per_class/{c}/sensitivity": recall[:, c],
+                    f"per_class/{c}/ppv": precision[:, c],
+                    f"per_class/{c}/f1": f1[:, c],
+                }
+            )
         for name, classes in self.f1_groups.items():  # e.g. CinC 2017's mean F1 of N, A and O
             out[name] = _nanmean_rows(f1[:, classes])  # over the named classes present, like macro_f1
         if self.ordinal:  # ordered classes (e.g. length-of-stay bins): distance between classes counts
@@ -205,7 +238,10 @@ def _as_multiclass(y_true: Any, prob: Any, n_classes: int) -> tuple[np.ndarray, 
 
 
 def multiclass_metrics(
-    y_true: Any, prob: Any, class_names: list[str], ordinal: bool = False,
+    y_true: Any,
+    prob: Any,
+    class_names: list[str],
+    ordinal: bool = False,
     f1_groups: dict[str, list[str]] | None = None,
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Overall metrics (:data:`MULTICLASS_METRICS`, plus ``kappa_linear`` and ``mad`` for ordered
@@ -217,8 +253,9 @@ def multiclass_metrics(
     y, p = _as_multiclass(y_true, prob, len(class_names))
     groups = class_index_groups(f1_groups, class_names)
     flat = MulticlassMetricSet(len(class_names), ordinal=ordinal, f1_groups=groups)(y, p)
-    per_class = {name: {m: flat[f"per_class/{c}/{m}"] for m in PER_CLASS_METRICS}
-                 for c, name in enumerate(class_names)}
+    per_class = {
+        name: {m: flat[f"per_class/{c}/{m}"] for m in PER_CLASS_METRICS} for c, name in enumerate(class_names)
+    }
     names = MULTICLASS_METRICS + (("kappa_linear", "mad") if ordinal else ()) + tuple(groups)
     return {m: flat[m] for m in names}, per_class
 
@@ -250,8 +287,13 @@ class BootstrapInterval:
     note: str | None = None
 
 
-def _jackknife(metric_fn: Callable[..., dict[str, float]], arrays: tuple[np.ndarray, ...], codes: np.ndarray,
-               n_draw: int, seed: int) -> dict[str, np.ndarray]:
+def _jackknife(
+    metric_fn: Callable[..., dict[str, float]],
+    arrays: tuple[np.ndarray, ...],
+    codes: np.ndarray,
+    n_draw: int,
+    seed: int,
+) -> dict[str, np.ndarray]:
     """Leave-one-cluster-out values of every metric (``codes``: cluster index per unit); beyond
     :data:`MAX_JACKKNIFE` clusters, clusters are dealt into that many random blocks left out in turn."""
     if n_draw > MAX_JACKKNIFE:
@@ -275,8 +317,9 @@ def _jackknife(metric_fn: Callable[..., dict[str, float]], arrays: tuple[np.ndar
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def bca_interval(replicates: np.ndarray, estimate: float, jackknife: np.ndarray,
-                 alpha: float = 0.05) -> tuple[float, float] | None:
+def bca_interval(
+    replicates: np.ndarray, estimate: float, jackknife: np.ndarray, alpha: float = 0.05
+) -> tuple[float, float] | None:
     """The BCa interval (Efron 1987; Efron & Tibshirani 1993, ch. 14) from finite bootstrap
     ``replicates``, the point ``estimate`` and the leave-one-(cluster-)out ``jackknife`` values.
 
@@ -373,8 +416,13 @@ def bootstrap_intervals(
             jackknife = _jackknife(metric_fn, arrays, codes, n_draw, seed)
         bca = bca_interval(finite, estimate, jackknife.get(key, np.zeros(0)), alpha)
         if bca is None:
-            cis[key] = BootstrapInterval(lo, hi, "percentile", "the percentile interval excludes the estimate "
-                                         "and BCa is undefined (every replicate on one side of it)")
+            cis[key] = BootstrapInterval(
+                lo,
+                hi,
+                "percentile",
+                "the percentile interval excludes the estimate "
+                "and BCa is undefined (every replicate on one side of it)",
+            )
         else:
             cis[key] = BootstrapInterval(bca[0], bca[1], "bca")
     return cis
@@ -390,8 +438,10 @@ def bootstrap_ci(
 ) -> dict[str, tuple[float, float] | None]:
     """:func:`bootstrap_intervals` as plain ``(low, high)`` pairs (percentile, or BCa where the
     percentile interval excluded the point estimate)."""
-    return {k: None if ci is None else (ci.low, ci.high)
-            for k, ci in bootstrap_intervals(metric_fn, arrays, n_boot, seed, groups, alpha).items()}
+    return {
+        k: None if ci is None else (ci.low, ci.high)
+        for k, ci in bootstrap_intervals(metric_fn, arrays, n_boot, seed, groups, alpha).items()
+    }
 
 
 def _plural(word: str) -> str:
@@ -400,7 +450,9 @@ def _plural(word: str) -> str:
     return word + ("es" if re.search(r"(s|x|z|ch|sh)$", word) else "s")
 
 
-def class_index_groups(f1_groups: dict[str, list[str]] | None, class_names: list[str]) -> dict[str, list[int]]:
+def class_index_groups(
+    f1_groups: dict[str, list[str]] | None, class_names: list[str]
+) -> dict[str, list[int]]:
     """``{"challenge_f1": ["Normal", "AF"]}`` → ``{"challenge_f1": [0, 1]}`` (unknown names are a bug)."""
     return {name: [class_names.index(c) for c in classes] for name, classes in (f1_groups or {}).items()}
 
@@ -421,7 +473,7 @@ def evaluate_predictions(
     ordinal: bool = False,
     f1_groups: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
-    """The ``metrics.json`` dict of CONVENTIONS.md for one split, JSON-safe (NaN -> None, 4 decimals).
+    """The ``metrics.json`` dict (docs/conventions.md#metricsjson) for one split, JSON-safe (NaN -> None, 4 decimals).
 
     ``ordinal`` (multiclass only): the classes are ordered, so linear-weighted kappa (``kappa_linear``)
     and the mean absolute distance between predicted and true class (``mad``, in classes) are added.
@@ -442,8 +494,9 @@ def evaluate_predictions(
         fn = BinaryMetricSet(operating_point.threshold if operating_point else 0.5)
     elif kind == "multiclass":
         arrays = _as_multiclass(y_true, prob_or_pred, len(class_names))
-        fn = MulticlassMetricSet(len(class_names), ordinal=ordinal,
-                                 f1_groups=class_index_groups(f1_groups, class_names))
+        fn = MulticlassMetricSet(
+            len(class_names), ordinal=ordinal, f1_groups=class_index_groups(f1_groups, class_names)
+        )
     elif kind == "regression":
         arrays, fn = _as_regression(y_true, prob_or_pred), RegressionMetricSet()
     else:
@@ -453,8 +506,11 @@ def evaluate_predictions(
     point = fn(*arrays)
     n_clusters = None if groups is None else len(np.unique(np.asarray(groups).reshape(-1)))
     too_few = n_clusters is not None and n_clusters < MIN_CLUSTERS
-    cis = (bootstrap_intervals(fn, arrays, n_boot=n_boot, seed=seed, groups=groups)
-           if n_boot > 0 and not too_few else {})
+    cis = (
+        bootstrap_intervals(fn, arrays, n_boot=n_boot, seed=seed, groups=groups)
+        if n_boot > 0 and not too_few
+        else {}
+    )
 
     def entry(key: str) -> dict[str, Any]:
         ci = cis.get(key)
@@ -470,12 +526,16 @@ def evaluate_predictions(
     per_class: dict[str, dict[str, Any]] = {}
     if kind == "binary":
         names = BINARY_METRICS
-        per_class = {class_names[1]: {"sensitivity": entry("sensitivity"), "ppv": entry("ppv")},
-                     class_names[0]: {"sensitivity": entry("specificity"), "ppv": entry("npv")}}
+        per_class = {
+            class_names[1]: {"sensitivity": entry("sensitivity"), "ppv": entry("ppv")},
+            class_names[0]: {"sensitivity": entry("specificity"), "ppv": entry("npv")},
+        }
     elif kind == "multiclass":
         names = MULTICLASS_METRICS + (("kappa_linear", "mad") if ordinal else ()) + tuple(f1_groups or {})
-        per_class = {name: {m: entry(f"per_class/{c}/{m}") for m in PER_CLASS_METRICS}
-                     for c, name in enumerate(class_names)}
+        per_class = {
+            name: {m: entry(f"per_class/{c}/{m}") for m in PER_CLASS_METRICS}
+            for c, name in enumerate(class_names)
+        }
     else:
         names = RegressionMetricSet.names
     bca = any(ci is not None and ci.method == "bca" for ci in cis.values())
@@ -487,17 +547,24 @@ def evaluate_predictions(
     elif groups is None:
         ci_method = f"percentile bootstrap, {n_boot} resamples of {_plural(unit)}{corrected}"
     else:
-        ci_method = (f"percentile bootstrap, {n_boot} resamples of {_plural(group_unit)} (cluster bootstrap)"
-                     f"{corrected}")
+        ci_method = (
+            f"percentile bootstrap, {n_boot} resamples of {_plural(group_unit)} (cluster bootstrap)"
+            f"{corrected}"
+        )
     result = {
-        "task": task_name, "split": split, "unit": unit, "n": int(len(arrays[0])),
+        "task": task_name,
+        "split": split,
+        "unit": unit,
+        "n": int(len(arrays[0])),
         "metrics": {name: entry(name) for name in names},
         "per_class": per_class,
         "operating_point": operating_point.to_dict() if operating_point is not None else None,
         "ci_method": ci_method,
     }
     if too_few and n_boot > 0:
-        result["ci_note"] = (f"only {n_clusters} {_plural(group_unit)}: a cluster bootstrap over fewer than "
-                             f"{MIN_CLUSTERS} clusters does not hold its 95% coverage, so no CI is given; a "
-                             "cross-validated run reports the spread of its per-fold figures (folds_summary)")
+        result["ci_note"] = (
+            f"only {n_clusters} {_plural(group_unit)}: a cluster bootstrap over fewer than "
+            f"{MIN_CLUSTERS} clusters does not hold its 95% coverage, so no CI is given; a "
+            "cross-validated run reports the spread of its per-fold figures (folds_summary)"
+        )
     return result

@@ -52,9 +52,11 @@ class Calibration:
         ):
             for bound, edge, side in ((lo, edges[0], "lower"), (hi, edges[1], "upper")):
                 if abs(value - bound) <= _AT_BOUND or (value < lo if side == "lower" else value > hi):
-                    problems.append(f"calibration {name} {shown:.4g} is at the {side} bound of its search "
-                                    f"range ({edge:g}): the fit was stopped by the range, so the calibrated "
-                                    "probabilities are not trustworthy (degenerate validation logits?)")
+                    problems.append(
+                        f"calibration {name} {shown:.4g} is at the {side} bound of its search "
+                        f"range ({edge:g}): the fit was stopped by the range, so the calibrated "
+                        "probabilities are not trustworthy (degenerate validation logits?)"
+                    )
         return problems
 
 
@@ -82,14 +84,31 @@ def fit_calibration(logits: np.ndarray, targets: np.ndarray, kind: str) -> Calib
     z = torch.as_tensor(np.asarray(logits, dtype=np.float64)).reshape(len(logits), -1)
     y = torch.as_tensor(np.asarray(targets))
     if kind == "binary":
-        result = minimize(lambda p: _nll(z, y, kind, Calibration(float(np.exp(p[0])), float(p[1]))),
-                          x0=np.zeros(2), method="L-BFGS-B", bounds=[LOG_T_BOUNDS, BIAS_BOUNDS],
-                          options={"ftol": 1e-12, "gtol": 1e-9})  # tight: a runaway T must reach its bound
+        result = minimize(
+            lambda p: _nll(z, y, kind, Calibration(float(np.exp(p[0])), float(p[1]))),
+            x0=np.zeros(2),
+            method="L-BFGS-B",
+            bounds=[LOG_T_BOUNDS, BIAS_BOUNDS],
+            options={"ftol": 1e-12, "gtol": 1e-9},
+        )  # tight: a runaway T must reach its bound
         fitted = Calibration(float(np.exp(result.x[0])), float(result.x[1]))
     else:
-        result = minimize_scalar(lambda log_t: _nll(z, y, kind, Calibration(float(np.exp(log_t)))),
-                                 bounds=LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-4})
+        result = minimize_scalar(
+            lambda log_t: _nll(z, y, kind, Calibration(float(np.exp(log_t)))),
+            bounds=LOG_T_BOUNDS,
+            method="bounded",
+            options={"xatol": 1e-4},
+        )
         fitted = Calibration(float(np.exp(result.x)))
     for problem in fitted.at_bound():
         log.warning(problem)
     return fitted
+
+
+def outputs_to_predictions(logits: torch.Tensor, kind: str) -> np.ndarray:
+    """Binary → P(positive) (n,); multiclass → softmax (n, k); regression → values (n,)."""
+    if kind == "binary":
+        return torch.sigmoid(logits.reshape(len(logits), -1)[:, 0]).numpy()
+    if kind == "multiclass":
+        return torch.softmax(logits, dim=1).numpy()
+    return logits.reshape(len(logits), -1)[:, 0].numpy()

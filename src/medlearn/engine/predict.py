@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medlearn.engine.bundle import Bundle
+from medlearn.engine.protocols import gradcam_layer
+
+if TYPE_CHECKING:  # Bundle.predict calls this module: a runtime import back would be a cycle
+    from medlearn.engine.bundle import Bundle
 
 
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "unit"
 
 
-def predict_with_pictures(bundle: Bundle, inputs: list[Path], out_dir: Path | None, **options: Any) -> list[dict[str, Any]]:
+def predict_with_pictures(
+    bundle: Bundle, inputs: list[Path], out_dir: Path | None, **options: Any
+) -> list[dict[str, Any]]:
     """Predict every unit found in ``inputs``; with ``out_dir``, save a Grad-CAM picture per unit and
     name it in the record's ``"explanation"``.
 
@@ -30,7 +35,7 @@ def predict_with_pictures(bundle: Bundle, inputs: list[Path], out_dir: Path | No
     for unit, array in zip(loaded.units, arrays):
         bundle.task.annotate(unit, array, bundle)
     records = [bundle.describe(u, p) for u, p in zip(loaded.units, preds)]
-    if out_dir is not None and arrays and getattr(bundle.model, "gradcam_layer", None):
+    if out_dir is not None and arrays and gradcam_layer(bundle.model):
         import matplotlib
 
         matplotlib.use("Agg")
@@ -53,7 +58,9 @@ def predict_with_pictures(bundle: Bundle, inputs: list[Path], out_dir: Path | No
                 full = np.zeros(np.shape(ct), dtype=np.float32)
                 rows = slice(max(row0, 0), min(row0 + heat2d.shape[0], full.shape[0]))
                 cols = slice(max(col0, 0), min(col0 + heat2d.shape[1], full.shape[1]))
-                full[rows, cols] = heat2d[rows.start - row0 : rows.stop - row0, cols.start - col0 : cols.stop - col0]
+                full[rows, cols] = heat2d[
+                    rows.start - row0 : rows.stop - row0, cols.start - col0 : cols.stop - col0
+                ]
                 panels.insert(0, ("CT + Grad-CAM", overlay(ct, full)))
             fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 5))
             for ax, (title, rgb) in zip(np.atleast_1d(axes), panels):

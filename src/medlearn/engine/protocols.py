@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import torch
+from torch import nn
 
 
 @runtime_checkable
@@ -25,6 +26,14 @@ class HasGradCAMLayer(Protocol):
     """A CNN naming the module (dotted path under the model) whose activations Grad-CAM weighs."""
 
     gradcam_layer: str
+
+
+@runtime_checkable
+class WrapsGradCAMModel(Protocol):
+    """A wrapper that runs its network several times per forward (test-time augmentation) and exposes
+    that network, which Grad-CAM explains on the original view."""
+
+    gradcam_model: nn.Module
 
 
 @runtime_checkable

@@ -3,7 +3,7 @@
 Everything is inline (CSS, figures as PNG data URIs); nothing is fetched from the network, so a report
 reads the same in ten years and leaks no access logs. Every report states the intended use at the top
 (the caller words it, e.g. "Research use only, not a medical device") and credits the data it was made
-from, as CONVENTIONS.md requires. All caller strings are HTML-escaped; only ``ReportSection.html`` is
+from, as docs/conventions.md#reports requires. All caller strings are HTML-escaped; only ``ReportSection.html`` is
 trusted markup, meant for HTML this module or the engine generated.
 """
 
@@ -77,8 +77,10 @@ def _ci(ci: Any) -> str:
 def metrics_table_html(metrics_json: dict[str, Any]) -> str:
     """HTML for one ``metrics.json`` dict: split, n and unit; metric | value | 95 % CI; per class; method."""
     m = metrics_json
-    out = [f'<p class="meta">Split <strong>{_e(m.get("split", "?"))}</strong>, n = {_e(m.get("n", "?"))} '
-           f'(unit: {_e(m.get("unit", "?"))}); task {_e(m.get("task", "?"))}.</p>']
+    out = [
+        f'<p class="meta">Split <strong>{_e(m.get("split", "?"))}</strong>, n = {_e(m.get("n", "?"))} '
+        f"(unit: {_e(m.get('unit', '?'))}); task {_e(m.get('task', '?'))}.</p>"
+    ]
     reference = m.get("reference")
     if reference:  # what set metrics (e.g. the molecules' *_test) were scored against
         named = "; ".join(f"<code>{_e(k)}</code>: {_e(v)}" for k, v in reference.items())
@@ -86,22 +88,31 @@ def metrics_table_html(metrics_json: dict[str, Any]) -> str:
     op = m.get("operating_point")
     if op:
         threshold = f"{float(op['threshold']):.4g}"
-        out.append(f"<p>Operating point: threshold <strong>{_e(threshold)}</strong>, "
-                   f'rule <code>{_e(op.get("rule", "?"))}</code>, chosen on the '
-                   f'{_e(op.get("chosen_on", "?"))} split; thresholded metrics below are at this point.</p>')
-    rows = "".join(f'<tr><td>{_e(name)}</td><td class="num">{_fmt(v.get("value"))}</td>'
-                   f'<td class="num">{_ci(v.get("ci95"))}</td></tr>'
-                   for name, v in m.get("metrics", {}).items())
-    out.append(f"<table><thead><tr><th>metric</th><th>value</th><th>95% CI</th></tr></thead><tbody>{rows}"
-               "</tbody></table>")
+        out.append(
+            f"<p>Operating point: threshold <strong>{_e(threshold)}</strong>, "
+            f"rule <code>{_e(op.get('rule', '?'))}</code>, chosen on the "
+            f"{_e(op.get('chosen_on', '?'))} split; thresholded metrics below are at this point.</p>"
+        )
+    rows = "".join(
+        f'<tr><td>{_e(name)}</td><td class="num">{_fmt(v.get("value"))}</td>'
+        f'<td class="num">{_ci(v.get("ci95"))}</td></tr>'
+        for name, v in m.get("metrics", {}).items()
+    )
+    out.append(
+        f"<table><thead><tr><th>metric</th><th>value</th><th>95% CI</th></tr></thead><tbody>{rows}"
+        "</tbody></table>"
+    )
     per_class = m.get("per_class") or {}
     if per_class:
         names = list(dict.fromkeys(k for stats in per_class.values() for k in stats))
         head = "".join(f"<th>{_e(n)}</th>" for n in names)
         body = "".join(
             f"<tr><td>{_e(cls)}</td>"
-            + "".join(f'<td class="num">{_fmt(stats.get(n, {}).get("value"))} '
-                      f'<span class="meta">({_ci(stats.get(n, {}).get("ci95"))})</span></td>' for n in names)
+            + "".join(
+                f'<td class="num">{_fmt(stats.get(n, {}).get("value"))} '
+                f'<span class="meta">({_ci(stats.get(n, {}).get("ci95"))})</span></td>'
+                for n in names
+            )
             + "</tr>"
             for cls, stats in per_class.items()
         )
@@ -123,10 +134,14 @@ def _section_html(section: ReportSection, anchor: str) -> str:
     parts = [f'<section id="{anchor}"><h2>{_e(section.title)}</h2>', section.html]
     for caption, uri in section.figures:
         if not str(uri).startswith("data:image/"):
-            raise ValueError(f"figure {caption!r} in section {section.title!r} is not a data:image URI; "
-                             "embed it with plots.figure_to_data_uri so the report stays self-contained")
-        parts.append(f'<figure><img src="{_e(uri)}" alt="{_e(caption)}">'
-                     f"<figcaption>{_e(caption)}</figcaption></figure>")
+            raise ValueError(
+                f"figure {caption!r} in section {section.title!r} is not a data:image URI; "
+                "embed it with plots.figure_to_data_uri so the report stays self-contained"
+            )
+        parts.append(
+            f'<figure><img src="{_e(uri)}" alt="{_e(caption)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>"
+        )
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -158,24 +173,44 @@ def write_report(
     for split, metrics_json in metrics_by_split.items():
         title_ = f"Metrics: {split}"
         anchor = _slug(title_, used)
-        blocks.append((anchor, title_, f'<section id="{anchor}"><h2>{_e(title_)}</h2>'
-                                       f"{metrics_table_html(metrics_json)}</section>"))
+        blocks.append(
+            (
+                anchor,
+                title_,
+                f'<section id="{anchor}"><h2>{_e(title_)}</h2>{metrics_table_html(metrics_json)}</section>',
+            )
+        )
     for section in sections:
         anchor = _slug(section.title, used)
         blocks.append((anchor, section.title, _section_html(section, anchor)))
     credit_items = "".join(f"<li>{_e(c)}</li>" for c in credits) or "<li>No data credits were given.</li>"
-    tail = [("data-and-credits", "Data and credits",
-             f'<section id="data-and-credits"><h2>Data and credits</h2><ul>{credit_items}</ul></section>')]
+    tail = [
+        (
+            "data-and-credits",
+            "Data and credits",
+            f'<section id="data-and-credits"><h2>Data and credits</h2><ul>{credit_items}</ul></section>',
+        )
+    ]
     if provenance:
         rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in provenance.items())
-        tail.append(("provenance", "Provenance",
-                     f'<section id="provenance"><h2>Provenance</h2><table>{rows}</table></section>'))
+        tail.append(
+            (
+                "provenance",
+                "Provenance",
+                f'<section id="provenance"><h2>Provenance</h2><table>{rows}</table></section>',
+            )
+        )
     if config_yaml:
-        tail.append(("configuration", "Configuration", '<section id="configuration"><h2>Configuration</h2>'
-                     f"<pre>{_e(config_yaml)}</pre></section>"))
+        tail.append(
+            (
+                "configuration",
+                "Configuration",
+                f'<section id="configuration"><h2>Configuration</h2><pre>{_e(config_yaml)}</pre></section>',
+            )
+        )
     blocks += tail
     toc = "".join(f'<li><a href="#{a}">{_e(t)}</a></li>' for a, t, _ in blocks)
-    created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    created = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     warning_box = ""
     if warnings:
         items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
@@ -198,8 +233,9 @@ def write_report(
     return path
 
 
-def training_section(history: list[dict[str, Any]], monitor: str | None = None,
-                     best_epoch: int | None = None) -> ReportSection:
+def training_section(
+    history: list[dict[str, Any]], monitor: str | None = None, best_epoch: int | None = None
+) -> ReportSection:
     """Loss by epoch with the monitored metric and the kept (best) epoch marked, and a caption saying so
     — or saying that the monitored metric is missing from the history, rather than showing another one."""
     key = plots.monitor_key(history, monitor)
@@ -209,13 +245,17 @@ def training_section(history: list[dict[str, Any]], monitor: str | None = None,
         intro = "<p>Loss by epoch, and the first validation metric recorded.</p>"
         caption = "Training and validation loss"
     elif key is None:
-        intro = (f"<p>Loss by epoch. The monitored metric <code>{_e(monitor)}</code> is not in the training "
-                 f"history, so it cannot be drawn; the kept weights are those of {best}.</p>")
+        intro = (
+            f"<p>Loss by epoch. The monitored metric <code>{_e(monitor)}</code> is not in the training "
+            f"history, so it cannot be drawn; the kept weights are those of {best}.</p>"
+        )
         caption = f"Training and validation loss (monitored {monitor} not in the history)"
     else:
-        intro = (f"<p>Loss by epoch and <code>{_e(key)}</code>, the validation metric that early stopping and "
-                 f"the kept weights were chosen by; the dotted line marks {best}, whose weights the model "
-                 "keeps.</p>")
+        intro = (
+            f"<p>Loss by epoch and <code>{_e(key)}</code>, the validation metric that early stopping and "
+            f"the kept weights were chosen by; the dotted line marks {best}, whose weights the model "
+            "keeps.</p>"
+        )
         caption = f"Training and validation loss, {key} with the best epoch marked"
     return ReportSection("Training", intro, [(caption, figure)])
 
@@ -257,22 +297,32 @@ def standard_sections(
         sections += [
             ReportSection("Discrimination", figures=[("ROC curve", roc), ("Precision-recall curve", pr)]),
             ReportSection("Calibration", figures=[("Reliability diagram", reliability)]),
-            ReportSection("Confusion matrix (at the operating point)",
-                          f"<p>Predicted positive when the probability is at least {threshold:.4g}.</p>",
-                          [("Confusion matrix", confusion)]),
+            ReportSection(
+                "Confusion matrix (at the operating point)",
+                f"<p>Predicted positive when the probability is at least {threshold:.4g}.</p>",
+                [("Confusion matrix", confusion)],
+            ),
         ]
     elif kind == "multiclass":
         p = np.asarray(prob, dtype=float)
         pred = p.argmax(axis=1)
         roc = uri(plots.multiclass_roc(y, p, class_names))
-        reliability = uri(plots.reliability_diagram((pred == y).astype(int), p.max(axis=1), label="top label"))
+        reliability = uri(
+            plots.reliability_diagram((pred == y).astype(int), p.max(axis=1), label="top label")
+        )
         confusion = uri(plots.confusion_matrix(y, pred, class_names))
         sections += [
             ReportSection("Discrimination", figures=[("ROC per class, one vs rest", roc)]),
-            ReportSection("Calibration", "<p>Top label: confidence of the predicted class against whether it "
-                          "was right.</p>", [("Reliability diagram (top label)", reliability)]),
-            ReportSection("Confusion matrix", "<p>Predicted class is the most probable one.</p>",
-                          [("Confusion matrix", confusion)]),
+            ReportSection(
+                "Calibration",
+                "<p>Top label: confidence of the predicted class against whether it was right.</p>",
+                [("Reliability diagram (top label)", reliability)],
+            ),
+            ReportSection(
+                "Confusion matrix",
+                "<p>Predicted class is the most probable one.</p>",
+                [("Confusion matrix", confusion)],
+            ),
         ]
     else:
         scatter = uri(plots.predicted_vs_true(y, prob))

@@ -15,8 +15,19 @@ Kind = Literal["binary", "multiclass", "regression", "generative"]
 
 #: Validation metric names per kind, as the trainer and ``metrics.json`` name them (see
 #: :mod:`medlearn.engine.metrics`); ``loss`` is always available.
-BINARY_METRICS = ("auroc", "auprc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "ppv",
-                  "npv", "f1", "ece", "brier")
+BINARY_METRICS = (
+    "auroc",
+    "auprc",
+    "accuracy",
+    "balanced_accuracy",
+    "sensitivity",
+    "specificity",
+    "ppv",
+    "npv",
+    "f1",
+    "ece",
+    "brier",
+)
 MULTICLASS_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "kappa", "ece")
 ORDINAL_METRICS = ("kappa_linear", "mad")
 REGRESSION_METRICS = ("mae", "rmse")
@@ -52,7 +63,9 @@ class Target:
         object.__setattr__(self, "class_names", tuple(self.class_names))
         object.__setattr__(self, "f1_groups", {k: tuple(v) for k, v in self.f1_groups.items()})
         if self.kind == "binary" and len(self.class_names) != 2:
-            raise ValueError(f"a binary target needs 2 class names (negative, positive), got {self.class_names}")
+            raise ValueError(
+                f"a binary target needs 2 class names (negative, positive), got {self.class_names}"
+            )
         if self.kind == "multiclass" and len(self.class_names) < 2:
             raise ValueError(f"a multiclass target needs at least 2 class names, got {self.class_names}")
         for name, classes in self.f1_groups.items():
@@ -60,8 +73,10 @@ class Target:
             if unknown:
                 raise ValueError(f"f1_groups.{name}: {unknown} are not among the classes {self.class_names}")
         if self.monitor not in self.metric_names(extra_generative=(self.monitor,)):
-            raise ValueError(f"monitor {self.monitor!r} is not a {self.kind} metric "
-                             f"(choose from {', '.join(self.metric_names())})")
+            raise ValueError(
+                f"monitor {self.monitor!r} is not a {self.kind} metric "
+                f"(choose from {', '.join(self.metric_names())})"
+            )
 
     @property
     def n_outputs(self) -> int:
@@ -81,6 +96,11 @@ class Target:
         return ("loss", *extra_generative)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "class_names": list(self.class_names), "monitor": self.monitor,
-                "ordinal": self.ordinal, "f1_groups": {k: list(v) for k, v in self.f1_groups.items()},
-                "value_range": list(self.value_range)}
+        return {
+            "kind": self.kind,
+            "class_names": list(self.class_names),
+            "monitor": self.monitor,
+            "ordinal": self.ordinal,
+            "f1_groups": {k: list(v) for k, v in self.f1_groups.items()},
+            "value_range": list(self.value_range),
+        }

@@ -22,7 +22,16 @@ from medlearn.engine.data import UnitTable
 from medlearn.engine.target import Kind, Target
 from medlearn.errors import ConfigError, InputError
 
-__all__ = ["INTENDED_USE", "GenerativeTask", "Kind", "NoOptions", "PredictInputs", "PredictUnit", "Task", "step"]
+__all__ = [
+    "INTENDED_USE",
+    "GenerativeTask",
+    "Kind",
+    "NoOptions",
+    "PredictInputs",
+    "PredictUnit",
+    "Task",
+    "step",
+]
 
 INTENDED_USE = (
     "Research use only, not a medical device. Outputs have not been clinically validated and must not "
@@ -62,10 +71,6 @@ class PredictInputs:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"input", "unit", "reason"}
 
 
-#: The fields a task used to declare one by one, now held by its ``target`` (see ``__init_subclass__``).
-LEGACY_TARGET_FIELDS = ("kind", "class_names", "monitor", "ordinal", "f1_groups", "value_range")
-
-
 class Task(ABC):
     """Base class of every task. Subclasses set the class attributes and implement ``load``.
 
@@ -96,31 +101,24 @@ class Task(ABC):
     credits: ClassVar[list[str]] = []
     intended_use: ClassVar[str] = INTENDED_USE
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        legacy = [f for f in LEGACY_TARGET_FIELDS if f in vars(cls)]
-        if legacy and "target" not in vars(cls):
-            # TEMPORARY (issue 13): a task declaring the old loose fields (tests/engine/test_refit.py) gets its
-            # target built from them; remove once no task declares kind/class_names/monitor/… directly.
-            def field(name: str, default: Any) -> Any:
-                value = getattr(cls, name, default)
-                return default if isinstance(value, property) else value
-
-            cls.target = Target(field("kind", None), tuple(field("class_names", ())), field("monitor", "auroc"),
-                                field("ordinal", False), dict(field("f1_groups", {})),
-                                tuple(field("value_range", (None, None))))
-
     def __init__(self, options: dict[str, Any] | None = None):
         if not isinstance(getattr(type(self), "target", None), Target):
-            raise TypeError(f"{type(self).__name__}: a task declares its target, e.g. "
-                            "target = Target('binary', ('negative', 'positive'), monitor='auroc')")
+            raise TypeError(
+                f"{type(self).__name__}: a task declares its target, e.g. "
+                "target = Target('binary', ('negative', 'positive'), monitor='auroc')"
+            )
         options = dict(options or {})
         credits = options.pop("credits", None)
         if credits is not None:
-            if not isinstance(credits, list) or not credits or not all(isinstance(c, str) and c.strip()
-                                                                      for c in credits):
-                raise ConfigError("data.options.credits: give a non-empty list of strings naming the data "
-                                  f"and its licence, got {credits!r}")
+            if (
+                not isinstance(credits, list)
+                or not credits
+                or not all(isinstance(c, str) and c.strip() for c in credits)
+            ):
+                raise ConfigError(
+                    "data.options.credits: give a non-empty list of strings naming the data "
+                    f"and its licence, got {credits!r}"
+                )
             vars(self)["credits"] = list(credits)  # this instance's data, in place of the class's
         try:
             self.options = self.Options.model_validate(options)
@@ -166,8 +164,9 @@ class Task(ABC):
         validated; tasks that support predict declare :attr:`PredictOptions` and override this."""
         raise ConfigError(f"task {self.name} does not support predicting from files")
 
-    def generate(self, model: Any, pre: Any, n: int, seed: int = 0, temperature: float | None = None,
-                 **options: Any) -> list[Any]:
+    def generate(
+        self, model: Any, pre: Any, n: int, seed: int = 0, temperature: float | None = None, **options: Any
+    ) -> list[Any]:
         """``n`` samples from a generative model, decoded with the bundle's preprocessing ``pre``
         (e.g. SMILES through the stored vocabulary); :class:`GenerativeTask` implements it."""
         raise ConfigError(f"task {self.name} does not generate")
@@ -180,6 +179,7 @@ class Task(ABC):
     def annotate(self, unit: PredictUnit, array: np.ndarray, bundle: Any) -> None:
         """Add warnings (e.g. codes the model does not know) or an explanation to a unit being
         predicted with ``bundle``; ``array`` is its preprocessed input. Default: nothing."""
+        return None
 
     def metric_subsets(self, table: UnitTable) -> dict[str, np.ndarray]:
         """Named boolean masks over ``table``'s units scored again on their own (e.g. sleep staging on the
@@ -208,24 +208,6 @@ class Task(ABC):
         """``target.class_names`` as a list (reports, predictions.csv and bundles index it)."""
         return list(self.target.class_names)
 
-    # TEMPORARY (issue 13): engine/run.py, engine/generative.py and engine/bundle.py still read these;
-    # remove once they read ``task.target.<field>``.
-    @property
-    def monitor(self) -> str:
-        return self.target.monitor
-
-    @property
-    def ordinal(self) -> bool:
-        return self.target.ordinal
-
-    @property
-    def f1_groups(self) -> dict[str, list[str]]:
-        return {k: list(v) for k, v in self.target.f1_groups.items()}
-
-    @property
-    def value_range(self) -> tuple[float | None, float | None]:
-        return self.target.value_range
-
     def options_dict(self) -> dict[str, Any]:
         """The validated options, and the ``credits`` override if one was given (so a bundle keeps it)."""
         options = self.options.model_dump(mode="json")
@@ -245,8 +227,9 @@ class GenerativeTask(Task):
     target: ClassVar[Target] = Target("generative", monitor="loss")
 
     @abstractmethod
-    def generate(self, model: Any, pre: Any, n: int, seed: int = 0, temperature: float | None = None,
-                 **options: Any) -> list[Any]:
+    def generate(
+        self, model: Any, pre: Any, n: int, seed: int = 0, temperature: float | None = None, **options: Any
+    ) -> list[Any]:
         """``n`` decoded samples (invalid ones included: they count against validity)."""
 
     @abstractmethod
@@ -266,8 +249,9 @@ class GenerativeTask(Task):
         """metrics.json (CONVENTIONS names) of a set of samples."""
 
     @abstractmethod
-    def report_sections(self, samples: Sequence[Any], metrics: dict[str, Any], train: Sequence[Any],
-                        model_name: str) -> list[Any]:
+    def report_sections(
+        self, samples: Sequence[Any], metrics: dict[str, Any], train: Sequence[Any], model_name: str
+    ) -> list[Any]:
         """Report sections showing the samples (tables, distributions, pictures)."""
 
 
@@ -278,15 +262,18 @@ def predict_option_error(exc: ValidationError, task: str, model: type[BaseModel]
     unknown = [f"--{err['loc'][0]}" for err in exc.errors() if err["type"] == "extra_forbidden"]
     if unknown:
         verb = "does not apply" if len(unknown) == 1 else "do not apply"
-        return f"{', '.join(unknown)} {verb} to task {task} " + (f"(it takes: {', '.join(takes)})" if takes
-                                                                 else "(it takes no options)")
+        return f"{', '.join(unknown)} {verb} to task {task} " + (
+            f"(it takes: {', '.join(takes)})" if takes else "(it takes no options)"
+        )
     err = exc.errors()[0]
     if not err["loc"]:  # a rule across options (e.g. --nodule needs --diameter)
         return err["msg"].removeprefix("Value error, ")
     flag = err["loc"][0]
     if err["type"] == "missing":
         field = next(f for name, f in model.model_fields.items() if (f.alias or name) == flag)
-        return f"--{flag} is required for task {task}" + (f" ({field.description})" if field.description else "")
+        return f"--{flag} is required for task {task}" + (
+            f" ({field.description})" if field.description else ""
+        )
     if err["type"] == "value_error":  # our own validators' messages name the value themselves
         return f"--{flag}: {err['msg'].removeprefix('Value error, ')}"
     return f"--{flag} {err['input']}: {err['msg']}"

@@ -20,14 +20,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from medlearn.engine.callbacks import Callback, FitResult, FitState
-from medlearn.errors import MissingDependencyError
+from medlearn.engine.callbacks import Callback, FitResult, FitState, HistoryCSV, ProgressLines
+from medlearn.errors import ConfigError, MissingDependencyError
 
 #: MLflow's limit on a parameter value's length (longer values are cut, with a marker).
 MAX_PARAM_CHARS = 6000
 #: Outputs of a run logged as artifacts when present (``bundle`` as a folder).
-RUN_ARTIFACTS = ("metrics.json", "metrics_val.json", "config.yaml", "history.csv", "predictions.csv",
-                 "report.html")
+RUN_ARTIFACTS = (
+    "metrics.json",
+    "metrics_val.json",
+    "config.yaml",
+    "history.csv",
+    "predictions.csv",
+    "report.html",
+)
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -71,12 +77,19 @@ class MLflowLogger(Callback):
         ValueError: neither a ``run_dir`` nor a tracking URI says where to log.
     """
 
-    def __init__(self, run_dir: Path | None = None, tracking_uri: str | None = None,
-                 experiment: str = "medlearn", run_name: str | None = None):
+    def __init__(
+        self,
+        run_dir: Path | None = None,
+        tracking_uri: str | None = None,
+        experiment: str = "medlearn",
+        run_name: str | None = None,
+    ):
         try:
             from mlflow.tracking import MlflowClient
         except ImportError as exc:
-            raise MissingDependencyError('experiment tracking needs MLflow: pip install "medlearn[track]"') from exc
+            raise MissingDependencyError(
+                'experiment tracking needs MLflow: pip install "medlearn[track]"'
+            ) from exc
         self.run_dir = None if run_dir is None else Path(run_dir)
         uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
         if uri is None:
@@ -121,15 +134,24 @@ class MLflowLogger(Callback):
         self.prefix = "" if self.fits == 1 else f"fit{self.fits}/"
         if not self.params_logged:
             trainer = state.trainer
-            self._log_params(flatten({"train": trainer.cfg.model_dump(mode="json"),
-                                      "target": {"kind": trainer.target.kind, "monitor": trainer.monitor}}))
+            self._log_params(
+                flatten(
+                    {
+                        "train": trainer.cfg.model_dump(mode="json"),
+                        "target": {"kind": trainer.target.kind, "monitor": trainer.monitor},
+                    }
+                )
+            )
 
     def on_epoch_end(self, epoch: int, row: dict[str, float]) -> None:
         from mlflow.entities import Metric
 
         now = _millis()
-        metrics = [Metric(f"{self.prefix}{k}", float(v), now, epoch) for k, v in row.items()
-                   if k != "epoch" and isinstance(v, (int, float)) and math.isfinite(v)]
+        metrics = [
+            Metric(f"{self.prefix}{k}", float(v), now, epoch)
+            for k, v in row.items()
+            if k != "epoch" and isinstance(v, (int, float)) and math.isfinite(v)
+        ]
         self.client.log_batch(self._run(), metrics=metrics)
 
     def on_fit_end(self, result: FitResult) -> None:
@@ -146,10 +168,13 @@ class MLflowLogger(Callback):
             path = out / name
             if path.is_file():
                 scored = json.loads(path.read_text())
-                metrics = [Metric(f"{scored.get('split', name)}/{k}", float(m["value"]), now, 0)
-                           for k, m in scored.get("metrics", {}).items()
-                           if isinstance(m, Mapping) and isinstance(m.get("value"), (int, float))
-                           and math.isfinite(m["value"])]
+                metrics = [
+                    Metric(f"{scored.get('split', name)}/{k}", float(m["value"]), now, 0)
+                    for k, m in scored.get("metrics", {}).items()
+                    if isinstance(m, Mapping)
+                    and isinstance(m.get("value"), (int, float))
+                    and math.isfinite(m["value"])
+                ]
                 self.client.log_batch(run_id, metrics=metrics)
         for name in RUN_ARTIFACTS:
             if (out / name).is_file():
@@ -162,3 +187,25 @@ class MLflowLogger(Callback):
 def _millis() -> int:
     """Now, in the milliseconds MLflow timestamps metrics with."""
     return int(time.time() * 1000)
+
+
+def run_callbacks(out: Path, track: str | None = None) -> list[Callback]:
+    """The callbacks every run passes to its Trainers: ``<out>/history.csv``, progress lines on a
+    non-terminal stderr, and the experiment tracker ``track`` names (None or ``"mlflow"``).
+
+    Args:
+        out: the run's output directory.
+        track: ``None`` (no tracker) or ``"mlflow"`` (a local ``sqlite:///<out>/mlflow.db`` store unless
+            ``MLFLOW_TRACKING_URI`` is set). TensorBoard is not offered: ``torch.utils.tensorboard`` needs
+            the ``tensorboard`` package, which this project does not depend on.
+
+    Raises:
+        ConfigError: ``track`` names no known tracker.
+        MissingDependencyError: ``track="mlflow"`` without MLflow installed.
+    """
+    callbacks: list[Callback] = [HistoryCSV(Path(out) / "history.csv"), ProgressLines()]
+    if track == "mlflow":
+        callbacks.append(MLflowLogger(run_dir=Path(out)))
+    elif track is not None:
+        raise ConfigError(f"--track {track}: unknown tracker (choose mlflow)")
+    return callbacks

@@ -32,12 +32,16 @@ from torch import nn
 from medlearn.config import TrainConfig
 from medlearn.engine.callbacks import Callback, CallbackList, FitResult, FitState, epoch_line
 from medlearn.engine.data import CachedDataset
+from medlearn.engine.posthoc import outputs_to_predictions
 from medlearn.engine.progress import make_progress
 from medlearn.engine.protocols import HasOwnObjective, Reseedable
+from medlearn.engine.runtime import REPRODUCIBILITY, pick_device, reproducibility
 from medlearn.engine.target import Target
 from medlearn.engine.trees import ArrayFitted
 
 log = logging.getLogger(__name__)
+
+__all__ = ["REPRODUCIBILITY", "Trainer", "outputs_to_predictions", "pick_device", "reproducibility"]
 
 #: Validation metrics where lower is better; every other monitored metric is maximised.
 LOWER_IS_BETTER = {"loss", "mae", "rmse", "ece", "brier", "mad"}
@@ -49,24 +53,6 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-#: What a bundle can promise about re-training it (measured; see the engine's tests and the README).
-REPRODUCIBILITY = ("same seed, config, data, library versions and machine: bit-exact weights with one torch "
-                   "thread (--threads 1); with more threads CPU reductions may split differently, so weights "
-                   "can differ in the last bits")
-
-
-def reproducibility() -> dict[str, Any]:
-    """The settings a re-training must match to reproduce weights: torch's intra-op thread count and
-    whether deterministic algorithms were enforced (both recorded in ``bundle.json`` ``training``)."""
-    return {"threads": torch.get_num_threads(), "deterministic": torch.are_deterministic_algorithms_enabled()}
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
@@ -102,15 +88,6 @@ def balanced_class_weights(targets: np.ndarray, n_classes: int) -> np.ndarray:
     return weights
 
 
-def outputs_to_predictions(logits: torch.Tensor, kind: str) -> np.ndarray:
-    """Binary → P(positive) (n,); multiclass → softmax (n, k); regression → values (n,)."""
-    if kind == "binary":
-        return torch.sigmoid(logits.reshape(len(logits), -1)[:, 0]).numpy()
-    if kind == "multiclass":
-        return torch.softmax(logits, dim=1).numpy()
-    return logits.reshape(len(logits), -1)[:, 0].numpy()
-
-
 def validation_scores(target: Target, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """The validation metrics of predictions for ``target`` (binary at threshold 0.5)."""
     from medlearn.engine import metrics
@@ -119,8 +96,9 @@ def validation_scores(target: Target, y: np.ndarray, pred: np.ndarray) -> dict[s
         return metrics.binary_metrics(y, pred, 0.5)
     if target.kind == "multiclass":
         groups = {name: list(classes) for name, classes in target.f1_groups.items()}
-        return metrics.multiclass_metrics(y, pred, list(target.class_names), ordinal=target.ordinal,
-                                          f1_groups=groups)[0]
+        return metrics.multiclass_metrics(
+            y, pred, list(target.class_names), ordinal=target.ordinal, f1_groups=groups
+        )[0]
     return metrics.regression_metrics(y, pred)
 
 
@@ -238,8 +216,12 @@ class Trainer:
         with make_progress() as progress:
             bar = progress.add_task("train", total=n_epochs, completed=state.start_epoch - 1, status="")
             for epoch in range(state.start_epoch, n_epochs + 1):
-                if self._stop(state, epoch, val_ds is not None and bad_epochs >= self.cfg.early_stopping.patience,
-                              t_train):
+                if self._stop(
+                    state,
+                    epoch,
+                    val_ds is not None and bad_epochs >= self.cfg.early_stopping.patience,
+                    t_train,
+                ):
                     break
                 self.callbacks.on_epoch_start(epoch)
                 t_epoch = time.perf_counter()
@@ -259,28 +241,52 @@ class Trainer:
                         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                     else:
                         bad_epochs += 1
-                row.update({"lr": optimizer.param_groups[0]["lr"], "epoch_seconds": time.perf_counter() - t_epoch})
+                row.update(
+                    {"lr": optimizer.param_groups[0]["lr"], "epoch_seconds": time.perf_counter() - t_epoch}
+                )
                 state.history.append(row)
                 if scheduler is not None and not (val_ds is None and self.cfg.scheduler == "plateau"):
                     scheduler.step(score) if self.cfg.scheduler == "plateau" else scheduler.step()
-                self._save_checkpoint(model, optimizer, scheduler, epoch, state.history, best_state,
-                                      state.best_score, state.best_epoch, bad_epochs)
+                self._save_checkpoint(
+                    model,
+                    optimizer,
+                    scheduler,
+                    epoch,
+                    state.history,
+                    best_state,
+                    state.best_score,
+                    state.best_epoch,
+                    bad_epochs,
+                )
                 self.callbacks.on_epoch_end(epoch, row)
                 status = epoch_line(state, epoch, row)
                 progress.update(bar, advance=1, status=status.split("  ", 1)[1])
                 log.info(status)
         model.load_state_dict(best_state)
-        result = FitResult(state.history, state.best_epoch, state.best_score, best_state, time.perf_counter() - t0,
-                           n_seen / t_train if t_train else 0.0, extra=reproducibility())
+        result = FitResult(
+            state.history,
+            state.best_epoch,
+            state.best_score,
+            best_state,
+            time.perf_counter() - t0,
+            n_seen / t_train if t_train else 0.0,
+            extra=reproducibility(),
+        )
         self.callbacks.on_fit_end(result)
         return result
 
     def _stop(self, state: FitState, epoch: int, patience_exhausted: bool, t_train: float) -> bool:
         """Whether no further epoch starts: patience exhausted, time limit reached or a callback asked."""
         limit = self.cfg.time_limit_minutes
-        reason = ("patience" if patience_exhausted else
-                  f"train.time_limit_minutes={limit} reached" if limit is not None and t_train > limit * 60 else
-                  "a callback asked" if state.should_stop else None)
+        reason = (
+            "patience"
+            if patience_exhausted
+            else f"train.time_limit_minutes={limit} reached"
+            if limit is not None and t_train > limit * 60
+            else "a callback asked"
+            if state.should_stop
+            else None
+        )
         if reason is not None:
             log.info("stopped after %d epochs: %s", epoch - 1, reason)
         return reason is not None
@@ -289,7 +295,9 @@ class Trainer:
         """The monitored validation metric (NaN when the scores lack it)."""
         return val_loss if self.monitor == "loss" else float(scores.get(self.monitor, float("nan")))
 
-    def _validate(self, model: nn.Module, val_ds: CachedDataset, loss_fn: nn.Module | None) -> tuple[dict[str, float], float]:
+    def _validate(
+        self, model: nn.Module, val_ds: CachedDataset, loss_fn: nn.Module | None
+    ) -> tuple[dict[str, float], float]:
         """The validation metrics and mean validation loss of the model as it is now."""
         if isinstance(model, HasOwnObjective):
             val_loss = self.objective_loss(model, val_ds)
@@ -308,8 +316,13 @@ class Trainer:
             total += float(model.training_loss(x.to(self.device))) * len(index)
         return total / max(len(ds), 1)
 
-    def _fit_arrays(self, model: ArrayFitted, train_ds: CachedDataset, val_ds: CachedDataset | None,
-                    class_weights: np.ndarray | None) -> FitResult:
+    def _fit_arrays(
+        self,
+        model: ArrayFitted,
+        train_ds: CachedDataset,
+        val_ds: CachedDataset | None,
+        class_weights: np.ndarray | None,
+    ) -> FitResult:
         """One fit on the whole training set (e.g. boosted trees); validated and reported like an epoch
         (without ``val_ds``, the history row has no validation figures and the score is NaN)."""
         state = FitState(self, model, epochs=1)
@@ -326,23 +339,39 @@ class Trainer:
         seconds = time.perf_counter() - t0
         row = {"epoch": 1, **{k: float(v) for k, v in facts.items()}}
         if val_ds is not None:
-            val_pred, val_loss = self.predict(model, val_ds, loss_fn=make_loss(self.target.kind, class_weights))
+            val_pred, val_loss = self.predict(
+                model, val_ds, loss_fn=make_loss(self.target.kind, class_weights)
+            )
             scores = validation_scores(self.target, val_ds.targets, val_pred)
             row.update({"val_loss": val_loss, **{f"val_{k}": float(v) for k, v in scores.items()}})
             state.best_score = self._monitored(scores, val_loss)
         row["epoch_seconds"] = seconds
         state.history.append(row)
         state.best_epoch = 1
-        log.info("fitted %s in %.1f s: val_%s %.3f", type(model).__name__, seconds, self.monitor, state.best_score)
+        log.info(
+            "fitted %s in %.1f s: val_%s %.3f", type(model).__name__, seconds, self.monitor, state.best_score
+        )
         self.callbacks.on_epoch_end(1, row)
         state_dict = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        result = FitResult(state.history, 1, state.best_score, state_dict, seconds,
-                           len(y_np) / seconds if seconds else 0.0, extra=reproducibility())
+        result = FitResult(
+            state.history,
+            1,
+            state.best_score,
+            state_dict,
+            seconds,
+            len(y_np) / seconds if seconds else 0.0,
+            extra=reproducibility(),
+        )
         self.callbacks.on_fit_end(result)
         return result
 
     def _train_epoch(
-        self, model: nn.Module, ds: CachedDataset, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, epoch: int
+        self,
+        model: nn.Module,
+        ds: CachedDataset,
+        loss_fn: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        epoch: int,
     ) -> tuple[float, int]:
         """One pass over ``ds``; the mean of the task's loss (callbacks' extra terms are optimised, not
         reported, so ``train_loss`` stays comparable with ``val_loss``) and the units seen."""
@@ -375,7 +404,9 @@ class Trainer:
         return total / max(n, 1), n
 
     @torch.no_grad()
-    def logits(self, model: nn.Module, ds: CachedDataset, loss_fn: nn.Module | None = None) -> tuple[np.ndarray, float]:
+    def logits(
+        self, model: nn.Module, ds: CachedDataset, loss_fn: nn.Module | None = None
+    ) -> tuple[np.ndarray, float]:
         """Raw model outputs (n, k) for every unit of ``ds`` in order, and the mean loss if ``loss_fn``."""
         model.eval()
         model.to(self.device)
@@ -385,27 +416,38 @@ class Trainer:
             out = model(x.to(self.device)).cpu()
             out = out.reshape(len(out), -1)
             if loss_fn is not None:
-                total += float(loss_fn(out if self.target.kind == "multiclass" else out[:, 0], y)) * len(index)
+                total += float(loss_fn(out if self.target.kind == "multiclass" else out[:, 0], y)) * len(
+                    index
+                )
             outs.append(out.numpy())
         return (np.concatenate(outs) if outs else np.zeros((0, 1), np.float32)), total / max(len(ds), 1)
 
-    def predict(self, model: nn.Module, ds: CachedDataset, loss_fn: nn.Module | None = None) -> tuple[np.ndarray, float]:
+    def predict(
+        self, model: nn.Module, ds: CachedDataset, loss_fn: nn.Module | None = None
+    ) -> tuple[np.ndarray, float]:
         """Uncalibrated predictions for every unit of ``ds`` in order (and the mean loss when ``loss_fn``
         is given); post-hoc calibration is applied by the run to :meth:`logits`."""
         out, loss = self.logits(model, ds, loss_fn)
         return outputs_to_predictions(torch.from_numpy(out), self.target.kind), loss
 
     # -- checkpoints -----------------------------------------------------------------------------------
-    def _save_checkpoint(self, model, optimizer, scheduler, epoch, history, best_state, best_score,
-                         best_epoch, bad_epochs) -> None:
+    def _save_checkpoint(
+        self, model, optimizer, scheduler, epoch, history, best_state, best_score, best_epoch, bad_epochs
+    ) -> None:
         if self.checkpoint_dir is None:
             return
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         state = {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else {},
-            "epoch": epoch, "history": history, "best_state": best_state, "best_score": best_score,
-            "best_epoch": best_epoch, "bad_epochs": bad_epochs, "torch_rng": torch.get_rng_state(),
+            "epoch": epoch,
+            "history": history,
+            "best_state": best_state,
+            "best_score": best_score,
+            "best_epoch": best_epoch,
+            "bad_epochs": bad_epochs,
+            "torch_rng": torch.get_rng_state(),
         }
         tmp = self.checkpoint_dir / "last.pt.tmp"
         torch.save(state, tmp)

@@ -20,7 +20,6 @@ import torch
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-
 #: below this many cells (rows × features) the trees are grown on one thread
 SMALL_TABLE_CELLS = 5_000_000
 #: the score (logit) of a class the training set never showed: its probability is ~e^-30 of the others'
@@ -31,8 +30,9 @@ ABSENT_CLASS_SCORE = -30.0
 class ArrayFitted(Protocol):
     """A model fitted in one call on the whole training set (no epochs, no optimiser)."""
 
-    def fit_arrays(self, x: np.ndarray, y: np.ndarray, kind: str, sample_weight: np.ndarray | None,
-                   seed: int) -> dict[str, Any]:
+    def fit_arrays(
+        self, x: np.ndarray, y: np.ndarray, kind: str, sample_weight: np.ndarray | None, seed: int
+    ) -> dict[str, Any]:
         """Fit on ``x`` (n, ...) and targets ``y``; return facts worth logging (e.g. trees grown)."""
         ...
 
@@ -45,32 +45,57 @@ class BoostedTrees(nn.Module):
     ``fit_arrays`` or from a loaded state dict.
     """
 
-    def __init__(self, out_channels: int = 1, max_iter: int = 200, learning_rate: float = 0.05,
-                 max_depth: int | None = 3, max_leaf_nodes: int = 15, min_samples_leaf: int = 10,
-                 l2_regularization: float = 1.0, max_features: float = 0.5):
+    def __init__(
+        self,
+        out_channels: int = 1,
+        max_iter: int = 200,
+        learning_rate: float = 0.05,
+        max_depth: int | None = 3,
+        max_leaf_nodes: int = 15,
+        min_samples_leaf: int = 10,
+        l2_regularization: float = 1.0,
+        max_features: float = 0.5,
+    ):
         super().__init__()
         self.out_channels = out_channels
-        self.hyper = {"max_iter": max_iter, "learning_rate": learning_rate, "max_depth": max_depth,
-                      "max_leaf_nodes": max_leaf_nodes, "min_samples_leaf": min_samples_leaf,
-                      "l2_regularization": l2_regularization, "max_features": max_features}
+        self.hyper = {
+            "max_iter": max_iter,
+            "learning_rate": learning_rate,
+            "max_depth": max_depth,
+            "max_leaf_nodes": max_leaf_nodes,
+            "min_samples_leaf": min_samples_leaf,
+            "l2_regularization": l2_regularization,
+            "max_features": max_features,
+        }
         # (trees, nodes) per tree, padded; leaves point to themselves so a fixed number of steps works
-        for name, dtype in [("feature", torch.long), ("threshold", torch.float64), ("left", torch.long),
-                            ("right", torch.long), ("missing_left", torch.bool), ("leaf_value", torch.float64),
-                            ("output", torch.long), ("baseline", torch.float64)]:
+        for name, dtype in [
+            ("feature", torch.long),
+            ("threshold", torch.float64),
+            ("left", torch.long),
+            ("right", torch.long),
+            ("missing_left", torch.bool),
+            ("leaf_value", torch.float64),
+            ("output", torch.long),
+            ("baseline", torch.float64),
+        ]:
             self.register_buffer(name, torch.zeros(0, dtype=dtype))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(len(x), -1)
 
     # -- fitting -------------------------------------------------------------------------------------
-    def fit_arrays(self, x: np.ndarray, y: np.ndarray, kind: str, sample_weight: np.ndarray | None,
-                   seed: int) -> dict[str, Any]:
+    def fit_arrays(
+        self, x: np.ndarray, y: np.ndarray, kind: str, sample_weight: np.ndarray | None, seed: int
+    ) -> dict[str, Any]:
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
         flat = self.features(torch.as_tensor(x)).double().numpy()
         common = dict(self.hyper, early_stopping=False, random_state=seed)
-        estimator = (HistGradientBoostingRegressor(**common) if kind == "regression"
-                     else HistGradientBoostingClassifier(**common))
+        estimator = (
+            HistGradientBoostingRegressor(**common)
+            if kind == "regression"
+            else HistGradientBoostingClassifier(**common)
+        )
         # OpenMP threads do not pay on small tables and collapse when other work holds the cores
         # (137 × 924 here: 6 s on one thread, 55 s on two under load), so only big tables get them.
         threads = 1 if flat.size < SMALL_TABLE_CELLS else torch.get_num_threads()
@@ -83,8 +108,10 @@ class BoostedTrees(nn.Module):
             seen = estimator.classes_.astype(int)
             mine = mine[:, seen] if len(seen) > 2 else mine[:, seen[1:]] - mine[:, seen[:1]]
         if reference.shape != mine.shape or not np.allclose(mine, reference, atol=1e-4):
-            raise RuntimeError("BoostedTrees disagrees with scikit-learn's predictions: its tree layout changed; "
-                               "pin scikit-learn to a tested version")
+            raise RuntimeError(
+                "BoostedTrees disagrees with scikit-learn's predictions: its tree layout changed; "
+                "pin scikit-learn to a tested version"
+            )
         leaves = sum(int(p.nodes["is_leaf"].sum()) for iteration in estimator._predictors for p in iteration)
         return {"trees": int(len(self.output)), "leaves": leaves}
 
@@ -123,13 +150,21 @@ class BoostedTrees(nn.Module):
             else:
                 baseline[seen] = fitted_baseline
                 outputs = seen[outputs]
-        tensors = {"feature": feature, "threshold": threshold, "left": left, "right": right,
-                   "missing_left": missing_left, "leaf_value": value, "output": outputs, "baseline": baseline}
+        tensors = {
+            "feature": feature,
+            "threshold": threshold,
+            "left": left,
+            "right": right,
+            "missing_left": missing_left,
+            "leaf_value": value,
+            "output": outputs,
+            "baseline": baseline,
+        }
         for name, array in tensors.items():
             setattr(self, name, torch.from_numpy(array))
 
     # -- inference -----------------------------------------------------------------------------------
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001 (torch signature)
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # buffers take the saved shapes: a fitted ensemble's size is only known after fitting
         for name, buffer in self._buffers.items():
             saved = state_dict.get(prefix + name)
@@ -151,8 +186,9 @@ class BoostedTrees(nn.Module):
         for _ in range(self.feature.shape[1]):  # never more steps than nodes; usually ends at the depth
             feat = self.feature[trees, node]
             value = torch.gather(flat, 1, feat)
-            go_left = torch.where(torch.isnan(value), self.missing_left[trees, node],
-                                  value <= self.threshold[trees, node])
+            go_left = torch.where(
+                torch.isnan(value), self.missing_left[trees, node], value <= self.threshold[trees, node]
+            )
             nxt = torch.where(go_left, self.left[trees, node], self.right[trees, node])
             if torch.equal(nxt, node):
                 break

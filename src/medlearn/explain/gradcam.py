@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from medlearn.engine.protocols import WrapsGradCAMModel, gradcam_layer
+
 log = logging.getLogger(__name__)
 
 #: What a picture or report says instead of showing a blank overlay.
@@ -29,8 +31,10 @@ UNIFORM_CAM = "Grad-CAM is the same everywhere: the last conv block does not loc
 
 
 def target_layer(model: nn.Module) -> nn.Module:
-    name = getattr(model, "gradcam_layer", None)
-    if not name:
+    """The module whose activations Grad-CAM weighs, named by the model (the ``HasGradCAMLayer`` protocol
+    of :mod:`medlearn.engine.protocols`)."""
+    name = gradcam_layer(model)
+    if name is None:
         raise ValueError(f"{type(model).__name__} does not declare a gradcam_layer")
     return model.get_submodule(name)
 
@@ -45,7 +49,8 @@ def gradcam(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | None =
     """
     from captum.attr import LayerAttribution, LayerGradCam
 
-    model = getattr(model, "gradcam_model", model)  # e.g. explain a TTA wrapper's network on the original view
+    if isinstance(model, WrapsGradCAMModel):  # e.g. explain a TTA wrapper's network on the original view
+        model = model.gradcam_model
     model.eval()
     device = next(model.parameters(), torch.zeros(0)).device  # a parameter-free model runs on the CPU
     inputs = torch.as_tensor(np.asarray(x), dtype=torch.float32).to(device).clone().requires_grad_(True)
@@ -119,8 +124,17 @@ def write_across(rgb: np.ndarray, text: str, min_side: int = 256) -> np.ndarray:
     ax.imshow(big, interpolation="nearest")
     ax.axis("off")
     chars = max(16, int(big.shape[1] / 8.5))
-    ax.text(0.5, 0.5, textwrap.fill(text, chars), ha="center", va="center", transform=ax.transAxes,
-            fontsize=9, color="white", bbox={"facecolor": "black", "alpha": 0.75, "edgecolor": "none"})
+    ax.text(
+        0.5,
+        0.5,
+        textwrap.fill(text, chars),
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+        fontsize=9,
+        color="white",
+        bbox={"facecolor": "black", "alpha": 0.75, "edgecolor": "none"},
+    )
     canvas.draw()
     out = np.asarray(canvas.buffer_rgba())[..., :3].astype(np.float32) / 255.0
     fig.clear()

@@ -30,10 +30,14 @@ SOFT_TISSUE_HU = -600.0
 
 def window_to_uint8(hu: np.ndarray, window_hu: tuple[float, float]) -> np.ndarray:
     lo, hi = window_hu
-    return np.clip((np.asarray(hu, dtype=np.float32) - lo) / (hi - lo) * 255.0, 0, 255).round().astype(np.uint8)
+    return (
+        np.clip((np.asarray(hu, dtype=np.float32) - lo) / (hi - lo) * 255.0, 0, 255).round().astype(np.uint8)
+    )
 
 
-def mask_to_stack(hu: np.ndarray, mask: np.ndarray, window_hu: tuple[float, float]) -> tuple[np.ndarray, tuple[int, int, int]]:
+def mask_to_stack(
+    hu: np.ndarray, mask: np.ndarray, window_hu: tuple[float, float]
+) -> tuple[np.ndarray, tuple[int, int, int]]:
     """Masked, windowed 64×64 slices (n, 64, 64) uint8 for every slice the mask touches, and the
     placement (largest-area slice index, row0, col0) of the crop on the full CT for overlays."""
     slices = np.flatnonzero(mask.reshape(len(mask), -1).any(axis=1))
@@ -63,8 +67,10 @@ def sphere_mask(volume, center_mm: tuple[float, float, float], diameter_mm: floa
     mask = (dist2 <= (diameter_mm / 2) ** 2) & (volume.hu > SOFT_TISSUE_HU)
     if not mask.any():
         raise InputError(
-            f"{volume.source}: no soft tissue within {diameter_mm} mm of {center_mm} (voxel {zc:.1f},{rc:.1f},{cc:.1f}); "
-            "check that --nodule is in patient millimetres (x,y,z) and inside the series")
+            f"{volume.source}: no soft tissue within {diameter_mm} mm of {center_mm} "
+            f"(voxel {zc:.1f},{rc:.1f},{cc:.1f}); "
+            "check that --nodule is in patient millimetres (x,y,z) and inside the series"
+        )
     return mask
 
 
@@ -82,13 +88,22 @@ def _select_marks(marks: list, annotations: Path, reader: str | None, series_uid
     return chosen
 
 
-def _context(volume, placement: tuple[int, int, int], window_hu: tuple[float, float]) -> tuple[np.ndarray, int, int]:
+def _context(
+    volume, placement: tuple[int, int, int], window_hu: tuple[float, float]
+) -> tuple[np.ndarray, int, int]:
     k, row0, col0 = placement
     return window_to_uint8(volume.hu[k], window_hu), row0, col0
 
 
-def units_from_ct(path: Path, annotations: Path | None, reader: str | None, nodule_mm: tuple[float, float, float] | None,
-                  diameter_mm: float | None, series_uid: str | None, window_hu: tuple[float, float]) -> PredictInputs:
+def units_from_ct(
+    path: Path,
+    annotations: Path | None,
+    reader: str | None,
+    nodule_mm: tuple[float, float, float] | None,
+    diameter_mm: float | None,
+    series_uid: str | None,
+    window_hu: tuple[float, float],
+) -> PredictInputs:
     """Units for ``medlearn predict BUNDLE DICOM_DIR --annotations XML [--reader ID]`` or ``--nodule --diameter``.
 
     Without ``reader`` every reader mark becomes a unit; marks with no ROI slice inside the series are
@@ -105,9 +120,14 @@ def units_from_ct(path: Path, annotations: Path | None, reader: str | None, nodu
         mask = sphere_mask(volume, nodule_mm, float(diameter_mm or 0))
         stack, placement = mask_to_stack(volume.hu, mask, window_hu)
         uid = f"{volume.patient_id or path.name}@{','.join(f'{v:g}' for v in nodule_mm)}"
-        result.units.append(PredictUnit(uid, stack, {"input": str(path), "mask": f"sphere {diameter_mm} mm",
-                                                     "n_slices": len(stack)},
-                                        context=_context(volume, placement, window_hu)))
+        result.units.append(
+            PredictUnit(
+                uid,
+                stack,
+                {"input": str(path), "mask": f"sphere {diameter_mm} mm", "n_slices": len(stack)},
+                context=_context(volume, placement, window_hu),
+            )
+        )
         return result
     marks = _select_marks(parse_lidc_xml(annotations), annotations, reader, volume.series_uid)
     for mark in marks:
@@ -115,15 +135,29 @@ def units_from_ct(path: Path, annotations: Path | None, reader: str | None, nodu
         inside, total = rois_inside(mark, volume), mark.n_roi_slices
         if inside == 0:
             z0, z1 = mark.z_range_mm()
-            result.skipped.append({"input": str(path), "unit": uid,
-                                   "reason": f"nodule outside the series (ROI z {z0:g}..{z1:g} mm)"})
+            result.skipped.append(
+                {
+                    "input": str(path),
+                    "unit": uid,
+                    "reason": f"nodule outside the series (ROI z {z0:g}..{z1:g} mm)",
+                }
+            )
             continue
         stack, placement = mask_to_stack(volume.hu, mark_mask(mark, volume), window_hu)
-        unit = PredictUnit(uid, stack, {"input": str(path), "reader_malignancy": mark.malignancy,
-                                        "roi_slices_inside": inside, "roi_slices": total},
-                           context=_context(volume, placement, window_hu))
+        unit = PredictUnit(
+            uid,
+            stack,
+            {
+                "input": str(path),
+                "reader_malignancy": mark.malignancy,
+                "roi_slices_inside": inside,
+                "roi_slices": total,
+            },
+            context=_context(volume, placement, window_hu),
+        )
         if inside < total:
-            unit.warnings.append(f"only {inside} of {total} ROI slices are inside this series; "
-                                 "the model sees a partial nodule")
+            unit.warnings.append(
+                f"only {inside} of {total} ROI slices are inside this series; the model sees a partial nodule"
+            )
         result.units.append(unit)
     return result

@@ -34,12 +34,22 @@ def write_phantom_dataset(folder: Path, n_patients: int, nodules_per_patient: in
         patient = f"PHANTOM-{i:03d}"
         # Alternate the classes so every patient holds a benign and a malignant nodule (balanced data).
         malignant = [(i + k) % 2 == 0 for k in range(nodules_per_patient)]
-        nodules = write_phantom_study(folder / patient, patient, seed=1000 + i, n_nodules=nodules_per_patient,
-                                      malignant=malignant)
+        nodules = write_phantom_study(
+            folder / patient, patient, seed=1000 + i, n_nodules=nodules_per_patient, malignant=malignant
+        )
         for n in nodules:
             x, y, z = n.center_mm
-            rows.append({"patient_id": patient, "series": patient, "x_mm": f"{x:.2f}", "y_mm": f"{y:.2f}",
-                         "z_mm": f"{z:.2f}", "diameter_mm": f"{n.diameter_mm:.1f}", "label": int(n.malignant)})
+            rows.append(
+                {
+                    "patient_id": patient,
+                    "series": patient,
+                    "x_mm": f"{x:.2f}",
+                    "y_mm": f"{y:.2f}",
+                    "z_mm": f"{z:.2f}",
+                    "diameter_mm": f"{n.diameter_mm:.1f}",
+                    "label": int(n.malignant),
+                }
+            )
     path = folder / "nodules.csv"
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -50,8 +60,14 @@ def write_phantom_dataset(folder: Path, n_patients: int, nodules_per_patient: in
 
 def demo_config(data: Path, epochs: int = 25) -> ExperimentConfig:
     """The ``demo_ct`` config on the phantoms at ``data``, crediting them instead of a real CT collection."""
-    return load_config("demo_ct", [f"train.epochs={epochs}", f"data.root={data.resolve()}",
-                                   f"data.options.credits={json.dumps(DEMO_CREDITS)}"])
+    return load_config(
+        "demo_ct",
+        [
+            f"train.epochs={epochs}",
+            f"data.root={data.resolve()}",
+            f"data.options.credits={json.dumps(DEMO_CREDITS)}",
+        ],
+    )
 
 
 def run_demo(out: Path, n_patients: int = 120, epochs: int = 25, device: str = "auto") -> RunOutputs:
@@ -70,6 +86,9 @@ def run_demo(out: Path, n_patients: int = 120, epochs: int = 25, device: str = "
     records = bundle.predict([data / first["series"]], out_dir=picture_dir, nodule=nodule)
     (picture_dir / "predictions.json").write_text(json.dumps(records, indent=2))
     r = records[0]
-    info(f"predicted {r['unit']} from its DICOM folder: {r['label']} (p={r['probability']:.3f}; "
-         f"truth {'malignant' if first['label'] == '1' else 'benign'}); Grad-CAM: {picture_dir / r.get('explanation', '')}")
+    info(
+        f"predicted {r['unit']} from its DICOM folder: {r['label']} (p={r['probability']:.3f}; "
+        f"truth {'malignant' if first['label'] == '1' else 'benign'}); "
+        f"Grad-CAM: {picture_dir / r.get('explanation', '')}"
+    )
     return outputs

@@ -12,20 +12,34 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-
 Norm = str | Sequence
 
 
-def _monai_resnet(spatial_dims: int, in_channels: int, out_channels: int, widths: Sequence[int],
-                  layers: Sequence[int], small_input: bool, norm: Norm = "batch") -> nn.Module:
+def _monai_resnet(
+    spatial_dims: int,
+    in_channels: int,
+    out_channels: int,
+    widths: Sequence[int],
+    layers: Sequence[int],
+    small_input: bool,
+    norm: Norm = "batch",
+) -> nn.Module:
     """MONAI's ResNet; ``norm`` is a MONAI norm name or ``[name, {args}]`` (e.g. ``["group", {"num_groups": 8}]``,
     which does not depend on batch statistics — steadier than batch norm on a few hundred samples)."""
     from monai.networks.nets import ResNet
 
-    model = ResNet(block="basic", layers=list(layers), block_inplanes=list(widths), spatial_dims=spatial_dims,
-                   n_input_channels=in_channels, num_classes=out_channels,
-                   conv1_t_size=3 if small_input else 7, conv1_t_stride=1 if small_input else 2,
-                   no_max_pool=small_input, norm=norm if isinstance(norm, str) else tuple(norm))
+    model = ResNet(
+        block="basic",
+        layers=list(layers),
+        block_inplanes=list(widths),
+        spatial_dims=spatial_dims,
+        n_input_channels=in_channels,
+        num_classes=out_channels,
+        conv1_t_size=3 if small_input else 7,
+        conv1_t_stride=1 if small_input else 2,
+        no_max_pool=small_input,
+        norm=norm if isinstance(norm, str) else tuple(norm),
+    )
     model.gradcam_layer = "layer4"
     return model
 
@@ -36,21 +50,34 @@ class SeedCNN(nn.Module):
     The sigmoid is applied by the loss (BCE-with-logits) and at prediction, which is the same model.
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, image_size: int = 64, dropout: float = 0.3):
+    def __init__(
+        self, in_channels: int = 1, out_channels: int = 1, image_size: int = 64, dropout: float = 0.3
+    ):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, 32, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(64 * (image_size // 4) ** 2, 128), nn.ReLU(),
-                                  nn.Dropout(dropout), nn.Linear(128, out_channels))
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(64 * (image_size // 4) ** 2, 128),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(128, out_channels),
+        )
         self.gradcam_layer = "features.4"
 
-    def forward(self, x):  # noqa: D401 - torch signature
+    def forward(self, x):
         return self.head(self.features(x))
 
 
-def seed_cnn(in_channels: int = 1, out_channels: int = 1, image_size: int = 64, dropout: float = 0.3) -> nn.Module:
+def seed_cnn(
+    in_channels: int = 1, out_channels: int = 1, image_size: int = 64, dropout: float = 0.3
+) -> nn.Module:
     return SeedCNN(in_channels, out_channels, image_size, dropout)
 
 
@@ -79,22 +106,39 @@ class DihedralTTA(nn.Module):
         return torch.stack([self.net(v) for v in views]).mean(0)
 
 
-def nodule_resnet25d(in_channels: int = 16, out_channels: int = 1, widths: Sequence[int] = (32, 64, 128, 256),
-                     layers: Sequence[int] = (1, 1, 1, 1), tta: bool = True, norm: Norm = "batch") -> nn.Module:
+def nodule_resnet25d(
+    in_channels: int = 16,
+    out_channels: int = 1,
+    widths: Sequence[int] = (32, 64, 128, 256),
+    layers: Sequence[int] = (1, 1, 1, 1),
+    tta: bool = True,
+    norm: Norm = "batch",
+) -> nn.Module:
     """2.5D: a 2D ResNet whose input channels are a nodule's stacked axial slices (default 16);
     ``tta`` averages predictions over in-plane rotations and flips."""
     net = _monai_resnet(2, in_channels, out_channels, widths, layers, small_input=True, norm=norm)
     return DihedralTTA(net) if tta else net
 
 
-def resnet2d(in_channels: int = 1, out_channels: int = 1, widths: Sequence[int] = (64, 128, 256, 512),
-             layers: Sequence[int] = (2, 2, 2, 2), small_input: bool = True, norm: Norm = "batch") -> nn.Module:
+def resnet2d(
+    in_channels: int = 1,
+    out_channels: int = 1,
+    widths: Sequence[int] = (64, 128, 256, 512),
+    layers: Sequence[int] = (2, 2, 2, 2),
+    small_input: bool = True,
+    norm: Norm = "batch",
+) -> nn.Module:
     """ResNet-18-style 2D network (X-ray); ``small_input`` keeps full resolution for 28–64 px images."""
     return _monai_resnet(2, in_channels, out_channels, widths, layers, small_input, norm)
 
 
-def resnet3d(in_channels: int = 1, out_channels: int = 1, widths: Sequence[int] = (16, 32, 64, 128),
-             layers: Sequence[int] = (1, 1, 1, 1), norm: Norm = "batch") -> nn.Module:
+def resnet3d(
+    in_channels: int = 1,
+    out_channels: int = 1,
+    widths: Sequence[int] = (16, 32, 64, 128),
+    layers: Sequence[int] = (1, 1, 1, 1),
+    norm: Norm = "batch",
+) -> nn.Module:
     """A 3D ResNet (MONAI) for nodule cubes or whole small volumes."""
     return _monai_resnet(3, in_channels, out_channels, widths, layers, small_input=True, norm=norm)
 
@@ -102,8 +146,13 @@ def resnet3d(in_channels: int = 1, out_channels: int = 1, widths: Sequence[int] 
 class CNN3D(nn.Module):
     """A plain 3D CNN: MONAI conv blocks (conv–norm–act) with stride-2 downsampling, global pooling."""
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, channels: Sequence[int] = (16, 32, 64),
-                 dropout: float = 0.2):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        channels: Sequence[int] = (16, 32, 64),
+        dropout: float = 0.2,
+    ):
         super().__init__()
         from monai.networks.blocks import Convolution
 
@@ -113,13 +162,16 @@ class CNN3D(nn.Module):
             blocks.append(Convolution(3, c, c, strides=2, kernel_size=3, norm="batch", act="relu"))
             c_in = c
         self.features = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, out_channels))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, out_channels)
+        )
         self.gradcam_layer = f"features.{len(blocks) - 1}"
 
     def forward(self, x):
         return self.head(self.features(x))
 
 
-def cnn3d(in_channels: int = 1, out_channels: int = 1, channels: Sequence[int] = (16, 32, 64),
-          dropout: float = 0.2) -> nn.Module:
+def cnn3d(
+    in_channels: int = 1, out_channels: int = 1, channels: Sequence[int] = (16, 32, 64), dropout: float = 0.2
+) -> nn.Module:
     return CNN3D(in_channels, out_channels, channels, dropout)

@@ -58,12 +58,22 @@ def _box(center: np.ndarray, radius_mm: float, coords: list[np.ndarray]) -> tupl
 
 def _offsets(box: tuple[slice, ...], coords: list[np.ndarray], center: np.ndarray) -> tuple[np.ndarray, ...]:
     zc, yc, xc = coords
-    return (xc[box[2]][None, None, :] - center[0], yc[box[1]][None, :, None] - center[1],
-            zc[box[0]][:, None, None] - center[2])
+    return (
+        xc[box[2]][None, None, :] - center[0],
+        yc[box[1]][None, :, None] - center[1],
+        zc[box[0]][:, None, None] - center[2],
+    )
 
 
-def _add_vessels(rng: np.random.Generator, vol: np.ndarray, lungs: np.ndarray, coords: list[np.ndarray],
-                 hila: list[np.ndarray], n_per_lung: int, n_blobs: int) -> None:
+def _add_vessels(
+    rng: np.random.Generator,
+    vol: np.ndarray,
+    lungs: np.ndarray,
+    coords: list[np.ndarray],
+    hila: list[np.ndarray],
+    n_per_lung: int,
+    n_blobs: int,
+) -> None:
     """Vessels (~+40 HU blood), clipped to the lungs: straight tubes (radius 0.5–1.5 mm) radiating from
     each hilum, plus small blobs (radius 1–2.5 mm) that mimic vessels seen end-on, i.e. tiny nodules."""
     lung_float = lungs.astype(np.float64)
@@ -90,8 +100,14 @@ def _add_vessels(rng: np.random.Generator, vol: np.ndarray, lungs: np.ndarray, c
         _blend(vol, np.clip(radius + 0.5 - dist, 0.0, 1.0) * lung_float[box], 40.0, box)
 
 
-def _nodule(rng: np.random.Generator, vol: np.ndarray, coords: list[np.ndarray], center: np.ndarray,
-            diameter: float, malignant: bool) -> None:
+def _nodule(
+    rng: np.random.Generator,
+    vol: np.ndarray,
+    coords: list[np.ndarray],
+    center: np.ndarray,
+    diameter: float,
+    malignant: bool,
+) -> None:
     """Draw one nodule: smooth (benign) or lobulated + spiculated (malignant) with a 1 mm soft edge."""
     r0 = diameter / 2
     spikes: list[tuple[np.ndarray, float, float]] = []  # (direction, length beyond core mm, half-width mm)
@@ -166,8 +182,11 @@ def make_phantom_volume(
     lung_centres = [np.array([s * fov_x * 0.22 + cx, cy - 0.02 * fov_y, cz + 0.1 * fov_z]) for s in (-1, 1)]
     lungs = np.zeros(shape, dtype=bool)
     for c in lung_centres:
-        lungs |= (((x + cx - c[0]) / lung_ax) ** 2 + ((y + cy - c[1]) / lung_ay) ** 2
-                  + ((z + cz - c[2]) / lung_az) ** 2) <= 1.0
+        lungs |= (
+            ((x + cx - c[0]) / lung_ax) ** 2
+            + ((y + cy - c[1]) / lung_ay) ** 2
+            + ((z + cz - c[2]) / lung_az) ** 2
+        ) <= 1.0
     texture = gaussian_filter(rng.normal(size=shape), (0.6, 1.5, 1.5))
     parenchyma = -850.0 + texture * (35.0 / texture.std())  # ~35 HU sd, correlated over ~3 mm
     vol[lungs] = parenchyma[lungs]
@@ -221,8 +240,12 @@ def write_phantom_study(
     spacing = tuple(float(s) for s in kw.pop("spacing_mm", DEFAULT_SPACING_MM))
     origin = kw.pop("origin_mm", None) or default_origin_mm(shape, spacing)
     hu, nodules = make_phantom_volume(
-        np.random.default_rng(seed), shape=shape, spacing_mm=spacing,  # type: ignore[arg-type]
-        n_nodules=n_nodules, origin_mm=origin, **kw,
+        np.random.default_rng(seed),
+        shape=shape,
+        spacing_mm=spacing,  # type: ignore[arg-type]
+        n_nodules=n_nodules,
+        origin_mm=origin,
+        **kw,
     )
 
     def uid(*parts: object) -> str:

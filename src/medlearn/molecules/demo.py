@@ -45,11 +45,28 @@ def run_demo(out: Path, epochs: int = 12, device: str = "auto") -> RunOutputs:
 
 def demo_config(epochs: int = 12) -> ExperimentConfig:
     """The ``mol_charrnn_moses`` recipe shrunk for the demo, on RDKit's NCI sample, crediting it (not MOSES)."""
-    return load_config("mol_charrnn_moses", [
-        f"data.root={nci_smiles()}", "name=demo_molecules", f"data.options.credits={json.dumps(DEMO_CREDITS)}",
-        "data.options.test_file=null", "data.options.test_scaffolds_file=null", "data.options.n_train=3500",
-        "data.options.n_val=300", "data.options.n_test=1000", "data.options.n_samples=2000",
-        "data.options.n_val_samples=200", "data.options.max_tokens=60", "model.params.hidden_size=256", "model.params.num_layers=1",
-        f"train.epochs={epochs}", "train.batch_size=64", "train.max_train_batches=null",
-        "train.time_limit_minutes=null", "train.early_stopping.patience=20", "train.lr=0.003",
-        "train.scheduler=none"])
+    return load_config(
+        "mol_charrnn_moses",
+        [
+            f"data.root={nci_smiles()}",
+            "name=demo_molecules",
+            f"data.options.credits={json.dumps(DEMO_CREDITS)}",
+            "data.options.test_file=null",
+            "data.options.test_scaffolds_file=null",
+            "data.options.n_train=3500",
+            "data.options.n_val=300",
+            "data.options.n_test=1000",
+            "data.options.n_samples=2000",
+            "data.options.n_val_samples=200",
+            "data.options.max_tokens=60",
+            "model.params.hidden_size=256",
+            "model.params.num_layers=1",
+            f"train.epochs={epochs}",
+            "train.batch_size=64",
+            "train.max_train_batches=null",
+            "train.time_limit_minutes=null",
+            "train.early_stopping.patience=20",
+            "train.lr=0.003",
+            "train.scheduler=none",
+        ],
+    )

@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from medlearn.engine.bundle import Bundle, save_bundle
+from medlearn.engine.artifacts import save_bundle
+from medlearn.engine.bundle import Bundle
 from medlearn.engine.progress import info, make_progress
 from medlearn.errors import ConfigError, InputError
 from medlearn.molecules.generators.sampling import BOS_ID
@@ -49,11 +50,12 @@ NOVELTY_CANONICALISE_MAX = 50_000
 #: Molecules kept in the experience replay memory.
 REPLAY_SIZE = 8
 #: Added to the prior's intended-use statement.
-GUIDED_USE = (" Guided molecules maximise a computed score (QED/logP/SA/PAINS), which is not evidence of "
-              "activity or safety.")
+GUIDED_USE = (
+    " Guided molecules maximise a computed score (QED/logP/SA/PAINS), which is not evidence of "
+    "activity or safety."
+)
 #: Columns of ``top.csv``.
 TOP_COLUMNS = ("SMILES", "score", "qed", "sa", "logp", "weight")
-
 
 
 # ------------------------------------------------------------------------------------------ REINVENT
@@ -80,16 +82,28 @@ def _with_bos(ids: torch.Tensor) -> torch.Tensor:
 
 def check_prior(prior: Bundle) -> None:
     if prior.kind != "generative":
-        raise ConfigError(f"{prior.path}: a {prior.kind} model cannot be guided; pass a generator's bundle "
-                          "(e.g. char_rnn)")
+        raise ConfigError(
+            f"{prior.path}: a {prior.kind} model cannot be guided; pass a generator's bundle (e.g. char_rnn)"
+        )
     if not hasattr(prior.model, "log_likelihood") or not hasattr(prior.model, "sample"):
-        raise ConfigError(f"{prior.path}: model {prior.meta['model']['name']} gives no per-molecule "
-                          "likelihood; REINVENT needs an autoregressive generator such as char_rnn")
+        raise ConfigError(
+            f"{prior.path}: model {prior.meta.model.name} gives no per-molecule "
+            "likelihood; REINVENT needs an autoregressive generator such as char_rnn"
+        )
 
 
-def reinvent(prior: Bundle, objective: Objective, steps: int = 300, batch_size: int = 64, sigma: float = 60.0,
-             lr: float = 5e-4, seed: int = 0, experience_replay: bool = True, temperature: float = 1.0,
-             progress: bool = True) -> GuidedResult:
+def reinvent(
+    prior: Bundle,
+    objective: Objective,
+    steps: int = 300,
+    batch_size: int = 64,
+    sigma: float = 60.0,
+    lr: float = 5e-4,
+    seed: int = 0,
+    experience_replay: bool = True,
+    temperature: float = 1.0,
+    progress: bool = True,
+) -> GuidedResult:
     """Train an agent (a copy of ``prior.model``) towards ``objective`` for ``steps`` batches.
 
     Deterministic for a given seed (CPU). The prior bundle is left unchanged.
@@ -150,17 +164,29 @@ def reinvent(prior: Bundle, objective: Objective, steps: int = 300, batch_size: 
                     replay[canonical] = sc
             if len(replay) > REPLAY_SIZE:
                 replay = dict(sorted(replay.items(), key=lambda kv: (-kv[1], kv[0]))[:REPLAY_SIZE])
-            row = {"step": step, "score_mean": float(scores.mean()), "validity": len(valid) / batch_size,
-                   "unique": len({r[0] for r in valid}) / len(valid) if valid else 0.0,
-                   "loss": float(loss.detach()), "agent_ll_mean": float(agent_ll.detach().mean())}
+            row = {
+                "step": step,
+                "score_mean": float(scores.mean()),
+                "validity": len(valid) / batch_size,
+                "unique": len({r[0] for r in valid}) / len(valid) if valid else 0.0,
+                "loss": float(loss.detach()),
+                "agent_ll_mean": float(agent_ll.detach().mean()),
+            }
             history.append(row)
             status = f"score {row['score_mean']:.3f} valid {row['validity']:.2f} unique {row['unique']:.2f}"
             bar.update(task, completed=step, status=status)
     agent.eval()
     for p in agent.parameters():
         p.requires_grad_(False)
-    settings = {"steps": steps, "batch_size": batch_size, "sigma": sigma, "lr": lr, "seed": seed,
-                "experience_replay": experience_replay, "temperature": temperature}
+    settings = {
+        "steps": steps,
+        "batch_size": batch_size,
+        "sigma": sigma,
+        "lr": lr,
+        "seed": seed,
+        "experience_replay": experience_replay,
+        "temperature": temperature,
+    }
     return GuidedResult(agent, history, seen, settings, round(time.perf_counter() - started, 1))
 
 
@@ -191,10 +217,14 @@ def _sample_stats(objective: Objective, samples: list[str]) -> dict[str, Any]:
     results = objective.evaluate(samples)
     valid = [r for r in results if r is not None]
     distinct = sorted({r[0] for r in valid})
-    return {"samples": samples, "scores": np.array([0.0 if r is None else r[1] for r in results]),
-            "validity": len(valid) / len(samples) if samples else 0.0,
-            "unique": len(distinct) / len(valid) if valid else 0.0, "distinct": distinct,
-            "results": valid}
+    return {
+        "samples": samples,
+        "scores": np.array([0.0 if r is None else r[1] for r in results]),
+        "validity": len(valid) / len(samples) if samples else 0.0,
+        "unique": len(distinct) / len(valid) if valid else 0.0,
+        "distinct": distinct,
+        "results": valid,
+    }
 
 
 def _training_molecules(prior: Bundle) -> set[str] | None:
@@ -208,7 +238,7 @@ def _training_molecules(prior: Bundle) -> set[str] | None:
     from medlearn.paths import resolve_config_data_path
 
     try:
-        root = resolve_config_data_path(prior.meta.get("data", {}).get("root", ""))
+        root = resolve_config_data_path(prior.meta.data.root)
         path = prior.task.train_path(root)
         smiles = [s for s in read_smiles(path) if s]
     except Exception:  # moved, changed or absent: novelty is skipped rather than the run failing
@@ -229,16 +259,28 @@ def _score_curve(history: list[dict[str, float]]) -> Any:
     ax = fig.add_subplot()
     steps = [r["step"] for r in history]
     for key, color in (("score_mean", "tab:green"), ("validity", "tab:blue"), ("unique", "tab:orange")):
-        ax.plot(steps, [r[key] for r in history], color=color, linewidth=1.8,
-                label={"score_mean": "mean score"}.get(key, key))
+        ax.plot(
+            steps,
+            [r[key] for r in history],
+            color=color,
+            linewidth=1.8,
+            label={"score_mean": "mean score"}.get(key, key),
+        )
     ax.set(xlabel="step", ylabel="fraction / score", ylim=(-0.02, 1.02), title="Agent samples per step")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
 
 
-def write_guided_run(result: GuidedResult, out_dir: Path, prior: Bundle, objective: Objective,
-                     n_eval: int = 1000, top_k: int = 100, progress: bool = True) -> dict[str, Any]:
+def write_guided_run(
+    result: GuidedResult,
+    out_dir: Path,
+    prior: Bundle,
+    objective: Objective,
+    n_eval: int = 1000,
+    top_k: int = 100,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Write ``bundle/``, ``top.csv``, ``metrics.json`` and ``report.html`` of a guided run; return metrics.
 
     ``n_eval`` molecules are sampled from the prior and from the agent with the same seed; the top-k are
@@ -251,9 +293,12 @@ def write_guided_run(result: GuidedResult, out_dir: Path, prior: Bundle, objecti
     out_dir.mkdir(parents=True, exist_ok=True)
     seed = int(result.settings.get("seed", 0))
     temperature = float(result.settings.get("temperature", 1.0))
-    samples = {name: prior.task.generate(model, prior.preprocessing, n_eval, seed=seed,
-                                         temperature=temperature, progress=progress)
-               for name, model in (("prior", prior.model), ("agent", result.agent))}
+    samples = {
+        name: prior.task.generate(
+            model, prior.preprocessing, n_eval, seed=seed, temperature=temperature, progress=progress
+        )
+        for name, model in (("prior", prior.model), ("agent", result.agent))
+    }
     stats = {name: _sample_stats(objective, s) for name, s in samples.items()}
     for canonical, sc, props in stats["agent"]["results"]:
         result.seen.setdefault(canonical, (sc, props))
@@ -262,13 +307,19 @@ def write_guided_run(result: GuidedResult, out_dir: Path, prior: Bundle, objecti
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _write_top_csv(out_dir / "top.csv", top)
     bundle_path = _save_agent(out_dir / "bundle", result, prior, objective, metrics)
-    _write_guided_report(out_dir / "report.html", result, prior, objective, metrics, samples, top,
-                         bundle_path)
+    _write_guided_report(
+        out_dir / "report.html", result, prior, objective, metrics, samples, top, bundle_path
+    )
     return metrics
 
 
-def _guided_metrics(stats: dict[str, dict[str, Any]], top: list[tuple[str, float, Props]],
-                    train: set[str] | None, n_eval: int, objective: Objective) -> dict[str, Any]:
+def _guided_metrics(
+    stats: dict[str, dict[str, Any]],
+    top: list[tuple[str, float, Props]],
+    train: set[str] | None,
+    n_eval: int,
+    objective: Objective,
+) -> dict[str, Any]:
     """metrics.json (CONVENTIONS shape, ``ci95`` null): prior vs agent samples, and the top-k."""
     if train is None:
         info("novelty skipped: the prior's training file is not at its data.root")
@@ -280,19 +331,29 @@ def _guided_metrics(stats: dict[str, dict[str, Any]], top: list[tuple[str, float
 
     p, a = stats["prior"], stats["agent"]
     values = {
-        "score_mean_prior": p["scores"].mean(), "score_mean_agent": a["scores"].mean(),
+        "score_mean_prior": p["scores"].mean(),
+        "score_mean_agent": a["scores"].mean(),
         "top_k_score_mean": np.mean([t[1] for t in top]) if top else None,
-        "validity_prior": p["validity"], "validity_agent": a["validity"],
-        "unique_prior": p["unique"], "unique_agent": a["unique"],
+        "validity_prior": p["validity"],
+        "validity_agent": a["validity"],
+        "unique_prior": p["unique"],
+        "unique_agent": a["unique"],
         "int_div1": _internal_diversity([t[0] for t in top]),
         "int_div1_prior": _internal_diversity(p["distinct"][:1000]),
         "int_div1_agent": _internal_diversity(a["distinct"][:1000]),
-        "novelty_prior": novelty(p["distinct"]), "novelty_agent": novelty(a["distinct"]),
+        "novelty_prior": novelty(p["distinct"]),
+        "novelty_agent": novelty(a["distinct"]),
     }
-    return {"task": "guided_generation", "split": "generated", "unit": "molecule", "n": n_eval,
-            "metrics": {k: _metric(v) for k, v in values.items()},
-            "ci_method": "none (one set of generated samples); prior and agent sampled n times, same seed",
-            "top_k": len(top), "objective": objective.describe()}
+    return {
+        "task": "guided_generation",
+        "split": "generated",
+        "unit": "molecule",
+        "n": n_eval,
+        "metrics": {k: _metric(v) for k, v in values.items()},
+        "ci_method": "none (one set of generated samples); prior and agent sampled n times, same seed",
+        "top_k": len(top),
+        "objective": objective.describe(),
+    }
 
 
 def _write_top_csv(path: Path, top: list[tuple[str, float, Props]]) -> None:
@@ -303,30 +364,50 @@ def _write_top_csv(path: Path, top: list[tuple[str, float, Props]]) -> None:
             writer.writerow([smiles, f"{sc:.6f}", f"{qed:.6f}", f"{sa:.6f}", f"{logp:.6f}", f"{weight:.4f}"])
 
 
-def _save_agent(path: Path, result: GuidedResult, prior: Bundle, objective: Objective,
-                metrics: dict[str, Any]) -> Path:
-    """The agent as a regular generative bundle: the prior's task, model, codec; ``meta["guided"]`` added."""
-    from medlearn.engine.generative import model_card
+def _save_agent(
+    path: Path, result: GuidedResult, prior: Bundle, objective: Objective, metrics: dict[str, Any]
+) -> Path:
+    """The agent as a regular generative bundle: the prior's task, model, codec; ``guided`` added."""
+    from medlearn.engine.artifacts import library_versions
 
-    meta = {k: copy.deepcopy(v) for k, v in prior.meta.items()
-            if k not in ("format", "format_version", "created", "versions")}
-    meta["guided"] = {"method": "REINVENT (Olivecrona et al. 2017; Blaschke et al. 2020)",
-                      "objective": objective.to_dict(), **result.settings, "seconds": result.seconds,
-                      "prior": str(Path(prior.path).resolve()), "prior_model": prior.model_name,
-                      "history": result.history}
-    meta["metrics"] = {"test": metrics}
-    meta["intended_use"] = prior.meta["intended_use"] + GUIDED_USE
+    guided = {
+        "method": "REINVENT (Olivecrona et al. 2017; Blaschke et al. 2020)",
+        "objective": objective.to_dict(),
+        **result.settings,
+        "seconds": result.seconds,
+        "prior": str(Path(prior.path).resolve()),
+        "prior_model": prior.model_name,
+        "history": result.history,
+    }
+    meta = prior.meta.model_copy(
+        deep=True,
+        update={
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": library_versions(),
+            "guided": guided,
+            "metrics": {"test": metrics},
+            "intended_use": prior.meta.intended_use + GUIDED_USE,
+        },
+    )
     s = result.settings
-    card = model_card(meta) + (
-        f"\n**Guided (REINVENT)** from `{meta['guided']['prior']}` towards {objective.describe()}: "
+    card = (
+        f"\n**Guided (REINVENT)** from `{guided['prior']}` towards {objective.describe()}: "
         f"{s['steps']} steps × {s['batch_size']} molecules, sigma {s['sigma']:g}, lr {s['lr']:g}, seed "
-        f"{s['seed']}. The data and training lines above describe the prior.\n")
-    return save_bundle(path, result.agent, meta, card)
+        f"{s['seed']}. The data and training lines above describe the prior.\n"
+    )
+    return save_bundle(path, result.agent, meta, card_extra=card)
 
 
-def _write_guided_report(path: Path, result: GuidedResult, prior: Bundle, objective: Objective,
-                         metrics: dict[str, Any], samples: dict[str, list[str]],
-                         top: list[tuple[str, float, Props]], bundle_path: Path) -> Path:
+def _write_guided_report(
+    path: Path,
+    result: GuidedResult,
+    prior: Bundle,
+    objective: Objective,
+    metrics: dict[str, Any],
+    samples: dict[str, list[str]],
+    top: list[tuple[str, float, Props]],
+    bundle_path: Path,
+) -> Path:
     from html import escape as _e
 
     from medlearn.engine.plots import figure_to_data_uri
@@ -335,46 +416,91 @@ def _write_guided_report(path: Path, result: GuidedResult, prior: Bundle, object
 
     s, m = result.settings, {k: v["value"] for k, v in metrics["metrics"].items()}
     prior_path = str(Path(prior.path).resolve())
-    sections = [ReportSection("Objective", html=(
-        f"<p>Score = {_e(objective.describe())}; invalid SMILES score 0. REINVENT: augmented "
-        f"log-likelihood = prior log-likelihood + σ·score (σ = {s['sigma']:g}), {s['steps']} steps of "
-        f"{s['batch_size']} molecules, Adam lr {s['lr']:g}, experience replay "
-        f"{'on' if s['experience_replay'] else 'off'}, {result.seconds:.0f} s. Prior: {_e(prior_path)}.</p>"
-        f"<p>Prior mean score {m['score_mean_prior']:.3f} → agent {m['score_mean_agent']:.3f} "
-        f"({metrics['n']} samples each, seed {s['seed']}). Low agent uniqueness or internal diversity "
-        "means mode collapse.</p>"))]
+    sections = [
+        ReportSection(
+            "Objective",
+            html=(
+                f"<p>Score = {_e(objective.describe())}; invalid SMILES score 0. REINVENT: augmented "
+                f"log-likelihood = prior log-likelihood + σ·score (σ = {s['sigma']:g}), {s['steps']} steps of "
+                f"{s['batch_size']} molecules, Adam lr {s['lr']:g}, experience replay "
+                f"{'on' if s['experience_replay'] else 'off'}, {result.seconds:.0f} s. Prior: {_e(prior_path)}.</p>"
+                f"<p>Prior mean score {m['score_mean_prior']:.3f} → agent {m['score_mean_agent']:.3f} "
+                f"({metrics['n']} samples each, seed {s['seed']}). Low agent uniqueness or internal diversity "
+                "means mode collapse.</p>"
+            ),
+        )
+    ]
     if result.history:
-        sections.append(ReportSection("Score per step", figures=[
-            ("Mean score, validity and uniqueness of each step's agent batch",
-             figure_to_data_uri(_score_curve(result.history)))]))
-    fig = property_histograms(samples["agent"], samples["prior"], reference_label="prior samples",
-                              seed=s["seed"])
+        sections.append(
+            ReportSection(
+                "Score per step",
+                figures=[
+                    (
+                        "Mean score, validity and uniqueness of each step's agent batch",
+                        figure_to_data_uri(_score_curve(result.history)),
+                    )
+                ],
+            )
+        )
+    fig = property_histograms(
+        samples["agent"], samples["prior"], reference_label="prior samples", seed=s["seed"]
+    )
     fig.suptitle("Molecular properties: agent vs prior samples")
-    sections.append(ReportSection("Properties: agent vs prior", figures=[
-        ("QED, SA, logP and weight of valid agent samples (orange) vs prior samples (blue)",
-         figure_to_data_uri(fig))]))
+    sections.append(
+        ReportSection(
+            "Properties: agent vs prior",
+            figures=[
+                (
+                    "QED, SA, logP and weight of valid agent samples (orange) vs prior samples (blue)",
+                    figure_to_data_uri(fig),
+                )
+            ],
+        )
+    )
     if top:
         shown = top[:12]
-        rows = "".join(f'<tr><td>{i + 1}</td><td><code>{_e(smi)}</code></td><td class="num">{sc:.3f}</td>'
-                       f'<td class="num">{pr[2]:.3f}</td><td class="num">{pr[1]:.2f}</td>'
-                       f'<td class="num">{pr[0]:.2f}</td></tr>' for i, (smi, sc, pr) in enumerate(shown))
-        table = ("<table><thead><tr><th>#</th><th>SMILES</th><th>score</th><th>QED</th><th>SA</th>"
-                 f"<th>logP</th></tr></thead><tbody>{rows}</tbody></table>")
+        rows = "".join(
+            f'<tr><td>{i + 1}</td><td><code>{_e(smi)}</code></td><td class="num">{sc:.3f}</td>'
+            f'<td class="num">{pr[2]:.3f}</td><td class="num">{pr[1]:.2f}</td>'
+            f'<td class="num">{pr[0]:.2f}</td></tr>'
+            for i, (smi, sc, pr) in enumerate(shown)
+        )
+        table = (
+            "<table><thead><tr><th>#</th><th>SMILES</th><th>score</th><th>QED</th><th>SA</th>"
+            f"<th>logP</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
         try:
-            figures = [("Top molecules (legend: score)",
-                        molecule_grid([t[0] for t in shown], [f"{t[1]:.3f}" for t in shown]))]
+            figures = [
+                (
+                    "Top molecules (legend: score)",
+                    molecule_grid([t[0] for t in shown], [f"{t[1]:.3f}" for t in shown]),
+                )
+            ]
         except Exception:  # a drawing failure must not lose the run
             figures = []
-        sections.append(ReportSection(f"Top {len(shown)} of {len(top)} molecules", html=table,
-                                      figures=figures))
-    credits = [*prior.task.credits,
-               "REINVENT: Olivecrona et al., J. Cheminform. 2017; "
-               "Blaschke et al. (REINVENT 2.0), J. Chem. Inf. Model. 2020.",
-               "QED: Bickerton et al., Nat. Chem. 2012; PAINS: Baell & Holloway, J. Med. Chem. 2010."]
-    return write_report(path, f"medlearn — guided generation ({prior.meta['model']['name']})",
-                        {"generated": metrics}, sections, prior.meta["intended_use"] + GUIDED_USE, credits,
-                        provenance={"prior": prior_path, "model": prior.meta["model"]["name"],
-                                    "bundle": str(bundle_path), **prior.meta.get("versions", {})})
+        sections.append(
+            ReportSection(f"Top {len(shown)} of {len(top)} molecules", html=table, figures=figures)
+        )
+    credits = [
+        *prior.task.credits,
+        "REINVENT: Olivecrona et al., J. Cheminform. 2017; "
+        "Blaschke et al. (REINVENT 2.0), J. Chem. Inf. Model. 2020.",
+        "QED: Bickerton et al., Nat. Chem. 2012; PAINS: Baell & Holloway, J. Med. Chem. 2010.",
+    ]
+    return write_report(
+        path,
+        f"medlearn — guided generation ({prior.meta.model.name})",
+        {"generated": metrics},
+        sections,
+        prior.meta.intended_use + GUIDED_USE,
+        credits,
+        provenance={
+            "prior": prior_path,
+            "model": prior.meta.model.name,
+            "bundle": str(bundle_path),
+            **prior.meta.versions,
+        },
+    )
 
 
 __all__ = ["Objective", "GuidedResult", "reinvent", "write_guided_run"]

@@ -64,8 +64,11 @@ def read_smiles(path: str | Path) -> list[str | None]:
     if not path.is_file():
         raise InputError(f"{path}: file not found")
     suffixes = [s.lower() for s in path.suffixes]
-    kind = suffixes[-2] if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1 else (
-        suffixes[-1] if suffixes else "")
+    kind = (
+        suffixes[-2]
+        if suffixes and suffixes[-1] == ".gz" and len(suffixes) > 1
+        else (suffixes[-1] if suffixes else "")
+    )
     try:
         if kind in (".csv", ".tsv"):
             records = _read_csv(path, delimiter="\t" if kind == ".tsv" else ",")
@@ -74,8 +77,10 @@ def read_smiles(path: str | Path) -> list[str | None]:
         elif kind in (".sdf", ".mol", ".sd"):
             records = _read_sdf(path)
         else:
-            raise InputError(f"{path}: unknown molecule file type {kind or '(none)'!r}; "
-                             "use .csv, .tsv, .smi, .txt or .sdf (optionally .gz)")
+            raise InputError(
+                f"{path}: unknown molecule file type {kind or '(none)'!r}; "
+                "use .csv, .tsv, .smi, .txt or .sdf (optionally .gz)"
+            )
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the file ({exc})") from exc
     if not records:
@@ -98,8 +103,10 @@ def _read_csv(path: Path, delimiter: str) -> list[str | None]:
                 raise InputError(f"{path}: the file is empty")
             column = next((header.index(name) for name in SMILES_COLUMNS if name in header), None)
             if column is None:
-                raise InputError(f"{path}: no SMILES column; expected one named "
-                                 f"{' or '.join(SMILES_COLUMNS)}, found columns {header}")
+                raise InputError(
+                    f"{path}: no SMILES column; expected one named "
+                    f"{' or '.join(SMILES_COLUMNS)}, found columns {header}"
+                )
             return [row[column].strip() if column < len(row) else "" for row in reader if row]
         except csv.Error as exc:
             raise InputError(f"{path}: malformed CSV at line {reader.line_num} ({exc})") from exc
@@ -151,17 +158,28 @@ class CanonicalizationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, e.g. to store next to a prepared dataset."""
-        return {"n_input": self.n_input, "n_valid": self.n_valid, "n_rejected": self.n_rejected,
-                "rejected": dict(self.rejected), "fragments_stripped": self.fragments_stripped,
-                "n_duplicates": self.n_duplicates, "multi_fragment": self.multi_fragment}
+        return {
+            "n_input": self.n_input,
+            "n_valid": self.n_valid,
+            "n_rejected": self.n_rejected,
+            "rejected": dict(self.rejected),
+            "fragments_stripped": self.fragments_stripped,
+            "n_duplicates": self.n_duplicates,
+            "multi_fragment": self.multi_fragment,
+        }
 
     def summary(self) -> str:
         """One line for logs: ``1000 SMILES: 990 valid (12 duplicates); rejected 10: parse_failure 7``."""
         reasons = ", ".join(f"{k} {v}" for k, v in self.rejected.items() if v) or "none"
-        stripped = (f"; {self.fragments_stripped} reduced to their largest fragment"
-                    if self.fragments_stripped else "")
-        return (f"{self.n_input} SMILES: {self.n_valid} valid ({self.n_duplicates} duplicates); "
-                f"rejected {self.n_rejected}: {reasons}{stripped}")
+        stripped = (
+            f"; {self.fragments_stripped} reduced to their largest fragment"
+            if self.fragments_stripped
+            else ""
+        )
+        return (
+            f"{self.n_input} SMILES: {self.n_valid} valid ({self.n_duplicates} duplicates); "
+            f"rejected {self.n_rejected}: {reasons}{stripped}"
+        )
 
 
 class SmilesCanonicalizer:
@@ -205,8 +223,10 @@ class SmilesCanonicalizer:
         return chem.MolToSmiles(mol), note
 
 
-def canonicalize(smiles: Sequence[str | None], multi_fragment: MultiFragmentPolicy = "keep",
-                 ) -> tuple[list[str | None], CanonicalizationReport]:
+def canonicalize(
+    smiles: Sequence[str | None],
+    multi_fragment: MultiFragmentPolicy = "keep",
+) -> tuple[list[str | None], CanonicalizationReport]:
     """Canonical SMILES aligned with the input (``None`` where rejected) and the report of rejects.
 
     Aligned rather than filtered so that labels or properties stored beside the SMILES stay matched;
@@ -232,10 +252,12 @@ def canonicalize(smiles: Sequence[str | None], multi_fragment: MultiFragmentPoli
     return out, report
 
 
-def load_smiles(path: str | Path, multi_fragment: MultiFragmentPolicy = "keep", deduplicate: bool = False,
-                ) -> tuple[list[str], CanonicalizationReport]:
+def load_smiles(
+    path: str | Path,
+    multi_fragment: MultiFragmentPolicy = "keep",
+    deduplicate: bool = False,
+) -> tuple[list[str], CanonicalizationReport]:
     """Read a file and return its valid canonical SMILES (file order) with the canonicalisation report."""
     canonical, report = canonicalize(read_smiles(path), multi_fragment=multi_fragment)
     kept = [s for s in canonical if s is not None]
     return (list(dict.fromkeys(kept)) if deduplicate else kept), report
-

@@ -19,6 +19,7 @@ from medlearn.molecules.io import require
 #: (logP, SA, QED, weight) of a molecule, as :func:`medlearn.molecules.metrics.descriptors.molecule_properties` gives
 Props = tuple[float, float, float, float]
 
+
 @dataclass
 class Objective:
     """What guided generation optimises, each component in [0, 1] (REINVENT 2.0's custom product).
@@ -51,8 +52,10 @@ class Objective:
         if self.max_sa is not None and not (1.0 <= self.max_sa <= 10.0):
             raise InputError(f"max SA score {self.max_sa:g}: the SA score runs from 1 (easy) to 10 (hard)")
         if not self.weights():
-            raise ConfigError("the objective has no active component: use QED, a logP range or a maximum SA "
-                              "score (no PAINS is a filter, not an objective on its own)")
+            raise ConfigError(
+                "the objective has no active component: use QED, a logP range or a maximum SA "
+                "score (no PAINS is a filter, not an objective on its own)"
+            )
 
     def weights(self) -> dict[str, float]:
         """The active geometric-mean components and their weights."""
@@ -78,8 +81,13 @@ class Objective:
         return text + (" × no PAINS alert" if self.no_pains else "")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"qed": self.qed, "logp_range": list(self.logp_range) if self.logp_range else None,
-                "max_sa": self.max_sa, "no_pains": self.no_pains, "description": self.describe()}
+        return {
+            "qed": self.qed,
+            "logp_range": list(self.logp_range) if self.logp_range else None,
+            "max_sa": self.max_sa,
+            "no_pains": self.no_pains,
+            "description": self.describe(),
+        }
 
     def _pains_catalog(self) -> Any:
         if self._pains is None:

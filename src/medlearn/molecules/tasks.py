@@ -37,31 +37,73 @@ from medlearn.molecules.representations.codec import MoleculeCodec
 #: Published MOSES baselines (molecularsets/moses README and Polykovskiy et al., Front. Pharmacol. 2020:
 #: means over 3 runs, 30,000 samples each against the MOSES Test/TestSF sets), shown beside results.
 MOSES_BASELINES: dict[str, dict[str, float]] = {
-    "CharRNN": {"validity": 0.9748, "unique_1k": 1.0, "unique_10k": 0.9994, "fcd_test": 0.0732,
-        "fcd_testsf": 0.5204, "snn_test": 0.6015, "snn_testsf": 0.5649, "frag_test": 0.9998,
-        "frag_testsf": 0.9983, "scaf_test": 0.9242, "scaf_testsf": 0.1101, "int_div1": 0.8562, "int_div2": 0.8503,
-        "filters": 0.9943, "novelty": 0.8419},
-    "VAE": {"validity": 0.9767, "unique_1k": 1.0, "unique_10k": 0.9984, "fcd_test": 0.099, "fcd_testsf": 0.567,
-        "snn_test": 0.6257, "snn_testsf": 0.5783, "frag_test": 0.9994, "frag_testsf": 0.9984, "scaf_test": 0.9386,
-        "scaf_testsf": 0.0588, "int_div1": 0.8558, "int_div2": 0.8498, "filters": 0.997, "novelty": 0.6949},
-    "LatentGAN": {"validity": 0.8966, "unique_1k": 1.0, "unique_10k": 0.9968, "fcd_test": 0.2968,
-        "fcd_testsf": 0.8281, "snn_test": 0.5371, "snn_testsf": 0.5132, "frag_test": 0.9986,
-        "frag_testsf": 0.9972, "scaf_test": 0.8867, "scaf_testsf": 0.1072, "int_div1": 0.8565, "int_div2": 0.8505,
-        "filters": 0.9735, "novelty": 0.9498},
+    "CharRNN": {
+        "validity": 0.9748,
+        "unique_1k": 1.0,
+        "unique_10k": 0.9994,
+        "fcd_test": 0.0732,
+        "fcd_testsf": 0.5204,
+        "snn_test": 0.6015,
+        "snn_testsf": 0.5649,
+        "frag_test": 0.9998,
+        "frag_testsf": 0.9983,
+        "scaf_test": 0.9242,
+        "scaf_testsf": 0.1101,
+        "int_div1": 0.8562,
+        "int_div2": 0.8503,
+        "filters": 0.9943,
+        "novelty": 0.8419,
+    },
+    "VAE": {
+        "validity": 0.9767,
+        "unique_1k": 1.0,
+        "unique_10k": 0.9984,
+        "fcd_test": 0.099,
+        "fcd_testsf": 0.567,
+        "snn_test": 0.6257,
+        "snn_testsf": 0.5783,
+        "frag_test": 0.9994,
+        "frag_testsf": 0.9984,
+        "scaf_test": 0.9386,
+        "scaf_testsf": 0.0588,
+        "int_div1": 0.8558,
+        "int_div2": 0.8498,
+        "filters": 0.997,
+        "novelty": 0.6949,
+    },
+    "LatentGAN": {
+        "validity": 0.8966,
+        "unique_1k": 1.0,
+        "unique_10k": 0.9968,
+        "fcd_test": 0.2968,
+        "fcd_testsf": 0.8281,
+        "snn_test": 0.5371,
+        "snn_testsf": 0.5132,
+        "frag_test": 0.9986,
+        "frag_testsf": 0.9972,
+        "scaf_test": 0.8867,
+        "scaf_testsf": 0.1072,
+        "int_div1": 0.8565,
+        "int_div2": 0.8505,
+        "filters": 0.9735,
+        "novelty": 0.9498,
+    },
 }
 
 
 #: The MOSES data set, credited when a run trains and is scored on it (the task's default).
-MOSES_DATA_CREDIT = ("MOSES benchmark: Polykovskiy et al., Front. Pharmacol. 2020 (MIT); molecules from ZINC "
-                     "Clean Leads.")
+MOSES_DATA_CREDIT = (
+    "MOSES benchmark: Polykovskiy et al., Front. Pharmacol. 2020 (MIT); molecules from ZINC Clean Leads."
+)
 #: What every run's metrics rely on, whatever the molecules.
 METRIC_CREDITS = [
     "FCD: Preuer et al., J. Chem. Inf. Model. 2018 (fcd package, ChemNet weights).",
     "RDKit (BSD) for parsing, descriptors, SA score (Ertl & Schuffenhauer 2009) and PAINS filters.",
 ]
 #: The MOSES metric definitions and MCF filter list alone, for runs on other molecules.
-MOSES_METRICS_CREDIT = ("MOSES metric definitions and MCF filter list: Polykovskiy et al., Front. Pharmacol. "
-                        "2020 (MIT).")
+MOSES_METRICS_CREDIT = (
+    "MOSES metric definitions and MCF filter list: Polykovskiy et al., Front. Pharmacol. 2020 (MIT)."
+)
 
 
 class MoleculeTokens:
@@ -94,8 +136,10 @@ class MoleculeGeneration(GenerativeTask):
     name = "molecule_generation"
     unit = "molecule"
     default_model = "char_rnn"
-    intended_use = (INTENDED_USE + " Generated molecules are hypotheses for a chemist to review, not "
-                    "synthesis-ready or safe compounds.")
+    intended_use = (
+        INTENDED_USE + " Generated molecules are hypotheses for a chemist to review, not "
+        "synthesis-ready or safe compounds."
+    )
     credits = [MOSES_DATA_CREDIT, *METRIC_CREDITS]
 
     class Options(BaseModel):
@@ -154,13 +198,37 @@ class MoleculeGeneration(GenerativeTask):
         n = len(kept)
         n_val, n_test = min(o.n_val, n // 5), min(held_out, n // 5)
         if n - n_val - n_test < 10:
-            raise InputError(f"{path}: {n} valid molecules, too few to train a generator (need ≥ 10 for training)")
+            raise InputError(
+                f"{path}: {n} valid molecules, too few to train a generator (need ≥ 10 for training)"
+            )
         split = np.array(["val"] * n_val + ["test"] * n_test + ["train"] * (n - n_val - n_test))
         ids = [f"{path.name}:{i + 1}" for i, _ in kept]
-        options = json.dumps({k: v for k, v in self.options_dict().items() if k in ("train_file", "n_train", "n_val",
-                              "sample_seed", "multi_fragment", "test_file", "n_test", "max_tokens")}, sort_keys=True)
-        return UnitTable(ids=ids, targets=np.zeros(n, dtype=np.float32), groups=np.array(ids),
-                         raw=[c for _, c in kept], fingerprint=fingerprint_files([path], options), split=split)
+        options = json.dumps(
+            {
+                k: v
+                for k, v in self.options_dict().items()
+                if k
+                in (
+                    "train_file",
+                    "n_train",
+                    "n_val",
+                    "sample_seed",
+                    "multi_fragment",
+                    "test_file",
+                    "n_test",
+                    "max_tokens",
+                )
+            },
+            sort_keys=True,
+        )
+        return UnitTable(
+            ids=ids,
+            targets=np.zeros(n, dtype=np.float32),
+            groups=np.array(ids),
+            raw=[c for _, c in kept],
+            fingerprint=fingerprint_files([path], options),
+            split=split,
+        )
 
     def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
         raise InputError("molecule preprocessing is fitted on the training molecules (a vocabulary)")
@@ -173,12 +241,23 @@ class MoleculeGeneration(GenerativeTask):
 
     def model_kwargs(self, model_name: str) -> dict[str, Any]:
         # Samples may run a little longer than the longest training molecule before a model learns to stop.
-        return {"vocab_size": len(self._codec.vocabulary), "max_length": self._length + 20,
-                "codec": self._codec.to_dict()}
+        return {
+            "vocab_size": len(self._codec.vocabulary),
+            "max_length": self._length + 20,
+            "codec": self._codec.to_dict(),
+        }
 
     # -- sampling -------------------------------------------------------------------------------------
-    def generate(self, model: torch.nn.Module, pre: Preprocessing, n: int, seed: int = 0,
-                 temperature: float | None = None, batch_size: int = 1000, progress: bool = True) -> list[str]:
+    def generate(
+        self,
+        model: torch.nn.Module,
+        pre: Preprocessing,
+        n: int,
+        seed: int = 0,
+        temperature: float | None = None,
+        batch_size: int = 1000,
+        progress: bool = True,
+    ) -> list[str]:
         """``n`` SMILES sampled from ``model`` (invalid ones included, as MOSES counts them)."""
         codec = codec_of(pre)
         generator = torch.Generator().manual_seed(seed)
@@ -188,7 +267,9 @@ class MoleculeGeneration(GenerativeTask):
         with make_progress(disable=not progress) as bar:
             task = bar.add_task("sample", total=n, status="")
             while len(out) < n:
-                ids = model.sample(min(batch_size, n - len(out)), generator=generator, temperature=temperature)
+                ids = model.sample(
+                    min(batch_size, n - len(out)), generator=generator, temperature=temperature
+                )
                 out.extend(codec.decode(row) for row in ids.tolist())
                 bar.update(task, completed=len(out))
         return out
@@ -198,8 +279,12 @@ class MoleculeGeneration(GenerativeTask):
         from medlearn.molecules.io import canonicalize
 
         canonical, _ = canonicalize(list(samples))
-        return {"id": [f"sample{i + 1}" for i in range(len(samples))], "split": ["generated"] * len(samples),
-                "valid": [int(c is not None) for c in canonical], "canonical": [c or "" for c in canonical]}
+        return {
+            "id": [f"sample{i + 1}" for i in range(len(samples))],
+            "split": ["generated"] * len(samples),
+            "valid": [int(c is not None) for c in canonical],
+            "canonical": [c or "" for c in canonical],
+        }
 
     def sample_scores(self, model: torch.nn.Module, pre: Preprocessing) -> dict[str, float]:
         """Validity and uniqueness of ``n_val_samples`` fresh samples: the per-epoch picture of learning."""
@@ -223,19 +308,31 @@ class MoleculeGeneration(GenerativeTask):
             stats = folder / "test_stats_fcd_props.npz"
             sf_stats = folder / "test_scaffolds_stats_fcd.npz"
             sources = {}  # files under MOSES's own names are its sets: say so (fcd_test is FCD/Test then)
-            for key, label, path in (("test", "Test", folder / o.test_file),
-                                     ("test_scaffolds", "TestSF", folder / (o.test_scaffolds_file or "-")),
-                                     ("train", "train", self.train_path(root))):
-                if path.name == {"test": "test.csv.gz", "test_scaffolds": "test_scaffolds.csv.gz",
-                                 "train": "train.csv.gz"}[key]:
+            for key, label, path in (
+                ("test", "Test", folder / o.test_file),
+                ("test_scaffolds", "TestSF", folder / (o.test_scaffolds_file or "-")),
+                ("train", "train", self.train_path(root)),
+            ):
+                if (
+                    path.name
+                    == {
+                        "test": "test.csv.gz",
+                        "test_scaffolds": "test_scaffolds.csv.gz",
+                        "train": "train.csv.gz",
+                    }[key]
+                ):
                     sources[key] = f"MOSES {label} ({path})"
             return MosesReference.load(
-                test_path=folder / o.test_file, test_stats=stats if stats.is_file() else None,
+                test_path=folder / o.test_file,
+                test_stats=stats if stats.is_file() else None,
                 test_scaffolds_path=folder / o.test_scaffolds_file if o.test_scaffolds_file else None,
                 test_scaffolds_stats=sf_stats if sf_stats.is_file() and o.test_scaffolds_file else None,
                 scaffold_split=o.test_scaffolds_file is not None,
-                mcf_path=_filter_file(folder, "mcf.csv"), pains_path=_filter_file(folder, "wehi_pains.csv"),
-                train_path=self.train_path(root), sources=sources)
+                mcf_path=_filter_file(folder, "mcf.csv"),
+                pains_path=_filter_file(folder, "wehi_pains.csv"),
+                train_path=self.train_path(root),
+                sources=sources,
+            )
         from medlearn.molecules.metrics.filters import read_filter_smarts
 
         smarts = read_filter_smarts(_filter_file(folder, "mcf.csv"), _filter_file(folder, "wehi_pains.csv"))
@@ -243,9 +340,13 @@ class MoleculeGeneration(GenerativeTask):
         # molecules come from the same file.
         train = [*tables["train"].raw, *tables["val"].raw]
         name = self.train_path(root).name
-        sources = {"test": f"{len(tables['test']):,} molecules held out from {name} (not the MOSES Test set)",
-                   "train": f"the {len(train):,} training and validation molecules drawn from {name}"}
-        return MosesReference.from_smiles(list(tables["test"].raw), smarts, train_smiles=train, sources=sources)
+        sources = {
+            "test": f"{len(tables['test']):,} molecules held out from {name} (not the MOSES Test set)",
+            "train": f"the {len(train):,} training and validation molecules drawn from {name}",
+        }
+        return MosesReference.from_smiles(
+            list(tables["test"].raw), smarts, train_smiles=train, sources=sources
+        )
 
     def score_generated(self, samples: Sequence[str], reference: Any, split: str) -> dict[str, Any]:
         """metrics.json (CONVENTIONS names, ``ci95`` null) of generated SMILES against ``reference``."""
@@ -253,8 +354,9 @@ class MoleculeGeneration(GenerativeTask):
 
         return metrics_json(self.name, samples, reference, split)
 
-    def report_sections(self, samples: Sequence[str], metrics: dict[str, Any], train: Sequence[str],
-                        model_name: str) -> list[Any]:
+    def report_sections(
+        self, samples: Sequence[str], metrics: dict[str, Any], train: Sequence[str], model_name: str
+    ) -> list[Any]:
         from medlearn.molecules.report import generation_sections
 
         return generation_sections(samples, metrics, train, model_name, self.canonicalization)

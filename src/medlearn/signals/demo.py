@@ -34,21 +34,43 @@ def write_stream(out: Path, seed: int = 1) -> Path:
 
     rng = np.random.default_rng(seed)
     template = beat_templates(seed, n=1)[0]
-    signal = np.concatenate([synthetic_ecg("N", 30, template, rng), synthetic_ecg("A", 40, template, rng),
-                             np.zeros(int(12 * FS_HZ), np.float32)])
-    wfdb.wrsamp("stream", fs=FS_HZ, units=["mV"], sig_name=["ECG"], p_signal=signal[:, None].astype(np.float64),
-                fmt=["16"], adc_gain=[1000.0], baseline=[0], write_dir=str(out))
+    signal = np.concatenate(
+        [
+            synthetic_ecg("N", 30, template, rng),
+            synthetic_ecg("A", 40, template, rng),
+            np.zeros(int(12 * FS_HZ), np.float32),
+        ]
+    )
+    wfdb.wrsamp(
+        "stream",
+        fs=FS_HZ,
+        units=["mV"],
+        sig_name=["ECG"],
+        p_signal=signal[:, None].astype(np.float64),
+        fmt=["16"],
+        adc_gain=[1000.0],
+        baseline=[0],
+        write_dir=str(out),
+    )
     return out / "stream"
 
 
 def demo_config(data: Path, epochs: int = 15) -> ExperimentConfig:
     """The ``ecg_af_cinc2017`` recipe shrunk for the demo, on the synthetic records at ``data``, crediting
     them instead of the CinC 2017 recordings."""
-    return load_config("ecg_af_cinc2017", [f"data.root={data.resolve()}", "name=demo_signals",
-                                            f"data.options.credits={json.dumps(DEMO_CREDITS)}",
-                                            "data.options.seconds=20", "model.params.width=8",
-                                            f"train.epochs={epochs}", "train.batch_size=16",
-                                            "train.early_stopping.patience=15"])
+    return load_config(
+        "ecg_af_cinc2017",
+        [
+            f"data.root={data.resolve()}",
+            "name=demo_signals",
+            f"data.options.credits={json.dumps(DEMO_CREDITS)}",
+            "data.options.seconds=20",
+            "model.params.width=8",
+            f"train.epochs={epochs}",
+            "train.batch_size=16",
+            "train.early_stopping.patience=15",
+        ],
+    )
 
 
 def run_demo(out: Path, n_records: int = 240, epochs: int = 15, device: str = "auto") -> RunOutputs:
@@ -60,8 +82,12 @@ def run_demo(out: Path, n_records: int = 240, epochs: int = 15, device: str = "a
     cfg = demo_config(data, epochs)
     outputs = train_experiment(cfg, out, device=device)
     stream = write_stream(out / "data")
-    summary = run_monitor(outputs.bundle, stream, False, None, 0.0, out / "monitor_alarms.jsonl", 0, live=False)
+    summary = run_monitor(
+        outputs.bundle, stream, False, None, 0.0, out / "monitor_alarms.jsonl", 0, live=False
+    )
     raised = [f"{a['type']} at {a['record_time_s']:.0f} s" for a in summary["alarms"] if a["state"] == "on"]
-    info(f"monitor replay (30 s normal, 40 s AF from 30 s, flat from 70 s): {', '.join(raised) or 'no alarm'}; "
-         f"latency p95 {summary['latency_ms_p95']:.1f} ms per window")
+    info(
+        f"monitor replay (30 s normal, 40 s AF from 30 s, flat from 70 s): {', '.join(raised) or 'no alarm'}; "
+        f"latency p95 {summary['latency_ms_p95']:.1f} ms per window"
+    )
     return outputs

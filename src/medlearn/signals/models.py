@@ -24,12 +24,22 @@ class ResidualBlock1d(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, dropout: float):
         super().__init__()
         self.body = nn.Sequential(
-            nn.BatchNorm1d(in_ch), nn.ReLU(), _conv(in_ch, out_ch, kernel, stride),
-            nn.BatchNorm1d(out_ch), nn.ReLU(), nn.Dropout(dropout), _conv(out_ch, out_ch, kernel),
+            nn.BatchNorm1d(in_ch),
+            nn.ReLU(),
+            _conv(in_ch, out_ch, kernel, stride),
+            nn.BatchNorm1d(out_ch),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            _conv(out_ch, out_ch, kernel),
         )
-        self.skip = (nn.Identity() if stride == 1 and in_ch == out_ch
-                     else nn.Sequential(nn.AvgPool1d(stride, ceil_mode=True) if stride > 1 else nn.Identity(),
-                                        nn.Conv1d(in_ch, out_ch, 1, bias=False)))
+        self.skip = (
+            nn.Identity()
+            if stride == 1 and in_ch == out_ch
+            else nn.Sequential(
+                nn.AvgPool1d(stride, ceil_mode=True) if stride > 1 else nn.Identity(),
+                nn.Conv1d(in_ch, out_ch, 1, bias=False),
+            )
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)
@@ -45,13 +55,21 @@ class GlobalPool1d(nn.Module):
 
 
 class ResNet1d(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, width: int, stages: int, blocks_per_stage: int,
-                 kernel: int, dropout: float):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        width: int,
+        stages: int,
+        blocks_per_stage: int,
+        kernel: int,
+        dropout: float,
+    ):
         super().__init__()
         layers: list[nn.Module] = [_conv(in_channels, width, kernel, stride=2)]
         ch = width
         for stage in range(stages):
-            out_ch = width * min(2 ** stage, 4)
+            out_ch = width * min(2**stage, 4)
             for block in range(blocks_per_stage):
                 layers.append(ResidualBlock1d(ch, out_ch, kernel, 2 if block == 0 else 1, dropout))
                 ch = out_ch
@@ -68,13 +86,20 @@ class ResNet1d(nn.Module):
 
 
 class CNN1d(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, width: int, layers: int, kernel: int, dropout: float):
+    def __init__(
+        self, in_channels: int, out_channels: int, width: int, layers: int, kernel: int, dropout: float
+    ):
         super().__init__()
         blocks: list[nn.Module] = []
         ch = in_channels
         for i in range(layers):
-            out_ch = width * min(2 ** i, 4)
-            blocks += [_conv(ch, out_ch, kernel), nn.BatchNorm1d(out_ch), nn.ReLU(), nn.MaxPool1d(2, ceil_mode=True)]
+            out_ch = width * min(2**i, 4)
+            blocks += [
+                _conv(ch, out_ch, kernel),
+                nn.BatchNorm1d(out_ch),
+                nn.ReLU(),
+                nn.MaxPool1d(2, ceil_mode=True),
+            ]
             ch = out_ch
         self.features = nn.Sequential(*blocks)
         self.head = nn.Sequential(GlobalPool1d(), nn.Dropout(dropout), nn.Linear(2 * ch, out_channels))
@@ -88,8 +113,16 @@ class CNN1d(nn.Module):
 
 
 class CNNLSTM(nn.Module):
-    def __init__(self, in_channels: int, out_channels: int, width: int, layers: int, kernel: int, hidden: int,
-                 dropout: float):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        width: int,
+        layers: int,
+        kernel: int,
+        hidden: int,
+        dropout: float,
+    ):
         super().__init__()
         self.cnn = CNN1d(in_channels, 1, width, layers, kernel, dropout)
         ch = width * min(2 ** (layers - 1), 4)
@@ -120,20 +153,42 @@ class EpochGRU(nn.Module):
         return self.head(out[:, out.shape[1] // 2])
 
 
-def resnet1d(in_channels: int = 1, out_channels: int = 1, width: int = 32, stages: int = 4,
-             blocks_per_stage: int = 1, kernel: int = 15, dropout: float = 0.2) -> nn.Module:
+def resnet1d(
+    in_channels: int = 1,
+    out_channels: int = 1,
+    width: int = 32,
+    stages: int = 4,
+    blocks_per_stage: int = 1,
+    kernel: int = 15,
+    dropout: float = 0.2,
+) -> nn.Module:
     return ResNet1d(in_channels, out_channels, width, stages, blocks_per_stage, kernel, dropout)
 
 
-def cnn1d(in_channels: int = 1, out_channels: int = 1, width: int = 32, layers: int = 4, kernel: int = 7,
-          dropout: float = 0.2) -> nn.Module:
+def cnn1d(
+    in_channels: int = 1,
+    out_channels: int = 1,
+    width: int = 32,
+    layers: int = 4,
+    kernel: int = 7,
+    dropout: float = 0.2,
+) -> nn.Module:
     return CNN1d(in_channels, out_channels, width, layers, kernel, dropout)
 
 
-def cnn_lstm(in_channels: int = 1, out_channels: int = 1, width: int = 32, layers: int = 4, kernel: int = 15,
-             hidden: int = 64, dropout: float = 0.2) -> nn.Module:
+def cnn_lstm(
+    in_channels: int = 1,
+    out_channels: int = 1,
+    width: int = 32,
+    layers: int = 4,
+    kernel: int = 15,
+    hidden: int = 64,
+    dropout: float = 0.2,
+) -> nn.Module:
     return CNNLSTM(in_channels, out_channels, width, layers, kernel, hidden, dropout)
 
 
-def epoch_gru(in_channels: int = 72, out_channels: int = 5, hidden: int = 64, dropout: float = 0.2) -> nn.Module:
+def epoch_gru(
+    in_channels: int = 72, out_channels: int = 5, hidden: int = 64, dropout: float = 0.2
+) -> nn.Module:
     return EpochGRU(in_channels, out_channels, hidden, dropout)

@@ -38,9 +38,17 @@ def stdin_chunks(stream: IO[str], lead: int, chunk: int = 64) -> Iterator[np.nda
         yield np.asarray(values)
 
 
-def run_monitor(bundle_path: Path | None, record: Path | None, use_stdin: bool, fs_hz: float | None,
-                speed: float, alarms_out: Path | None, lead: int, live: bool,
-                settings: MonitorSettings | None = None) -> dict[str, Any]:
+def run_monitor(
+    bundle_path: Path | None,
+    record: Path | None,
+    use_stdin: bool,
+    fs_hz: float | None,
+    speed: float,
+    alarms_out: Path | None,
+    lead: int,
+    live: bool,
+    settings: MonitorSettings | None = None,
+) -> dict[str, Any]:
     """Run the monitor to the end of the input; return a summary (alarms, latency percentiles)."""
     from medlearn.engine.bundle import load_bundle
 
@@ -52,8 +60,10 @@ def run_monitor(bundle_path: Path | None, record: Path | None, use_stdin: bool, 
         torch.set_num_threads(1)
         bundle = load_bundle(bundle_path)
         if "AF" not in bundle.class_names:
-            raise InputError(f"{bundle_path}: a {bundle.meta['task']['name']} bundle has no AF class; "
-                             "monitor needs an ecg_af bundle (or none, for rate and asystole alarms only)")
+            raise InputError(
+                f"{bundle_path}: a {bundle.meta.task.name} bundle has no AF class; "
+                "monitor needs an ecg_af bundle (or none, for rate and asystole alarms only)"
+            )
         rhythm = bundle_rhythm_model(bundle)
     if use_stdin:
         if fs_hz is None:
@@ -85,9 +95,13 @@ def run_monitor(bundle_path: Path | None, record: Path | None, use_stdin: bool, 
         if alarms_out is not None:
             sink.close()
     lat = np.asarray(monitor.latencies_ms) if monitor.latencies_ms else np.zeros(1)
-    return {"seconds": round(monitor.record_time_s, 2), "analyses": len(monitor.latencies_ms),
-            "alarms": raised, "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
-            "latency_ms_p95": round(float(np.percentile(lat, 95)), 2)}
+    return {
+        "seconds": round(monitor.record_time_s, 2),
+        "analyses": len(monitor.latencies_ms),
+        "alarms": raised,
+        "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
+        "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
+    }
 
 
 class LiveDisplay:
@@ -121,8 +135,11 @@ class LiveDisplay:
         for col in ("HR (bpm)", "rhythm", "P(AF)", "quality", "alarms", "latency"):
             table.add_column(col)
         table.add_row(
-            "—" if v.heart_rate_bpm is None else f"{v.heart_rate_bpm:.0f}", v.rhythm or "—",
+            "—" if v.heart_rate_bpm is None else f"{v.heart_rate_bpm:.0f}",
+            v.rhythm or "—",
             "—" if v.af_probability is None else f"{v.af_probability:.2f}",
             "—" if v.quality is None else f"{v.quality:.2f}",
-            "[red]" + ", ".join(v.active) + "[/]" if v.active else "[green]none[/]", f"{v.latency_ms:.1f} ms")
+            "[red]" + ", ".join(v.active) + "[/]" if v.active else "[green]none[/]",
+            f"{v.latency_ms:.1f} ms",
+        )
         self.live.update(table)

@@ -34,8 +34,13 @@ def signal_strips(units: list[tuple[Any, str]], seconds: float = 10.0, rpeaks: b
     return fig
 
 
-def hypnogram(true_stage: np.ndarray, predicted_stage: np.ndarray, stage_names: list[str], epoch_s: float = 30.0,
-              title: str = "") -> Any:
+def hypnogram(
+    true_stage: np.ndarray,
+    predicted_stage: np.ndarray,
+    stage_names: list[str],
+    epoch_s: float = 30.0,
+    title: str = "",
+) -> Any:
     """True vs predicted sleep stages over a night (W at the top, N3 at the bottom as clinicians draw it)."""
     from matplotlib.figure import Figure
 
@@ -45,9 +50,18 @@ def hypnogram(true_stage: np.ndarray, predicted_stage: np.ndarray, stage_names: 
     order = {"W": 0, "REM": 1, "N1": 2, "N2": 3, "N3": 4}
     level = np.array([order.get(name, i) for i, name in enumerate(stage_names)])
     ax.step(hours, level[true_stage], where="post", color="black", linewidth=1, label="scored")
-    ax.step(hours, level[predicted_stage] + 0.08, where="post", color="tab:red", linewidth=0.8, alpha=0.8,
-            label="predicted")
-    ax.set_yticks(sorted(set(level)), [n for n, _ in sorted(order.items(), key=lambda kv: kv[1]) if n in stage_names])
+    ax.step(
+        hours,
+        level[predicted_stage] + 0.08,
+        where="post",
+        color="tab:red",
+        linewidth=0.8,
+        alpha=0.8,
+        label="predicted",
+    )
+    ax.set_yticks(
+        sorted(set(level)), [n for n, _ in sorted(order.items(), key=lambda kv: kv[1]) if n in stage_names]
+    )
     ax.invert_yaxis()
     ax.set_xlabel("hours from recording start")
     ax.set_title(title, fontsize=9, loc="left")

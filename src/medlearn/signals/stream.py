@@ -25,13 +25,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-SEVERITY = {"asystole": "critical", "af": "high", "tachycardia": "medium", "bradycardia": "medium",
-            "poor_signal": "low"}
+SEVERITY = {
+    "asystole": "critical",
+    "af": "high",
+    "tachycardia": "medium",
+    "bradycardia": "medium",
+    "poor_signal": "low",
+}
 
 
 @dataclass
@@ -62,9 +67,14 @@ class Alarm:
     state: str = "on"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"record_time_s": round(self.record_time_s, 3), "wall_time": self.wall_time, "type": self.type,
-                "severity": self.severity, "value": None if self.value is None else round(float(self.value), 3),
-                "state": self.state}
+        return {
+            "record_time_s": round(self.record_time_s, 3),
+            "wall_time": self.wall_time,
+            "type": self.type,
+            "severity": self.severity,
+            "value": None if self.value is None else round(float(self.value), 3),
+            "state": self.state,
+        }
 
 
 @dataclass
@@ -107,8 +117,12 @@ class Monitor:
     (e.g. a CinC bundle: see :func:`bundle_rhythm_model`); without it the AF alarm is off.
     """
 
-    def __init__(self, fs_hz: float, settings: MonitorSettings | None = None,
-                 rhythm_model: Callable[[np.ndarray, float], dict[str, float]] | None = None):
+    def __init__(
+        self,
+        fs_hz: float,
+        settings: MonitorSettings | None = None,
+        rhythm_model: Callable[[np.ndarray, float], dict[str, float]] | None = None,
+    ):
         self.fs_hz = float(fs_hz)
         self.s = settings or MonitorSettings()
         self.rhythm_model = rhythm_model
@@ -117,10 +131,13 @@ class Monitor:
         self.n_seen = 0
         self._since = 0
         self._step = max(1, int(round(self.s.step_s * self.fs_hz)))
-        self.alarms = {"asystole": _Hysteresis(1, self.s.clear), "af": _Hysteresis(self.s.confirm, self.s.clear),
-                       "tachycardia": _Hysteresis(self.s.confirm, self.s.clear),
-                       "bradycardia": _Hysteresis(self.s.confirm, self.s.clear),
-                       "poor_signal": _Hysteresis(self.s.poor_confirm, self.s.clear)}
+        self.alarms = {
+            "asystole": _Hysteresis(1, self.s.clear),
+            "af": _Hysteresis(self.s.confirm, self.s.clear),
+            "tachycardia": _Hysteresis(self.s.confirm, self.s.clear),
+            "bradycardia": _Hysteresis(self.s.confirm, self.s.clear),
+            "poor_signal": _Hysteresis(self.s.poor_confirm, self.s.clear),
+        }
         self.vitals = Vitals()
         self.latencies_ms: list[float] = []
 
@@ -146,9 +163,12 @@ class Monitor:
         started = time.perf_counter()
         s, fs = self.s, self.fs_hz
         history = np.fromiter(self.buffer, dtype=np.float64, count=len(self.buffer))
-        window = history[-int(s.window_s * fs):]
+        window = history[-int(s.window_s * fs) :]
         peaks = detect_rpeaks(window, fs)
-        flat = float(np.ptp(bandpass(window[-int(s.asystole_s * fs):], fs, 0.5, min(40.0, 0.45 * fs)))) < s.flat_mv
+        flat = (
+            float(np.ptp(bandpass(window[-int(s.asystole_s * fs) :], fs, 0.5, min(40.0, 0.45 * fs))))
+            < s.flat_mv
+        )
         last_beat_s = (len(window) - peaks[-1]) / fs if len(peaks) else s.window_s
         asystole = flat or last_beat_s >= s.asystole_s
         rr = np.diff(peaks) / fs
@@ -157,7 +177,7 @@ class Monitor:
         poor = not asystole and quality < s.poor_quality
         af_p, rhythm = None, None
         if self.rhythm_model is not None and not asystole:
-            probs = self.rhythm_model(history[-int(s.af_window_s * fs):], fs)
+            probs = self.rhythm_model(history[-int(s.af_window_s * fs) :], fs)
             rhythm = max(probs, key=probs.get)
             af_p = float(probs.get("AF", 0.0))
         trust = not poor and not asystole
@@ -168,7 +188,7 @@ class Monitor:
             "bradycardia": (trust and hr is not None and hr < s.brady_bpm, hr),
             "af": (trust and af_p is not None and af_p >= s.af_threshold, af_p),
         }
-        wall = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+        wall = datetime.now(UTC).isoformat(timespec="milliseconds")
         alarms = []
         for name, (condition, value) in conditions.items():
             change = self.alarms[name].update(bool(condition))
@@ -176,8 +196,15 @@ class Monitor:
                 alarms.append(Alarm(self.record_time_s, wall, name, SEVERITY[name], value, change))
         latency = (time.perf_counter() - started) * 1000
         self.latencies_ms.append(latency)
-        self.vitals = Vitals(self.record_time_s, hr, quality, af_p, rhythm,
-                             [n for n, h in self.alarms.items() if h.on], latency)
+        self.vitals = Vitals(
+            self.record_time_s,
+            hr,
+            quality,
+            af_p,
+            rhythm,
+            [n for n, h in self.alarms.items() if h.on],
+            latency,
+        )
         return alarms
 
 
@@ -192,7 +219,9 @@ def bundle_rhythm_model(bundle: Any) -> Callable[[np.ndarray, float], dict[str, 
     return classify
 
 
-def replay(signal: np.ndarray, fs_hz: float, speed: float = 1.0, chunk_s: float = 0.25) -> Iterator[np.ndarray]:
+def replay(
+    signal: np.ndarray, fs_hz: float, speed: float = 1.0, chunk_s: float = 0.25
+) -> Iterator[np.ndarray]:
     """Chunks of a recorded lead, paced at ``speed`` × real time (0: as fast as possible)."""
     chunk = max(1, int(round(chunk_s * fs_hz)))
     start = time.perf_counter()
@@ -202,4 +231,4 @@ def replay(signal: np.ndarray, fs_hz: float, speed: float = 1.0, chunk_s: float 
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
-        yield signal[i:i + chunk]
+        yield signal[i : i + chunk]

@@ -33,8 +33,14 @@ def beat_templates(seed: int, n: int = 6) -> np.ndarray:
     rng = np.random.default_rng(seed)
     templates = []
     for i in range(n):
-        ecg = nk.ecg_simulate(duration=20, sampling_rate=int(FS_HZ), heart_rate=int(rng.integers(60, 80)),
-                              heart_rate_std=1, method="ecgsyn", random_state=int(seed * 100 + i))
+        ecg = nk.ecg_simulate(
+            duration=20,
+            sampling_rate=int(FS_HZ),
+            heart_rate=int(rng.integers(60, 80)),
+            heart_rate_std=1,
+            method="ecgsyn",
+            random_state=int(seed * 100 + i),
+        )
         beats, _ = segment_beats(ecg, detect_rpeaks(ecg, FS_HZ), FS_HZ, BEFORE_S, AFTER_S)
         templates.append(np.median(beats, axis=0) * rng.uniform(0.7, 1.4))
     return np.stack(templates)
@@ -64,7 +70,7 @@ def synthetic_ecg(label: str, seconds: float, template: np.ndarray, rng: np.rand
     peaks = np.cumsum(_rr_intervals(label, seconds, rng)) + rng.uniform(0, 0.5)
     for peak in (peaks * FS_HZ).astype(int):
         if peak - before >= 0 and peak - before + len(beat) <= len(x):
-            x[peak - before: peak - before + len(beat)] += beat
+            x[peak - before : peak - before + len(beat)] += beat
     x = x[:n] + 0.1 * np.sin(2 * np.pi * rng.uniform(0.1, 0.3) * t)  # breathing baseline wander
     if label == "A":
         x += 0.05 * np.sin(2 * np.pi * rng.uniform(4, 8) * t + rng.normal(0, 0.3, n).cumsum() * 0.05)
@@ -87,8 +93,17 @@ def write_synthetic_cinc(out: Path, n_records: int = 160, seconds: float = 20.0,
     for i, label in enumerate(labels):
         name = f"S{i:05d}"
         signal = synthetic_ecg(str(label), seconds, templates[i % len(templates)], rng)
-        wfdb.wrsamp(name, fs=FS_HZ, units=["mV"], sig_name=["ECG"], p_signal=signal[:, None].astype(np.float64),
-                    fmt=["16"], adc_gain=[1000.0], baseline=[0], write_dir=str(out))
+        wfdb.wrsamp(
+            name,
+            fs=FS_HZ,
+            units=["mV"],
+            sig_name=["ECG"],
+            p_signal=signal[:, None].astype(np.float64),
+            fmt=["16"],
+            adc_gain=[1000.0],
+            baseline=[0],
+            write_dir=str(out),
+        )
         lines.append(f"{name},{label}\n")
     (out / "REFERENCE.csv").write_text("".join(lines))
     return out

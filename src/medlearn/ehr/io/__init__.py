@@ -24,9 +24,9 @@ from typing import Any
 
 import polars as pl
 
-from medlearn.errors import InputError
 from medlearn.ehr.io._tables import collect_all_checked
 from medlearn.ehr.io.schema import ADMISSION_SCHEMA, CODES_SCHEMA, EVENT_SCHEMA, EHRSource, validate_schema
+from medlearn.errors import InputError
 from medlearn.paths import cache_dir
 
 #: kind → (module, reader function) — looked up at call time so the modules load only when used.
@@ -37,10 +37,12 @@ READERS: dict[str, tuple[str, str]] = {
     "meds": ("medlearn.ehr.io.meds", "read_meds"),
     "fhir": ("medlearn.ehr.io.fhir", "read_fhir"),
 }
-LAYOUTS = ("mimic4: a folder with hosp/ (admissions.csv.gz, patients.csv.gz, ...); "
-           "mimic3: a folder with ADMISSIONS.csv.gz; eicu: a folder with patient.csv[.gz]; "
-           "meds: a folder with metadata/dataset.json and data/*.parquet; "
-           "fhir: a folder of FHIR R4 Bundle *.json files, or one such file")
+LAYOUTS = (
+    "mimic4: a folder with hosp/ (admissions.csv.gz, patients.csv.gz, ...); "
+    "mimic3: a folder with ADMISSIONS.csv.gz; eicu: a folder with patient.csv[.gz]; "
+    "meds: a folder with metadata/dataset.json and data/*.parquet; "
+    "fhir: a folder of FHIR R4 Bundle *.json files, or one such file"
+)
 
 
 def detect_kind(root: Path) -> str:
@@ -104,15 +106,20 @@ def _load_cache(folder: Path, root: Path) -> EHRSource | None:
     if not marker.is_file():
         return None
     try:
-        meta = json.loads(marker.read_text())
+        cached = json.loads(marker.read_text())
     except ValueError:
         return None  # a torn write: rebuild
     codes = folder / "codes.parquet"
     return EHRSource(
-        name=meta["name"], root=root, events=pl.scan_parquet(folder / "events.parquet"),
-        admissions=pl.scan_parquet(folder / "admissions.parquet"), fingerprint=meta["fingerprint"],
-        notes=list(meta["notes"]), codes=pl.scan_parquet(codes) if codes.is_file() else None,
-        kind=meta["kind"], admission_order_known=bool(meta.get("admission_order_known", True)),
+        name=cached["name"],
+        root=root,
+        events=pl.scan_parquet(folder / "events.parquet"),
+        admissions=pl.scan_parquet(folder / "admissions.parquet"),
+        fingerprint=cached["fingerprint"],
+        notes=list(cached["notes"]),
+        codes=pl.scan_parquet(codes) if codes.is_file() else None,
+        kind=cached["kind"],
+        admission_order_known=bool(cached.get("admission_order_known", True)),
     )
 
 
@@ -125,8 +132,10 @@ def cached_source(source: EHRSource) -> EHRSource:
     validate_schema(source.events, EVENT_SCHEMA, f"{source.root} (events)")
     validate_schema(source.admissions, ADMISSION_SCHEMA, f"{source.root} (admissions)")
     # sorted by subject then time (stable): timelines and per-subject windows read contiguous rows
-    tables = {"events": source.events.sort("subject_id", "time", nulls_last=False, maintain_order=True),
-              "admissions": source.admissions.sort("subject_id", "admit_time", "admission_id")}
+    tables = {
+        "events": source.events.sort("subject_id", "time", nulls_last=False, maintain_order=True),
+        "admissions": source.admissions.sort("subject_id", "admit_time", "admission_id"),
+    }
     if source.codes is not None:
         tables["codes"] = source.codes.unique(["code_system", "code"], keep="first", maintain_order=True)
         validate_schema(tables["codes"], CODES_SCHEMA, f"{source.root} (codes)")
@@ -135,13 +144,18 @@ def cached_source(source: EHRSource) -> EHRSource:
     check_queries = checks.queries() if checks is not None else []
     wheres = (checks.wheres() if checks is not None else []) + [f"{source.root} ({name})" for name in tables]
     frames = collect_all_checked(check_queries + list(tables.values()), wheres)
-    notes = source.notes + (checks.notes_from(frames[:len(check_queries)]) if checks is not None else [])
-    for name, frame in zip(tables, frames[len(check_queries):]):
+    notes = source.notes + (checks.notes_from(frames[: len(check_queries)]) if checks is not None else [])
+    for name, frame in zip(tables, frames[len(check_queries) :]):
         tmp = folder / f"{name}.parquet.tmp-{os.getpid()}"
         frame.write_parquet(tmp, compression="lz4")
         os.replace(tmp, folder / f"{name}.parquet")
-    meta = {"name": source.name, "kind": source.kind, "fingerprint": source.fingerprint, "notes": notes,
-            "admission_order_known": source.admission_order_known}
+    meta = {
+        "name": source.name,
+        "kind": source.kind,
+        "fingerprint": source.fingerprint,
+        "notes": notes,
+        "admission_order_known": source.admission_order_known,
+    }
     tmp = folder / f"source.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(meta, indent=2) + "\n")
     os.replace(tmp, folder / "source.json")
@@ -163,6 +177,14 @@ def write_meds(source: EHRSource, out: Path | str, force: bool = False) -> Path:
 
 
 __all__ = [
-    "ADMISSION_SCHEMA", "EVENT_SCHEMA", "EHRSource", "READERS", "cached_events", "cached_source",
-    "detect_kind", "read_source", "validate_schema", "write_meds",
+    "ADMISSION_SCHEMA",
+    "EVENT_SCHEMA",
+    "EHRSource",
+    "READERS",
+    "cached_events",
+    "cached_source",
+    "detect_kind",
+    "read_source",
+    "validate_schema",
+    "write_meds",
 ]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
-from medlearn.errors import InputError
 from medlearn.ehr.io.schema import EVENT_SCHEMA
+from medlearn.errors import InputError
 
 #: The timestamp layout of MIMIC exports; fractional seconds are accepted too.
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S%.f"
@@ -51,7 +51,7 @@ def require_table(root: Path, stem: str, dataset: str, upper_too: bool = False) 
 def read_header(path: Path) -> list[str]:
     """The column names of a (gzipped) CSV, read from its first line only."""
     try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as raw:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as raw:
             line = raw.readline().decode("utf-8-sig")
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the header line ({exc})") from exc
@@ -69,7 +69,10 @@ def scan_raw(path: Path) -> pl.LazyFrame:
 
 
 def scan_table(
-    path: Path, required: Sequence[str], optional: Sequence[str] = (), lower: bool = False,
+    path: Path,
+    required: Sequence[str],
+    optional: Sequence[str] = (),
+    lower: bool = False,
     checks: Checks | None = None,
 ) -> pl.LazyFrame:
     """Scan ``path`` lazily, all columns as strings, returning ``required`` + ``optional`` columns.
@@ -88,8 +91,15 @@ def scan_table(
         if column not in by_key:
             raise InputError(f"{path}: missing required column '{column}'")
     if checks is not None:
-        checks.add(frame, str(path), {f"{path.name}: {{n}} blank line(s) (read as all-null rows) dropped":
-                                      pl.all_horizontal(pl.all().is_null())})
+        checks.add(
+            frame,
+            str(path),
+            {
+                f"{path.name}: {{n}} blank line(s) (read as all-null rows) dropped": pl.all_horizontal(
+                    pl.all().is_null()
+                )
+            },
+        )
     wanted = list(dict.fromkeys([*required, *optional]))
     selected = frame.select(
         [pl.col(by_key[c]).alias(c) if c in by_key else pl.lit(None, pl.String).alias(c) for c in wanted]
@@ -146,9 +156,12 @@ def medication_code(drug: str = "drug") -> tuple[pl.Expr, pl.Expr]:
 
 def ndc_names(frame: pl.LazyFrame, drug: str = "drug") -> pl.LazyFrame:
     """(code_system "NDC", code, description = first drug name seen with it) for the codes table."""
-    return frame.filter(ndc().is_not_null()).group_by(ndc().alias("code")).agg(
-        pl.col(drug).drop_nulls().first().alias("description")).select(
-        pl.lit("NDC").alias("code_system"), "code", "description")
+    return (
+        frame.filter(ndc().is_not_null())
+        .group_by(ndc().alias("code"))
+        .agg(pl.col(drug).drop_nulls().first().alias("description"))
+        .select(pl.lit("NDC").alias("code_system"), "code", "description")
+    )
 
 
 def make_events(

@@ -49,7 +49,7 @@ References: ``urn:uuid:<id>`` (transaction bundles), ``Encounter/<id>``, absolut
 ids are resolved; an event keeps ``admission_id`` null when it names no encounter or one absent from
 every bundle read (counted). Resources marked ``entered-in-error`` (and refuted Conditions) are dropped.
 
-**Time = when the care team could know it** (CONVENTIONS.md, "EHR time"): an Observation at
+**Time = when the care team could know it** (docs/conventions.md#ehr-time): an Observation at
 ``issued``, a Condition at ``recordedDate``, a MedicationRequest at ``authoredOn``; the others
 (MedicationAdministration, Procedure, Immunization) at the time they happened, which is when they
 were witnessed. ``Encounter.period.end`` and ``Patient.deceasedDateTime`` are outcomes (admissions only).
@@ -77,8 +77,6 @@ from typing import Any
 
 import polars as pl
 
-from medlearn.engine.data import fingerprint_files
-from medlearn.errors import InputError
 from medlearn.ehr.io.fhir_resources import (  # noqa: F401  (DIRECTORY_TYPES, EVENT_TYPES re-exported)
     DIRECTORY_TYPES,
     EVENT_TYPES,
@@ -86,7 +84,7 @@ from medlearn.ehr.io.fhir_resources import (  # noqa: F401  (DIRECTORY_TYPES, EV
     _Rows,
     _State,
 )
-from medlearn.ehr.io.fhir_values import SYSTEMS, normalise_code, parse_time  # noqa: F401  (re-exported)
+from medlearn.ehr.io.fhir_values import SYSTEMS, normalise_code, parse_time
 from medlearn.ehr.io.schema import (
     ADMISSION_SCHEMA,
     CODES_SCHEMA,
@@ -94,6 +92,8 @@ from medlearn.ehr.io.schema import (
     MAX_AGE_YEARS,
     EHRSource,
 )
+from medlearn.engine.data import fingerprint_files
+from medlearn.errors import InputError
 
 READER_VERSION = "2"  # 2: Observations at issued
 #: Encounter class codes (v3 ActCode) of inpatient stays: the encounters length of stay is about.
@@ -163,13 +163,20 @@ def read_fhir(root: Path) -> EHRSource:
     for path in files:
         _read_bundle(path, load_bundle(path), state)
     if state.bundles == 0:
-        raise InputError(f"{root}: no bundle with a Patient among {len(files)} file(s) "
-                         "(only Organization/Practitioner bundles)")
+        raise InputError(
+            f"{root}: no bundle with a Patient among {len(files)} file(s) "
+            "(only Organization/Practitioner bundles)"
+        )
     admissions = _admissions(state)
     events = _events(state, set(admissions["admission_id"].to_list()))
     codes = pl.DataFrame(
-        {"code_system": [s for s, _ in state.codes], "code": [c for _, c in state.codes],
-         "description": list(state.codes.values())}, schema=CODES_SCHEMA)
+        {
+            "code_system": [s for s, _ in state.codes],
+            "code": [c for _, c in state.codes],
+            "description": list(state.codes.values()),
+        },
+        schema=CODES_SCHEMA,
+    )
     return EHRSource(
         name=root.stem if root.is_file() else root.name,
         root=root,
@@ -206,8 +213,13 @@ def _admissions(state: _State) -> pl.DataFrame:
                 if age > 89:
                     state.counts["age_capped"] += 1
                 age = min(age, MAX_AGE_YEARS)
-        rows.add(**enc, death_time=death, died_in_hospital=died, age_years=age,
-                 sex=patient.sex if patient is not None else None)
+        rows.add(
+            **enc,
+            death_time=death,
+            died_in_hospital=died,
+            age_years=age,
+            sex=patient.sex if patient is not None else None,
+        )
     return rows.frame(ADMISSION_SCHEMA)
 
 
@@ -232,10 +244,12 @@ def _summary(state: _State, admissions: pl.DataFrame) -> list[str]:
     classes = Counter(admissions["admission_type"].to_list())
     by_class = ", ".join(f"{c or 'no class'} {n:,}" for c, n in sorted(classes.items(), key=lambda x: -x[1]))
     inpatient = sum(n for c, n in classes.items() if c in INPATIENT_CLASSES)
-    notes = [f"{state.bundles:,} patient bundle(s): {len(state.patients):,} patient(s), "
-             f"{admissions.height:,} encounter(s) ({by_class or 'none'}); admission_type is the "
-             f"Encounter.class code and only {'/'.join(INPATIENT_CLASSES)} are inpatient stays "
-             f"({inpatient:,})"]
+    notes = [
+        f"{state.bundles:,} patient bundle(s): {len(state.patients):,} patient(s), "
+        f"{admissions.height:,} encounter(s) ({by_class or 'none'}); admission_type is the "
+        f"Encounter.class code and only {'/'.join(INPATIENT_CLASSES)} are inpatient stays "
+        f"({inpatient:,})"
+    ]
     if state.unmapped:
         held = ", ".join(f"{t} {n:,}" for t, n in sorted(state.unmapped.items()))
         notes.append(f"resource types not read (no event mapping): {held}")
@@ -291,5 +305,14 @@ def inpatient(admissions: pl.LazyFrame) -> pl.LazyFrame:
     return admissions.filter(pl.col("admission_type").is_in(list(INPATIENT_CLASSES)))
 
 
-__all__ = ["INPATIENT_CLASSES", "SYSTEMS", "fingerprint", "inpatient", "load_bundle", "normalise_code",
-           "parse_time", "read_fhir", "source_files"]
+__all__ = [
+    "INPATIENT_CLASSES",
+    "SYSTEMS",
+    "fingerprint",
+    "inpatient",
+    "load_bundle",
+    "normalise_code",
+    "parse_time",
+    "read_fhir",
+    "source_files",
+]

@@ -18,16 +18,23 @@ from typing import Any
 
 import polars as pl
 
-from medlearn.errors import InputError
 from medlearn.ehr.io.fhir_values import SYSTEMS, _get, _num, _ref_id, _str, normalise_code, parse_time
 from medlearn.ehr.io.schema import EVENT_SCHEMA
+from medlearn.errors import InputError
 
 #: Resource types that describe the care system, not a patient: bundles of only these are skipped.
-DIRECTORY_TYPES = frozenset({"Organization", "Practitioner", "PractitionerRole", "Location",
-                             "HealthcareService", "Endpoint"})
+DIRECTORY_TYPES = frozenset(
+    {"Organization", "Practitioner", "PractitionerRole", "Location", "HealthcareService", "Endpoint"}
+)
 #: Clinical resource types read into events.
-EVENT_TYPES = ("Condition", "MedicationRequest", "MedicationAdministration", "Observation", "Procedure",
-               "Immunization")
+EVENT_TYPES = (
+    "Condition",
+    "MedicationRequest",
+    "MedicationAdministration",
+    "Observation",
+    "Procedure",
+    "Immunization",
+)
 
 
 @dataclass
@@ -70,6 +77,7 @@ class _State:
     notes: list[str] = field(default_factory=list)
     bundles: int = 0
 
+
 def _read_bundle(path: Path, bundle: dict[str, Any], state: _State) -> None:
     resources: list[tuple[str | None, dict[str, Any]]] = []
     for entry in bundle.get("entry", []):
@@ -82,12 +90,15 @@ def _read_bundle(path: Path, bundle: dict[str, Any], state: _State) -> None:
     if not types["Patient"]:
         if types and set(types) <= DIRECTORY_TYPES:
             held = ", ".join(f"{t} {n:,}" for t, n in sorted(types.items()))
-            state.notes.append(f"{path.name}: bundle without a Patient holding only directory resources "
-                               f"({held}) skipped")
+            state.notes.append(
+                f"{path.name}: bundle without a Patient holding only directory resources ({held}) skipped"
+            )
             return
         held = ", ".join(f"{t} {n:,}" for t, n in sorted(types.items())) or "no resources"
-        raise InputError(f"{path}: bundle has no Patient resource ({held}); each bundle must hold the "
-                         "Patient its resources belong to")
+        raise InputError(
+            f"{path}: bundle has no Patient resource ({held}); each bundle must hold the "
+            "Patient its resources belong to"
+        )
     state.bundles += 1
     # reference index: fullUrl and Type/id → id, and the resources by id (for Medication references)
     index: dict[str, str] = {}
@@ -168,13 +179,15 @@ def _encounter(resource: dict[str, Any], subject: str, state: _State) -> None:
     if eid is None:
         state.counts["encounter_without_id"] += 1
         return
-    state.encounters.append({
-        "subject_id": subject,
-        "admission_id": eid,
-        "admit_time": _time(_get(resource, "period", "start"), "Encounter.period.start", state),
-        "discharge_time": _time(_get(resource, "period", "end"), "Encounter.period.end", state),
-        "admission_type": _encounter_class(resource),
-    })
+    state.encounters.append(
+        {
+            "subject_id": subject,
+            "admission_id": eid,
+            "admit_time": _time(_get(resource, "period", "start"), "Encounter.period.start", state),
+            "discharge_time": _time(_get(resource, "period", "end"), "Encounter.period.end", state),
+            "admission_type": _encounter_class(resource),
+        }
+    )
 
 
 def _codings(concept: Any, kind: str, state: _State) -> list[tuple[str, str, str | None]]:
@@ -221,8 +234,11 @@ def _value(holder: dict[str, Any], state: _State) -> tuple[float | None, str | N
         return None, None, _str(holder["valueString"]), True
     concept = holder.get("valueCodeableConcept")
     if isinstance(concept, dict):
-        text = (_str(concept.get("text")) or _str(_get(concept, "coding", 0, "display"))
-                or _str(_get(concept, "coding", 0, "code")))
+        text = (
+            _str(concept.get("text"))
+            or _str(_get(concept, "coding", 0, "display"))
+            or _str(_get(concept, "coding", 0, "code"))
+        )
         return None, None, text, True
     for key in ("valueDateTime", "valueTime"):
         if key in holder:
@@ -233,8 +249,14 @@ def _value(holder: dict[str, Any], state: _State) -> tuple[float | None, str | N
     return None, None, None, False
 
 
-def _event(kind: str, resource: dict[str, Any], subject: str, encounter: str | None,
-           by_ref: dict[str, dict[str, Any]], state: _State) -> None:
+def _event(
+    kind: str,
+    resource: dict[str, Any],
+    subject: str,
+    encounter: str | None,
+    by_ref: dict[str, dict[str, Any]],
+    state: _State,
+) -> None:
     value_num = unit = value_text = None
     if kind == "Condition":
         raw, where = resource.get("recordedDate"), "Condition.recordedDate"
@@ -263,11 +285,17 @@ def _event(kind: str, resource: dict[str, Any], subject: str, encounter: str | N
         concept = resource.get("vaccineCode")
     else:  # Observation
         # known when issued (the result released to providers), never before its effective (specimen) time
-        raw = (resource.get("effectiveDateTime") or _get(resource, "effectivePeriod", "start")
-               or resource.get("effectiveInstant"))
+        raw = (
+            resource.get("effectiveDateTime")
+            or _get(resource, "effectivePeriod", "start")
+            or resource.get("effectiveInstant")
+        )
         effective = _time(raw, "Observation.effective", state) if raw is not None else None
-        issued = (_time(resource["issued"], "Observation.issued", state)
-                  if resource.get("issued") is not None else None)
+        issued = (
+            _time(resource["issued"], "Observation.issued", state)
+            if resource.get("issued") is not None
+            else None
+        )
         known = [t for t in (effective, issued) if t is not None]
         time = max(known) if known else None
         if issued is not None and effective is not None and issued > effective:
@@ -278,8 +306,19 @@ def _event(kind: str, resource: dict[str, Any], subject: str, encounter: str | N
                 continue
             num, cunit, text, _ = _value(component, state)
             for system, code, display in _codings(component.get("code"), "Observation.component", state):
-                _add(state, subject, encounter, time, system, code, display, num, cunit, text,
-                     "Observation.component")
+                _add(
+                    state,
+                    subject,
+                    encounter,
+                    time,
+                    system,
+                    code,
+                    display,
+                    num,
+                    cunit,
+                    text,
+                    "Observation.component",
+                )
         value_num, unit, value_text, has_value = _value(resource, state)
         if components and not has_value:
             return  # a panel (blood pressure): its components are the events
@@ -301,11 +340,30 @@ def _medication(resource: dict[str, Any], by_ref: dict[str, dict[str, Any]]) -> 
     return _get(target, "code")
 
 
-def _add(state: _State, subject: str, encounter: str | None, time: datetime | None, system: str, code: str,
-         display: str | None, value_num: float | None, unit: str | None, value_text: str | None,
-         source_table: str) -> None:
-    state.events.add(subject_id=subject, encounter_ref=encounter, time=time, code_system=system, code=code,
-                     value_num=value_num, unit=unit, value_text=value_text, source_table=source_table)
+def _add(
+    state: _State,
+    subject: str,
+    encounter: str | None,
+    time: datetime | None,
+    system: str,
+    code: str,
+    display: str | None,
+    value_num: float | None,
+    unit: str | None,
+    value_text: str | None,
+    source_table: str,
+) -> None:
+    state.events.add(
+        subject_id=subject,
+        encounter_ref=encounter,
+        time=time,
+        code_system=system,
+        code=code,
+        value_num=value_num,
+        unit=unit,
+        value_text=value_text,
+        source_table=source_table,
+    )
     if state.codes.get((system, code)) is None:  # the first display seen
         state.codes[(system, code)] = display
     state.counts[f"events:{source_table}"] += 1

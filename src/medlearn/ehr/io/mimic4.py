@@ -3,7 +3,7 @@
 Every table is scanned lazily with ``pl.scan_csv`` (polars streams ``.csv.gz`` when, as here, the full
 schema is given), all columns as strings, then cast leniently (see :mod:`._tables`).
 
-**Time = when the care team could know it** (CONVENTIONS.md, "EHR time"). Each event's ``time`` is the
+**Time = when the care team could know it** (docs/conventions.md#ehr-time). Each event's ``time`` is the
 moment its information entered the record, not the moment it refers to:
 
 ==========================  =====================================================================
@@ -52,8 +52,6 @@ from pathlib import Path
 
 import polars as pl
 
-from medlearn.engine.data import fingerprint_files
-from medlearn.errors import InputError
 from medlearn.ehr.io._tables import (
     EVERY_ROW,
     Checks,
@@ -76,14 +74,22 @@ from medlearn.ehr.io.schema import (
     EHRSource,
     conform,
 )
+from medlearn.engine.data import fingerprint_files
+from medlearn.errors import InputError
 
 READER_VERSION = "2"  # 2: labs at storetime, procedures at discharge, ICU events at storetime
 _ID = ["subject_id", "hadm_id"]
 #: Required tables and the columns each must have.
 REQUIRED: dict[str, list[str]] = {
     "hosp/patients": ["subject_id", "gender", "anchor_age", "anchor_year"],
-    "hosp/admissions": [*_ID, "admittime", "dischtime", "deathtime", "admission_type",
-                        "hospital_expire_flag"],
+    "hosp/admissions": [
+        *_ID,
+        "admittime",
+        "dischtime",
+        "deathtime",
+        "admission_type",
+        "hospital_expire_flag",
+    ],
     "hosp/diagnoses_icd": [*_ID, "icd_code", "icd_version"],
     "hosp/procedures_icd": [*_ID, "chartdate", "icd_code", "icd_version"],
     "hosp/prescriptions": [*_ID, "starttime", "drug"],
@@ -142,7 +148,8 @@ def read_mimic4(root: Path, lab_time: str = "storetime", *, defer_checks: bool =
         events=pl.concat(frames, how="vertical"),
         admissions=admissions,
         fingerprint=fingerprint(root, lab_time),
-        notes=notes, pending_checks=checks if defer_checks else None,
+        notes=notes,
+        pending_checks=checks if defer_checks else None,
         codes=_codes(root, paths["hosp/prescriptions"]),
         kind="mimic4",
     )
@@ -152,36 +159,56 @@ def _admissions(paths: dict[str, Path], checks: Checks) -> pl.LazyFrame:
     adm_path, pat_path = paths["hosp/admissions"], paths["hosp/patients"]
     adm = scan_table(adm_path, REQUIRED["hosp/admissions"], checks=checks)
     pat = scan_table(pat_path, REQUIRED["hosp/patients"], checks=checks)
-    times = {"admittime": to_datetime("admittime"), "dischtime": to_datetime("dischtime"),
-             "deathtime": to_datetime("deathtime")}
-    checks.add(adm, str(adm_path), {
-        f"{adm_path.name}: {{n}} malformed '{col}' timestamp(s) set to null": bad_count(col, expr)
-        for col, expr in times.items()
-    } | {
-        f"{adm_path.name}: {{n}} admission(s) with deathtime after dischtime (kept as given)":
-            times["deathtime"] > times["dischtime"],
-        f"{adm_path.name}: {{n}} duplicate hadm_id row(s) (events use the first)":
-            pl.col("hadm_id").is_duplicated(),
-    })
+    times = {
+        "admittime": to_datetime("admittime"),
+        "dischtime": to_datetime("dischtime"),
+        "deathtime": to_datetime("deathtime"),
+    }
+    checks.add(
+        adm,
+        str(adm_path),
+        {
+            f"{adm_path.name}: {{n}} malformed '{col}' timestamp(s) set to null": bad_count(col, expr)
+            for col, expr in times.items()
+        }
+        | {
+            f"{adm_path.name}: {{n}} admission(s) with deathtime after dischtime (kept as given)": times[
+                "deathtime"
+            ]
+            > times["dischtime"],
+            f"{adm_path.name}: {{n}} duplicate hadm_id row(s) (events use the first)": pl.col(
+                "hadm_id"
+            ).is_duplicated(),
+        },
+    )
     age = to_float("anchor_age") + (times["admittime"].dt.year() - to_float("anchor_year"))
     joined = adm.join(pat.unique("subject_id", keep="first"), on="subject_id", how="left")
-    checks.add(joined, str(pat_path), {
-        f"{pat_path.name}: {{n}} admission(s) of subjects absent from patients (no age/sex)":
-            pl.col("gender").is_null() & pl.col("anchor_age").is_null(),
-        f"{pat_path.name}: {{n}} admission(s) with age > 89 (de-identified) capped at 90": age > 89,
-    })
+    checks.add(
+        joined,
+        str(pat_path),
+        {
+            f"{pat_path.name}: {{n}} admission(s) of subjects absent from patients (no age/sex)": pl.col(
+                "gender"
+            ).is_null()
+            & pl.col("anchor_age").is_null(),
+            f"{pat_path.name}: {{n}} admission(s) with age > 89 (de-identified) capped at 90": age > 89,
+        },
+    )
     flag = to_float("hospital_expire_flag")
-    return conform(joined.select(
-        pl.col("subject_id"),
-        pl.col("hadm_id").alias("admission_id"),
-        times["admittime"].alias("admit_time"),
-        times["dischtime"].alias("discharge_time"),
-        times["deathtime"].alias("death_time"),
-        pl.when(flag.is_not_null()).then(flag == 1).alias("died_in_hospital"),
-        pl.col("admission_type"),
-        age.clip(upper_bound=MAX_AGE_YEARS).alias("age_years"),
-        pl.when(pl.col("gender").is_in(["F", "M"])).then(pl.col("gender")).alias("sex"),
-    ), ADMISSION_SCHEMA)
+    return conform(
+        joined.select(
+            pl.col("subject_id"),
+            pl.col("hadm_id").alias("admission_id"),
+            times["admittime"].alias("admit_time"),
+            times["dischtime"].alias("discharge_time"),
+            times["deathtime"].alias("death_time"),
+            pl.when(flag.is_not_null()).then(flag == 1).alias("died_in_hospital"),
+            pl.col("admission_type"),
+            age.clip(upper_bound=MAX_AGE_YEARS).alias("age_years"),
+            pl.when(pl.col("gender").is_in(["F", "M"])).then(pl.col("gender")).alias("sex"),
+        ),
+        ADMISSION_SCHEMA,
+    )
 
 
 def _icd_system(kind: str) -> pl.Expr:
@@ -192,57 +219,100 @@ def _icd_system(kind: str) -> pl.Expr:
 
 def _diagnoses(path: Path, discharge: pl.LazyFrame, checks: Checks) -> pl.LazyFrame:
     diag = scan_table(path, REQUIRED["hosp/diagnoses_icd"], checks=checks).join(
-        discharge, left_on="hadm_id", right_on="admission_id", how="left")
-    checks.add(diag, str(path), {
-        f"{path.name}: {{n}} diagnosis row(s) without a known admission discharge time (time null)":
-            pl.col("discharge_time").is_null(),
-        f"{path.name}: {{n}} row(s) with an icd_version other than 9/10 dropped": _icd_system("CM").is_null(),
-    })
-    events = make_events(diag, "hosp/diagnoses_icd", time=pl.col("discharge_time"),
-                         code_system=_icd_system("CM"), code=pl.col("icd_code"), admission=pl.col("hadm_id"))
+        discharge, left_on="hadm_id", right_on="admission_id", how="left"
+    )
+    checks.add(
+        diag,
+        str(path),
+        {
+            f"{path.name}: {{n}} diagnosis row(s) without a known admission discharge time (time null)": pl.col(
+                "discharge_time"
+            ).is_null(),
+            f"{path.name}: {{n}} row(s) with an icd_version other than 9/10 dropped": _icd_system(
+                "CM"
+            ).is_null(),
+        },
+    )
+    events = make_events(
+        diag,
+        "hosp/diagnoses_icd",
+        time=pl.col("discharge_time"),
+        code_system=_icd_system("CM"),
+        code=pl.col("icd_code"),
+        admission=pl.col("hadm_id"),
+    )
     return events.filter(pl.col("code_system").is_not_null())
 
 
 def _procedures(path: Path, discharge: pl.LazyFrame, checks: Checks) -> pl.LazyFrame:
     """Procedure billing codes at the admission's discharge time (coded after discharge, like diagnoses)."""
     proc = scan_table(path, REQUIRED["hosp/procedures_icd"], checks=checks).join(
-        discharge, left_on="hadm_id", right_on="admission_id", how="left")
-    checks.add(proc, str(path), {
-        f"{path.name}: {{n}} procedure code(s) timed at their admission's discharge (billing codes; "
-        "'chartdate' is when the procedure was done, not when it was coded)": EVERY_ROW,
-        f"{path.name}: {{n}} procedure row(s) without a known admission discharge time (time null)":
-            pl.col("discharge_time").is_null(),
-    })
-    return make_events(proc, "hosp/procedures_icd", time=pl.col("discharge_time"), code_system=_icd_system("PCS"),
-                       code=pl.col("icd_code"), admission=pl.col("hadm_id")).filter(
-        pl.col("code_system").is_not_null())
+        discharge, left_on="hadm_id", right_on="admission_id", how="left"
+    )
+    checks.add(
+        proc,
+        str(path),
+        {
+            f"{path.name}: {{n}} procedure code(s) timed at their admission's discharge (billing codes; "
+            "'chartdate' is when the procedure was done, not when it was coded)": EVERY_ROW,
+            f"{path.name}: {{n}} procedure row(s) without a known admission discharge time (time null)": pl.col(
+                "discharge_time"
+            ).is_null(),
+        },
+    )
+    return make_events(
+        proc,
+        "hosp/procedures_icd",
+        time=pl.col("discharge_time"),
+        code_system=_icd_system("PCS"),
+        code=pl.col("icd_code"),
+        admission=pl.col("hadm_id"),
+    ).filter(pl.col("code_system").is_not_null())
 
 
 def _prescriptions(path: Path, checks: Checks) -> pl.LazyFrame:
-    rx = scan_table(path, REQUIRED["hosp/prescriptions"], ["ndc", "dose_val_rx", "dose_unit_rx"],
-                    checks=checks)
+    rx = scan_table(
+        path, REQUIRED["hosp/prescriptions"], ["ndc", "dose_val_rx", "dose_unit_rx"], checks=checks
+    )
     time, dose = to_datetime("starttime"), to_float("dose_val_rx", thousands=True)
-    checks.add(rx, str(path), {
-        f"{path.name}: {{n}} malformed 'starttime' timestamp(s) set to null": bad_count("starttime", time),
-        f"{path.name}: {{n}} prescription(s) without NDC (or NDC '0') coded by drug name": ndc().is_null(),
-        f"{path.name}: {{n}} non-numeric dose(s) (e.g. ranges '1-2') kept in value_text":
-            bad_count("dose_val_rx", dose),
-    })
+    checks.add(
+        rx,
+        str(path),
+        {
+            f"{path.name}: {{n}} malformed 'starttime' timestamp(s) set to null": bad_count(
+                "starttime", time
+            ),
+            f"{path.name}: {{n}} prescription(s) without NDC (or NDC '0') coded by drug name": ndc().is_null(),
+            f"{path.name}: {{n}} non-numeric dose(s) (e.g. ranges '1-2') kept in value_text": bad_count(
+                "dose_val_rx", dose
+            ),
+        },
+    )
     system, code = medication_code()
-    return make_events(rx, "hosp/prescriptions", time=time, code_system=system, code=code,
-                       admission=pl.col("hadm_id"),
-                       value_num=dose, unit=pl.col("dose_unit_rx"), value_text=pl.col("dose_val_rx"))
+    return make_events(
+        rx,
+        "hosp/prescriptions",
+        time=time,
+        code_system=system,
+        code=code,
+        admission=pl.col("hadm_id"),
+        value_num=dose,
+        unit=pl.col("dose_unit_rx"),
+        value_text=pl.col("dose_val_rx"),
+    )
 
 
 def _labs(path: Path, lab_time: str, checks: Checks) -> pl.LazyFrame:
-    labs = scan_table(path, REQUIRED["hosp/labevents"] + ([lab_time] if lab_time == "storetime" else []),
-                      checks=checks)
+    labs = scan_table(
+        path, REQUIRED["hosp/labevents"] + ([lab_time] if lab_time == "storetime" else []), checks=checks
+    )
     time, value = to_datetime(lab_time), to_float("valuenum")
     if lab_time == "storetime":  # never before the specimen (no row of the demo is, but a copy might be)
         time = pl.when(time.is_not_null()).then(pl.max_horizontal(time, to_datetime("charttime")))
     counts = {
-        f"{path.name}: {{n}} malformed '{lab_time}' timestamp(s) set to null":
-            bad_count(lab_time, to_datetime(lab_time)),
+        f"{path.name}: {{n}} malformed '{lab_time}' timestamp(s) set to null": bad_count(
+            lab_time, to_datetime(lab_time)
+        ),
         f"{path.name}: {{n}} non-numeric lab result(s) (e.g. 'NEG', '<0.5', 'ERROR') kept in value_text "
         "with value_num null": pl.col("valuenum").is_null() & pl.col("value").is_not_null(),
         f"{path.name}: {{n}} malformed 'valuenum' value(s) set to null": bad_count("valuenum", value),
@@ -252,12 +322,22 @@ def _labs(path: Path, lab_time: str, checks: Checks) -> pl.LazyFrame:
         "admission_id null": pl.col("hadm_id").is_null(),
     }
     if lab_time == "storetime":
-        counts[f"{path.name}: {{n}} lab(s) without a storetime (never resulted, e.g. held or discarded "
-               "specimens): time null, never used as a feature"] = pl.col("storetime").is_null()
+        counts[
+            f"{path.name}: {{n}} lab(s) without a storetime (never resulted, e.g. held or discarded "
+            "specimens): time null, never used as a feature"
+        ] = pl.col("storetime").is_null()
     checks.add(labs, str(path), counts)
-    return make_events(labs, "hosp/labevents", time=time, code_system="MIMIC4_LABITEM", code=pl.col("itemid"),
-                       admission=pl.col("hadm_id"), value_num=value, unit=pl.col("valueuom"),
-                       value_text=pl.col("value"))
+    return make_events(
+        labs,
+        "hosp/labevents",
+        time=time,
+        code_system="MIMIC4_LABITEM",
+        code=pl.col("itemid"),
+        admission=pl.col("hadm_id"),
+        value_num=value,
+        unit=pl.col("valueuom"),
+        value_text=pl.col("value"),
+    )
 
 
 def _icu(root: Path, checks: Checks, notes: list[str]) -> list[pl.LazyFrame]:
@@ -271,12 +351,23 @@ def _icu(root: Path, checks: Checks, notes: list[str]) -> list[pl.LazyFrame]:
     else:
         columns = [*_ID, "stay_id", "intime", "outtime", "first_careunit", "last_careunit"]
         stays = scan_table(stays_path, columns, checks=checks)
-        for col, system, unit in (("intime", "ICU_ADMISSION", "first_careunit"),
-                                  ("outtime", "ICU_DISCHARGE", "last_careunit")):
+        for col, system, unit in (
+            ("intime", "ICU_ADMISSION", "first_careunit"),
+            ("outtime", "ICU_DISCHARGE", "last_careunit"),
+        ):
             message = f"{stays_path.name}: {{n}} malformed '{col}' timestamp(s) set to null"
             checks.add(stays, str(stays_path), {message: bad_count(col, to_datetime(col))})
-            frames.append(make_events(stays, "icu/icustays", time=to_datetime(col), code_system=system,
-                                      code=pl.col(unit), admission=pl.col("hadm_id"), stay=pl.col("stay_id")))
+            frames.append(
+                make_events(
+                    stays,
+                    "icu/icustays",
+                    time=to_datetime(col),
+                    code_system=system,
+                    code=pl.col(unit),
+                    admission=pl.col("hadm_id"),
+                    stay=pl.col("stay_id"),
+                )
+            )
     for table, (time_col, value_col, unit_col, num_col) in ICU_EVENTS.items():
         path = find_table(root, table)
         if path is None:
@@ -288,21 +379,38 @@ def _icu(root: Path, checks: Checks, notes: list[str]) -> list[pl.LazyFrame]:
         stored = "storetime" in read_header(path)
         frame = scan_table(path, columns + (["storetime"] if stored else []), checks=checks)
         time = to_datetime(time_col)
-        counts = {f"{path.name}: {{n}} malformed '{time_col}' timestamp(s) set to null": bad_count(time_col, time)}
+        counts = {
+            f"{path.name}: {{n}} malformed '{time_col}' timestamp(s) set to null": bad_count(time_col, time)
+        }
         if stored:  # documented at storetime: the later of the two is when the care team could know it
             store = to_datetime("storetime")
-            counts[f"{path.name}: {{n}} row(s) stored after their '{time_col}': timed at 'storetime'"] = store > time
+            counts[f"{path.name}: {{n}} row(s) stored after their '{time_col}': timed at 'storetime'"] = (
+                store > time
+            )
             counts[f"{path.name}: {{n}} row(s) without a storetime: time null, never used as a feature"] = (
-                store.is_null())
+                store.is_null()
+            )
             time = pl.when(store.is_not_null() & time.is_not_null()).then(pl.max_horizontal(time, store))
         else:
-            notes.append(f"{path.name}: no 'storetime' column; rows timed at '{time_col}' (may precede "
-                         "their documentation)")
+            notes.append(
+                f"{path.name}: no 'storetime' column; rows timed at '{time_col}' (may precede "
+                "their documentation)"
+            )
         checks.add(frame, str(path), counts)
-        frames.append(make_events(frame, table, time=time, code_system="MIMIC4_ITEM", code=pl.col("itemid"),
-                                  admission=pl.col("hadm_id"), stay=pl.col("stay_id"),
-                                  value_num=to_float(num_col) if num_col else None,
-                                  unit=pl.col(unit_col), value_text=pl.col(value_col)))
+        frames.append(
+            make_events(
+                frame,
+                table,
+                time=time,
+                code_system="MIMIC4_ITEM",
+                code=pl.col("itemid"),
+                admission=pl.col("hadm_id"),
+                stay=pl.col("stay_id"),
+                value_num=to_float(num_col) if num_col else None,
+                unit=pl.col(unit_col),
+                value_text=pl.col(value_col),
+            )
+        )
     return frames
 
 
@@ -312,20 +420,36 @@ def _codes(root: Path, prescriptions: Path) -> pl.LazyFrame:
     if (p := find_table(root, "hosp/d_labitems")) is not None:
         labs = scan_table(p, ["itemid", "label"], ["fluid"])
         label = pl.concat_str("label", pl.lit(" ("), "fluid", pl.lit(")")).fill_null(pl.col("label"))
-        frames.append(labs.select(pl.lit("MIMIC4_LABITEM").alias("code_system"),
-                                  pl.col("itemid").alias("code"), label.alias("description")))
+        frames.append(
+            labs.select(
+                pl.lit("MIMIC4_LABITEM").alias("code_system"),
+                pl.col("itemid").alias("code"),
+                label.alias("description"),
+            )
+        )
     if (p := find_table(root, "icu/d_items")) is not None:
         items = scan_table(p, ["itemid", "label"])
-        frames.append(items.select(pl.lit("MIMIC4_ITEM").alias("code_system"), pl.col("itemid").alias("code"),
-                                   pl.col("label").alias("description")))
+        frames.append(
+            items.select(
+                pl.lit("MIMIC4_ITEM").alias("code_system"),
+                pl.col("itemid").alias("code"),
+                pl.col("label").alias("description"),
+            )
+        )
     for table, kind in (("hosp/d_icd_diagnoses", "CM"), ("hosp/d_icd_procedures", "PCS")):
         if (p := find_table(root, table)) is not None:
             icd = scan_table(p, ["icd_code", "icd_version", "long_title"])
-            frames.append(icd.select(_icd_system(kind).alias("code_system"), pl.col("icd_code").alias("code"),
-                                     pl.col("long_title").alias("description")))
+            frames.append(
+                icd.select(
+                    _icd_system(kind).alias("code_system"),
+                    pl.col("icd_code").alias("code"),
+                    pl.col("long_title").alias("description"),
+                )
+            )
     frames.append(ndc_names(scan_table(prescriptions, ["drug"], ["ndc"])))
     return pl.concat([conform(f, CODES_SCHEMA) for f in frames]).filter(
-        pl.col("code_system").is_not_null() & pl.col("code").is_not_null())
+        pl.col("code_system").is_not_null() & pl.col("code").is_not_null()
+    )
 
 
 __all__ = ["fingerprint", "read_mimic4", "source_files"]

@@ -16,7 +16,7 @@ Event table (:data:`EVENT_SCHEMA`), one row per observation:
   * **the time the care team could know it**, not the time the information refers to: a lab at its
     result (MIMIC-IV ``storetime``, eICU's revision offset, FHIR ``Observation.issued``), an ICU
     charting row when it was stored, an order when it was entered; each reader's docstring lists the
-    column used for each table and why (CONVENTIONS.md, "EHR time");
+    column used for each table and why (docs/conventions.md#ehr-time);
   * **date-only times** (MIMIC-III prescription ``startdate``, FHIR dates) count as the END of that day,
     23:59:59: the event is only certain once the day is over;
   * **MIMIC diagnosis and procedure codes** are billing codes assigned after discharge: their ``time``

@@ -151,7 +151,9 @@ def _check_same(folder: Path, files: list[Path], datasets: list[Dataset], keywor
     for file, ds in zip(files[1:], datasets[1:]):
         value = _floats(ds, keyword)
         same = (value is None and ref is None) or (
-            value is not None and ref is not None and len(value) == len(ref)
+            value is not None
+            and ref is not None
+            and len(value) == len(ref)
             and np.allclose(value, ref, atol=_GEOMETRY_TOL)
         )
         if not same:
@@ -180,9 +182,11 @@ def _stack_geometry(
         positions = proj[order]
         sorted_ipps = [tuple(ipps[i]) for i in order]  # type: ignore[arg-type]
     elif n_missing == len(ipps):
-        thickness = _scalar(datasets[0], "SpacingBetweenSlices", None) or _scalar(
-            datasets[0], "SliceThickness", None
-        ) or 1.0
+        thickness = (
+            _scalar(datasets[0], "SpacingBetweenSlices", None)
+            or _scalar(datasets[0], "SliceThickness", None)
+            or 1.0
+        )
         warnings.warn(
             f"{folder}: no ImagePositionPatient; slices ordered by InstanceNumber and spaced by "
             f"SliceThickness {thickness} mm, patient coordinates are relative to the first slice",

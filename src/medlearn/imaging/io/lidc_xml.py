@@ -21,8 +21,15 @@ from medlearn.imaging.io.volume import Volume
 
 LIDC_NAMESPACE = "http://www.nih.gov"
 CHARACTERISTICS = (
-    "subtlety", "internalStructure", "calcification", "sphericity", "margin",
-    "lobulation", "spiculation", "texture", "malignancy",
+    "subtlety",
+    "internalStructure",
+    "calcification",
+    "sphericity",
+    "margin",
+    "lobulation",
+    "spiculation",
+    "texture",
+    "malignancy",
 )
 #: How close (mm) a contour's imageZposition must be to a slice's z to belong to it.
 Z_MATCH_MM = 0.01
@@ -97,8 +104,10 @@ def _parse_roi(path: Path, roi: ET.Element, ns: str) -> RoiContour:
     inclusion = (_text(roi.find(f"{ns}inclusion")) or "TRUE").upper() == "TRUE"
     try:
         points = np.array(
-            [[float(_text(e.find(f"{ns}xCoord")) or "nan"), float(_text(e.find(f"{ns}yCoord")) or "nan")]
-             for e in roi.findall(f"{ns}edgeMap")],
+            [
+                [float(_text(e.find(f"{ns}xCoord")) or "nan"), float(_text(e.find(f"{ns}yCoord")) or "nan")]
+                for e in roi.findall(f"{ns}edgeMap")
+            ],
             dtype=np.float64,
         ).reshape(-1, 2)
         z_mm = float(z_text) if z_text is not None else float("nan")
@@ -145,13 +154,15 @@ def parse_lidc_xml(path: Path) -> list[ReaderMark]:
             rois = tuple(_parse_roi(path, roi, ns) for roi in nodule.findall(f"{ns}roi"))
             if not rois:
                 continue
-            marks.append(ReaderMark(
-                reading_session=session_idx,
-                reader_nodule_id=_text(nodule.find(f"{ns}noduleID")) or "",
-                series_uid=series_uid,
-                characteristics=chars,
-                rois=rois,
-            ))
+            marks.append(
+                ReaderMark(
+                    reading_session=session_idx,
+                    reader_nodule_id=_text(nodule.find(f"{ns}noduleID")) or "",
+                    series_uid=series_uid,
+                    characteristics=chars,
+                    rois=rois,
+                )
+            )
     return marks
 
 

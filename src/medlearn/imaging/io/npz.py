@@ -32,9 +32,7 @@ def load_npz(path: Path, required_keys: Sequence[str]) -> dict[str, np.ndarray]:
             present = list(npz.files)
             missing = [k for k in required_keys if k not in present]
             if missing:
-                raise InputError(
-                    f"{path}: missing keys {missing}; keys present: {sorted(present)}"
-                )
+                raise InputError(f"{path}: missing keys {missing}; keys present: {sorted(present)}")
             arrays = {key: npz[key] for key in present}
     except InputError:
         raise
@@ -71,8 +69,6 @@ def load_medmnist(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if labels.ndim == 2 and labels.shape[1] == 1:
             labels = labels[:, 0]
         if labels.ndim not in (1, 2) or labels.shape[0] != images.shape[0]:
-            raise InputError(
-                f"{path}: {split}_labels has shape {labels.shape} for {images.shape[0]} images"
-            )
+            raise InputError(f"{path}: {split}_labels has shape {labels.shape} for {images.shape[0]} images")
         out[split] = (np.ascontiguousarray(images), labels.astype(np.int64))
     return out

@@ -47,7 +47,9 @@ class CTNodulePredictOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     nodule: PointMM = Field(description="nodule centre x,y,z in patient mm, e.g. --nodule 55.5,85.6,-116")
-    series_uid: str | None = Field(None, alias="series", description="SeriesInstanceUID when a folder holds several")
+    series_uid: str | None = Field(
+        None, alias="series", description="SeriesInstanceUID when a folder holds several"
+    )
 
 
 class CTNoduleMalignancy(ImagingTask):
@@ -57,7 +59,9 @@ class CTNoduleMalignancy(ImagingTask):
     default_model: ClassVar[str] = "cnn3d"
     Options: ClassVar[type[BaseModel]] = CTNoduleOptions
     PredictOptions: ClassVar[type[BaseModel]] = CTNodulePredictOptions
-    credits: ClassVar[list[str]] = ["Data: the CT series and nodule table named in the config (see its own license)."]
+    credits: ClassVar[list[str]] = [
+        "Data: the CT series and nodule table named in the config (see its own license)."
+    ]
 
     @property
     def context_mm(self) -> float:
@@ -87,7 +91,10 @@ class CTNoduleMalignancy(ImagingTask):
             groups=np.array([r["patient_id"] for r in rows]),
             raw=raw,
             fingerprint=fingerprint_files(files),
-            meta={"diameter_mm": [r.get("diameter_mm", "") for r in rows], "series": [r["series"] for r in rows]},
+            meta={
+                "diameter_mm": [r.get("diameter_mm", "") for r in rows],
+                "series": [r["series"] for r in rows],
+            },
         )
 
     def cut_box(self, volume: Any, center_mm: tuple[float, float, float]) -> dict[str, Any]:
@@ -96,16 +103,24 @@ class CTNoduleMalignancy(ImagingTask):
 
         center = volume.world_to_voxel(*center_mm)
         if not all(-0.5 <= c <= n - 0.5 for c, n in zip(center, volume.shape)):
-            raise InputError(f"{volume.source}: nodule at {center_mm} mm lies outside the series (voxel {center})")
+            raise InputError(
+                f"{volume.source}: nodule at {center_mm} mm lies outside the series (voxel {center})"
+            )
         size = [int(np.ceil(self.context_mm / s)) + 1 for s in volume.spacing_mm]
         return {"hu": crop_box(volume.hu, center, size, -1000.0), "spacing_mm": list(volume.spacing_mm)}
 
     def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
         o = self.options
-        spec = [step("resample_isotropic", spacing_mm=o.spacing_mm), step("crop_around", size=o.cube_px, pad_value=-1000.0)]
+        spec = [
+            step("resample_isotropic", spacing_mm=o.spacing_mm),
+            step("crop_around", size=o.cube_px, pad_value=-1000.0),
+        ]
         if o.denoise:
             spec.append(step("denoise", radius=1))
-        return spec + [step("hu_window", lower_hu=o.window_hu[0], upper_hu=o.window_hu[1]), step("add_channel")]
+        return spec + [
+            step("hu_window", lower_hu=o.window_hu[0], upper_hu=o.window_hu[1]),
+            step("add_channel"),
+        ]
 
     def model_kwargs(self, model_name: str) -> dict[str, Any]:
         return {"in_channels": 1, "out_channels": 1}
@@ -124,8 +139,13 @@ class CTNoduleMalignancy(ImagingTask):
         for path in paths:
             volume = read_volume(path, options.series_uid)
             box = self.cut_box(volume, nodule)
-            units.append(PredictUnit(f"{volume.patient_id or path.name}@{','.join(f'{v:g}' for v in nodule)}", box,
-                                     {"input": str(path)}))
+            units.append(
+                PredictUnit(
+                    f"{volume.patient_id or path.name}@{','.join(f'{v:g}' for v in nodule)}",
+                    box,
+                    {"input": str(path)},
+                )
+            )
         return PredictInputs(units)
 
 

@@ -47,12 +47,21 @@ class CXRPneumonia(ImagingTask):
             targets.append(np.asarray(labels, dtype=np.int64).reshape(-1))
             raw += list(images)
             split += [name] * len(images)
-        return UnitTable(ids=ids, targets=np.concatenate(targets), groups=np.array(ids), raw=raw,
-                         fingerprint=fingerprint_files([root]), split=np.array(split))
+        return UnitTable(
+            ids=ids,
+            targets=np.concatenate(targets),
+            groups=np.array(ids),
+            raw=raw,
+            fingerprint=fingerprint_files([root]),
+            split=np.array(split),
+        )
 
     def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
-        return [step("add_channel"), step("scale_intensity_range", a_min=0.0, a_max=255.0, b_min=0.0, b_max=1.0),
-                step("normalize", mean=0.5, std=0.25)]
+        return [
+            step("add_channel"),
+            step("scale_intensity_range", a_min=0.0, a_max=255.0, b_min=0.0, b_max=1.0),
+            step("normalize", mean=0.5, std=0.25),
+        ]
 
     def augmentation(self, model_name: str, seed: int):
         from monai.transforms import RandAffine
@@ -60,8 +69,18 @@ class CXRPneumonia(ImagingTask):
         from medlearn.imaging.transforms import Augment
 
         # Small rotations, shifts and zooms: radiographs vary in positioning, not in orientation.
-        return Augment([RandAffine(prob=0.8, rotate_range=0.17, translate_range=(2, 2), scale_range=(0.1, 0.1),
-                                   padding_mode="border")], seed)
+        return Augment(
+            [
+                RandAffine(
+                    prob=0.8,
+                    rotate_range=0.17,
+                    translate_range=(2, 2),
+                    scale_range=(0.1, 0.1),
+                    padding_mode="border",
+                )
+            ],
+            seed,
+        )
 
     def load_inputs(self, paths: list[Path], options: NoOptions) -> PredictInputs:
         units = []

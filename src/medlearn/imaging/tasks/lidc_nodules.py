@@ -29,9 +29,12 @@ PACKED_KEYS = ("slices", "nodule_start", "nodule_nslices", "label", "exam_id", "
 
 class LidcOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    depth: int = Field(16, ge=1, le=64, description="slices in the 2.5D/3D stack (zero-padded/centre-cropped)")
+    depth: int = Field(
+        16, ge=1, le=64, description="slices in the 2.5D/3D stack (zero-padded/centre-cropped)"
+    )
     window_hu: tuple[float, float] = Field(
-        (-1000.0, 400.0), description="HU window used to turn real CT into the training images' 0–255 scale")
+        (-1000.0, 400.0), description="HU window used to turn real CT into the training images' 0–255 scale"
+    )
 
 
 class LidcPredictOptions(BaseModel):
@@ -42,8 +45,12 @@ class LidcPredictOptions(BaseModel):
     annotations: FilePath | None = Field(None, description="LIDC XML with reader contours")
     reader: str | None = Field(None, description="reader mark id or reading session (with --annotations)")
     nodule: PointMM | None = Field(None, description="nodule centre x,y,z in patient mm")
-    diameter_mm: float | None = Field(None, gt=0, alias="diameter", description="nodule diameter in mm (with --nodule)")
-    series_uid: str | None = Field(None, alias="series", description="SeriesInstanceUID when a folder holds several")
+    diameter_mm: float | None = Field(
+        None, gt=0, alias="diameter", description="nodule diameter in mm (with --nodule)"
+    )
+    series_uid: str | None = Field(
+        None, alias="series", description="SeriesInstanceUID when a folder holds several"
+    )
 
     @model_validator(mode="after")
     def _one_way_to_find_the_nodule(self) -> LidcPredictOptions:
@@ -83,7 +90,9 @@ class LungNoduleMalignancy(ImagingTask):
             from medlearn.imaging.io.png import read_png_stack
 
             stacks = [read_png_stack(root / r["image_dir"]) for r in rows]
-            fingerprint = fingerprint_files([labels, *[p for r in rows for p in (root / r["image_dir"]).glob("*.png")]])
+            fingerprint = fingerprint_files(
+                [labels, *[p for r in rows for p in (root / r["image_dir"]).glob("*.png")]]
+            )
         return UnitTable(
             ids=[f"{r['exam_id']}/{r['nodule_id']}" for r in rows],
             targets=np.array([int(r["label"]) for r in rows], dtype=np.int64),
@@ -123,9 +132,15 @@ class LungNoduleMalignancy(ImagingTask):
 
                 result.units.append(PredictUnit(str(path), read_png_stack(path), {"input": str(path)}))
                 continue
-            got = ct_input.units_from_ct(path, annotations=options.annotations, reader=options.reader,
-                                         nodule_mm=options.nodule, diameter_mm=options.diameter_mm,
-                                         series_uid=options.series_uid, window_hu=self.options.window_hu)
+            got = ct_input.units_from_ct(
+                path,
+                annotations=options.annotations,
+                reader=options.reader,
+                nodule_mm=options.nodule,
+                diameter_mm=options.diameter_mm,
+                series_uid=options.series_uid,
+                window_hu=self.options.window_hu,
+            )
             result.units.extend(got.units)
             result.skipped.extend(got.skipped)
         return result
@@ -155,4 +170,6 @@ def _stacks_from_packed(path: Path, rows: list[dict[str, str]]) -> list[np.ndarr
         if str(data["exam_id"][i]) != rows[i]["exam_id"] or str(data["nodule_id"][i]) != rows[i]["nodule_id"]:
             raise InputError(f"{path}: mark {i} does not match labels.csv row {i + 2} (files out of sync)")
     slices = data["slices"]
-    return [np.ascontiguousarray(slices[s : s + k]) for s, k in zip(data["nodule_start"], data["nodule_nslices"])]
+    return [
+        np.ascontiguousarray(slices[s : s + k]) for s, k in zip(data["nodule_start"], data["nodule_nslices"])
+    ]

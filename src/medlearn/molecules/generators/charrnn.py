@@ -23,13 +23,25 @@ class CharRNN(nn.Module):
         max_length: longest sample in tokens (eos included); the task sets it from the training set.
     """
 
-    def __init__(self, vocab_size: int, embedding_dim: int = 64, hidden_size: int = 384, num_layers: int = 2,
-                 dropout: float = 0.1, max_length: int = 100) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 64,
+        hidden_size: int = 384,
+        num_layers: int = 2,
+        dropout: float = 0.1,
+        max_length: int = 100,
+    ) -> None:
         super().__init__()
         self.vocab_size, self.max_length = vocab_size, max_length
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
-        self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers, batch_first=True,
-                            dropout=dropout if num_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            embedding_dim,
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
         self.head = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, tokens: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
@@ -50,8 +62,13 @@ class CharRNN(nn.Module):
         return (logp * (targets != PAD_ID)).sum(dim=1)
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
-               max_length: int | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        max_length: int | None = None,
+    ) -> torch.Tensor:
         def step(previous: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
             logits, state = self(previous[:, None], state)
             return logits[:, 0], state
@@ -60,8 +77,14 @@ class CharRNN(nn.Module):
         return sample_tokens(step, None, n, max_length or self.max_length, temperature, generator, device)
 
 
-def char_rnn(vocab_size: int, embedding_dim: int = 64, hidden_size: int = 384, num_layers: int = 2,
-             dropout: float = 0.1, max_length: int = 100) -> CharRNN:
+def char_rnn(
+    vocab_size: int,
+    embedding_dim: int = 64,
+    hidden_size: int = 384,
+    num_layers: int = 2,
+    dropout: float = 0.1,
+    max_length: int = 100,
+) -> CharRNN:
     """The registered factory (``model.name: char_rnn``)."""
     return CharRNN(vocab_size, embedding_dim, hidden_size, num_layers, dropout, max_length)
 

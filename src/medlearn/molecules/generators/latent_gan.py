@@ -34,8 +34,15 @@ def _mlp(sizes: list[int], out_activation: nn.Module | None = None) -> nn.Sequen
 
 
 class LatentGAN(nn.Module):
-    def __init__(self, autoencoder: MolVAE, noise_dim: int = 64, hidden: int = 256, layers: int = 3,
-                 n_critic: int = 5, gp_weight: float = 10.0) -> None:
+    def __init__(
+        self,
+        autoencoder: MolVAE,
+        noise_dim: int = 64,
+        hidden: int = 256,
+        layers: int = 3,
+        n_critic: int = 5,
+        gp_weight: float = 10.0,
+    ) -> None:
         super().__init__()
         self.autoencoder = autoencoder.eval()
         for p in self.autoencoder.parameters():
@@ -58,7 +65,7 @@ class LatentGAN(nn.Module):
     def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         alpha = torch.rand(len(real), 1, device=real.device)
         mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-        grad, = torch.autograd.grad(self.critic(mixed).sum(), mixed, create_graph=True)
+        (grad,) = torch.autograd.grad(self.critic(mixed).sum(), mixed, create_graph=True)
         return ((grad.norm(2, dim=1) - 1) ** 2).mean()
 
     def training_loss(self, x: torch.Tensor) -> torch.Tensor:
@@ -69,8 +76,11 @@ class LatentGAN(nn.Module):
         fake = self.generate_latents(len(real))
         if not self.training:
             return self.critic(real).mean() - self.critic(fake).mean()
-        loss = (self.critic(fake.detach()).mean() - self.critic(real).mean()
-                + self.gp_weight * self._gradient_penalty(real, fake.detach()))
+        loss = (
+            self.critic(fake.detach()).mean()
+            - self.critic(real).mean()
+            + self.gp_weight * self._gradient_penalty(real, fake.detach())
+        )
         if int(self.steps) % self.n_critic == 0:
             frozen = {k: v.detach() for k, v in self.critic.named_parameters()}
             loss = loss - functional_call(self.critic, frozen, (fake,)).mean()
@@ -78,14 +88,29 @@ class LatentGAN(nn.Module):
         return loss
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
-               max_length: int | None = None) -> torch.Tensor:
-        return self.autoencoder.decode(self.generate_latents(n, generator), generator, temperature, max_length)
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        max_length: int | None = None,
+    ) -> torch.Tensor:
+        return self.autoencoder.decode(
+            self.generate_latents(n, generator), generator, temperature, max_length
+        )
 
 
-def latent_gan(vocab_size: int, autoencoder: str | dict[str, Any], codec: dict[str, Any] | None = None,
-               noise_dim: int = 64, hidden: int = 256, layers: int = 3, n_critic: int = 5,
-               gp_weight: float = 10.0, max_length: int = 100) -> LatentGAN:
+def latent_gan(
+    vocab_size: int,
+    autoencoder: str | dict[str, Any],
+    codec: dict[str, Any] | None = None,
+    noise_dim: int = 64,
+    hidden: int = 256,
+    layers: int = 3,
+    n_critic: int = 5,
+    gp_weight: float = 10.0,
+    max_length: int = 100,
+) -> LatentGAN:
     """The registered factory (``model.name: latent_gan``).
 
     ``autoencoder`` is a trained ``mol_vae`` bundle directory when training (its weights are loaded and
@@ -102,23 +127,41 @@ def latent_gan(vocab_size: int, autoencoder: str | dict[str, Any], codec: dict[s
         from medlearn.engine.bundle import load_bundle
 
         if not Path(autoencoder).exists():
-            raise ConfigError(f"model.params.autoencoder: {autoencoder} does not exist; train a mol_vae bundle "
-                              "first (e.g. medlearn train mol_vae_moses --out runs/mol_vae_moses)")
+            raise ConfigError(
+                f"model.params.autoencoder: {autoencoder} does not exist; train a mol_vae bundle "
+                "first (e.g. medlearn train mol_vae_moses --out runs/mol_vae_moses)"
+            )
         bundle = load_bundle(autoencoder)
-        if bundle.meta["model"]["name"] != "mol_vae":
-            raise ConfigError(f"model.params.autoencoder: {autoencoder} holds a {bundle.meta['model']['name']} "
-                              "model; the latent GAN needs a mol_vae bundle")
-        vae_codec = next((s["params"].get("codec") for s in bundle.meta["preprocessing"]
-                          if s["name"] == "mol_tokens"), None)
+        if bundle.meta.model.name != "mol_vae":
+            raise ConfigError(
+                f"model.params.autoencoder: {autoencoder} holds a {bundle.meta.model.name} "
+                "model; the latent GAN needs a mol_vae bundle"
+            )
+        vae_codec = next(
+            (s["params"].get("codec") for s in bundle.meta.preprocessing if s["name"] == "mol_tokens"),
+            None,
+        )
         if codec is not None and vae_codec != codec:
-            raise ConfigError(f"model.params.autoencoder: {autoencoder} was trained with another tokeniser or "
-                              "vocabulary than this run's data; train the GAN with the VAE's data options")
+            raise ConfigError(
+                f"model.params.autoencoder: {autoencoder} was trained with another tokeniser or "
+                "vocabulary than this run's data; train the GAN with the VAE's data options"
+            )
         model = LatentGAN(bundle.model, noise_dim, hidden, layers, n_critic, gp_weight)
-        vae_params = dict(bundle.meta["model"]["params"])
-        model.init_params = {"vocab_size": vocab_size, "autoencoder": vae_params, "codec": codec,
-                             "noise_dim": noise_dim, "hidden": hidden, "layers": layers, "n_critic": n_critic,
-                             "gp_weight": gp_weight, "max_length": max_length}
+        vae_params = dict(bundle.meta.model.params)
+        model.init_params = {
+            "vocab_size": vocab_size,
+            "autoencoder": vae_params,
+            "codec": codec,
+            "noise_dim": noise_dim,
+            "hidden": hidden,
+            "layers": layers,
+            "n_critic": n_critic,
+            "gp_weight": gp_weight,
+            "max_length": max_length,
+        }
     if vocab_size != model.autoencoder.vocab_size:
-        raise ConfigError(f"model.params.autoencoder: the VAE has {model.autoencoder.vocab_size} token ids, "
-                          f"the data {vocab_size}")
+        raise ConfigError(
+            f"model.params.autoencoder: the VAE has {model.autoencoder.vocab_size} token ids, "
+            f"the data {vocab_size}"
+        )
     return model

@@ -19,8 +19,15 @@ StepFn = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]
 
 
 @torch.no_grad()
-def sample_tokens(step: StepFn, state: Any, n: int, max_length: int, temperature: float = 1.0,
-                  generator: torch.Generator | None = None, device: torch.device | None = None) -> torch.Tensor:
+def sample_tokens(
+    step: StepFn,
+    state: Any,
+    n: int,
+    max_length: int,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+    device: torch.device | None = None,
+) -> torch.Tensor:
     """``(n, max_length)`` int64 ids drawn token by token, each row ending at its eos (pad after it).
 
     Rows that never reach eos within ``max_length`` stay unterminated; the codec decodes them as they

@@ -20,9 +20,19 @@ from medlearn.molecules.generators.sampling import PAD_ID, sample_tokens, token_
 
 
 class MolVAE(nn.Module):
-    def __init__(self, vocab_size: int, embedding_dim: int = 64, encoder_hidden: int = 256, latent_dim: int = 64,
-                 decoder_hidden: int = 384, decoder_layers: int = 2, dropout: float = 0.1, kl_weight: float = 0.05,
-                 kl_anneal_steps: int = 5000, max_length: int = 100) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_dim: int = 64,
+        encoder_hidden: int = 256,
+        latent_dim: int = 64,
+        decoder_hidden: int = 384,
+        decoder_layers: int = 2,
+        dropout: float = 0.1,
+        kl_weight: float = 0.05,
+        kl_anneal_steps: int = 5000,
+        max_length: int = 100,
+    ) -> None:
         super().__init__()
         self.vocab_size, self.latent_dim, self.max_length = vocab_size, latent_dim, max_length
         self.kl_weight, self.kl_anneal_steps = kl_weight, kl_anneal_steps
@@ -32,8 +42,13 @@ class MolVAE(nn.Module):
         self.to_mu = nn.Linear(2 * encoder_hidden, latent_dim)
         self.to_logvar = nn.Linear(2 * encoder_hidden, latent_dim)
         self.latent_to_hidden = nn.Linear(latent_dim, decoder_hidden * decoder_layers)
-        self.decoder = nn.GRU(embedding_dim + latent_dim, decoder_hidden, decoder_layers, batch_first=True,
-                              dropout=dropout if decoder_layers > 1 else 0.0)
+        self.decoder = nn.GRU(
+            embedding_dim + latent_dim,
+            decoder_hidden,
+            decoder_layers,
+            batch_first=True,
+            dropout=dropout if decoder_layers > 1 else 0.0,
+        )
         self.head = nn.Linear(decoder_hidden, vocab_size)
         # Batches seen, for KL annealing; a buffer so a resumed run continues the schedule.
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
@@ -42,8 +57,9 @@ class MolVAE(nn.Module):
     def encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance ``(B, latent_dim)`` of token ids ``(B, L)`` (bos first)."""
         lengths = (tokens != PAD_ID).sum(dim=1).clamp(min=1).cpu()
-        packed = nn.utils.rnn.pack_padded_sequence(self.embedding(tokens), lengths, batch_first=True,
-                                                   enforce_sorted=False)
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.embedding(tokens), lengths, batch_first=True, enforce_sorted=False
+        )
         _, h = self.encoder(packed)
         h = torch.cat([h[-2], h[-1]], dim=-1)
         return self.to_mu(h), self.to_logvar(h)
@@ -66,8 +82,13 @@ class MolVAE(nn.Module):
         return self.head(out)
 
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, generator: torch.Generator | None = None, temperature: float = 1.0,
-               max_length: int | None = None) -> torch.Tensor:
+    def decode(
+        self,
+        z: torch.Tensor,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        max_length: int | None = None,
+    ) -> torch.Tensor:
         """Token ids ``(n, L)`` sampled from the decoder at latent points ``z``."""
 
         def step(previous: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
@@ -75,8 +96,15 @@ class MolVAE(nn.Module):
             out, state = self.decoder(emb, state)
             return self.head(out[:, 0]), state
 
-        return sample_tokens(step, self._initial_state(z), len(z), max_length or self.max_length, temperature,
-                             generator, z.device)
+        return sample_tokens(
+            step,
+            self._initial_state(z),
+            len(z),
+            max_length or self.max_length,
+            temperature,
+            generator,
+            z.device,
+        )
 
     # -- the generative contract ----------------------------------------------------------------------
     def current_kl_weight(self) -> float:
@@ -90,8 +118,9 @@ class MolVAE(nn.Module):
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         inputs, targets = token_targets(x)
         logits = self.decode_logits(z, inputs)
-        reconstruction = F.cross_entropy(logits.reshape(-1, self.vocab_size), targets.reshape(-1),
-                                         ignore_index=PAD_ID)
+        reconstruction = F.cross_entropy(
+            logits.reshape(-1, self.vocab_size), targets.reshape(-1), ignore_index=PAD_ID
+        )
         kl = 0.5 * (torch.exp(logvar) + mu**2 - 1 - logvar).sum(dim=1).mean()
         weight = self.current_kl_weight()
         if self.training:
@@ -99,16 +128,40 @@ class MolVAE(nn.Module):
         return reconstruction + weight * kl
 
     @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None, temperature: float = 1.0,
-               max_length: int | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        temperature: float = 1.0,
+        max_length: int | None = None,
+    ) -> torch.Tensor:
         device = next(self.parameters()).device
         z = torch.randn(n, self.latent_dim, generator=generator, device=device)
         return self.decode(z, generator, temperature, max_length)
 
 
-def mol_vae(vocab_size: int, embedding_dim: int = 64, encoder_hidden: int = 256, latent_dim: int = 64,
-            decoder_hidden: int = 384, decoder_layers: int = 2, dropout: float = 0.1, kl_weight: float = 0.05,
-            kl_anneal_steps: int = 5000, max_length: int = 100) -> MolVAE:
+def mol_vae(
+    vocab_size: int,
+    embedding_dim: int = 64,
+    encoder_hidden: int = 256,
+    latent_dim: int = 64,
+    decoder_hidden: int = 384,
+    decoder_layers: int = 2,
+    dropout: float = 0.1,
+    kl_weight: float = 0.05,
+    kl_anneal_steps: int = 5000,
+    max_length: int = 100,
+) -> MolVAE:
     """The registered factory (``model.name: mol_vae``)."""
-    return MolVAE(vocab_size, embedding_dim, encoder_hidden, latent_dim, decoder_hidden, decoder_layers, dropout,
-                  kl_weight, kl_anneal_steps, max_length)
+    return MolVAE(
+        vocab_size,
+        embedding_dim,
+        encoder_hidden,
+        latent_dim,
+        decoder_hidden,
+        decoder_layers,
+        dropout,
+        kl_weight,
+        kl_anneal_steps,
+        max_length,
+    )

@@ -99,7 +99,7 @@ class ChemNetEmbedder:
         hs, cs = self._padding_states(steps)
         start = (hs[skip].expand(1, batch, -1).contiguous(), cs[skip].expand(1, batch, -1).contiguous())
         backward, _ = self._lstm1(torch.flip(features[:, :last_used], [1]), start)
-        backward = torch.cat([hs[1:skip + 1].expand(batch, skip, -1), backward], dim=1)
+        backward = torch.cat([hs[1 : skip + 1].expand(batch, skip, -1), backward], dim=1)
         output, _ = self._lstm2(torch.flip(backward, [1]))
         return output[:, -1]
 
@@ -123,7 +123,7 @@ class ChemNetEmbedder:
                 for start in range(0, len(smiles), self.batch_size):
                     if threads is not None:
                         torch.set_num_threads(max(1, threads()))
-                    index = order[start:start + self.batch_size]
+                    index = order[start : start + self.batch_size]
                     x = self._one_hot([smiles[i] for i in index], pad_len, self._vocab)
                     out[index] = self._forward(x).numpy()
                     progress.advance(task, len(index))
@@ -132,15 +132,19 @@ class ChemNetEmbedder:
         return out
 
 
-def activation_statistics(activations: np.ndarray, weights: np.ndarray | None = None,
-                          ) -> tuple[np.ndarray, np.ndarray]:
+def activation_statistics(
+    activations: np.ndarray,
+    weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance (``np.cov``, ddof 1) of activations; integer ``weights`` count duplicates,
     giving the same result as repeating the rows."""
     if weights is None:
         return activations.mean(axis=0), np.cov(activations.T)
     weights = np.asarray(weights)
-    return (np.average(activations, axis=0, weights=weights),
-            np.cov(activations.T, fweights=weights.astype(np.int64)))
+    return (
+        np.average(activations, axis=0, weights=weights),
+        np.cov(activations.T, fweights=weights.astype(np.int64)),
+    )
 
 
 def _single_threaded_blas() -> AbstractContextManager[object]:

@@ -63,16 +63,17 @@ def _state() -> dict[str, Any]:
 class Descriptors:
     """What the metrics need of a list of molecules, row-aligned with it."""
 
-    fingerprints: np.ndarray                # (n, FP_BITS // 8) uint8, packed Morgan bits
-    fragments: list[list[str]]              # BRICS fragment SMILES per molecule
-    scaffolds: list[str | None]             # Murcko scaffold SMILES (None: < 2 rings)
+    fingerprints: np.ndarray  # (n, FP_BITS // 8) uint8, packed Morgan bits
+    fragments: list[list[str]]  # BRICS fragment SMILES per molecule
+    scaffolds: list[str | None]  # Murcko scaffold SMILES (None: < 2 rings)
     passes_filters: np.ndarray | None = None  # (n,) bool, MOSES filters
-    properties: np.ndarray | None = None    # (n, 4) float64, columns PROPERTY_NAMES
-    n_invalid: int = 0                      # input SMILES RDKit rejected (dropped, with skip_invalid)
+    properties: np.ndarray | None = None  # (n, 4) float64, columns PROPERTY_NAMES
+    n_invalid: int = 0  # input SMILES RDKit rejected (dropped, with skip_invalid)
 
     @classmethod
     def concat(cls, parts: Sequence[Descriptors]) -> Descriptors:
         """Join the per-chunk results of a pool map."""
+
         def joined(name: str) -> np.ndarray | None:
             arrays = [getattr(p, name) for p in parts]
             return None if not arrays or arrays[0] is None else np.concatenate(arrays)
@@ -112,8 +113,12 @@ def molecule_properties(mol: Any) -> tuple[float, float, float, float]:
     """(logP, SA, QED, weight) of a molecule, as the MOSES metrics, plots and guided objectives use them."""
     state = _state()
     props = state["qed"].properties(mol)
-    return (props.ALOGP, state["sascorer"].calculateScore(mol),
-            state["qed"].qed(mol, qedProperties=props), props.MW)
+    return (
+        props.ALOGP,
+        state["sascorer"].calculateScore(mol),
+        state["qed"].qed(mol, qedProperties=props),
+        props.MW,
+    )
 
 
 def packed_fingerprints(mols: Sequence[Any]) -> np.ndarray:
@@ -123,8 +128,9 @@ def packed_fingerprints(mols: Sequence[Any]) -> np.ndarray:
     return np.packbits(bits.astype(bool), axis=1)
 
 
-def describe_chunk(smiles: Sequence[str], properties: bool = True, filters: bool = True,
-                   skip_invalid: bool = False) -> Descriptors:
+def describe_chunk(
+    smiles: Sequence[str], properties: bool = True, filters: bool = True, skip_invalid: bool = False
+) -> Descriptors:
     """Descriptors of a chunk of SMILES (metrics pass valid canonical SMILES).
 
     Reference sets need neither ``properties`` nor ``filters``. With ``skip_invalid`` a SMILES RDKit
@@ -136,8 +142,10 @@ def describe_chunk(smiles: Sequence[str], properties: bool = True, filters: bool
     mols = [chem.MolFromSmiles(s) for s in smiles]
     n_invalid = sum(m is None for m in mols)
     if n_invalid and not skip_invalid:
-        raise ValueError(f"describe_chunk expects valid SMILES; RDKit rejects "
-                         f"{[s for s, m in zip(smiles, mols, strict=True) if m is None][:3]}")
+        raise ValueError(
+            f"describe_chunk expects valid SMILES; RDKit rejects "
+            f"{[s for s, m in zip(smiles, mols, strict=True) if m is None][:3]}"
+        )
     mols = [m for m in mols if m is not None]
     result = Descriptors(
         fingerprints=packed_fingerprints(mols),
@@ -150,5 +158,7 @@ def describe_chunk(smiles: Sequence[str], properties: bool = True, filters: bool
             raise RuntimeError("describe_chunk(filters=True) needs init_worker(filter_smarts)")
         result.passes_filters = state["filters"].passes(mols)
     if properties:
-        result.properties = np.array([molecule_properties(m) for m in mols], dtype=np.float64).reshape(len(mols), 4)
+        result.properties = np.array([molecule_properties(m) for m in mols], dtype=np.float64).reshape(
+            len(mols), 4
+        )
     return result

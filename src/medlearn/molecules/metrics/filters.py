@@ -70,8 +70,9 @@ class MosesFilters:
             if pattern is None:
                 raise ValueError(f"invalid filter SMARTS {text!r}")
             self.patterns.append(pattern)
-        self._pattern_bits = np.stack([_bits(self._chem.PatternFingerprint(p, fpSize=_SCREEN_BITS), self._ds)
-                                       for p in self.patterns]).astype(np.float32)
+        self._pattern_bits = np.stack(
+            [_bits(self._chem.PatternFingerprint(p, fpSize=_SCREEN_BITS), self._ds) for p in self.patterns]
+        ).astype(np.float32)
 
     def _passes_atom_rules(self, mol: Any) -> bool:
         ring_info = mol.GetRingInfo()
@@ -79,8 +80,9 @@ class MosesFilters:
         if any(len(ring) >= MIN_REJECTED_RING_SIZE for ring in rings):
             return False
         atoms = mol.GetAtoms()
-        return (all(a.GetFormalCharge() == 0 for a in atoms)
-                and all(a.GetSymbol() in ALLOWED_ATOMS for a in atoms))
+        return all(a.GetFormalCharge() == 0 for a in atoms) and all(
+            a.GetSymbol() in ALLOWED_ATOMS for a in atoms
+        )
 
     def _matches_any(self, mols: Sequence[Any]) -> np.ndarray:
         """Whether any filter SMARTS matches each molecule (with explicit H), screened by fingerprints."""
@@ -88,12 +90,18 @@ class MosesFilters:
             return np.zeros(0, dtype=bool)
         chem = self._chem
         h_mols = [chem.AddHs(m) for m in mols]
-        mol_bits = np.stack([_bits(chem.PatternFingerprint(h, fpSize=_SCREEN_BITS), self._ds)
-                             for h in h_mols])
+        mol_bits = np.stack(
+            [_bits(chem.PatternFingerprint(h, fpSize=_SCREEN_BITS), self._ds) for h in h_mols]
+        )
         missing = (1.0 - mol_bits.astype(np.float32)) @ self._pattern_bits.T  # pattern bits absent in mol
         candidates = missing == 0
-        return np.array([any(h.HasSubstructMatch(self.patterns[j]) for j in np.flatnonzero(row))
-                         for h, row in zip(h_mols, candidates, strict=True)], dtype=bool)
+        return np.array(
+            [
+                any(h.HasSubstructMatch(self.patterns[j]) for j in np.flatnonzero(row))
+                for h, row in zip(h_mols, candidates, strict=True)
+            ],
+            dtype=bool,
+        )
 
     def passes(self, mols: Sequence[Any]) -> np.ndarray:
         """A boolean per molecule (RDKit ``Mol`` parsed from the canonical SMILES, as MOSES does)."""

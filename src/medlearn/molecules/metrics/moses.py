@@ -44,13 +44,27 @@ from medlearn.molecules.metrics.parallel import ChunkPool, default_jobs
 from medlearn.molecules.metrics.reference import MosesReference, ReferenceStats
 from medlearn.molecules.metrics.similarity import internal_diversity, nearest_neighbour_similarity
 
-#: MOSES metric keys → the lower-snake-case names of ``metrics.json`` (CONVENTIONS.md).
+#: MOSES metric keys → the lower-snake-case names of ``metrics.json`` (docs/conventions.md#metricsjson).
 METRICS_JSON_NAMES = {
-    "valid": "validity", "unique@1000": "unique_1k", "unique@10000": "unique_10k",
-    "FCD/Test": "fcd_test", "SNN/Test": "snn_test", "Frag/Test": "frag_test", "Scaf/Test": "scaf_test",
-    "FCD/TestSF": "fcd_testsf", "SNN/TestSF": "snn_testsf", "Frag/TestSF": "frag_testsf",
-    "Scaf/TestSF": "scaf_testsf", "IntDiv": "int_div1", "IntDiv2": "int_div2", "Filters": "filters",
-    "logP": "logp_w", "SA": "sa_w", "QED": "qed_w", "weight": "weight_w", "Novelty": "novelty",
+    "valid": "validity",
+    "unique@1000": "unique_1k",
+    "unique@10000": "unique_10k",
+    "FCD/Test": "fcd_test",
+    "SNN/Test": "snn_test",
+    "Frag/Test": "frag_test",
+    "Scaf/Test": "scaf_test",
+    "FCD/TestSF": "fcd_testsf",
+    "SNN/TestSF": "snn_testsf",
+    "Frag/TestSF": "frag_testsf",
+    "Scaf/TestSF": "scaf_testsf",
+    "IntDiv": "int_div1",
+    "IntDiv2": "int_div2",
+    "Filters": "filters",
+    "logP": "logp_w",
+    "SA": "sa_w",
+    "QED": "qed_w",
+    "weight": "weight_w",
+    "Novelty": "novelty",
 }
 _NAN = float("nan")
 
@@ -68,8 +82,9 @@ def cosine_similarity(reference: dict[str, int], generated: dict[str, float]) ->
 def fraction_unique(valid: Sequence[str], k: int) -> float:
     """Distinct SMILES among the first ``k`` valid canonical ones, over their number."""
     if len(valid) < k:
-        warnings.warn(f"Can't compute unique@{k}: only {len(valid)} valid molecules; using all of them",
-                      stacklevel=3)
+        warnings.warn(
+            f"Can't compute unique@{k}: only {len(valid)} valid molecules; using all of them", stacklevel=3
+        )
     head = valid[:k]
     return len(set(head)) / len(head) if head else _NAN
 
@@ -82,10 +97,15 @@ def _phase(timings: dict[str, float] | None, name: str) -> Iterator[None]:
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
-def compute_metrics(generated_smiles: Sequence[str | None], reference: MosesReference,
-                    train_smiles: Iterable[str] | None = None, n_jobs: int | None = None,
-                    k: Sequence[int] = (1000, 10000), batch_size: int = 1024,
-                    timings: dict[str, float] | None = None) -> dict[str, float]:
+def compute_metrics(
+    generated_smiles: Sequence[str | None],
+    reference: MosesReference,
+    train_smiles: Iterable[str] | None = None,
+    n_jobs: int | None = None,
+    k: Sequence[int] = (1000, 10000),
+    batch_size: int = 1024,
+    timings: dict[str, float] | None = None,
+) -> dict[str, float]:
     """The MOSES metrics of ``generated_smiles`` against ``reference``, under MOSES's key names.
 
     Args:
@@ -107,8 +127,11 @@ def compute_metrics(generated_smiles: Sequence[str | None], reference: MosesRefe
     metrics: dict[str, float] = {}
     with ChunkPool(0 if cpus == 1 else cpus - 1, init_worker, (reference.filter_smarts,)) as pool:
         with _phase(timings, "canonicalise"):
-            canonical = [c for part in pool.map_chunks(canonicalize_chunk, list(generated_smiles), 2000,
-                                                       "validity") for c in part]
+            canonical = [
+                c
+                for part in pool.map_chunks(canonicalize_chunk, list(generated_smiles), 2000, "validity")
+                for c in part
+            ]
         valid = [c for c in canonical if c is not None]
         metrics["valid"] = len(valid) / len(canonical)
         for kk in k:
@@ -130,8 +153,9 @@ def compute_metrics(generated_smiles: Sequence[str | None], reference: MosesRefe
     ref_props = reference.test.properties or {}
     for column, name in enumerate(PROPERTY_NAMES):
         if unique and name in ref_props:
-            metrics[name] = float(wasserstein_distance(ref_props[name], desc.properties[:, column],
-                                                       v_weights=weights))
+            metrics[name] = float(
+                wasserstein_distance(ref_props[name], desc.properties[:, column], v_weights=weights)
+            )
         else:
             metrics[name] = _NAN
     train = reference.train_smiles() if train_smiles is None else set(train_smiles)
@@ -140,8 +164,9 @@ def compute_metrics(generated_smiles: Sequence[str | None], reference: MosesRefe
     return metrics
 
 
-def _chemnet_statistics(unique: list[str], weights: np.ndarray, batch_size: int,
-                        threads: Callable[[], int] | None) -> tuple[np.ndarray, np.ndarray] | None:
+def _chemnet_statistics(
+    unique: list[str], weights: np.ndarray, batch_size: int, threads: Callable[[], int] | None
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Mean and covariance of the ChemNet activations of the valid molecules (duplicates weighted)."""
     if weights.sum() < 2:
         warnings.warn("Can't compute FCD for fewer than 2 valid molecules", stacklevel=3)
@@ -149,9 +174,14 @@ def _chemnet_statistics(unique: list[str], weights: np.ndarray, batch_size: int,
     return activation_statistics(ChemNetEmbedder(batch_size)(unique, threads=threads), weights)
 
 
-def _reference_metrics(metrics: dict[str, float], fcd_stats: tuple[np.ndarray, np.ndarray] | None,
-                       weights: np.ndarray, desc: Descriptors, reference: MosesReference,
-                       timings: dict[str, float] | None) -> None:
+def _reference_metrics(
+    metrics: dict[str, float],
+    fcd_stats: tuple[np.ndarray, np.ndarray] | None,
+    weights: np.ndarray,
+    desc: Descriptors,
+    reference: MosesReference,
+    timings: dict[str, float] | None,
+) -> None:
     """FCD, SNN, Frag and Scaf against each reference set (Test, then TestSF), in MOSES's key order."""
     fragments: Counter[str] = Counter()
     scaffolds: Counter[str] = Counter()

@@ -31,8 +31,9 @@ def default_jobs() -> int:
 class PendingChunks(Generic[R]):
     """Chunks submitted to a :class:`ChunkPool`; :meth:`collect` waits for them in order."""
 
-    def __init__(self, func: Callable[[Sequence[Any]], R], chunks: list[Sequence[Any]],
-                 results: list[Any] | None) -> None:
+    def __init__(
+        self, func: Callable[[Sequence[Any]], R], chunks: list[Sequence[Any]], results: list[Any] | None
+    ) -> None:
         self._func, self._chunks, self._async = func, chunks, results
 
     def done(self) -> bool:
@@ -59,8 +60,9 @@ class ChunkPool:
             compile filter SMARTS once instead of once per chunk.
     """
 
-    def __init__(self, processes: int, initializer: Callable[..., None] | None = None,
-                 initargs: tuple[Any, ...] = ()) -> None:
+    def __init__(
+        self, processes: int, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+    ) -> None:
         self.processes = max(0, int(processes))
         self._initializer, self._initargs = initializer, initargs
         self._pool: Any = None
@@ -70,8 +72,9 @@ class ChunkPool:
     def __enter__(self) -> ChunkPool:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -80,10 +83,11 @@ class ChunkPool:
             self._pool.join()
             self._pool = None
 
-    def submit(self, func: Callable[[Sequence[Any]], R], items: Sequence[Any],
-               chunk_size: int) -> PendingChunks[R]:
+    def submit(
+        self, func: Callable[[Sequence[Any]], R], items: Sequence[Any], chunk_size: int
+    ) -> PendingChunks[R]:
         """Start ``func`` on consecutive chunks of ``items`` (in-process work starts on collect)."""
-        chunks = [items[i:i + chunk_size] for i in range(0, len(items), chunk_size)]
+        chunks = [items[i : i + chunk_size] for i in range(0, len(items), chunk_size)]
         if self.processes == 0 or not chunks:
             return PendingChunks(func, chunks, None)
         if self._pool is None:
@@ -91,8 +95,9 @@ class ChunkPool:
             self._pool = context.Pool(self.processes, self._initializer, self._initargs)
         return PendingChunks(func, chunks, [self._pool.apply_async(func, (chunk,)) for chunk in chunks])
 
-    def map_chunks(self, func: Callable[[Sequence[Any]], R], items: Sequence[Any], chunk_size: int,
-                   description: str) -> list[R]:
+    def map_chunks(
+        self, func: Callable[[Sequence[Any]], R], items: Sequence[Any], chunk_size: int, description: str
+    ) -> list[R]:
         """``func`` applied to consecutive chunks of ``items``; one result per chunk, in order."""
         return self.submit(func, items, chunk_size).collect(description)
 

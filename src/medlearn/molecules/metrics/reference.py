@@ -58,9 +58,15 @@ class ReferenceStats:
     properties: dict[str, np.ndarray] | None = None
 
     @classmethod
-    def from_smiles(cls, name: str, smiles: list[str | None], stats_npz: str | Path | None = None,
-                    with_properties: bool = True, n_jobs: int | None = None,
-                    cache_key: str | None = None) -> ReferenceStats:
+    def from_smiles(
+        cls,
+        name: str,
+        smiles: list[str | None],
+        stats_npz: str | Path | None = None,
+        with_properties: bool = True,
+        n_jobs: int | None = None,
+        cache_key: str | None = None,
+    ) -> ReferenceStats:
         """Statistics of a reference SMILES list; FCD and properties come from ``stats_npz`` when given.
 
         Args:
@@ -80,13 +86,17 @@ class ReferenceStats:
             info(f"computing reference statistics {name} ({len(smiles)} SMILES; cached after this run)")
             computed = _compute(name, smiles, need_fcd, need_props, n_jobs)
             _write_cache(path, computed)
-        props = {k: given[k] for k in PROPERTY_NAMES if k in given} if not need_props else {
-            k: computed[f"prop_{k}"] for k in PROPERTY_NAMES}
+        props = (
+            {k: given[k] for k in PROPERTY_NAMES if k in given}
+            if not need_props
+            else {k: computed[f"prop_{k}"] for k in PROPERTY_NAMES}
+        )
         return cls(
             name=name,
             n_molecules=int(computed["n_molecules"]),
-            fingerprints=SortedFingerprints(*(computed[f"fp_{k}"]
-                                              for k in ("packed", "counts", "groups", "starts"))),
+            fingerprints=SortedFingerprints(
+                *(computed[f"fp_{k}"] for k in ("packed", "counts", "groups", "starts"))
+            ),
             fragments=_as_counts(computed["frag_keys"], computed["frag_counts"]),
             scaffolds=_as_counts(computed["scaf_keys"], computed["scaf_counts"]),
             fcd_mu=computed["fcd_mu"] if need_fcd else given["fcd_mu"],
@@ -95,8 +105,14 @@ class ReferenceStats:
         )
 
     @classmethod
-    def from_file(cls, name: str, smiles_path: str | Path, stats_npz: str | Path | None = None,
-                  with_properties: bool = True, n_jobs: int | None = None) -> ReferenceStats:
+    def from_file(
+        cls,
+        name: str,
+        smiles_path: str | Path,
+        stats_npz: str | Path | None = None,
+        with_properties: bool = True,
+        n_jobs: int | None = None,
+    ) -> ReferenceStats:
         """:meth:`from_smiles` of a SMILES file, cached by the file's content hash."""
         smiles_path = Path(smiles_path)
         if not smiles_path.is_file():
@@ -125,12 +141,17 @@ def _cache_path(name: str, key: str, fcd: bool, props: bool) -> Path:
     return cache_dir("molecules", "reference") / f"{name}-{digest}.npz"
 
 
-def _compute(name: str, smiles: list[str | None], fcd: bool, props: bool,
-             n_jobs: int | None) -> dict[str, Any]:
+def _compute(
+    name: str, smiles: list[str | None], fcd: bool, props: bool, n_jobs: int | None
+) -> dict[str, Any]:
     present = [s for s in smiles if s]
     with ChunkPool(pool_processes(n_jobs), init_worker) as pool:
-        parts = pool.map_chunks(partial(describe_chunk, properties=props, filters=False, skip_invalid=True),
-                                present, _CHUNK, f"reference {name}")
+        parts = pool.map_chunks(
+            partial(describe_chunk, properties=props, filters=False, skip_invalid=True),
+            present,
+            _CHUNK,
+            f"reference {name}",
+        )
     desc = Descriptors.concat(parts)
     if desc.n_invalid or len(present) < len(smiles):
         skipped = desc.n_invalid + len(smiles) - len(present)
@@ -140,10 +161,14 @@ def _compute(name: str, smiles: list[str | None], fcd: bool, props: bool,
     scaffolds = _counts(s for s in desc.scaffolds if s is not None)
     out: dict[str, Any] = {
         "n_molecules": np.int64(len(desc.fingerprints)),
-        "fp_packed": fps.packed, "fp_counts": fps.counts,
-        "fp_groups": fps.group_counts, "fp_starts": fps.group_starts,
-        "frag_keys": np.array(list(fragments), dtype=str), "frag_counts": np.array(list(fragments.values())),
-        "scaf_keys": np.array(list(scaffolds), dtype=str), "scaf_counts": np.array(list(scaffolds.values())),
+        "fp_packed": fps.packed,
+        "fp_counts": fps.counts,
+        "fp_groups": fps.group_counts,
+        "fp_starts": fps.group_starts,
+        "frag_keys": np.array(list(fragments), dtype=str),
+        "frag_counts": np.array(list(fragments.values())),
+        "scaf_keys": np.array(list(scaffolds), dtype=str),
+        "scaf_counts": np.array(list(scaffolds.values())),
     }
     if fcd:
         activations = ChemNetEmbedder()(present)  # MOSES feeds the reference SMILES as given
@@ -194,31 +219,54 @@ class MosesReference:
         return self.train
 
     @classmethod
-    def from_smiles(cls, test_smiles: list[str | None], filter_smarts: tuple[str, ...],
-                    test_scaffolds_smiles: list[str | None] | None = None,
-                    train_smiles: list[str] | None = None, n_jobs: int | None = None,
-                    sources: dict[str, str] | None = None) -> MosesReference:
+    def from_smiles(
+        cls,
+        test_smiles: list[str | None],
+        filter_smarts: tuple[str, ...],
+        test_scaffolds_smiles: list[str | None] | None = None,
+        train_smiles: list[str] | None = None,
+        n_jobs: int | None = None,
+        sources: dict[str, str] | None = None,
+    ) -> MosesReference:
         """A reference from in-memory SMILES (a custom benchmark, or a small one for tests); FCD and
         property statistics are computed from the SMILES. ``sources`` names the sets (see the class);
         unnamed ones are described by their size only."""
         test = ReferenceStats.from_smiles("Test", test_smiles, n_jobs=n_jobs)
-        scaffolds = None if test_scaffolds_smiles is None else ReferenceStats.from_smiles(
-            "TestSF", test_scaffolds_smiles, with_properties=False, n_jobs=n_jobs)
+        scaffolds = (
+            None
+            if test_scaffolds_smiles is None
+            else ReferenceStats.from_smiles(
+                "TestSF", test_scaffolds_smiles, with_properties=False, n_jobs=n_jobs
+            )
+        )
         named = {"test": f"{len(test_smiles):,} SMILES given in memory"}
         if test_scaffolds_smiles is not None:
             named["test_scaffolds"] = f"{len(test_scaffolds_smiles):,} SMILES given in memory"
         if train_smiles is not None:
             named["train"] = f"{len(train_smiles):,} SMILES given in memory"
-        return cls(test=test, test_scaffolds=scaffolds, filter_smarts=tuple(filter_smarts),
-                   train=None if train_smiles is None else frozenset(train_smiles),
-                   sources={**named, **(sources or {})})
+        return cls(
+            test=test,
+            test_scaffolds=scaffolds,
+            filter_smarts=tuple(filter_smarts),
+            train=None if train_smiles is None else frozenset(train_smiles),
+            sources={**named, **(sources or {})},
+        )
 
     @classmethod
-    def load(cls, test_path: str | Path | None = None, test_scaffolds_path: str | Path | None = None,
-             test_stats: str | Path | None = None, test_scaffolds_stats: str | Path | None = None,
-             mcf_path: str | Path | None = None, pains_path: str | Path | None = None,
-             train_path: str | Path | None = None, scaffold_split: bool = True, novelty: bool = True,
-             n_jobs: int | None = None, sources: dict[str, str] | None = None) -> MosesReference:
+    def load(
+        cls,
+        test_path: str | Path | None = None,
+        test_scaffolds_path: str | Path | None = None,
+        test_stats: str | Path | None = None,
+        test_scaffolds_stats: str | Path | None = None,
+        mcf_path: str | Path | None = None,
+        pains_path: str | Path | None = None,
+        train_path: str | Path | None = None,
+        scaffold_split: bool = True,
+        novelty: bool = True,
+        n_jobs: int | None = None,
+        sources: dict[str, str] | None = None,
+    ) -> MosesReference:
         """The MOSES reference; every path defaults to its file under ``MEDLEARN_DATA/molecules/moses``.
 
         The shipped FCD/property statistics are used by default only with the default SMILES files: a
@@ -233,14 +281,19 @@ class MosesReference:
         test = ReferenceStats.from_file("Test", test_file, test_stats, with_properties=True, n_jobs=n_jobs)
         scaffolds = None
         if scaffold_split:
-            sf_file = Path(test_scaffolds_path) if test_scaffolds_path is not None else _moses_file(
-                "test_scaffolds.csv.gz")
+            sf_file = (
+                Path(test_scaffolds_path)
+                if test_scaffolds_path is not None
+                else _moses_file("test_scaffolds.csv.gz")
+            )
             if test_scaffolds_stats is None and test_scaffolds_path is None:
                 test_scaffolds_stats = _moses_file("test_scaffolds_stats_fcd.npz")
-            scaffolds = ReferenceStats.from_file("TestSF", sf_file, test_scaffolds_stats,
-                                                 with_properties=False, n_jobs=n_jobs)
-        smarts = read_filter_smarts(mcf_path or _moses_file("mcf.csv"),
-                                    pains_path or _moses_file("wehi_pains.csv"))
+            scaffolds = ReferenceStats.from_file(
+                "TestSF", sf_file, test_scaffolds_stats, with_properties=False, n_jobs=n_jobs
+            )
+        smarts = read_filter_smarts(
+            mcf_path or _moses_file("mcf.csv"), pains_path or _moses_file("wehi_pains.csv")
+        )
         train = None
         if novelty:
             train = Path(train_path) if train_path is not None else _moses_file("train.csv.gz")
@@ -254,8 +307,13 @@ class MosesReference:
             described["test_scaffolds"] = named("TestSF", sf_file, test_scaffolds_path, scaffolds)
         if train is not None:
             described["train"] = named("train", train, train_path)
-        return cls(test=test, test_scaffolds=scaffolds, filter_smarts=smarts, train_path=train,
-                   sources={**described, **(sources or {})})
+        return cls(
+            test=test,
+            test_scaffolds=scaffolds,
+            filter_smarts=smarts,
+            train_path=train,
+            sources={**described, **(sources or {})},
+        )
 
 
 def _moses_file(name: str) -> Path:

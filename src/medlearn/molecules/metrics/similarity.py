@@ -57,8 +57,8 @@ class SortedFingerprints:
     Duplicates are dropped: SNN takes a maximum over the reference, which they cannot change.
     """
 
-    packed: np.ndarray       # (n, bytes) uint8, sorted by popcount
-    counts: np.ndarray       # (n,) int32 popcount of each row
+    packed: np.ndarray  # (n, bytes) uint8, sorted by popcount
+    counts: np.ndarray  # (n,) int32 popcount of each row
     group_counts: np.ndarray  # (g,) distinct popcounts, ascending
     group_starts: np.ndarray  # (g + 1,) row where each group starts, then n
 
@@ -69,15 +69,17 @@ class SortedFingerprints:
         order = np.argsort(counts, kind="stable")
         unique, counts = unique[order], counts[order]
         group_counts, starts = np.unique(counts, return_index=True)
-        return cls(unique, counts, group_counts.astype(np.int32),
-                   np.append(starts, len(counts)).astype(np.int64))
+        return cls(
+            unique, counts, group_counts.astype(np.int32), np.append(starts, len(counts)).astype(np.int64)
+        )
 
     def __len__(self) -> int:
         return len(self.packed)
 
 
-def nearest_neighbour_similarity(query_packed: np.ndarray, reference: SortedFingerprints,
-                                 chunk_size: int = 2048, block_size: int = 16384) -> np.ndarray:
+def nearest_neighbour_similarity(
+    query_packed: np.ndarray, reference: SortedFingerprints, chunk_size: int = 2048, block_size: int = 16384
+) -> np.ndarray:
     """Per query row, the maximum Tanimoto similarity to any reference fingerprint (MOSES SNN terms).
 
     The product is laid out reference-rows × query-columns so that each popcount group is a
@@ -95,21 +97,28 @@ def nearest_neighbour_similarity(query_packed: np.ndarray, reference: SortedFing
         ref_block = unpack_int8(reference.packed[block_start:block_end])
         first = int(np.searchsorted(starts, block_start, side="right")) - 1
         last = int(np.searchsorted(starts, block_end, side="left"))
-        segments = [(g, max(starts[g], block_start) - block_start,
-                     min(starts[g + 1], block_end) - block_start) for g in range(first, last)]
+        segments = [
+            (g, max(starts[g], block_start) - block_start, min(starts[g + 1], block_end) - block_start)
+            for g in range(first, last)
+        ]
         for q0 in range(0, n_query, chunk_size):
             q1 = min(q0 + chunk_size, n_query)
             counts = intersection_counts(ref_block, query_t[:, q0:q1]).numpy()
             for group, s, e in segments:
                 np.maximum(best[group, q0:q1], counts[s:e].max(axis=0), out=best[group, q0:q1])
     query_counts = popcounts(query_packed)[None, :].astype(np.float64)
-    similarity = tanimoto(best.astype(np.float64), query_counts,
-                          reference.group_counts[:, None].astype(np.float64))
+    similarity = tanimoto(
+        best.astype(np.float64), query_counts, reference.group_counts[:, None].astype(np.float64)
+    )
     return similarity.max(axis=0)
 
 
-def internal_diversity(packed: np.ndarray, weights: np.ndarray | None = None, powers: Sequence[int] = (1, 2),
-                       chunk_size: int = 2048) -> dict[int, float]:
+def internal_diversity(
+    packed: np.ndarray,
+    weights: np.ndarray | None = None,
+    powers: Sequence[int] = (1, 2),
+    chunk_size: int = 2048,
+) -> dict[int, float]:
     """MOSES ``internal_diversity`` for several powers ``p`` in one pass over all pairs.
 
     ``IntDiv_p = 1 - mean_i (mean_j T_ij^p)^(1/p)`` over all ordered pairs including ``i == j``, which is

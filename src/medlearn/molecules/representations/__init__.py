@@ -15,5 +15,16 @@ from medlearn.molecules.representations.selfies_tokens import SelfiesTokenizer
 from medlearn.molecules.representations.smiles_tokens import SMILES_REGEX, SmilesTokenizer
 from medlearn.molecules.representations.vocabulary import SPECIAL_TOKENS, Vocabulary
 
-__all__ = ["BOND_TYPES", "SMILES_REGEX", "SPECIAL_TOKENS", "TOKENIZERS", "GraphFeaturizer", "MolGraph",
-           "MoleculeCodec", "SelfiesTokenizer", "SmilesTokenizer", "Vocabulary", "make_tokenizer"]
+__all__ = [
+    "BOND_TYPES",
+    "SMILES_REGEX",
+    "SPECIAL_TOKENS",
+    "TOKENIZERS",
+    "GraphFeaturizer",
+    "MolGraph",
+    "MoleculeCodec",
+    "SelfiesTokenizer",
+    "SmilesTokenizer",
+    "Vocabulary",
+    "make_tokenizer",
+]

@@ -66,7 +66,7 @@ class MoleculeCodec:
         for row, ids in enumerate(encoded):
             if len(ids) > width:
                 raise ValueError(f"{smiles[row]!r} needs {len(ids)} ids, more than length {width}")
-            out[row, :len(ids)] = ids
+            out[row, : len(ids)] = ids
         return out
 
     def decode(self, ids: Iterable[int]) -> str:

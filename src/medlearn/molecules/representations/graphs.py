@@ -102,8 +102,13 @@ class GraphFeaturizer:
 
     # ------------------------------------------------------------------------------------ building
     @classmethod
-    def fit(cls, smiles: Iterable[str], max_atoms: int | None = None, kekulize: bool = True,
-            formal_charges: Sequence[int] = (-1, 0, 1)) -> GraphFeaturizer:
+    def fit(
+        cls,
+        smiles: Iterable[str],
+        max_atoms: int | None = None,
+        kekulize: bool = True,
+        formal_charges: Sequence[int] = (-1, 0, 1),
+    ) -> GraphFeaturizer:
         """The featurizer of a training corpus: every element seen, the largest molecule's size.
 
         Atom types are ordered by frequency, ties alphabetically, so the same corpus always gives the
@@ -138,9 +143,12 @@ class GraphFeaturizer:
     @property
     def feature_names(self) -> list[str]:
         """Column names of ``atom_features``, in order."""
-        return ([f"element={a}" for a in self.atom_types]
-                + [f"charge={c:+d}" if c else "charge=0" for c in self.formal_charges]
-                + ["aromatic"] + [f"hydrogens={h}" for h in range(MAX_HYDROGENS + 1)])
+        return (
+            [f"element={a}" for a in self.atom_types]
+            + [f"charge={c:+d}" if c else "charge=0" for c in self.formal_charges]
+            + ["aromatic"]
+            + [f"hydrogens={h}" for h in range(MAX_HYDROGENS + 1)]
+        )
 
     @property
     def n_atom_features(self) -> int:
@@ -171,11 +179,15 @@ class GraphFeaturizer:
         for atom in mol.GetAtoms():
             i, symbol, charge = atom.GetIdx(), atom.GetSymbol(), atom.GetFormalCharge()
             if symbol not in type_ids:
-                raise ValueError(f"SMILES {smiles!r} has atom type {symbol!r}, which is not in the "
-                                 f"featurizer's atom types {self.atom_types}")
+                raise ValueError(
+                    f"SMILES {smiles!r} has atom type {symbol!r}, which is not in the "
+                    f"featurizer's atom types {self.atom_types}"
+                )
             if charge not in charge_cols:
-                raise ValueError(f"SMILES {smiles!r} has formal charge {charge:+d} on atom {i} ({symbol}), "
-                                 f"outside the featurizer's formal charges {self.formal_charges}")
+                raise ValueError(
+                    f"SMILES {smiles!r} has formal charge {charge:+d} on atom {i} ({symbol}), "
+                    f"outside the featurizer's formal charges {self.formal_charges}"
+                )
             atoms[i], charges[i], hydrogens[i] = type_ids[symbol], charge, atom.GetTotalNumHs()
             features[i, type_ids[symbol] - 1] = 1.0
             features[i, n_types + charge_cols[charge]] = 1.0
@@ -189,8 +201,10 @@ class GraphFeaturizer:
         adjacency = np.zeros((self.max_atoms, self.max_atoms), dtype=np.int64)
         for bond in mol.GetBonds():
             if bond.GetBondType() not in bond_ids:
-                raise ValueError(f"SMILES {smiles!r} has a {bond.GetBondType()} bond; "
-                                 f"only {', '.join(BOND_TYPES).lower()} bonds are encoded")
+                raise ValueError(
+                    f"SMILES {smiles!r} has a {bond.GetBondType()} bond; "
+                    f"only {', '.join(BOND_TYPES).lower()} bonds are encoded"
+                )
             i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
             adjacency[i, j] = adjacency[j, i] = bond_ids[bond.GetBondType()]
         return MolGraph(atoms, features, adjacency, charges, hydrogens, n)
@@ -202,19 +216,34 @@ class GraphFeaturizer:
         """
         graphs = [self.encode(s) for s in smiles]
         n = self.max_atoms
-        empty = {"atoms": (n,), "atom_features": (n, self.n_atom_features), "adjacency": (n, n),
-                 "charges": (n,), "hydrogens": (n,)}
-        batch = {key: (np.stack([getattr(g, key) for g in graphs]) if graphs
-                       else np.zeros((0, *shape), dtype=np.float32 if key == "atom_features" else np.int64))
-                 for key, shape in empty.items()}
+        empty = {
+            "atoms": (n,),
+            "atom_features": (n, self.n_atom_features),
+            "adjacency": (n, n),
+            "charges": (n,),
+            "hydrogens": (n,),
+        }
+        batch = {
+            key: (
+                np.stack([getattr(g, key) for g in graphs])
+                if graphs
+                else np.zeros((0, *shape), dtype=np.float32 if key == "atom_features" else np.int64)
+            )
+            for key, shape in empty.items()
+        }
         batch["n_atoms"] = np.array([g.n_atoms for g in graphs], dtype=np.int64)
         return batch
 
     # ---------------------------------------------------------------------------------- decoding
-    def decode(self, graph: MolGraph | np.ndarray | Sequence[int], adjacency: np.ndarray | None = None,
-               charges: np.ndarray | Sequence[int] | None = None,
-               hydrogens: np.ndarray | Sequence[int] | None = None, *,
-               largest_fragment: bool = False) -> str | None:
+    def decode(
+        self,
+        graph: MolGraph | np.ndarray | Sequence[int],
+        adjacency: np.ndarray | None = None,
+        charges: np.ndarray | Sequence[int] | None = None,
+        hydrogens: np.ndarray | Sequence[int] | None = None,
+        *,
+        largest_fragment: bool = False,
+    ) -> str | None:
         """The canonical SMILES of a graph, or ``None`` if it is not a valid molecule.
 
         Pass a :class:`MolGraph`, or the arrays of a generated graph: ``atoms`` (ids, 0 = no atom) and
@@ -289,12 +318,15 @@ class GraphFeaturizer:
         if atoms.ndim != 1:
             raise ValueError(f"atoms must be a 1-d array of atom ids, got shape {atoms.shape}")
         if adjacency.shape != (len(atoms), len(atoms)):
-            raise ValueError(f"adjacency must have shape {(len(atoms), len(atoms))} to match atoms, "
-                             f"got {adjacency.shape}")
+            raise ValueError(
+                f"adjacency must have shape {(len(atoms), len(atoms))} to match atoms, got {adjacency.shape}"
+            )
         for name, ids, limit in (("atom", atoms, self.n_atom_types), ("bond", adjacency, self.n_bond_types)):
             if not np.issubdtype(ids.dtype, np.integer):
-                raise ValueError(f"{name} ids must be integers (take the argmax of a generator's "
-                                 f"probabilities first), got dtype {ids.dtype}")
+                raise ValueError(
+                    f"{name} ids must be integers (take the argmax of a generator's "
+                    f"probabilities first), got dtype {ids.dtype}"
+                )
             if ids.size and (ids.min() < 0 or ids.max() >= limit):
                 raise ValueError(f"{name} ids must lie in 0..{limit - 1}, got {ids.min()}..{ids.max()}")
         return atoms.astype(np.int64), adjacency.astype(np.int64)
@@ -311,20 +343,31 @@ class GraphFeaturizer:
     # ------------------------------------------------------------------------------------ storage
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: the format tag, the atom and bond vocabularies, the size and the bond mode."""
-        return {"format": _FORMAT, "atom_types": list(self.atom_types), "max_atoms": self.max_atoms,
-                "formal_charges": list(self.formal_charges), "kekulize": self.kekulize,
-                "bond_types": list(BOND_TYPES)}
+        return {
+            "format": _FORMAT,
+            "atom_types": list(self.atom_types),
+            "max_atoms": self.max_atoms,
+            "formal_charges": list(self.formal_charges),
+            "kekulize": self.kekulize,
+            "bond_types": list(BOND_TYPES),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GraphFeaturizer:
         """Rebuild a featurizer stored by :meth:`to_dict`, checking that the bond ids are unchanged."""
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise ValueError(f"not a graph featurizer in format {_FORMAT!r}: "
-                             f"{data.get('format') if isinstance(data, dict) else type(data).__name__}")
+            raise ValueError(
+                f"not a graph featurizer in format {_FORMAT!r}: "
+                f"{data.get('format') if isinstance(data, dict) else type(data).__name__}"
+            )
         if list(data.get("bond_types", BOND_TYPES)) != list(BOND_TYPES):
             raise ValueError(f"stored bond types {data['bond_types']} differ from {list(BOND_TYPES)}")
-        return cls(list(data["atom_types"]), int(data["max_atoms"]), list(data["formal_charges"]),
-                   bool(data["kekulize"]))
+        return cls(
+            list(data["atom_types"]),
+            int(data["max_atoms"]),
+            list(data["formal_charges"]),
+            bool(data["kekulize"]),
+        )
 
 
 def _parse(chem: Any, smiles: str) -> Any:

@@ -11,8 +11,10 @@ import re
 from collections.abc import Sequence
 
 #: The standard SMILES token pattern (bracket atoms, Br/Cl, organic subset, bonds, branches, ring closures).
-SMILES_REGEX = (r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$"
-                r"|%\([0-9]{3}\)|%[0-9]{2}|[0-9])")
+SMILES_REGEX = (
+    r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|\/|:|~|@|\?|>|\*|\$"
+    r"|%\([0-9]{3}\)|%[0-9]{2}|[0-9])"
+)
 _PATTERN = re.compile(SMILES_REGEX)
 
 
@@ -40,8 +42,9 @@ class SmilesTokenizer:
                 if match.start() != position:
                     break
                 position = match.end()
-            raise ValueError(f"cannot tokenise SMILES {smiles!r}: unexpected {smiles[position]!r} "
-                             f"at position {position}")
+            raise ValueError(
+                f"cannot tokenise SMILES {smiles!r}: unexpected {smiles[position]!r} at position {position}"
+            )
         return tokens
 
     def detokenize(self, tokens: Sequence[str]) -> str:

@@ -45,8 +45,9 @@ class Vocabulary:
         self.pad_id, self.bos_id, self.eos_id, self.unk_id = range(len(SPECIAL_TOKENS))
 
     @classmethod
-    def build(cls, token_lists: Iterable[Sequence[str]], min_count: int = 1,
-              specials: dict[str, str] | None = None) -> Vocabulary:
+    def build(
+        cls, token_lists: Iterable[Sequence[str]], min_count: int = 1, specials: dict[str, str] | None = None
+    ) -> Vocabulary:
         """The vocabulary of a corpus: tokens seen at least ``min_count`` times, most frequent first.
 
         Ties are broken alphabetically so that the same corpus always gives the same ids.
@@ -80,8 +81,14 @@ class Vocabulary:
             raise ValueError(f"id {index} is outside the vocabulary (0..{len(self._id_to_token) - 1})")
         return self._id_to_token[index]
 
-    def encode(self, tokens: Sequence[str], add_bos: bool = True, add_eos: bool = True,
-               length: int | None = None, strict: bool = False) -> list[int]:
+    def encode(
+        self,
+        tokens: Sequence[str],
+        add_bos: bool = True,
+        add_eos: bool = True,
+        length: int | None = None,
+        strict: bool = False,
+    ) -> list[int]:
         """Ids of ``tokens``, framed by bos/eos and right-padded with ``pad`` to ``length`` if given.
 
         Raises:
@@ -120,10 +127,12 @@ class Vocabulary:
     def from_dict(cls, data: dict[str, Any]) -> Vocabulary:
         """Rebuild a vocabulary stored by :meth:`to_dict`, checking that the ids are unchanged."""
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
-            raise ValueError(f"not a vocabulary in format {_FORMAT!r}: "
-                             f"{data.get('format') if isinstance(data, dict) else type(data).__name__}")
+            raise ValueError(
+                f"not a vocabulary in format {_FORMAT!r}: "
+                f"{data.get('format') if isinstance(data, dict) else type(data).__name__}"
+            )
         specials, tokens = data["specials"], data["tokens"]
         expected = [specials[role] for role in SPECIAL_TOKENS]
-        if tokens[:len(expected)] != expected:
+        if tokens[: len(expected)] != expected:
             raise ValueError(f"vocabulary must start with the special tokens {expected}, got {tokens[:4]}")
-        return cls(tokens[len(expected):], specials)
+        return cls(tokens[len(expected) :], specials)

@@ -19,8 +19,11 @@ from medlearn.signals.io.recording import Annotations, Recording
 #: MIT-BIH beat symbol → AAMI class (N normal, S supraventricular ectopic, V ventricular ectopic,
 #: F fusion, Q paced/unclassifiable).
 AAMI_CLASSES: dict[str, str] = {
-    **dict.fromkeys("NLRej", "N"), **dict.fromkeys("AaJS", "S"), **dict.fromkeys("VE", "V"),
-    "F": "F", **dict.fromkeys("/fQ", "Q"),
+    **dict.fromkeys("NLRej", "N"),
+    **dict.fromkeys("AaJS", "S"),
+    **dict.fromkeys("VE", "V"),
+    "F": "F",
+    **dict.fromkeys("/fQ", "Q"),
 }
 AAMI_ORDER = ("N", "S", "V", "F", "Q")
 #: CinC 2017 (v3 labels): N normal rhythm, A atrial fibrillation, O other rhythm, ~ too noisy to classify.
@@ -95,20 +98,25 @@ def load_cinc2017(root: str | Path) -> list[LabelledRecord]:
     root = Path(root)
     reference = root / "REFERENCE.csv"
     if not reference.is_file():
-        raise InputError(f"{reference}: missing; a CinC 2017 folder holds REFERENCE.csv and "
-                         "A*.hea/.mat records")
+        raise InputError(
+            f"{reference}: missing; a CinC 2017 folder holds REFERENCE.csv and A*.hea/.mat records"
+        )
     records: list[LabelledRecord] = []
     with reference.open(newline="") as handle:
         for line_number, row in enumerate(csv.reader(handle), start=1):
             if not row:
                 continue
             if len(row) != 2 or row[1].strip() not in CINC2017_LABELS:
-                raise InputError(f"{reference}:{line_number}: expected 'record,label' with a label in "
-                                 f"{'/'.join(CINC2017_LABELS)}, got {','.join(row)!r}")
+                raise InputError(
+                    f"{reference}:{line_number}: expected 'record,label' with a label in "
+                    f"{'/'.join(CINC2017_LABELS)}, got {','.join(row)!r}"
+                )
             name = row[0].strip()
             records.append(LabelledRecord(record=name, path=root / name, label=row[1].strip()))
     missing = [r.record for r in records if not (root / f"{r.record}.hea").is_file()]
     if missing:
-        raise InputError(f"{root}: {len(missing)} record(s) listed in REFERENCE.csv have no .hea "
-                         f"(first: {', '.join(missing[:5])})")
+        raise InputError(
+            f"{root}: {len(missing)} record(s) listed in REFERENCE.csv have no .hea "
+            f"(first: {', '.join(missing[:5])})"
+        )
     return records

@@ -29,7 +29,10 @@ def read_recording(path: str | Path, *, fs_hz: float | None = None, **options: A
         return edf.read_edf(path, **options)
     if suffix in (".txt", ".mat"):
         if fs_hz is None:
-            raise InputError(f"{path}: a {suffix} segment has no header; pass its sampling rate (medlearn predict --fs HZ; fs_hz=... in Python)")
+            raise InputError(
+                f"{path}: a {suffix} segment has no header; pass its sampling rate "
+                "(medlearn predict --fs HZ; fs_hz=... in Python)"
+            )
         reader = segments.read_text_segment if suffix == ".txt" else segments.read_mat_segment
         return reader(path, fs_hz, **options)
     if not path.exists():

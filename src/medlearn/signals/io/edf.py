@@ -39,8 +39,12 @@ AnnotationSource = Literal["auto", "edf", "event"]
 _EVENT_NOTE = re.compile(r"^\s*(\S+)(?:\s+duration:\s*([-+0-9.eE]+))?")
 
 
-def read_edf(path: str | Path, *, channels: Sequence[str | int] | None = None,
-             annotation_source: AnnotationSource = "auto") -> Recording:
+def read_edf(
+    path: str | Path,
+    *,
+    channels: Sequence[str | int] | None = None,
+    annotation_source: AnnotationSource = "auto",
+) -> Recording:
     """Read an EDF/EDF+/BDF file into a :class:`Recording` in physical units (e.g. uV).
 
     Args:
@@ -61,8 +65,11 @@ def read_edf(path: str | Path, *, channels: Sequence[str | int] | None = None,
     try:
         labels = [label.strip() for label in reader.getSignalLabels()]
         rates = [float(rate) for rate in reader.getSampleFrequencies()]
-        selected = (channel_indices(labels, list(channels), path) if channels is not None
-                    else list(range(len(labels))))
+        selected = (
+            channel_indices(labels, list(channels), path)
+            if channels is not None
+            else list(range(len(labels)))
+        )
         if not selected:
             raise InputError(f"{path}: no signal channels")
         keep, notes = _one_rate(selected, labels, rates, path)
@@ -73,9 +80,14 @@ def read_edf(path: str | Path, *, channels: Sequence[str | int] | None = None,
             raise InputError(f"{path}: samples could not be read ({exc})") from None
         headers = [reader.getSignalHeader(i) for i in keep]
         recording = Recording(
-            signal=signal, fs_hz=fs_hz, channel_names=[labels[i] for i in keep],
-            units=[h["dimension"].strip() for h in headers], source=path,
-            start_time=reader.getStartdatetime(), gains=[_gain(h) for h in headers], quality=notes,
+            signal=signal,
+            fs_hz=fs_hz,
+            channel_names=[labels[i] for i in keep],
+            units=[h["dimension"].strip() for h in headers],
+            source=path,
+            start_time=reader.getStartdatetime(),
+            gains=[_gain(h) for h in headers],
+            quality=notes,
             metadata={key: [h[key] for h in headers] for key in ("prefilter", "transducer")},
         )
         edf_annotations = _edf_annotations(reader, fs_hz, path)
@@ -85,8 +97,9 @@ def read_edf(path: str | Path, *, channels: Sequence[str | int] | None = None,
     return repair_missing(recording)
 
 
-def _one_rate(selected: list[int], labels: list[str], rates: list[float], path: Path
-              ) -> tuple[list[int], list[str]]:
+def _one_rate(
+    selected: list[int], labels: list[str], rates: list[float], path: Path
+) -> tuple[list[int], list[str]]:
     """The selected channels at the most common rate (ties: the higher), and a note on the others."""
     counts = Counter(rates[i] for i in selected)
     fs_hz = max(counts, key=lambda rate: (counts[rate], rate))
@@ -94,8 +107,10 @@ def _one_rate(selected: list[int], labels: list[str], rates: list[float], path: 
     dropped = [f"{labels[i]} ({rates[i]:g} Hz)" for i in selected if rates[i] != fs_hz]
     if not dropped:
         return keep, []
-    note = (f"kept the {len(keep)} channel(s) at {fs_hz:g} Hz; dropped {len(dropped)} at other rates: "
-            f"{', '.join(dropped)} (read them with channels=[...])")
+    note = (
+        f"kept the {len(keep)} channel(s) at {fs_hz:g} Hz; dropped {len(dropped)} at other rates: "
+        f"{', '.join(dropped)} (read them with channels=[...])"
+    )
     warnings.warn(f"{path}: {note}", SignalQualityWarning, stacklevel=3)
     return keep, [note]
 
@@ -111,10 +126,13 @@ def _edf_annotations(reader: Any, fs_hz: float, path: Path) -> Annotations | Non
     onset_s, duration_s, text = reader.readAnnotations()
     if len(onset_s) == 0:
         return None
-    return Annotations(sample=np.round(np.asarray(onset_s, dtype=np.float64) * fs_hz),
-                       symbol=np.asarray([str(t).strip() for t in text], dtype=str),
-                       aux_note=np.full(len(onset_s), "", dtype=str),
-                       duration_s=np.asarray(duration_s, dtype=np.float64), source=f"{path.name} (EDF+)")
+    return Annotations(
+        sample=np.round(np.asarray(onset_s, dtype=np.float64) * fs_hz),
+        symbol=np.asarray([str(t).strip() for t in text], dtype=str),
+        aux_note=np.full(len(onset_s), "", dtype=str),
+        duration_s=np.asarray(duration_s, dtype=np.float64),
+        source=f"{path.name} (EDF+)",
+    )
 
 
 def _event_annotations(path: Path, fs_hz: float) -> Annotations | None:
@@ -126,8 +144,9 @@ def _event_annotations(path: Path, fs_hz: float) -> Annotations | None:
     try:
         ann = wfdb.rdann(str(path), "event")
     except Exception as exc:
-        raise InputError(f"{event}: WFDB annotations could not be read ({type(exc).__name__}: {exc})"
-                         ) from None
+        raise InputError(
+            f"{event}: WFDB annotations could not be read ({type(exc).__name__}: {exc})"
+        ) from None
     notes = [(note or "").rstrip("\x00") for note in (ann.aux_note or [""] * len(ann.sample))]
     parsed = [_EVENT_NOTE.match(note) for note in notes]
     symbols = [m.group(1) if m else sym for m, sym in zip(parsed, ann.symbol)]
@@ -135,12 +154,14 @@ def _event_annotations(path: Path, fs_hz: float) -> Annotations | None:
     samples = np.asarray(ann.sample, dtype=np.float64)
     if ann.fs and abs(float(ann.fs) - fs_hz) > 1e-6:
         samples = np.round(samples * fs_hz / float(ann.fs))
-    return Annotations(sample=samples, symbol=symbols, aux_note=notes, duration_s=durations,
-                       source=event.name)
+    return Annotations(
+        sample=samples, symbol=symbols, aux_note=notes, duration_s=durations, source=event.name
+    )
 
 
-def _choose_annotations(edf: Annotations | None, path: Path, recording: Recording,
-                        source: AnnotationSource) -> Annotations | None:
+def _choose_annotations(
+    edf: Annotations | None, path: Path, recording: Recording, source: AnnotationSource
+) -> Annotations | None:
     if source not in ("auto", "edf", "event"):
         raise InputError(f"{path}: annotation_source must be 'auto', 'edf' or 'event', not {source!r}")
     event = _event_annotations(path, recording.fs_hz) if source in ("auto", "event") else None
@@ -149,8 +170,12 @@ def _choose_annotations(edf: Annotations | None, path: Path, recording: Recordin
     if source == "event" and event is None:
         raise InputError(f"{path.parent / (path.name + '.event')}: annotation file missing")
     chosen = event if source == "event" or edf is None else edf
-    if edf is not None and event is not None and (
-            len(edf) != len(event) or not np.isin(event.sample, edf.sample).all()):
-        recording.quality.append(f"EDF+ annotations ({len(edf)}) and {event.source} ({len(event)}) "
-                                     f"disagree; using {chosen.source}")
+    if (
+        edf is not None
+        and event is not None
+        and (len(edf) != len(event) or not np.isin(event.sample, edf.sample).all())
+    ):
+        recording.quality.append(
+            f"EDF+ annotations ({len(edf)}) and {event.source} ({len(event)}) disagree; using {chosen.source}"
+        )
     return None if chosen is None else drop_out_of_range(chosen, recording.n_samples, recording.quality)

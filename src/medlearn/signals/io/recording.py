@@ -43,8 +43,10 @@ def check_fs(fs_hz: Any, where: str | Path) -> float:
     except (TypeError, ValueError):
         raise InputError(f"{where}: sampling rate {fs_hz!r} is not a number") from None
     if not math.isfinite(value) or value <= 0 or value > MAX_FS_HZ:
-        raise InputError(f"{where}: sampling rate {fs_hz!r} Hz is not plausible "
-                         f"(it must be > 0 and <= {MAX_FS_HZ:g} Hz); fix the header")
+        raise InputError(
+            f"{where}: sampling rate {fs_hz!r} Hz is not plausible "
+            f"(it must be > 0 and <= {MAX_FS_HZ:g} Hz); fix the header"
+        )
     return value
 
 
@@ -81,8 +83,13 @@ class Annotations:
 
     def select(self, mask: np.ndarray) -> Annotations:
         """The annotations where ``mask`` (bool or index array) holds."""
-        return replace(self, sample=self.sample[mask], symbol=self.symbol[mask], aux_note=self.aux_note[mask],
-                       duration_s=None if self.duration_s is None else self.duration_s[mask])
+        return replace(
+            self,
+            sample=self.sample[mask],
+            symbol=self.symbol[mask],
+            aux_note=self.aux_note[mask],
+            duration_s=None if self.duration_s is None else self.duration_s[mask],
+        )
 
     def window(self, start: int, stop: int) -> Annotations:
         """Annotations in samples ``[start, stop)``, re-indexed so that ``start`` becomes sample 0."""
@@ -122,14 +129,17 @@ class Recording:
         if signal.ndim == 1:
             signal = signal[:, None]
         if signal.ndim != 2:
-            raise InputError(f"{self.source}: signal has shape {signal.shape}; "
-                             "expected (n_samples, n_channels)")
+            raise InputError(
+                f"{self.source}: signal has shape {signal.shape}; expected (n_samples, n_channels)"
+            )
         self.signal = signal
         self.channel_names = [str(name) for name in self.channel_names]
         self.units = [str(unit) for unit in self.units]
         if len(self.channel_names) != signal.shape[1] or len(self.units) != signal.shape[1]:
-            raise InputError(f"{self.source}: {signal.shape[1]} channel(s) in the data but "
-                             f"{len(self.channel_names)} name(s) and {len(self.units)} unit(s) in the header")
+            raise InputError(
+                f"{self.source}: {signal.shape[1]} channel(s) in the data but "
+                f"{len(self.channel_names)} name(s) and {len(self.units)} unit(s) in the header"
+            )
 
     @property
     def n_samples(self) -> int:
@@ -157,16 +167,17 @@ class Recording:
         stop = self.n_samples if stop_s is None else min(self.n_samples, round(stop_s * self.fs_hz))
         stop = max(stop, start)
         return replace(
-            self, signal=self.signal[start:stop],
+            self,
+            signal=self.signal[start:stop],
             annotations=None if self.annotations is None else self.annotations.window(start, stop),
             start_offset_s=self.start_offset_s + start / self.fs_hz,
             missing_mask=None if self.missing_mask is None else self.missing_mask[start:stop],
-            quality=list(self.quality), metadata=dict(self.metadata),
+            quality=list(self.quality),
+            metadata=dict(self.metadata),
         )
 
 
-def channel_indices(names: list[str], keys: Sequence[str | int], source: str | Path
-                    ) -> list[int]:
+def channel_indices(names: list[str], keys: Sequence[str | int], source: str | Path) -> list[int]:
     """Indices of channels given by name or index; InputError naming ``source`` and listing the names."""
     indices = []
     for key in keys:
@@ -190,8 +201,10 @@ def repair_missing(recording: Recording) -> Recording:
     recording.missing_mask = mask
     counts = mask.sum(axis=0)
     parts = [f"{name}: {int(n)}" for name, n in zip(recording.channel_names, counts) if n]
-    note = (f"{int(counts.sum())} missing (NaN) sample(s) linearly interpolated "
-            f"({', '.join(parts)}); see missing_mask")
+    note = (
+        f"{int(counts.sum())} missing (NaN) sample(s) linearly interpolated "
+        f"({', '.join(parts)}); see missing_mask"
+    )
     recording.quality.append(note)
     warnings.warn(f"{recording.source}: {note}", SignalQualityWarning, stacklevel=3)
     return recording
@@ -201,7 +214,8 @@ def drop_out_of_range(annotations: Annotations, n_samples: int, recording_note: 
     """Annotations inside ``[0, n_samples)``; the count of dropped ones is appended to ``recording_note``."""
     inside = (annotations.sample >= 0) & (annotations.sample < n_samples)
     if not inside.all():
-        recording_note.append(f"{int((~inside).sum())} annotation(s) outside the signal "
-                              f"({annotations.source}) dropped")
+        recording_note.append(
+            f"{int((~inside).sum())} annotation(s) outside the signal ({annotations.source}) dropped"
+        )
         return annotations.select(inside)
     return annotations

@@ -17,14 +17,31 @@ from medlearn.signals.io._deps import require
 from medlearn.signals.io.recording import Recording, check_fs, repair_missing
 
 
-def _as_recording(array: np.ndarray, path: Path, fs_hz: float, channel_names: Sequence[str] | None,
-                  unit: str, notes: list[str]) -> Recording:
+def _as_recording(
+    array: np.ndarray,
+    path: Path,
+    fs_hz: float,
+    channel_names: Sequence[str] | None,
+    unit: str,
+    notes: list[str],
+) -> Recording:
     if array.size == 0:
         raise InputError(f"{path}: no samples")
-    names = list(channel_names) if channel_names is not None else (
-        ["EEG"] if array.shape[1] == 1 else [f"ch{i}" for i in range(array.shape[1])])
-    return repair_missing(Recording(signal=array, fs_hz=fs_hz, channel_names=names, units=[unit] * len(names),
-                                    source=path, quality=notes))
+    names = (
+        list(channel_names)
+        if channel_names is not None
+        else (["EEG"] if array.shape[1] == 1 else [f"ch{i}" for i in range(array.shape[1])])
+    )
+    return repair_missing(
+        Recording(
+            signal=array,
+            fs_hz=fs_hz,
+            channel_names=names,
+            units=[unit] * len(names),
+            source=path,
+            quality=notes,
+        )
+    )
 
 
 def _existing(path: str | Path) -> Path:
@@ -34,8 +51,9 @@ def _existing(path: str | Path) -> Path:
     return path
 
 
-def read_text_segment(path: str | Path, fs_hz: float, *, channel_names: Sequence[str] | None = None,
-                      unit: str = "adu") -> Recording:
+def read_text_segment(
+    path: str | Path, fs_hz: float, *, channel_names: Sequence[str] | None = None, unit: str = "adu"
+) -> Recording:
     """A text file of numbers, one sample per line (whitespace-separated columns = channels)."""
     path = _existing(path)
     fs_hz = check_fs(fs_hz, path)
@@ -46,8 +64,14 @@ def read_text_segment(path: str | Path, fs_hz: float, *, channel_names: Sequence
     return _as_recording(array, path, fs_hz, channel_names, unit, [])
 
 
-def read_mat_segment(path: str | Path, fs_hz: float, *, variable: str | None = None,
-                     channel_names: Sequence[str] | None = None, unit: str = "adu") -> Recording:
+def read_mat_segment(
+    path: str | Path,
+    fs_hz: float,
+    *,
+    variable: str | None = None,
+    channel_names: Sequence[str] | None = None,
+    unit: str = "adu",
+) -> Recording:
     """A MATLAB file holding one numeric array (or the one named ``variable``).
 
     A 2-D array is read with time along its **longer** axis (a ``(1, n)`` row and an ``(n, 1)`` column are
@@ -60,12 +84,17 @@ def read_mat_segment(path: str | Path, fs_hz: float, *, variable: str | None = N
         content = scipy_io.loadmat(str(path))
     except Exception as exc:
         raise InputError(f"{path}: not a readable MATLAB file ({exc})") from None
-    arrays = {k: v for k, v in content.items()
-              if not k.startswith("__") and isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.number)}
+    arrays = {
+        k: v
+        for k, v in content.items()
+        if not k.startswith("__") and isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.number)
+    }
     if variable is None:
         if len(arrays) != 1:
-            raise InputError(f"{path}: holds {len(arrays)} numeric arrays ({', '.join(arrays) or 'none'}); "
-                             "name one with variable=...")
+            raise InputError(
+                f"{path}: holds {len(arrays)} numeric arrays ({', '.join(arrays) or 'none'}); "
+                "name one with variable=..."
+            )
         variable = next(iter(arrays))
     if variable not in arrays:
         raise InputError(f"{path}: no numeric array {variable!r}; arrays: {', '.join(arrays) or 'none'}")
@@ -73,8 +102,9 @@ def read_mat_segment(path: str | Path, fs_hz: float, *, variable: str | None = N
     if array.ndim == 1:
         array = array[:, None]
     if array.ndim != 2:
-        raise InputError(f"{path}: array {variable!r} has shape {arrays[variable].shape}; "
-                         "expected 1-D or 2-D")
+        raise InputError(
+            f"{path}: array {variable!r} has shape {arrays[variable].shape}; expected 1-D or 2-D"
+        )
     notes = []
     if array.shape[0] < array.shape[1]:
         array = array.T

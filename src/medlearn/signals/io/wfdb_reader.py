@@ -62,8 +62,9 @@ def _check_record_line(header: Path) -> tuple[int, float]:
         raise InputError(f"{header}: empty WFDB header (no record line)")
     tokens = lines[0].split()
     if "/" in tokens[0]:
-        raise InputError(f"{header}: multi-segment WFDB records are not supported; "
-                         "read each segment's header")
+        raise InputError(
+            f"{header}: multi-segment WFDB records are not supported; read each segment's header"
+        )
     if len(tokens) < 2 or not tokens[1].isdigit():
         raise InputError(f"{header}: record line {lines[0]!r} does not give the number of signals")
     n_signals = int(tokens[1])
@@ -74,8 +75,10 @@ def _check_record_line(header: Path) -> tuple[int, float]:
             raise InputError(f"{header}: sampling rate {tokens[2]!r} on the record line is not a number")
         fs_hz = check_fs(match.group(0), header)
     if len(lines) - 1 != n_signals:
-        raise InputError(f"{header}: the record line declares {n_signals} signal(s) but "
-                         f"{len(lines) - 1} signal line(s) follow; fix the header")
+        raise InputError(
+            f"{header}: the record line declares {n_signals} signal(s) but "
+            f"{len(lines) - 1} signal line(s) follow; fix the header"
+        )
     return n_signals, fs_hz
 
 
@@ -87,8 +90,9 @@ def _check_data_files(header_info: Any, base: Path, header: Path) -> None:
     for file_name in dict.fromkeys(header_info.file_name):
         data = base.parent / file_name
         if not data.is_file():
-            raise InputError(f"{data}: missing; {header.name} names it as a data file "
-                             "(copy it beside the header)")
+            raise InputError(
+                f"{data}: missing; {header.name} names it as a data file (copy it beside the header)"
+            )
         members = [i for i, name in enumerate(header_info.file_name) if name == file_name]
         bytes_per_sample = signal_module.BYTES_PER_SAMPLE.get(str(header_info.fmt[members[0]]), 0)
         if not sig_len or not bytes_per_sample:
@@ -102,20 +106,26 @@ def _check_data_files(header_info: Any, base: Path, header: Path) -> None:
         if data.suffix.lower() == ".mat":
             _check_mat_rows(data, header, len(members))
         if frames < sig_len:
-            raise _Truncated(f"{data}: truncated — holds {frames} of the {sig_len} samples per signal that "
-                             f"{header.name} declares ({int(payload)} data bytes, expected "
-                             f"{math.ceil(sig_len * per_frame)})", frames)
+            raise _Truncated(
+                f"{data}: truncated — holds {frames} of the {sig_len} samples per signal that "
+                f"{header.name} declares ({int(payload)} data bytes, expected "
+                f"{math.ceil(sig_len * per_frame)})",
+                frames,
+            )
 
 
-def _check_lead_count(data: Path, header: Path, payload: float, sig_len: int, n_members: int,
-                      bytes_per_sample: float) -> None:
+def _check_lead_count(
+    data: Path, header: Path, payload: float, sig_len: int, n_members: int, bytes_per_sample: float
+) -> None:
     """InputError when the data size fits another whole number of signals than the header declares."""
     per_signal = sig_len * bytes_per_sample
     fits = payload / per_signal
     rounded = round(fits)
     if rounded >= 1 and rounded != n_members and abs(fits - rounded) * per_signal < max(bytes_per_sample, 2):
-        raise InputError(f"{data}: holds {rounded} signal(s) of {sig_len} samples but {header.name} declares "
-                         f"{n_members} in this file; the header's lead count does not match the data")
+        raise InputError(
+            f"{data}: holds {rounded} signal(s) of {sig_len} samples but {header.name} declares "
+            f"{n_members} in this file; the header's lead count does not match the data"
+        )
 
 
 def _check_mat_rows(data: Path, header: Path, n_members: int) -> None:
@@ -125,8 +135,10 @@ def _check_mat_rows(data: Path, header: Path, n_members: int) -> None:
     except Exception:  # not a MATLAB container: the byte-size check above is all we can do
         return
     if len(arrays) == 1 and len(arrays[0]) == 2 and arrays[0][0] != n_members:
-        raise InputError(f"{data}: the array has {arrays[0][0]} row(s) (signals) but {header.name} declares "
-                         f"{n_members}; the header's lead count does not match the data")
+        raise InputError(
+            f"{data}: the array has {arrays[0][0]} row(s) (signals) but {header.name} declares "
+            f"{n_members}; the header's lead count does not match the data"
+        )
 
 
 class _Truncated(InputError):
@@ -141,8 +153,13 @@ def _start_time(record: Any) -> datetime | None:
     return None
 
 
-def read_wfdb(path: str | Path, *, annotation_extension: str | None = DEFAULT_ANNOTATION_EXTENSION,
-              channels: Sequence[str | int] | None = None, allow_truncated: bool = False) -> Recording:
+def read_wfdb(
+    path: str | Path,
+    *,
+    annotation_extension: str | None = DEFAULT_ANNOTATION_EXTENSION,
+    channels: Sequence[str | int] | None = None,
+    allow_truncated: bool = False,
+) -> Recording:
     """Read a WFDB record given as its name (``.../101``) or any of its ``.hea``/``.dat``/``.mat`` files.
 
     Args:
@@ -157,8 +174,11 @@ def read_wfdb(path: str | Path, *, annotation_extension: str | None = DEFAULT_AN
     base = record_base(path)
     header = _sibling(base, "hea")
     if not header.is_file():
-        hint = (" (a plain MATLAB array: use read_mat_segment(path, fs_hz))"
-                if Path(path).suffix.lower() == ".mat" and Path(path).is_file() else "")
+        hint = (
+            " (a plain MATLAB array: use read_mat_segment(path, fs_hz))"
+            if Path(path).suffix.lower() == ".mat" and Path(path).is_file()
+            else ""
+        )
         raise InputError(f"{header}: WFDB header missing{hint}")
     _, fs_hz = _check_record_line(header)
     try:
@@ -183,9 +203,14 @@ def read_wfdb(path: str | Path, *, annotation_extension: str | None = DEFAULT_AN
     except Exception as exc:
         raise InputError(f"{header}: WFDB record could not be read ({type(exc).__name__}: {exc})") from None
     recording = Recording(
-        signal=record.p_signal, fs_hz=fs_hz, channel_names=list(record.sig_name),
-        units=list(record.units), source=base, start_time=_start_time(record),
-        gains=[float(g) for g in record.adc_gain], quality=notes,
+        signal=record.p_signal,
+        fs_hz=fs_hz,
+        channel_names=list(record.sig_name),
+        units=list(record.units),
+        source=base,
+        start_time=_start_time(record),
+        gains=[float(g) for g in record.adc_gain],
+        quality=notes,
         metadata={"comments": list(record.comments or []), "format": list(record.fmt or [])},
     )
     if annotation_extension:
@@ -202,12 +227,19 @@ def _read_annotations(wfdb: Any, base: Path, extension: str, recording: Recordin
     try:
         ann = wfdb.rdann(str(base), extension)
     except Exception as exc:
-        raise InputError(f"{file}: WFDB annotations could not be read ({type(exc).__name__}: {exc})"
-                         ) from None
+        raise InputError(
+            f"{file}: WFDB annotations could not be read ({type(exc).__name__}: {exc})"
+        ) from None
     if ann.fs and abs(float(ann.fs) - recording.fs_hz) > 1e-6:
-        recording.quality.append(f"{file.name}: annotation rate {ann.fs} Hz differs from the record's "
-                                 f"{recording.fs_hz} Hz; sample indices used as stored")
+        recording.quality.append(
+            f"{file.name}: annotation rate {ann.fs} Hz differs from the record's "
+            f"{recording.fs_hz} Hz; sample indices used as stored"
+        )
     aux = [(note or "").rstrip("\x00") for note in (ann.aux_note or [""] * len(ann.sample))]
-    annotations = Annotations(sample=np.asarray(ann.sample), symbol=np.asarray(ann.symbol, dtype=str),
-                              aux_note=np.asarray(aux, dtype=str), source=file.name)
+    annotations = Annotations(
+        sample=np.asarray(ann.sample),
+        symbol=np.asarray(ann.symbol, dtype=str),
+        aux_note=np.asarray(aux, dtype=str),
+        source=file.name,
+    )
     return drop_out_of_range(annotations, recording.n_samples, recording.quality)

@@ -25,8 +25,9 @@ def beat_window(fs_hz: float, before_s: float, after_s: float) -> np.ndarray:
     return np.arange(-round(before_s * fs_hz), round(after_s * fs_hz))
 
 
-def segment_beats(ecg: np.ndarray, rpeaks: np.ndarray, fs_hz: float, before_s: float = 0.25,
-                  after_s: float = 0.45) -> tuple[np.ndarray, np.ndarray]:
+def segment_beats(
+    ecg: np.ndarray, rpeaks: np.ndarray, fs_hz: float, before_s: float = 0.25, after_s: float = 0.45
+) -> tuple[np.ndarray, np.ndarray]:
     """Cut a window around every R-peak: ``(beats, kept_rpeaks)``.
 
     Time is the last axis of ``ecg``: ``(n_samples,)`` gives ``beats`` of shape ``(n_beats, n_window)``,

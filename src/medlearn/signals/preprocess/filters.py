@@ -30,8 +30,9 @@ def _check_band(fs_hz: float, *frequencies_hz: float) -> None:
         raise ValueError(f"fs_hz must be > 0, got {fs_hz}")
     for frequency in frequencies_hz:
         if not 0 < frequency < nyquist:
-            raise ValueError(f"cut-off {frequency} Hz must lie in (0, {nyquist:g}) Hz "
-                             f"(Nyquist of fs_hz={fs_hz:g})")
+            raise ValueError(
+                f"cut-off {frequency} Hz must lie in (0, {nyquist:g}) Hz (Nyquist of fs_hz={fs_hz:g})"
+            )
 
 
 @lru_cache(maxsize=128)
@@ -52,21 +53,24 @@ def sos_filtfilt(x: np.ndarray, sos: np.ndarray, axis: int = -1) -> np.ndarray:
     return signal.sosfiltfilt(sos, x, axis=axis, padlen=min(default_pad, n - 1))
 
 
-def bandpass(x: np.ndarray, fs_hz: float, low_hz: float = 0.5, high_hz: float = 40.0, order: int = 2,
-             axis: int = -1) -> np.ndarray:
+def bandpass(
+    x: np.ndarray, fs_hz: float, low_hz: float = 0.5, high_hz: float = 40.0, order: int = 2, axis: int = -1
+) -> np.ndarray:
     """Keep ``low_hz``–``high_hz`` (zero phase; effective order doubles). ECG default: 0.5–40 Hz keeps
     the QRS and T waves and drops baseline wander, EMG and mains hum."""
     return sos_filtfilt(x, butter_sos("bandpass", (float(low_hz), float(high_hz)), order, float(fs_hz)), axis)
 
 
-def highpass(x: np.ndarray, fs_hz: float, cutoff_hz: float = 0.5, order: int = 2, axis: int = -1
-             ) -> np.ndarray:
+def highpass(
+    x: np.ndarray, fs_hz: float, cutoff_hz: float = 0.5, order: int = 2, axis: int = -1
+) -> np.ndarray:
     """Remove content below ``cutoff_hz`` (zero phase)."""
     return sos_filtfilt(x, butter_sos("highpass", float(cutoff_hz), order, float(fs_hz)), axis)
 
 
-def lowpass(x: np.ndarray, fs_hz: float, cutoff_hz: float = 40.0, order: int = 4, axis: int = -1
-            ) -> np.ndarray:
+def lowpass(
+    x: np.ndarray, fs_hz: float, cutoff_hz: float = 40.0, order: int = 4, axis: int = -1
+) -> np.ndarray:
     """Remove content above ``cutoff_hz`` (zero phase)."""
     return sos_filtfilt(x, butter_sos("lowpass", float(cutoff_hz), order, float(fs_hz)), axis)
 
@@ -78,8 +82,9 @@ def notch(x: np.ndarray, fs_hz: float, freq_hz: float = 50.0, q: float = 30.0, a
     return sos_filtfilt(x, signal.tf2sos(b, a), axis)
 
 
-def remove_baseline(x: np.ndarray, fs_hz: float, method: str = "highpass", cutoff_hz: float = 0.5,
-                    axis: int = -1) -> np.ndarray:
+def remove_baseline(
+    x: np.ndarray, fs_hz: float, method: str = "highpass", cutoff_hz: float = 0.5, axis: int = -1
+) -> np.ndarray:
     """Remove baseline wander (respiration, electrode motion).
 
     ``"highpass"`` (default): a zero-phase 0.5 Hz Butterworth high-pass — fast, linear. ``"median"``:

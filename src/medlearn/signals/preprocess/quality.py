@@ -59,8 +59,13 @@ def window_starts(n_samples: int, window: int) -> np.ndarray:
     return starts if starts[-1] + window == n_samples else np.r_[starts, n_samples - window]
 
 
-def signal_quality(ecg: np.ndarray, fs_hz: float, window_s: float = 10.0, rpeaks: np.ndarray | None = None,
-                   flat_threshold: float = 0.02) -> QualityIndex:
+def signal_quality(
+    ecg: np.ndarray,
+    fs_hz: float,
+    window_s: float = 10.0,
+    rpeaks: np.ndarray | None = None,
+    flat_threshold: float = 0.02,
+) -> QualityIndex:
     """Signal-quality index per window of a single-lead ECG (see the module docstring).
 
     Args:
@@ -90,8 +95,7 @@ def signal_quality(ecg: np.ndarray, fs_hz: float, window_s: float = 10.0, rpeaks
     }
     saturation_ok = _ramp(-components["saturation"], -SATURATION_ZERO, -SATURATION_ALLOWED)
     template_ok = _ramp(components["template"], TEMPLATE_FLOOR, TEMPLATE_FULL)
-    score = (template_ok * components["rate_ok"]
-             * (1.0 - components["flat_fraction"]) * saturation_ok)
+    score = template_ok * components["rate_ok"] * (1.0 - components["flat_fraction"]) * saturation_ok
     return QualityIndex(score=score, start=starts, window_samples=window, components=components)
 
 
@@ -100,8 +104,9 @@ def _ramp(values: np.ndarray, zero_at: float, one_at: float) -> np.ndarray:
     return np.clip((values - zero_at) / (one_at - zero_at), 0.0, 1.0)
 
 
-def _template_correlation(x: np.ndarray, rpeaks: np.ndarray, fs_hz: float, starts: np.ndarray,
-                          window: int) -> np.ndarray:
+def _template_correlation(
+    x: np.ndarray, rpeaks: np.ndarray, fs_hz: float, starts: np.ndarray, window: int
+) -> np.ndarray:
     """Mean correlation of each window's beats (QRS ± 100/150 ms, 0.5–40 Hz) with their median beat."""
     result = np.zeros(len(starts))
     if len(rpeaks) < 3 or len(x) < int(0.3 * fs_hz):

@@ -90,8 +90,9 @@ def detect_rpeaks(ecg: np.ndarray, fs_hz: float) -> np.ndarray:
     candidates, _ = signal.find_peaks(envelope, distance=refractory)
     if len(candidates) == 0:
         return empty
-    level = _decimated_running(_decimated_running(envelope, fs_hz, LEVEL_MAX_S, "max"), fs_hz, LEVEL_MEDIAN_S,
-                               "median")
+    level = _decimated_running(
+        _decimated_running(envelope, fs_hz, LEVEL_MAX_S, "max"), fs_hz, LEVEL_MEDIAN_S, "median"
+    )
     noise = _decimated_running(envelope, fs_hz, NOISE_MEDIAN_S, "median")
     threshold = noise + THRESHOLD_FRACTION * (level - noise)
     height = envelope[candidates]
@@ -102,8 +103,9 @@ def detect_rpeaks(ecg: np.ndarray, fs_hz: float) -> np.ndarray:
     return _refine(beats, filtered, fs_hz, refractory)
 
 
-def _search_back(candidates: np.ndarray, height: np.ndarray, threshold: np.ndarray, above: np.ndarray
-                 ) -> np.ndarray:
+def _search_back(
+    candidates: np.ndarray, height: np.ndarray, threshold: np.ndarray, above: np.ndarray
+) -> np.ndarray:
     """Add, in each too-long RR gap, the strongest candidate above half the threshold (step 5)."""
     beats = candidates[above]
     if len(beats) < 3:
@@ -164,8 +166,13 @@ class RPeakScores:
         return RPeakScores(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
 
 
-def rpeak_scores(detected: np.ndarray, reference: np.ndarray, fs_hz: float, tolerance_s: float = 0.150,
-                 exclude: np.ndarray | None = None) -> RPeakScores:
+def rpeak_scores(
+    detected: np.ndarray,
+    reference: np.ndarray,
+    fs_hz: float,
+    tolerance_s: float = 0.150,
+    exclude: np.ndarray | None = None,
+) -> RPeakScores:
     """Match detected to reference beats one-to-one within ``tolerance_s`` (EC57 uses 150 ms).
 
     Pairs are accepted closest first, so a detection between two reference beats goes to the nearer one

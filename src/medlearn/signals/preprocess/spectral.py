@@ -8,13 +8,22 @@ from scipy.integrate import trapezoid
 
 #: Classic EEG bands in Hz (lower edge inclusive, upper exclusive).
 EEG_BANDS_HZ: dict[str, tuple[float, float]] = {
-    "delta": (0.5, 4.0), "theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0),
+    "delta": (0.5, 4.0),
+    "theta": (4.0, 8.0),
+    "alpha": (8.0, 13.0),
+    "beta": (13.0, 30.0),
     "gamma": (30.0, 45.0),
 }
 
 
-def spectral_band_power(x: np.ndarray, fs_hz: float, bands_hz: dict[str, tuple[float, float]] | None = None,
-                        segment_s: float = 2.0, relative: bool = False, axis: int = -1) -> np.ndarray:
+def spectral_band_power(
+    x: np.ndarray,
+    fs_hz: float,
+    bands_hz: dict[str, tuple[float, float]] | None = None,
+    segment_s: float = 2.0,
+    relative: bool = False,
+    axis: int = -1,
+) -> np.ndarray:
     """Power per band from a Welch periodogram (Hann, ``segment_s`` segments, 50 % overlap).
 
     Time is ``axis``; the result has that axis replaced by a last axis of ``len(bands_hz)`` bands (in the
@@ -28,8 +37,11 @@ def spectral_band_power(x: np.ndarray, fs_hz: float, bands_hz: dict[str, tuple[f
     powers = []
     for low, high in bands_hz.values():
         inside = (freqs >= low) & (freqs < high)
-        powers.append(trapezoid(psd[..., inside], freqs[inside], axis=-1) if inside.sum() > 1
-                      else psd[..., inside].sum(axis=-1) * (freqs[1] - freqs[0]))
+        powers.append(
+            trapezoid(psd[..., inside], freqs[inside], axis=-1)
+            if inside.sum() > 1
+            else psd[..., inside].sum(axis=-1) * (freqs[1] - freqs[0])
+        )
     result = np.stack(powers, axis=-1)
     if relative:
         inside = (freqs >= 0.5) & (freqs < 45.0)

@@ -23,7 +23,9 @@ from medlearn.signals.transforms import SignalAugment, SignalUnit
 class SignalOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     fs_hz: float = Field(100.0, gt=0, description="rate the model sees (Hz); inputs are resampled to it")
-    seconds: float = Field(60.0, gt=0, description="input length (s): longer records are centre-cropped, shorter padded")
+    seconds: float = Field(
+        60.0, gt=0, description="input length (s): longer records are centre-cropped, shorter padded"
+    )
     low_hz: float = Field(0.5, ge=0, description="band-pass low edge (Hz)")
     high_hz: float = Field(40.0, gt=0, description="band-pass high edge (Hz), capped below Nyquist")
     rr_channel: bool = Field(False, description="ECG: add the detected RR-interval trace as a second channel")
@@ -34,8 +36,9 @@ class SignalPredictOptions(BaseModel):
     header) need nothing; header-less ones (.txt, bare .mat) need their sampling rate."""
 
     model_config = ConfigDict(extra="forbid")
-    fs_hz: float | None = Field(None, gt=0, alias="fs",
-                                description="sampling rate (Hz) of header-less signal files (.txt, bare .mat)")
+    fs_hz: float | None = Field(
+        None, gt=0, alias="fs", description="sampling rate (Hz) of header-less signal files (.txt, bare .mat)"
+    )
 
 
 class SignalTask(Task):
@@ -56,14 +59,22 @@ class SignalTask(Task):
         o = self.options
         rr = [step("signal_rr_channel")] if o.rr_channel else []
         standardize = step("signal_standardize") if scale is None else step("signal_standardize", scale=scale)
-        return [step("signal_bandpass", low_hz=o.low_hz, high_hz=o.high_hz), step("signal_resample", fs_hz=o.fs_hz),
-                standardize, *rr, step("signal_fix_length", seconds=o.seconds)]
+        return [
+            step("signal_bandpass", low_hz=o.low_hz, high_hz=o.high_hz),
+            step("signal_resample", fs_hz=o.fs_hz),
+            standardize,
+            *rr,
+            step("signal_fix_length", seconds=o.seconds),
+        ]
 
     def augmentation(self, model_name: str, seed: int) -> SignalAugment:
         return SignalAugment(seed)
 
     def model_kwargs(self, model_name: str) -> dict[str, Any]:
-        return {**super().model_kwargs(model_name), "in_channels": self.n_channels + int(self.options.rr_channel)}
+        return {
+            **super().model_kwargs(model_name),
+            "in_channels": self.n_channels + int(self.options.rr_channel),
+        }
 
     # -- predict ---------------------------------------------------------------------------------------
     def load_inputs(self, paths: Sequence[Path], options: SignalPredictOptions) -> PredictInputs:
@@ -74,17 +85,31 @@ class SignalTask(Task):
         for path in paths:
             recording = read_recording(path, fs_hz=options.fs_hz)
             if recording.n_channels < self.n_channels:
-                raise InputError(f"{path}: {recording.n_channels} channel(s); this model needs {self.n_channels}")
+                raise InputError(
+                    f"{path}: {recording.n_channels} channel(s); this model needs {self.n_channels}"
+                )
             unit = SignalUnit(recording.signal[:, : self.n_channels].T.copy(), recording.fs_hz)
             warnings = list(recording.quality)
             if recording.n_channels > self.n_channels:
-                warnings.append(f"used channel(s) {', '.join(recording.channel_names[: self.n_channels])} of "
-                                f"{recording.n_channels}")
-            meta = {"input": str(path), "fs_hz": recording.fs_hz, "channels": recording.channel_names[: self.n_channels]}
+                warnings.append(
+                    f"used channel(s) {', '.join(recording.channel_names[: self.n_channels])} of "
+                    f"{recording.n_channels}"
+                )
+            meta = {
+                "input": str(path),
+                "fs_hz": recording.fs_hz,
+                "channels": recording.channel_names[: self.n_channels],
+            }
             for start_s, window in self.windows(unit):
                 name = Path(path).stem if window is unit else f"{Path(path).stem}@{start_s:g}s"
-                result.units.append(PredictUnit(name, window, {**meta, "start_s": start_s,
-                                                               "seconds": round(window.seconds, 2)}, list(warnings)))
+                result.units.append(
+                    PredictUnit(
+                        name,
+                        window,
+                        {**meta, "start_s": start_s, "seconds": round(window.seconds, 2)},
+                        list(warnings),
+                    )
+                )
         return result
 
     def windows(self, unit: SignalUnit) -> list[tuple[float, SignalUnit]]:
@@ -95,8 +120,10 @@ class SignalTask(Task):
         if unit.seconds <= 1.5 * length_s:
             return [(0.0, unit)]
         n = int(round(length_s * unit.fs_hz))
-        return [(start / unit.fs_hz, SignalUnit(unit.signal[:, start:start + n], unit.fs_hz))
-                for start in range(0, unit.signal.shape[-1] - n + 1, n)]
+        return [
+            (start / unit.fs_hz, SignalUnit(unit.signal[:, start : start + n], unit.fs_hz))
+            for start in range(0, unit.signal.shape[-1] - n + 1, n)
+        ]
 
     # -- report ------------------------------------------------------------------------------------------
     def report_examples(self, bundle: Any, table: UnitTable, pred: np.ndarray) -> list[Any] | None:
@@ -115,9 +142,14 @@ class SignalTask(Task):
             strips.append((unit, f"{table.ids[i]}: true {label}, predicted {guess}"))
         figure = signal_strips(strips, seconds=10.0, rpeaks=self.is_ecg)
         what = "with detected R-peaks (red) " if self.is_ecg else ""
-        return [ReportSection("Example signals", html=f"<p>First 10 s of test units {what}— one right and one "
-                                                       "wrong prediction per class where there is one.</p>",
-                              figures=[("Signal strips", figure_to_data_uri(figure))])]
+        return [
+            ReportSection(
+                "Example signals",
+                html=f"<p>First 10 s of test units {what}— one right and one "
+                "wrong prediction per class where there is one.</p>",
+                figures=[("Signal strips", figure_to_data_uri(figure))],
+            )
+        ]
 
 
 def example_picks(targets: np.ndarray, pred: np.ndarray, n_classes: int) -> list[int]:

@@ -24,8 +24,12 @@ LABEL_INDEX = {"N": 0, "A": 1, "O": 2, "~": 3}
 
 class EcgAF(SignalTask):
     name: ClassVar[str] = "ecg_af"
-    target: ClassVar[Target] = Target("multiclass", ("Normal", "AF", "Other", "Noisy"), monitor="challenge_f1",
-                                      f1_groups={"challenge_f1": ("Normal", "AF", "Other")})
+    target: ClassVar[Target] = Target(
+        "multiclass",
+        ("Normal", "AF", "Other", "Noisy"),
+        monitor="challenge_f1",
+        f1_groups={"challenge_f1": ("Normal", "AF", "Other")},
+    )
     unit: ClassVar[str] = "record"
     default_model: ClassVar[str] = "resnet1d"
     is_ecg: ClassVar[bool] = True
@@ -47,7 +51,14 @@ class EcgAF(SignalTask):
                 progress.update(bar, advance=1)
         ids = [r.record for r in records]
         names = set(ids)
-        files = [root / "REFERENCE.csv"] + [p for p in root.iterdir() if p.stem in names and p.suffix in (".hea", ".mat", ".dat")]
-        return UnitTable(ids=ids, targets=np.array([LABEL_INDEX[r.label] for r in records]), groups=np.array(ids),
-                         raw=raw, fingerprint=fingerprint_files(files),
-                         meta={"seconds": [round(u.seconds, 2) for u in raw]})
+        files = [root / "REFERENCE.csv"] + [
+            p for p in root.iterdir() if p.stem in names and p.suffix in (".hea", ".mat", ".dat")
+        ]
+        return UnitTable(
+            ids=ids,
+            targets=np.array([LABEL_INDEX[r.label] for r in records]),
+            groups=np.array(ids),
+            raw=raw,
+            fingerprint=fingerprint_files(files),
+            meta={"seconds": [round(u.seconds, 2) for u in raw]},
+        )

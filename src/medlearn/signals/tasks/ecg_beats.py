@@ -36,7 +36,9 @@ class BeatOptions(BaseModel):
     before_s: float = Field(0.25, gt=0, le=1.0, description="window start before the R-peak (s)")
     after_s: float = Field(0.45, gt=0, le=1.0, description="window end after the R-peak (s)")
     lead: str = Field("MLII", description="lead to use (MIT-BIH: MLII in almost every record)")
-    fs_hz: float = Field(180.0, gt=0, description="rate the beat windows are cut at (Hz); records are resampled")
+    fs_hz: float = Field(
+        180.0, gt=0, description="rate the beat windows are cut at (Hz); records are resampled"
+    )
 
 
 def rr_features(rpeaks: np.ndarray, fs_hz: float) -> np.ndarray:
@@ -52,12 +54,18 @@ def rr_features(rpeaks: np.ndarray, fs_hz: float) -> np.ndarray:
     nxt = np.r_[rr, rr[-1]]
     kernel = np.ones(LOCAL_RR_BEATS) / LOCAL_RR_BEATS
     padded = np.pad(prev, LOCAL_RR_BEATS // 2, mode="edge")
-    local = np.convolve(padded, kernel, mode="same")[LOCAL_RR_BEATS // 2: LOCAL_RR_BEATS // 2 + len(prev)]
+    local = np.convolve(padded, kernel, mode="same")[LOCAL_RR_BEATS // 2 : LOCAL_RR_BEATS // 2 + len(prev)]
     return np.stack([prev / local, nxt / local, local], axis=1).astype(np.float32)
 
 
-def beat_arrays(signal: np.ndarray, fs_hz: float, rpeaks: np.ndarray, before_s: float, after_s: float,
-                out_fs_hz: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def beat_arrays(
+    signal: np.ndarray,
+    fs_hz: float,
+    rpeaks: np.ndarray,
+    before_s: float,
+    after_s: float,
+    out_fs_hz: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Model inputs (n_kept, 4, window) of the beats at ``rpeaks`` and which peaks were kept; the
     record is band-passed, robustly scaled and (with ``out_fs_hz``) resampled before cutting."""
     from medlearn.signals.preprocess import bandpass, resample, segment_beats
@@ -101,10 +109,19 @@ class EcgBeats(Task):
             bar = progress.add_task("read beats", total=len(records), status="")
             for name in records:
                 recording, beats = load_mitdb_beats(root / name)
-                lead = recording.channel(self.options.lead) if self.options.lead in recording.channel_names \
+                lead = (
+                    recording.channel(self.options.lead)
+                    if self.options.lead in recording.channel_names
                     else recording.signal[:, 0]
-                arrays, keep = beat_arrays(np.asarray(lead), recording.fs_hz, beats.sample, self.options.before_s,
-                                           self.options.after_s, self.options.fs_hz)
+                )
+                arrays, keep = beat_arrays(
+                    np.asarray(lead),
+                    recording.fs_hz,
+                    beats.sample,
+                    self.options.before_s,
+                    self.options.after_s,
+                    self.options.fs_hz,
+                )
                 classes = beats.aami[keep]
                 ids += [f"{name}:{s}" for s in beats.sample[keep]]
                 targets.append(np.array([AAMI.index(c) for c in classes]))
@@ -112,8 +129,13 @@ class EcgBeats(Task):
                 raw += list(arrays)
                 files += [root / f"{name}.{ext}" for ext in ("hea", "dat", "atr")]
                 progress.update(bar, advance=1)
-        return UnitTable(ids=ids, targets=np.concatenate(targets), groups=np.array(groups), raw=raw,
-                         fingerprint=fingerprint_files(files))
+        return UnitTable(
+            ids=ids,
+            targets=np.concatenate(targets),
+            groups=np.array(groups),
+            raw=raw,
+            fingerprint=fingerprint_files(files),
+        )
 
     def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
         return []  # beats are cut from the filtered record at load: a window alone is too short to filter
@@ -132,10 +154,14 @@ class EcgBeats(Task):
             names = recording.channel_names
             lead = recording.signal[:, names.index(self.options.lead) if self.options.lead in names else 0]
             rpeaks = detect_rpeaks(lead, recording.fs_hz)
-            arrays, keep = beat_arrays(lead, recording.fs_hz, rpeaks, self.options.before_s, self.options.after_s,
-                                       self.options.fs_hz)
+            arrays, keep = beat_arrays(
+                lead, recording.fs_hz, rpeaks, self.options.before_s, self.options.after_s, self.options.fs_hz
+            )
             for sample, array in zip(rpeaks[keep], arrays):
-                meta = {"input": str(path), "rpeak_sample": int(sample),
-                        "time_s": round(float(sample) / recording.fs_hz, 3)}
+                meta = {
+                    "input": str(path),
+                    "rpeak_sample": int(sample),
+                    "time_s": round(float(sample) / recording.fs_hz, 3),
+                }
                 result.units.append(PredictUnit(f"{Path(path).stem}:{sample}", array, meta))
         return result

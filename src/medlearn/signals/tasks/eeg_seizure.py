@@ -29,8 +29,10 @@ from medlearn.signals.transforms import SignalUnit, robust_scale
 #: sampling rates the datasets' documentation gives (the files carry none)
 BONN_FS_HZ = 173.61
 DELHI_FS_HZ = 200.0
-SUBJECTS_NOTE = ("Neither dataset identifies patients: segments of the same subject can be in the training and "
-                 "the test folds at once, so these scores are optimistic for new patients.")
+SUBJECTS_NOTE = (
+    "Neither dataset identifies patients: segments of the same subject can be in the training and "
+    "the test folds at once, so these scores are optimistic for new patients."
+)
 
 
 class SeizureOptions(SignalOptions):
@@ -51,8 +53,10 @@ def read_segments(root: Path) -> tuple[list[dict[str, str]], str, float]:
         return rows, "bonn", BONN_FS_HZ
     if {"file", "class", "seizure"} <= columns:
         return rows, "delhi", DELHI_FS_HZ
-    raise InputError(f"{labels}: expected columns file,set,seizure (Bonn) or file,class,seizure (Delhi), "
-                     f"found {','.join(sorted(columns)) or 'none'}")
+    raise InputError(
+        f"{labels}: expected columns file,set,seizure (Bonn) or file,class,seizure (Delhi), "
+        f"found {','.join(sorted(columns)) or 'none'}"
+    )
 
 
 class EEGSeizure(SignalTask):
@@ -63,7 +67,8 @@ class EEGSeizure(SignalTask):
     Options: ClassVar[type] = SeizureOptions
     credits: ClassVar[list[str]] = [
         "Bonn EEG: Andrzejak RG et al., Phys Rev E 64:061907 (2001). Terms of the shared copy were not verified.",
-        "New Delhi EEG segments (Neurology & Sleep Centre, Hauz Khas): Swami P et al., Expert Syst Appl 56:116-130 (2016).",
+        "New Delhi EEG segments (Neurology & Sleep Centre, Hauz Khas): Swami P et al., "
+        "Expert Syst Appl 56:116-130 (2016).",
     ]
 
     def label_of(self, row: dict[str, str], dataset: str) -> int:
@@ -82,12 +87,18 @@ class EEGSeizure(SignalTask):
             targets.append(self.label_of(row, dataset))
             ids.append(row["file"])
         self._dataset = dataset
-        return UnitTable(ids=ids, targets=np.array(targets), groups=np.array(ids), raw=raw,
-                         fingerprint=fingerprint_files([root / "labels.csv", *(root / i for i in ids)]))
+        return UnitTable(
+            ids=ids,
+            targets=np.array(targets),
+            groups=np.array(ids),
+            raw=raw,
+            fingerprint=fingerprint_files([root / "labels.csv", *(root / i for i in ids)]),
+        )
 
     def fit_preprocessing(self, model_name: str, train: UnitTable) -> list[dict[str, Any]]:
-        return self.signal_chain(scale=float(np.median([robust_scale(u.signal.astype(np.float64))[0, 0]
-                                                        for u in train.raw])))
+        return self.signal_chain(
+            scale=float(np.median([robust_scale(u.signal.astype(np.float64))[0, 0] for u in train.raw]))
+        )
 
     def data_sections(self) -> list[Any]:
         from medlearn.engine.report import ReportSection
@@ -111,5 +122,7 @@ class DelhiPhases(EEGSeizure):
 
     def label_of(self, row: dict[str, str], dataset: str) -> int:
         if dataset != "delhi":
-            raise InputError("eeg_seizure_delhi_phases needs the New Delhi folder (labels.csv with a 'class' column)")
+            raise InputError(
+                "eeg_seizure_delhi_phases needs the New Delhi folder (labels.csv with a 'class' column)"
+            )
         return self.class_names.index(row["class"])

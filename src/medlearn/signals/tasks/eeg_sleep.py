@@ -41,7 +41,7 @@ def sleep_period_mask(stages: np.ndarray, margin: int = MARGIN_EPOCHS) -> np.nda
     asleep = np.flatnonzero(stages != 0)
     mask = np.zeros(len(stages), bool)
     if len(asleep):
-        mask[max(0, asleep[0] - margin): asleep[-1] + margin + 1] = True
+        mask[max(0, asleep[0] - margin) : asleep[-1] + margin + 1] = True
     return mask
 
 
@@ -49,7 +49,7 @@ def context_windows(features: np.ndarray, k: int) -> np.ndarray:
     """(n_epochs, n_features, 2k+1): each epoch with ``k`` neighbours per side; NaN beyond the night."""
     n, f = features.shape
     padded = np.full((n + 2 * k, f), np.nan, np.float32)
-    padded[k: k + n] = features
+    padded[k : k + n] = features
     index = np.arange(n)[:, None] + np.arange(2 * k + 1)[None]
     return np.ascontiguousarray(padded[index].transpose(0, 2, 1))
 
@@ -77,7 +77,9 @@ class EEGSleep(Task):
     def load(self, root: Path) -> UnitTable:
         listing = root / "RECORDS.csv"
         if not listing.is_file():
-            raise InputError(f"{listing}: missing; the Sleep-EDF feature folder lists its nights in RECORDS.csv")
+            raise InputError(
+                f"{listing}: missing; the Sleep-EDF feature folder lists its nights in RECORDS.csv"
+            )
         with listing.open(newline="") as fh:
             nights = list(csv.DictReader(fh))
         ids, targets, groups, raw, files = [], [], [], [], [listing]
@@ -96,8 +98,13 @@ class EEGSleep(Task):
             groups += [night["subject"]] * len(stages)
             ids += [f"{night['record']}:{i}" for i in range(len(stages))]
             files.append(path)
-        return UnitTable(ids=ids, targets=np.concatenate(targets), groups=np.array(groups), raw=raw,
-                         fingerprint=fingerprint_files(files))
+        return UnitTable(
+            ids=ids,
+            targets=np.concatenate(targets),
+            groups=np.array(groups),
+            raw=raw,
+            fingerprint=fingerprint_files(files),
+        )
 
     def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
         raise NotImplementedError("eeg_sleep's preprocessing is fitted on the training split")
@@ -112,7 +119,7 @@ class EEGSleep(Task):
 
     def metric_subsets(self, table: UnitTable) -> dict[str, np.ndarray]:
         mask = np.zeros(len(table), bool)
-        for night, index in _nights(table.ids).items():
+        for index in _nights(table.ids).values():
             mask[index] = sleep_period_mask(table.targets[index])
         return {"sleep_period": mask}
 
@@ -124,7 +131,9 @@ class EEGSleep(Task):
         figures = []
         for night, index in list(_nights(table.ids).items())[:2]:
             fig = hypnogram(table.targets[index], pred[index].argmax(axis=1), STAGES, EPOCH_S, title=night)
-            figures.append((f"Hypnogram of {night}: scored (black) vs predicted (red)", figure_to_data_uri(fig)))
+            figures.append(
+                (f"Hypnogram of {night}: scored (black) vs predicted (red)", figure_to_data_uri(fig))
+            )
         return [ReportSection("Hypnograms", html="<p>Test nights, whole recording.</p>", figures=figures)]
 
 
