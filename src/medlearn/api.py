@@ -294,6 +294,12 @@ def override_items(overrides: Overrides) -> list[str]:
     """``overrides`` as ``--set`` strings: a mapping's values are written as JSON (a subset of YAML), so
     ``{"train.epochs": 3}`` and ``["train.epochs=3"]`` are the same override.
 
+    Args:
+        overrides: ``--set`` strings (one string is one override) or a mapping of dotted keys to values.
+
+    Returns:
+        The ``key=value`` strings :func:`medlearn.config.apply_overrides` applies.
+
     Raises:
         ConfigError: an override is neither a ``key=value`` string nor a mapping entry.
 
@@ -317,6 +323,14 @@ def resolve_config(
 ) -> ExperimentConfig:
     """The validated experiment config ``train`` runs: ``config`` (a YAML path, a shipped config name, a
     dict or an :class:`~medlearn.config.ExperimentConfig`) with ``overrides`` applied.
+
+    Args:
+        config: as :func:`train` takes it; a dict or an ExperimentConfig given is not modified.
+        overrides: as :func:`train` takes them.
+
+    Returns:
+        A new, validated :class:`~medlearn.config.ExperimentConfig` (its ``data.root`` as written: relative
+        values resolve against ``MEDLEARN_DATA`` when the data is read).
 
     Raises:
         ConfigError: the config cannot be found or read, or a key or value is wrong (naming the key path).
