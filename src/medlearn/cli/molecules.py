@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -18,16 +18,28 @@ from medlearn.errors import InputError
 @app.command("mol-metrics")
 @handles_errors
 def mol_metrics(
-    smiles_file: Annotated[Path, typer.Argument(help="CSV/SMI/SDF (.gz) whose SMILES column is SMILES or smiles.")],
+    smiles_file: Annotated[
+        Path, typer.Argument(help="CSV/SMI/SDF (.gz) whose SMILES column is SMILES or smiles.")
+    ],
     out: Annotated[Path, typer.Option("--out", help="metrics.json to write.")],
-    train: Annotated[Optional[Path], typer.Option("--train", help="Training SMILES for novelty (default: MOSES train).")] = None,
-    test: Annotated[Optional[Path], typer.Option("--test", help="Reference SMILES (default: MOSES test).")] = None,
-    test_scaffolds: Annotated[Optional[Path], typer.Option("--test-scaffolds", help="Scaffold-split reference (default: MOSES test_scaffolds).")] = None,
-    n_jobs: Annotated[Optional[int], typer.Option("--n-jobs", help="CPUs to use (default: all).")] = None,
+    train: Annotated[
+        Path | None, typer.Option("--train", help="Training SMILES for novelty (default: MOSES train).")
+    ] = None,
+    test: Annotated[
+        Path | None, typer.Option("--test", help="Reference SMILES (default: MOSES test).")
+    ] = None,
+    test_scaffolds: Annotated[
+        Path | None,
+        typer.Option("--test-scaffolds", help="Scaffold-split reference (default: MOSES test_scaffolds)."),
+    ] = None,
+    n_jobs: Annotated[int | None, typer.Option("--n-jobs", help="CPUs to use (default: all).")] = None,
     force: Force = False,
     quiet: Quiet = False,
 ) -> None:
-    """The MOSES metric table (validity, uniqueness, novelty, diversity, filters, FCD/SNN/Frag/Scaf, properties) of a SMILES file."""
+    """The MOSES metric table of a SMILES file.
+
+    Validity, uniqueness, novelty, diversity, filters, FCD/SNN/Frag/Scaf and properties.
+    """
     _setup(quiet)
     from medlearn.molecules.score import score_smiles_file
     from medlearn.paths import prepare_out_file
@@ -35,7 +47,9 @@ def mol_metrics(
     prepare_out_file(out, force)
     result = score_smiles_file(smiles_file, train, test, test_scaffolds, n_jobs)
     out.write_text(json.dumps(result, indent=2) + "\n")
-    shown = ", ".join(f"{k} {v['value']:.3f}" for k, v in list(result["metrics"].items())[:6] if v["value"] is not None)
+    shown = ", ".join(
+        f"{k} {v['value']:.3f}" for k, v in list(result["metrics"].items())[:6] if v["value"] is not None
+    )
     info(f"{result['n']} molecules: {shown} … → {out}")
 
 
@@ -43,11 +57,19 @@ def mol_metrics(
 @handles_errors
 def generate(
     bundle: Annotated[Path, typer.Argument(help="A generator's bundle directory (<out>/bundle).")],
-    out: Annotated[Path, typer.Option("--out", help="CSV to write (column SMILES; invalid samples included).")],
+    out: Annotated[
+        Path, typer.Option("--out", help="CSV to write (column SMILES; invalid samples included).")
+    ],
     n: Annotated[int, typer.Option("-n", "--n", min=1, help="Molecules to sample.")] = 30000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same molecules).")] = 0,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.01, help="Softmax temperature (default: the bundle's).")] = None,
-    device: Device = "auto", threads: Threads = None, quiet: Quiet = False, force: Force = False,
+    temperature: Annotated[
+        float | None,
+        typer.Option("--temperature", min=0.01, help="Softmax temperature (default: the bundle's)."),
+    ] = None,
+    device: Device = "auto",
+    threads: Threads = None,
+    quiet: Quiet = False,
+    force: Force = False,
 ) -> None:
     """Sample molecules from a generator bundle (char_rnn, mol_vae, latent_gan) into a SMILES CSV."""
     from medlearn.engine.bundle import load_bundle
@@ -61,8 +83,10 @@ def generate(
     samples = loaded.generate(n, seed=seed, temperature=temperature)
     seconds = time.perf_counter() - started
     write_samples(out, samples)
-    info(f"{len(samples):,} samples in {seconds:.1f} s ({len(samples) / max(seconds, 1e-9):,.0f}/s) → {out}; "
-         f"score them with: medlearn mol-metrics {out} --out metrics.json")
+    info(
+        f"{len(samples):,} samples in {seconds:.1f} s ({len(samples) / max(seconds, 1e-9):,.0f}/s) → {out}; "
+        f"score them with: medlearn mol-metrics {out} --out metrics.json"
+    )
 
 
 def _parse_range(value: str | None, option: str) -> tuple[float, float] | None:
@@ -79,17 +103,35 @@ def _parse_range(value: str | None, option: str) -> tuple[float, float] | None:
 @handles_errors
 def optimize(
     bundle: Annotated[Path, typer.Argument(help="A char_rnn generator's bundle (the prior).")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Output directory: bundle/, top.csv, metrics.json, report.html (default runs/optimize-<time>).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Output directory: bundle/, top.csv, metrics.json, report.html (default runs/optimize-<time>).",
+        ),
+    ] = None,
     qed: Annotated[bool, typer.Option("--qed/--no-qed", help="Reward drug-likeness (QED).")] = True,
-    logp: Annotated[Optional[str], typer.Option("--logp", help="Reward Crippen logP inside LO,HI, e.g. 1,3.")] = None,
-    max_sa: Annotated[Optional[float], typer.Option("--max-sa", help="Reward SA score at most this (1 easy … 10 hard).")] = None,
-    no_pains: Annotated[bool, typer.Option("--no-pains", help="Score 0 for molecules with a PAINS alert.")] = False,
+    logp: Annotated[
+        str | None, typer.Option("--logp", help="Reward Crippen logP inside LO,HI, e.g. 1,3.")
+    ] = None,
+    max_sa: Annotated[
+        float | None, typer.Option("--max-sa", help="Reward SA score at most this (1 easy … 10 hard).")
+    ] = None,
+    no_pains: Annotated[
+        bool, typer.Option("--no-pains", help="Score 0 for molecules with a PAINS alert.")
+    ] = False,
     steps: Annotated[int, typer.Option("--steps", min=1, help="REINVENT steps (batches).")] = 300,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Molecules sampled per step.")] = 64,
-    sigma: Annotated[float, typer.Option("--sigma", min=0.001, help="Score weight in the augmented likelihood.")] = 60.0,
+    sigma: Annotated[
+        float, typer.Option("--sigma", min=0.001, help="Score weight in the augmented likelihood.")
+    ] = 60.0,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same run).")] = 0,
-    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Best distinct molecules written to top.csv.")] = 100,
-    threads: Threads = None, quiet: Quiet = False, force: Force = False,
+    top_k: Annotated[
+        int, typer.Option("--top-k", min=1, help="Best distinct molecules written to top.csv.")
+    ] = 100,
+    threads: Threads = None,
+    quiet: Quiet = False,
+    force: Force = False,
 ) -> None:
     """Steer a generator towards QED / a logP window / low SA / no PAINS (REINVENT) and report prior vs agent."""
     from medlearn.engine.bundle import load_bundle
@@ -97,8 +139,9 @@ def optimize(
     from medlearn.molecules.objective import Objective
 
     _setup(quiet, "cpu", threads)
-    objective = Objective(qed=1.0 if qed else 0.0, logp_range=_parse_range(logp, "--logp"), max_sa=max_sa,
-                          no_pains=no_pains)
+    objective = Objective(
+        qed=1.0 if qed else 0.0, logp_range=_parse_range(logp, "--logp"), max_sa=max_sa, no_pains=no_pains
+    )
     prior = load_bundle(bundle, "cpu")
     check_prior(prior)
     out_dir = _out_dir(out, "optimize", force)
@@ -110,7 +153,11 @@ def optimize(
     def f(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.3f}"
 
-    info(f"[green]mean score[/] prior {f(m['score_mean_prior'])} → agent {f(m['score_mean_agent'])}; "
-         f"validity {f(m['validity_prior'])} → {f(m['validity_agent'])}, unique {f(m['unique_prior'])} → "
-         f"{f(m['unique_agent'])}; top-{metrics['top_k']} score {f(m['top_k_score_mean'])}, IntDiv {f(m['int_div1'])}")
-    info(f"report: {out_dir / 'report.html'}; sample more with: medlearn generate {out_dir / 'bundle'} --out samples.csv")
+    info(
+        f"[green]mean score[/] prior {f(m['score_mean_prior'])} → agent {f(m['score_mean_agent'])}; "
+        f"validity {f(m['validity_prior'])} → {f(m['validity_agent'])}, unique {f(m['unique_prior'])} → "
+        f"{f(m['unique_agent'])}; top-{metrics['top_k']} score {f(m['top_k_score_mean'])}, IntDiv {f(m['int_div1'])}"
+    )
+    info(
+        f"report: {out_dir / 'report.html'}; sample more with: medlearn generate {out_dir / 'bundle'} --out samples.csv"
+    )
