@@ -119,7 +119,7 @@ def loss_curves(
                 x, y, marker="s", markersize=3, color="tab:green", label=key.replace("_", " "), **_LINE
             )
             metric_ax.set_ylabel(key.replace("_", " "))
-        from medlearn.engine.trainer import LOWER_IS_BETTER
+        from medlearn.engine.objectives import LOWER_IS_BETTER
 
         name = key[4:] if key.startswith("val_") else key
         best = best_of(history, key, name in LOWER_IS_BETTER)

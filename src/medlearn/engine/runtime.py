@@ -4,8 +4,10 @@ does not import the training loop."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
+import numpy as np
 import torch
 
 #: What a bundle can promise about re-training it (measured; see the engine's tests and the README).
@@ -26,3 +28,11 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Fix Python, NumPy and torch seeds and ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,27 +31,28 @@ from torch import nn
 from medlearn.config import TrainConfig
 from medlearn.engine.callbacks import Callback, CallbackList, FitResult, FitState, epoch_line
 from medlearn.engine.data import CachedDataset
+from medlearn.engine.objectives import LOWER_IS_BETTER, balanced_class_weights, make_loss, validation_scores
 from medlearn.engine.posthoc import outputs_to_predictions
 from medlearn.engine.progress import make_progress
 from medlearn.engine.protocols import HasOwnObjective, Reseedable
-from medlearn.engine.runtime import REPRODUCIBILITY, pick_device, reproducibility
+from medlearn.engine.runtime import REPRODUCIBILITY, pick_device, reproducibility, seed_everything
 from medlearn.engine.target import Target
 from medlearn.engine.trees import ArrayFitted
 
 log = logging.getLogger(__name__)
 
-__all__ = ["REPRODUCIBILITY", "Trainer", "outputs_to_predictions", "pick_device", "reproducibility"]
-
-#: Validation metrics where lower is better; every other monitored metric is maximised.
-LOWER_IS_BETTER = {"loss", "mae", "rmse", "ece", "brier", "mad"}
-
-
-def seed_everything(seed: int) -> None:
-    """Fix Python, NumPy and torch seeds and ask torch for deterministic kernels."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+__all__ = [
+    "LOWER_IS_BETTER",
+    "REPRODUCIBILITY",
+    "Trainer",
+    "balanced_class_weights",
+    "make_loss",
+    "outputs_to_predictions",
+    "pick_device",
+    "reproducibility",
+    "seed_everything",
+    "validation_scores",
+]
 
 
 def batches(n: int, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
@@ -65,41 +65,6 @@ def collate(ds: CachedDataset, index: np.ndarray, kind: str) -> tuple[torch.Tens
     x = torch.from_numpy(np.stack(xs))
     y = torch.as_tensor(np.asarray(ys), dtype=torch.long if kind == "multiclass" else torch.float32)
     return x, y
-
-
-def make_loss(kind: str, class_weights: np.ndarray | None) -> nn.Module | None:
-    """BCE-with-logits (binary, ``pos_weight`` = n_neg/n_pos when weighted), cross-entropy, MSE, or None
-    for generative models (their own ``training_loss``)."""
-    if kind == "generative":
-        return None
-    if kind == "binary":
-        pos_weight = None if class_weights is None else torch.tensor([class_weights[1] / class_weights[0]])
-        return nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    if kind == "multiclass":
-        weight = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
-        return nn.CrossEntropyLoss(weight=weight)
-    return nn.MSELoss()
-
-
-def balanced_class_weights(targets: np.ndarray, n_classes: int) -> np.ndarray:
-    """``n / (k · count_c)`` as scikit-learn's "balanced"; absent classes get weight 1."""
-    counts = np.bincount(np.asarray(targets, dtype=int), minlength=n_classes).astype(float)
-    weights = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 1.0)
-    return weights
-
-
-def validation_scores(target: Target, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """The validation metrics of predictions for ``target`` (binary at threshold 0.5)."""
-    from medlearn.engine import metrics
-
-    if target.kind == "binary":
-        return metrics.binary_metrics(y, pred, 0.5)
-    if target.kind == "multiclass":
-        groups = {name: list(classes) for name, classes in target.f1_groups.items()}
-        return metrics.multiclass_metrics(
-            y, pred, list(target.class_names), ordinal=target.ordinal, f1_groups=groups
-        )[0]
-    return metrics.regression_metrics(y, pred)
 
 
 class Trainer:
