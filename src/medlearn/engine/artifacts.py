@@ -150,7 +150,7 @@ class TrainingRecord(_Record):
 class BundleMeta(_Record):
     """``bundle.json``, format v2: everything needed to rebuild, run, trust and describe the model.
 
-    Example:
+    Examples:
         >>> meta = BundleMeta.model_validate_json(Path("runs/x/bundle/bundle.json").read_text())  # doctest: +SKIP
         >>> meta.target.kind, meta.model.name  # doctest: +SKIP
         ('binary', 'resnet18_3d')
@@ -326,7 +326,7 @@ class RunOutputs:
     """What a run wrote: its folder, the scored split's ``metrics.json`` (and validation's), the bundle
     directory, the report, and the final fit (None for ``evaluate``).
 
-    Example:
+    Examples:
         >>> outputs = medlearn.train("ehr_los", overrides=["train.epochs=1"])  # doctest: +SKIP
         >>> outputs.metrics["metrics"]["mae"]["value"]  # doctest: +SKIP
     """

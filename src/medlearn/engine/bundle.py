@@ -105,7 +105,7 @@ class Bundle:
             One dict per predicted unit, the prediction record of ``medlearn predict --json``; inputs that
             held nothing to predict come back as ``{"input": ..., "skipped": {...}}``.
 
-        Example:
+        Examples:
             >>> bundle = medlearn.load_bundle("runs/ecg_af/bundle")  # doctest: +SKIP
             >>> bundle.predict("A00001.hea")[0]["label"]  # doctest: +SKIP
             'Normal'
@@ -219,7 +219,7 @@ def load_bundle(path: str | Path, device: str = "cpu", allow_external: bool = Fa
         BundleError: not a bundle, an unsupported format version, a field unknown to or missing from
             the schema (named), weights that do not load, or out-of-tree code without ``allow_external``.
 
-    Example:
+    Examples:
         >>> bundle = load_bundle("runs/ecg_af")  # doctest: +SKIP
         >>> bundle.kind, bundle.class_names  # doctest: +SKIP
         ('multiclass', ['Normal', 'AF', 'Other', 'Noisy'])

@@ -83,7 +83,7 @@ class FitState:
 class Callback:
     """Base class of trainer callbacks: every hook is a no-op, a subclass overrides the ones it needs.
 
-    Example:
+    Examples:
         >>> class StopAfter(Callback):
         ...     def __init__(self, n: int):
         ...         self.n = n

@@ -10,7 +10,7 @@ It is fitted like the boosted trees (:class:`~medlearn.engine.trees.ArrayFitted`
 it the whole training split once; no epochs, no optimiser. The one fitted tensor is a buffer, so the
 bundle stays safetensors + JSON and reloads through the registry like any model.
 
-Example:
+Examples:
     >>> import numpy as np, torch
     >>> model = dummy(out_channels=1)
     >>> _ = model.fit_arrays(np.zeros((4, 3)), np.array([0, 0, 0, 1]), "binary", None, seed=0)

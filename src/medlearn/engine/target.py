@@ -47,7 +47,7 @@ class Target:
             e.g. ``{"challenge_f1": ("Normal", "AF", "Other")}`` for PhysioNet/CinC 2017.
         value_range: regression: physical bounds a prediction is clipped to (e.g. no negative stay).
 
-    Example:
+    Examples:
         >>> Target("binary", ("benign", "malignant")).metric_names()[:2]
         ('loss', 'auroc')
     """

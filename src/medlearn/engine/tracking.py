@@ -13,6 +13,7 @@ protobuf/gRPC stack), which this project does not otherwise depend on.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -39,7 +40,7 @@ RUN_ARTIFACTS = (
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     """Nested config → ``{"train.lr": "0.001", ...}`` (MLflow parameters are flat strings).
 
-    Example:
+    Examples:
         >>> flatten({"train": {"lr": 0.001, "early_stopping": {"patience": 5}}})
         {'train.lr': '0.001', 'train.early_stopping.patience': '5'}
     """
@@ -98,6 +99,9 @@ class MLflowLogger(Callback):
             self.run_dir.mkdir(parents=True, exist_ok=True)
             uri = f"sqlite:///{self.run_dir.resolve() / 'mlflow.db'}"
         self.tracking_uri = uri
+        # MLflow announces its database set-up at INFO on stderr; the run's own lines (and --quiet) decide
+        # what a user sees, so only its warnings come through.
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
         self.client = MlflowClient(uri)
         self.experiment = experiment
         self.run_name = run_name or (self.run_dir.name if self.run_dir is not None else None)

@@ -82,7 +82,7 @@ class Trainer:
             score (e.g. the validity of molecules sampled after each epoch); called in eval mode.
         callbacks: told of fits, epochs and checkpoints, in this order (see :class:`Callback`).
 
-    Example:
+    Examples:
         >>> from medlearn.config import TrainConfig
         >>> trainer = Trainer(TrainConfig(epochs=3), Target("binary", ("benign", "malignant")))
         >>> trainer.monitor

@@ -30,7 +30,7 @@ class ZScore:
         fill_missing: the value NaN inputs take after standardising (0 = the mean: a missing feature
             counts as average); None keeps NaN.
 
-    Example:
+    Examples:
         >>> ZScore(0.5, 0.25)(np.array([0.5, 1.0]))
         array([0., 2.], dtype=float32)
     """

@@ -153,7 +153,7 @@ def validate_experiment(cfg: ExperimentConfig) -> None:
             (accepted: ...)``).
         MissingDependencyError: the task's or model's modality needs an extra that is not installed.
 
-    Example:
+    Examples:
         >>> from medlearn.config import load_config
         >>> validate_experiment(load_config("lung_nodule"))  # no error: the shipped config is whole
     """

@@ -34,7 +34,7 @@ def make_tokenizer(kind: str) -> Tokenizer:
 class MoleculeCodec:
     """SMILES → token ids → SMILES with a fixed tokeniser and vocabulary.
 
-    Example:
+    Examples:
         >>> codec = MoleculeCodec.fit(["CCO", "c1ccccc1Cl"], kind="smiles")
         >>> codec.decode(codec.encode("CCO"))
         'CCO'

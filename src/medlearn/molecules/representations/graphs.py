@@ -74,7 +74,7 @@ class GraphFeaturizer:
         formal_charges: charges one-hot encoded in the atom features; others are rejected.
         kekulize: encode Kekulé single/double bonds (default, MolGAN) instead of aromatic bonds.
 
-    Example:
+    Examples:
         >>> featurizer = GraphFeaturizer.fit(["CCO", "c1ccncc1"])
         >>> featurizer.decode(featurizer.encode("OCC"))
         'CCO'

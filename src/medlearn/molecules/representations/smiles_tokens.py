@@ -21,7 +21,7 @@ _PATTERN = re.compile(SMILES_REGEX)
 class SmilesTokenizer:
     """Split a SMILES into tokens and join them back, losslessly.
 
-    Example:
+    Examples:
         >>> SmilesTokenizer().tokenize("ClC1=CC=CC=C1[nH+]%10")
         ['Cl', 'C', '1', '=', 'C', 'C', '=', 'C', 'C', '=', 'C', '1', '[nH+]', '%10']
     """

@@ -18,7 +18,7 @@ class Vocabulary:
     loss. Unknown tokens map to ``unk`` instead of raising, because a model can still be scored on a
     molecule with a rare atom; :meth:`encode` can be asked to be strict.
 
-    Example:
+    Examples:
         >>> vocab = Vocabulary.build([["C", "C", "O"], ["C", "N"]])
         >>> vocab.encode(["C", "O"], length=6)
         [1, 4, 6, 2, 0, 0]
