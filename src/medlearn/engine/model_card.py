@@ -67,6 +67,18 @@ def training_summary(meta: BundleMeta) -> str:
     return text + "."
 
 
+def _header(meta: BundleMeta, counts: str) -> list[str]:
+    """The title, intended use and data line (where, which version, then ``counts``) of every card."""
+    return [
+        f"# Model card: {meta.task.name} — {meta.model.name}",
+        "",
+        f"**Intended use.** {meta.intended_use}",
+        "",
+        f"**Data.** `{meta.data.root}` (fingerprint `{meta.data.fingerprint}`), {counts}",
+        "",
+    ]
+
+
 def _value(metric: dict) -> str:
     ci = metric.get("ci95")
     value = "n/a" if metric["value"] is None else f"{metric['value']:.3f}"
@@ -84,17 +96,8 @@ def model_card(meta: BundleMeta) -> str:
         return _generative_card(meta)
     test = meta.metrics["test"]
     training = meta.training
-    lines = [
-        f"# Model card: {meta.task.name} — {meta.model.name}",
-        "",
-        f"**Intended use.** {meta.intended_use}",
-        "",
-        f"**Data.** `{meta.data.root}` (fingerprint `{meta.data.fingerprint}`), "
-        f"{meta.data.n_units} {meta.unit}s; splits by group: "
-        + ", ".join(f"{k} {len(v)}" for k, v in meta.splits.items())
-        + ".",
-        "",
-    ]
+    splits = ", ".join(f"{k} {len(v)}" for k, v in meta.splits.items())
+    lines = _header(meta, f"{meta.data.n_units} {meta.unit}s; splits by group: {splits}.")
     if training.summary:
         lines += [f"**What this model saw.** {training.summary}", ""]
     heading = "Cross-validated metrics" if test["split"] == "cv" else "Test metrics"
@@ -148,14 +151,9 @@ def _plain(value: float | None) -> str:
 def _generative_card(meta: BundleMeta) -> str:
     """A generator is judged by one set of samples: its figures have no bootstrap CI."""
     metrics = meta.metrics.get("test") or {"n": 0, "metrics": {}}
+    val = len(meta.splits.get("val", []))
     lines = [
-        f"# Model card: {meta.task.name} — {meta.model.name}",
-        "",
-        f"**Intended use.** {meta.intended_use}",
-        "",
-        f"**Data.** `{meta.data.root}` (fingerprint `{meta.data.fingerprint}`), "
-        f"{meta.data.n_train:,} training {meta.unit}s, {len(meta.splits.get('val', []))} validation.",
-        "",
+        *_header(meta, f"{meta.data.n_train:,} training {meta.unit}s, {val} validation."),
         f"**Trained** {meta.training.seconds / 60:.1f} min, {meta.training.epochs_run} epochs.",
         "",
         f"**Generated set** ({metrics['n']:,} samples, not bootstrapped):",
