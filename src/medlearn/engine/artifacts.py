@@ -176,6 +176,10 @@ class BundleMeta(_Record):
     intended_use: str
     credits: list[str]
     guided: dict[str, Any] | None = None
+    #: What the training inputs looked like (the task's :meth:`~medlearn.engine.task.Task.input_profile`:
+    #: e.g. modality, HU and spacing ranges, sampling rates and durations, value ranges, ages), against
+    #: which ``predict`` flags an input the model was not built for.
+    input_profile: dict[str, Any] = Field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -226,6 +230,7 @@ def build_bundle_meta(
     calibration: Mapping[str, float] | None = None,
     prediction_interval: Mapping[str, Any] | None = None,
     validation_parts: Mapping[str, Sequence[str]] | None = None,
+    input_profile: Mapping[str, Any] | None = None,
 ) -> BundleMeta:
     """The one builder of a bundle's metadata, for every run that trains a model.
 
@@ -254,6 +259,7 @@ def build_bundle_meta(
         config=cfg.model_dump(mode="json"),
         intended_use=task.intended_use,
         credits=list(task.credits),
+        input_profile=dict(input_profile or {}),
     )
 
 

@@ -90,13 +90,19 @@ class Bundle:
         return self.predict_arrays([self.preprocessing(r) for r in raws])
 
     def predict(
-        self, inputs: str | Path | Sequence[str | Path], out_dir: Path | None = None, **options: Any
+        self,
+        inputs: str | Path | Sequence[str | Path],
+        out_dir: Path | None = None,
+        strict: bool = False,
+        **options: Any,
     ) -> list[dict[str, Any]]:
         """``medlearn predict`` as a function: files in, one prediction record per unit out.
 
         Args:
             inputs: a file or folder, or a list of them (a DICOM series folder, an ECG record, EHR tables…).
             out_dir: where to save a Grad-CAM picture per unit (named in the record's ``"explanation"``).
+            strict: refuse a unit that is outside what the bundle was trained on (see
+                :meth:`~medlearn.engine.task.Task.check_input`) instead of predicting it with a flag.
             **options: the task's predict options, named like the CLI flags (``nodule="55.5,85.6,-116"``
                 or ``nodule=(55.5, 85.6, -116)``, ``diameter=10``, ``fs=200``). One the task does not take
                 is an :class:`~medlearn.errors.InputError` naming the options it does take.
@@ -113,7 +119,7 @@ class Bundle:
         from medlearn.engine.predict import predict_with_pictures
 
         paths = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
-        return predict_with_pictures(self, paths, out_dir, **options)
+        return predict_with_pictures(self, paths, out_dir, strict=strict, **options)
 
     def generate(self, n: int, seed: int = 0, temperature: float | None = None) -> list[Any]:
         """``medlearn generate`` as a function: ``n`` samples of a generative bundle (e.g. SMILES) with its

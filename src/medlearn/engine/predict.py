@@ -19,7 +19,7 @@ def _safe_name(text: str) -> str:
 
 
 def predict_with_pictures(
-    bundle: Bundle, inputs: list[Path], out_dir: Path | None, **options: Any
+    bundle: Bundle, inputs: list[Path], out_dir: Path | None, strict: bool = False, **options: Any
 ) -> list[dict[str, Any]]:
     """Predict every unit found in ``inputs``; with ``out_dir``, save a Grad-CAM picture per unit and
     name it in the record's ``"explanation"``.

@@ -412,6 +412,7 @@ def _train_predictive(
             if final.conformal is not None and final.monitored is not None
             else None
         ),
+        input_profile=task.input_profile(final.tables["train"]),
     )
     meta.training.summary = training_summary(meta)
     info(meta.training.summary)

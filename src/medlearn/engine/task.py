@@ -181,6 +181,20 @@ class Task(ABC):
         predicted with ``bundle``; ``array`` is its preprocessed input. Default: nothing."""
         return None
 
+    def input_profile(self, table: UnitTable) -> dict[str, Any]:
+        """What the training units look like, stored in the bundle (``input_profile``) at training time so
+        that :meth:`check_input` can tell an input the model was not built for: e.g. modality and body
+        part, HU and spacing ranges, sampling rates and durations, value ranges. JSON-able. Default:
+        nothing recorded (nothing is checked)."""
+        return {}
+
+    def check_input(self, unit: PredictUnit, array: np.ndarray, profile: dict[str, Any]) -> list[str]:
+        """Why ``unit`` (preprocessed to ``array``) is outside what the bundle was trained on, judged
+        against the bundle's ``profile`` (:meth:`input_profile` of its training units; ``{}`` for bundles
+        that recorded none): one sentence per reason, ``[]`` when it is in scope. ``predict`` flags these
+        in the record, and ``--strict`` refuses the unit. Default: no checks."""
+        return []
+
     def metric_subsets(self, table: UnitTable) -> dict[str, np.ndarray]:
         """Named boolean masks over ``table``'s units scored again on their own (e.g. sleep staging on the
         sleep period only, as the literature reports); they appear under ``subsets`` in metrics.json."""
