@@ -13,6 +13,7 @@ import pytest
 
 from medlearn.engine.artifacts import FORMAT_VERSION, BundleMeta, save_bundle
 from medlearn.engine.bundle import load_bundle
+from medlearn.engine.integrity import write_manifest
 from medlearn.errors import BundleError
 
 V1 = Path(__file__).parents[1] / "fixtures" / "bundle_v1_ehr_linear"
@@ -102,6 +103,7 @@ def test_a_bad_field_in_a_v2_bundle_is_named_too(tmp_path):
     old = load_bundle(V1)
     folder = save_bundle(tmp_path / "v2", old.model, old.meta)
     _edit(folder, lambda m: m["target"].update(kind="ranking"))
+    write_manifest(folder)  # an intact but invalid bundle: the schema names the field
     with pytest.raises(BundleError, match=r"field 'target.kind'"):
         load_bundle(folder)
 
@@ -112,3 +114,118 @@ def test_a_bundle_naming_out_of_tree_code_is_refused_unless_allowed(v1_copy):
         BundleError, match=r"hospital_ext.models:tiny_mlp.*allow_external=True.*--allow-external"
     ):
         load_bundle(v1_copy)
+
+
+# --- integrity (issue 14): a manifest of SHA-256s, checked on every load; optional Ed25519 signatures
+
+
+@pytest.fixture
+def v2_bundle(tmp_path: Path) -> Path:
+    old = load_bundle(V1)
+    return save_bundle(tmp_path / "v2", old.model, old.meta)
+
+
+def test_a_v2_bundle_carries_a_manifest_of_every_file(v2_bundle):
+    from medlearn.engine.integrity import sha256_file
+
+    manifest = json.loads((v2_bundle / "manifest.json").read_text())
+    assert set(manifest["files"]) == {"bundle.json", "model.safetensors", "model_card.md"}
+    assert manifest["files"]["model.safetensors"] == sha256_file(v2_bundle / "model.safetensors")
+
+
+def test_a_v1_bundle_without_a_manifest_loads_with_a_warning(caplog):
+    with caplog.at_level("WARNING", logger="medlearn.engine.integrity"):
+        load_bundle(V1)
+    assert "has no manifest.json; its files are not verified" in caplog.text
+
+
+def _flip_a_byte(path: Path, offset_from_end: int = 100) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) - offset_from_end] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    ("tamper", "named"),
+    [
+        (lambda b: _flip_a_byte(b / "model.safetensors"), "model.safetensors"),
+        (
+            lambda b: _edit(b, lambda m: m["target"]["class_names"].reverse()),
+            "bundle.json",
+        ),
+        (
+            lambda b: _edit(b, lambda m: m["preprocessing"][0]["params"].update(max_codes=1)),
+            "bundle.json",
+        ),
+        (lambda b: (b / "model_card.md").write_text("# a better model\n"), "model_card.md"),
+        (lambda b: (b / "model.safetensors").unlink(), "model.safetensors"),
+        (lambda b: (b / "manifest.json").unlink(), "no manifest.json"),
+    ],
+)
+def test_a_tampered_bundle_is_refused_naming_the_file(v2_bundle, tamper, named):
+    tamper(v2_bundle)
+    with pytest.raises(BundleError) as caught:
+        load_bundle(v2_bundle)
+    message = str(caught.value)
+    assert named in message and "\n" not in message
+
+
+def test_edited_class_names_are_refused_even_with_a_recomputed_manifest(v2_bundle):
+    _edit(v2_bundle, lambda m: m["target"].update(class_names=m["target"]["class_names"][:-1]))
+    write_manifest(v2_bundle)  # someone who knows the format covers their tracks
+    with pytest.raises(BundleError, match="is not what task los_classification predicts"):
+        load_bundle(v2_bundle)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda m: m["calibration"].update(temperature=0.0), "calibration.temperature"),
+        (lambda m: m["calibration"].update(temperature=-2.0), "calibration.temperature"),
+        (
+            lambda m: m.update(operating_point={"threshold": "abc", "chosen_on": "val", "rule": "x"}),
+            "threshold",
+        ),
+        (
+            lambda m: m.update(operating_point={"threshold": 1.5, "chosen_on": "val", "rule": "x"}),
+            "threshold",
+        ),
+        (
+            lambda m: m.update(prediction_interval={"coverage": 0.9, "half_width": -1, "method": "x"}),
+            "half_width",
+        ),
+    ],
+)
+def test_an_impossible_value_is_named_even_in_an_intact_bundle(v2_bundle, change, field):
+    _edit(v2_bundle, change)
+    write_manifest(v2_bundle)
+    with pytest.raises(BundleError, match=field):
+        load_bundle(v2_bundle)
+
+
+def test_a_signed_bundle_loads_only_with_the_key_that_signed_it(v2_bundle, tmp_path):
+    from medlearn.engine.integrity import generate_keypair, sign_bundle
+
+    private, public = generate_keypair(tmp_path / "keys")
+    assert oct(private.stat().st_mode & 0o777) == "0o600"
+    with pytest.raises(BundleError, match="not signed"):
+        load_bundle(v2_bundle, public_key=public)
+    sign_bundle(v2_bundle, private)
+    assert load_bundle(v2_bundle, public_key=public).kind == "multiclass"
+    _, other = generate_keypair(tmp_path / "other")
+    with pytest.raises(BundleError, match="does not verify"):
+        load_bundle(v2_bundle, public_key=other)
+    # a re-signed manifest after tampering still fails on the file itself
+    _flip_a_byte(v2_bundle / "model.safetensors")
+    with pytest.raises(BundleError, match="model.safetensors: SHA-256 differs"):
+        load_bundle(v2_bundle, public_key=public)
+
+
+def test_a_model_giving_nan_is_an_error_naming_the_bundle(v2_bundle):
+    import torch
+
+    bundle = load_bundle(v2_bundle)
+    with torch.no_grad():
+        next(bundle.model.parameters()).fill_(float("nan"))
+    with pytest.raises(BundleError, match=r"v2: the model's output is NaN or inf for input\(s\) \[0, 1\]"):
+        bundle.predict_arrays([np.zeros((12, bundle.meta.model.params["in_features"]), np.float32)] * 2)

@@ -14,6 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from medlearn.cli import app
+from medlearn.engine.integrity import write_manifest
 from medlearn.errors import ConfigError, InputError
 from tests.conftest import require_module
 
@@ -226,12 +227,13 @@ def test_cli_bad_inputs_are_one_line_exit_2(prior, tmp_path):
     for name in ("model.safetensors", "model_card.md"):
         (fake / name).write_bytes((prior.path / name).read_bytes())
     meta = json.loads((prior.path / "bundle.json").read_text())
-    meta["target"]["kind"] = "binary"
+    meta["target"].update(kind="binary", class_names=["inactive", "active"])
     (fake / "bundle.json").write_text(json.dumps(meta))
+    write_manifest(fake)  # intact as a file set: the refusal must come from what the bundle is
     _one_line_error(
         runner.invoke(app, ["optimize", str(fake), "--out", str(tmp_path / "a")]),
         "binary",
-        "cannot be guided",
+        "is not what task",  # a generator's task with a classifier's target is refused at load
     )
     assert not (tmp_path / "a").exists()  # nothing written for a rejected run
 

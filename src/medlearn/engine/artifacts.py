@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -91,10 +91,13 @@ class DataRecord(_Record):
     n_train: int
 
 
+_Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
 class OperatingPointRecord(_Record):
     """The binary decision threshold, the split it was chosen on and the rule that chose it."""
 
-    threshold: float
+    threshold: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
     chosen_on: str
     rule: str
 
@@ -102,15 +105,15 @@ class OperatingPointRecord(_Record):
 class CalibrationRecord(_Record):
     """``logit / temperature + bias``, fitted on validation (identity when not calibrated)."""
 
-    temperature: float = 1.0
-    bias: float = 0.0
+    temperature: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] = 1.0
+    bias: _Finite = 0.0
 
 
 class PredictionInterval(_Record):
     """A regression bundle's split-conformal interval: ``prediction ± half_width``."""
 
-    coverage: float
-    half_width: float
+    coverage: Annotated[float, Field(gt=0.0, le=1.0)]
+    half_width: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
     method: str
     n_residuals: int | None = None
 
@@ -311,12 +314,14 @@ def parse_bundle_meta(raw: Any, where: Path | str) -> BundleMeta:
 
 
 def save_bundle(path: Path, model: nn.Module, meta: BundleMeta, card_extra: str = "") -> Path:
-    """Write ``model.safetensors`` (no pickle), ``bundle.json`` and ``model_card.md`` into ``path``.
+    """Write ``model.safetensors`` (no pickle), ``bundle.json``, ``model_card.md`` and the SHA-256
+    ``manifest.json`` (:mod:`medlearn.engine.integrity`) into ``path``.
 
     ``card_extra`` is appended to the model card (e.g. how guided generation changed a prior).
     """
     from safetensors.torch import save_file
 
+    from medlearn.engine.integrity import write_manifest
     from medlearn.engine.model_card import model_card
 
     path.mkdir(parents=True, exist_ok=True)
@@ -324,6 +329,7 @@ def save_bundle(path: Path, model: nn.Module, meta: BundleMeta, card_extra: str 
     save_file(state, str(path / "model.safetensors"))
     (path / "bundle.json").write_text(meta.to_json())
     (path / "model_card.md").write_text(model_card(meta) + card_extra)
+    write_manifest(path)  # last: it vouches for the files above as they are now
     return path
 
 

@@ -35,6 +35,7 @@ from medlearn.engine.artifacts import (
     save_bundle,
 )
 from medlearn.engine.data import Preprocessing
+from medlearn.engine.integrity import verify_manifest, verify_signature
 from medlearn.engine.posthoc import Calibration, apply_calibration, outputs_to_predictions
 from medlearn.engine.task import PredictUnit, Task
 from medlearn.errors import BundleError, ConfigError
@@ -78,11 +79,25 @@ class Bundle:
             return np.zeros(0)
         self.model.eval()
         outs = []
+        width = len(self.class_names) if self.kind == "multiclass" else 1
         for i in range(0, len(arrays), 64):
             x = torch.from_numpy(np.stack(arrays[i : i + 64])).to(self.device)
-            outs.append(
-                outputs_to_predictions(apply_calibration(self.model(x).cpu(), self.calibration), self.kind)
-            )
+            logits = self.model(x).cpu()
+            if self.kind != "generative" and logits.reshape(len(logits), -1).shape[1] != width:
+                raise BundleError(
+                    f"{self.path}: the model gives {logits.reshape(len(logits), -1).shape[1]} outputs per "
+                    f"unit, but the bundle names {width} ({', '.join(self.class_names) or self.kind})"
+                )
+            bad = ~torch.isfinite(logits.reshape(len(logits), -1)).all(dim=1)
+            if bool(bad.any()):
+                where = [i + int(j) for j in torch.nonzero(bad).flatten()]
+                inputs = ~torch.isfinite(x.reshape(len(x), -1).cpu()).all(dim=1)
+                cause = "its input holds NaN or inf" if bool(inputs[bad].any()) else "the model is broken"
+                raise BundleError(
+                    f"{self.path}: the model's output is NaN or inf for input(s) {where[:5]} ({cause}); "
+                    "no prediction is made from it"
+                )
+            outs.append(outputs_to_predictions(apply_calibration(logits, self.calibration), self.kind))
         return np.concatenate(outs)
 
     def predict_raw(self, raws: list[Any]) -> np.ndarray:
@@ -208,7 +223,9 @@ def _make_task(raw: dict[str, Any], meta_path: Path) -> Task:
         raise BundleError(f"{meta_path}: task: {exc}") from None
 
 
-def load_bundle(path: str | Path, device: str = "cpu", allow_external: bool = False) -> Bundle:
+def load_bundle(
+    path: str | Path, device: str = "cpu", allow_external: bool = False, public_key: str | Path | None = None
+) -> Bundle:
     """Load a bundle directory onto a device, checking its metadata against the schema.
 
     Args:
@@ -217,13 +234,17 @@ def load_bundle(path: str | Path, device: str = "cpu", allow_external: bool = Fa
         allow_external: load a bundle whose task, model or transform is out-of-tree code
             (``package.module:Name``). Loading it imports and runs that package, so it is refused unless
             asked for (CLI: ``--allow-external``).
+        public_key: an Ed25519 public key (PEM): the bundle must carry a signature of its manifest by the
+            matching private key (CLI: ``--require-signature KEY``; see :mod:`medlearn.engine.integrity`).
 
     Returns:
         The :class:`Bundle`: its task, the model in eval mode, the saved preprocessing and metadata.
 
     Raises:
-        BundleError: not a bundle, an unsupported format version, a field unknown to or missing from
-            the schema (named), weights that do not load, or out-of-tree code without ``allow_external``.
+        BundleError: not a bundle, an unsupported format version, a file that differs from the bundle's
+            SHA-256 manifest (named), a missing or bad signature when ``public_key`` is given, a field
+            unknown to, missing from or invalid for the schema (named), class names that are not the
+            task's, weights that do not load, or out-of-tree code without ``allow_external``.
 
     Examples:
         >>> bundle = load_bundle("runs/ecg_af")  # doctest: +SKIP
@@ -253,6 +274,9 @@ def load_bundle(path: str | Path, device: str = "cpu", allow_external: bool = Fa
             f"{meta_path}: unsupported bundle format {raw.get('format')!r} "
             f"v{version} (this medlearn reads v1 to v{FORMAT_VERSION})"
         )
+    verify_manifest(path, required=version >= 2)
+    if public_key is not None:
+        verify_signature(path, Path(public_key))
     external = _external_names(raw)
     if external and not allow_external:
         raise BundleError(
@@ -264,6 +288,12 @@ def load_bundle(path: str | Path, device: str = "cpu", allow_external: bool = Fa
         raise BundleError(f"{path}: bundle has no model.safetensors")
     task = _make_task(raw, meta_path)
     meta = parse_bundle_meta(migrate_v1(raw, task.target) if version == 1 else raw, meta_path)
+    expected = (task.target.kind, list(task.target.class_names))
+    if (meta.kind, meta.class_names) != expected:
+        raise BundleError(
+            f"{meta_path}: target {meta.kind} {meta.class_names} is not what task {meta.task.name} predicts "
+            f"({expected[0]} {expected[1]})"
+        )
     model, _ = build_model(meta.model.name, meta.model.params, {})
     try:
         model.load_state_dict(load_file(str(weights)))
