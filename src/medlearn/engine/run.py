@@ -280,7 +280,7 @@ def _train_predictive(
     pooled = {s: UnitTable.concat([f.tables[s] for f in folds]) for s in ("val", "test")}
     if cv:
         for s in pooled:
-            pooled[s].meta["fold"] = [k + 1 for k, f in enumerate(folds) for _ in range(len(f.tables[s]))]
+            pooled[s].meta.update(fold=[k + 1 for k, f in enumerate(folds) for _ in range(len(f.tables[s]))])
     val_logits = np.concatenate([f.logits["val"] for f in folds])
     calibration = (
         fit_calibration(val_logits, pooled["val"].targets, task.kind) if cfg.eval.calibrate else Calibration()
