@@ -17,7 +17,6 @@ different preprocessing at serving time is the most common silent bug in clinica
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,15 +36,16 @@ from medlearn.engine.artifacts import (
 from medlearn.engine.data import Preprocessing
 from medlearn.engine.integrity import verify_manifest, verify_signature
 from medlearn.engine.posthoc import Calibration, apply_calibration, outputs_to_predictions
-from medlearn.engine.task import PredictUnit, Task
+from medlearn.engine.predictor import Predictor
+from medlearn.engine.task import Task
 from medlearn.errors import BundleError, ConfigError
 
 __all__ = ["Bundle", "BundleMeta", "load_bundle", "save_bundle"]
 
 
 @dataclass
-class Bundle:
-    """A loaded bundle: the task, the model in eval mode and the saved preprocessing."""
+class Bundle(Predictor):
+    """A loaded bundle: the task, the torch model in eval mode and the saved preprocessing."""
 
     path: Path
     meta: BundleMeta
@@ -55,22 +55,9 @@ class Bundle:
     device: torch.device = torch.device("cpu")
 
     @property
-    def kind(self) -> str:
-        return self.meta.kind
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.meta.class_names
-
-    @property
     def calibration(self) -> Calibration:
         """Post-hoc calibration of the logits fitted on validation (identity when absent)."""
         return Calibration(**self.meta.calibration.model_dump())
-
-    @property
-    def threshold(self) -> float | None:
-        op = self.meta.operating_point
-        return None if op is None else float(op.threshold)
 
     @torch.no_grad()
     def predict_arrays(self, arrays: list[np.ndarray]) -> np.ndarray:
@@ -104,38 +91,6 @@ class Bundle:
         """Preprocess raw inputs with the bundle's own spec and predict."""
         return self.predict_arrays([self.preprocessing(r) for r in raws])
 
-    def predict(
-        self,
-        inputs: str | Path | Sequence[str | Path],
-        out_dir: Path | None = None,
-        strict: bool = False,
-        **options: Any,
-    ) -> list[dict[str, Any]]:
-        """``medlearn predict`` as a function: files in, one prediction record per unit out.
-
-        Args:
-            inputs: a file or folder, or a list of them (a DICOM series folder, an ECG record, EHR tables…).
-            out_dir: where to save a Grad-CAM picture per unit (named in the record's ``"explanation"``).
-            strict: refuse a unit that is outside what the bundle was trained on (see
-                :meth:`~medlearn.engine.task.Task.check_input`) instead of predicting it with a flag.
-            **options: the task's predict options, named like the CLI flags (``nodule="55.5,85.6,-116"``
-                or ``nodule=(55.5, 85.6, -116)``, ``diameter=10``, ``fs=200``). One the task does not take
-                is an :class:`~medlearn.errors.InputError` naming the options it does take.
-
-        Returns:
-            One dict per predicted unit, the prediction record of ``medlearn predict --json``; inputs that
-            held nothing to predict come back as ``{"input": ..., "skipped": {...}}``.
-
-        Examples:
-            >>> bundle = medlearn.load_bundle("runs/ecg_af/bundle")  # doctest: +SKIP
-            >>> bundle.predict("A00001.hea")[0]["label"]  # doctest: +SKIP
-            'Normal'
-        """
-        from medlearn.engine.predict import predict_with_pictures
-
-        paths = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
-        return predict_with_pictures(self, paths, out_dir, strict=strict, **options)
-
     def generate(self, n: int, seed: int = 0, temperature: float | None = None) -> list[Any]:
         """``medlearn generate`` as a function: ``n`` samples of a generative bundle (e.g. SMILES) with its
         own preprocessing (codec).
@@ -146,54 +101,6 @@ class Bundle:
         if self.kind != "generative":
             raise ConfigError(f"{self.path}: a {self.kind} model cannot generate; pass a generator's bundle")
         return self.task.generate(self.model, self.preprocessing, n, seed=seed, temperature=temperature)
-
-    @property
-    def model_name(self) -> str:
-        return f"{self.meta.model.name}@{self.meta.created}"
-
-    def _within_range(self, value: float) -> float:
-        """A regression value clipped to the task's physical range (e.g. no negative length of stay)."""
-        lo, hi = self.task.target.value_range
-        return round(float(min(max(value, -np.inf if lo is None else lo), np.inf if hi is None else hi)), 6)
-
-    def describe(self, unit: PredictUnit, pred: Any) -> dict[str, Any]:
-        """The prediction record (docs/conventions.md#the-prediction-record) for one unit."""
-        record: dict[str, Any] = {
-            "input": unit.meta.get("input", unit.id),
-            "unit": unit.id,
-            "model": self.model_name,
-        }
-        if self.kind == "binary":
-            threshold = self.threshold if self.threshold is not None else 0.5
-            prob = float(pred)
-            record.update(
-                label=self.class_names[int(prob >= threshold)],
-                probability=round(prob, 6),
-                threshold=threshold,
-            )
-        elif self.kind == "multiclass":
-            probs = {c: round(float(p), 6) for c, p in zip(self.class_names, pred)}
-            record.update(label=max(probs, key=probs.get), probabilities=probs)
-        else:
-            interval = self.meta.prediction_interval
-            value = float(pred)
-            record["value"] = self._within_range(value)
-            record["interval"] = (
-                None
-                if interval is None
-                else [
-                    self._within_range(value - interval.half_width),
-                    self._within_range(value + interval.half_width),
-                ]
-            )
-        extra = {k: v for k, v in unit.meta.items() if k != "input"}
-        if extra:
-            record["details"] = extra
-        if unit.warnings:
-            record["warnings"] = unit.warnings
-        if unit.explanation is not None:
-            record["explanation"] = unit.explanation
-        return record
 
 
 def _external_names(raw: dict[str, Any]) -> list[str]:

@@ -10,8 +10,8 @@ import numpy as np
 
 from medlearn.engine.protocols import gradcam_layer
 
-if TYPE_CHECKING:  # Bundle.predict calls this module: a runtime import back would be a cycle
-    from medlearn.engine.bundle import Bundle
+if TYPE_CHECKING:  # Predictor.predict calls this module: a runtime import back would be a cycle
+    from medlearn.engine.predictor import Predictor as Bundle
 
 
 def _safe_name(text: str) -> str:

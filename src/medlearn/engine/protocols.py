@@ -6,10 +6,11 @@ Each protocol says who calls it and why, so a hospital writing its own model kno
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # annotations only: predicting with onnxruntime imports this module without torch
+    import torch
+    from torch import nn
 
 
 @runtime_checkable

@@ -1,0 +1,127 @@
+"""What every loaded model shares, whatever runs it (torch, or onnxruntime on a device without torch):
+its identity, its decision threshold, the prediction flow and the prediction record.
+
+Kept free of torch so that :class:`medlearn.engine.onnx_runtime.OnnxBundle` can predict where torch is
+not installed; :class:`medlearn.engine.bundle.Bundle` adds the torch model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from medlearn.engine.artifacts import BundleMeta
+    from medlearn.engine.data import Preprocessing
+    from medlearn.engine.task import PredictUnit, Task
+
+
+class Predictor:
+    """A bundle loaded for prediction. Subclasses hold ``path``, ``meta``, ``task`` and ``preprocessing``
+    and implement :meth:`predict_arrays`; ``model`` is the torch module when there is one (Grad-CAM)."""
+
+    path: Path
+    meta: BundleMeta
+    task: Task
+    preprocessing: Preprocessing
+    model: Any  # the torch module, or None where there is none (onnxruntime)
+
+    def predict_arrays(self, arrays: list[np.ndarray]) -> np.ndarray:
+        """Model outputs for already-preprocessed arrays (P(positive), class probabilities or values)."""
+        raise NotImplementedError
+
+    @property
+    def kind(self) -> str:
+        return self.meta.kind
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.meta.class_names
+
+    @property
+    def threshold(self) -> float | None:
+        op = self.meta.operating_point
+        return None if op is None else float(op.threshold)
+
+    def predict(
+        self,
+        inputs: str | Path | Sequence[str | Path],
+        out_dir: Path | None = None,
+        strict: bool = False,
+        **options: Any,
+    ) -> list[dict[str, Any]]:
+        """``medlearn predict`` as a function: files in, one prediction record per unit out.
+
+        Args:
+            inputs: a file or folder, or a list of them (a DICOM series folder, an ECG record, EHR tables…).
+            out_dir: where to save a Grad-CAM picture per unit (named in the record's ``"explanation"``).
+            strict: refuse a unit that is outside what the bundle was trained on (see
+                :meth:`~medlearn.engine.task.Task.check_input`) instead of predicting it with a flag.
+            **options: the task's predict options, named like the CLI flags (``nodule="55.5,85.6,-116"``
+                or ``nodule=(55.5, 85.6, -116)``, ``diameter=10``, ``fs=200``). One the task does not take
+                is an :class:`~medlearn.errors.InputError` naming the options it does take.
+
+        Returns:
+            One dict per predicted unit, the prediction record of ``medlearn predict --json``; inputs that
+            held nothing to predict come back as ``{"input": ..., "skipped": {...}}``.
+
+        Examples:
+            >>> bundle = medlearn.load_bundle("runs/ecg_af/bundle")  # doctest: +SKIP
+            >>> bundle.predict("A00001.hea")[0]["label"]  # doctest: +SKIP
+            'Normal'
+        """
+        from medlearn.engine.predict import predict_with_pictures
+
+        paths = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
+        return predict_with_pictures(self, paths, out_dir, strict=strict, **options)
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.meta.model.name}@{self.meta.created}"
+
+    def _within_range(self, value: float) -> float:
+        """A regression value clipped to the task's physical range (e.g. no negative length of stay)."""
+        lo, hi = self.task.target.value_range
+        return round(float(min(max(value, -np.inf if lo is None else lo), np.inf if hi is None else hi)), 6)
+
+    def describe(self, unit: PredictUnit, pred: Any) -> dict[str, Any]:
+        """The prediction record (docs/conventions.md#the-prediction-record) for one unit."""
+        record: dict[str, Any] = {
+            "input": unit.meta.get("input", unit.id),
+            "unit": unit.id,
+            "model": self.model_name,
+        }
+        if self.kind == "binary":
+            threshold = self.threshold if self.threshold is not None else 0.5
+            prob = float(pred)
+            record.update(
+                label=self.class_names[int(prob >= threshold)],
+                probability=round(prob, 6),
+                threshold=threshold,
+            )
+        elif self.kind == "multiclass":
+            probs = {c: round(float(p), 6) for c, p in zip(self.class_names, pred)}
+            record.update(label=max(probs, key=probs.get), probabilities=probs)
+        else:
+            interval = self.meta.prediction_interval
+            value = float(pred)
+            record["value"] = self._within_range(value)
+            record["interval"] = (
+                None
+                if interval is None
+                else [
+                    self._within_range(value - interval.half_width),
+                    self._within_range(value + interval.half_width),
+                ]
+            )
+        extra = {k: v for k, v in unit.meta.items() if k != "input"}
+        if extra:
+            record["details"] = extra
+        if unit.warnings:
+            record["warnings"] = unit.warnings
+        if unit.explanation is not None:
+            record["explanation"] = unit.explanation
+        return record
