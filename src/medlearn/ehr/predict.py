@@ -72,6 +72,8 @@ def annotate_unit(unit: PredictUnit, array: np.ndarray, bundle: Any, top: int = 
             "no code of this admission is known to the model: the prediction rests on age, sex, "
             "admission type and earlier admissions only"
         )
+    if bundle.model is None:  # onnxruntime: no torch model to take gradients or occlusions with
+        return
     contribution, method = feature_contributions(bundle.model, array)
     names = featurize.feature_names()
     order = np.argsort(-np.abs(contribution))[:top]
