@@ -149,7 +149,10 @@ class LOSClassification(AdmissionTask):
         probs = bundle.predict_arrays([array])[0]
         edges = (0, *LOS_BIN_EDGES_DAYS, None)
         k = int(np.argmax(probs))
-        unit.explanation["remaining_los_days_interval"] = [edges[k], edges[k + 1]]
+        unit.explanation = {
+            **(unit.explanation or {}),
+            "remaining_los_days_interval": [edges[k], edges[k + 1]],
+        }
 
     def targets(self, cohort: Any) -> np.ndarray:
         return np.digitize(cohort["remaining_los_days"].to_numpy(), LOS_BIN_EDGES_DAYS).astype(np.int64)
