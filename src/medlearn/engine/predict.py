@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medlearn.engine.input_checks import non_finite_reason
 from medlearn.engine.protocols import gradcam_layer
 
 if TYPE_CHECKING:  # Predictor.predict calls this module: a runtime import back would be a cycle
     from medlearn.engine.predictor import Predictor as Bundle
+    from medlearn.engine.task import PredictUnit
 
 
 def _safe_name(text: str) -> str:
@@ -30,11 +32,20 @@ def predict_with_pictures(
     """
     validated = bundle.task.predict_options(**options)
     loaded = bundle.task.load_inputs([Path(p) for p in inputs], validated)
-    arrays = [bundle.preprocessing(u.raw) for u in loaded.units]
-    preds = bundle.predict_arrays(arrays)
-    for unit, array in zip(loaded.units, arrays):
+    all_arrays = [bundle.preprocessing(u.raw) for u in loaded.units]
+    verdicts = [_scope(bundle, unit, array, strict) for unit, array in zip(loaded.units, all_arrays)]
+    kept = [i for i, (refused, _) in enumerate(verdicts) if not refused]
+    units = [loaded.units[i] for i in kept]
+    arrays = [all_arrays[i] for i in kept]
+    preds = bundle.predict_arrays(arrays) if arrays else []
+    for unit, array in zip(units, arrays):
         bundle.task.annotate(unit, array, bundle)
-    records = [bundle.describe(u, p) for u, p in zip(loaded.units, preds)]
+    records = [bundle.describe(u, p) for u, p in zip(units, preds)]
+    for i, record in zip(kept, records):
+        reasons = verdicts[i][1]
+        if reasons:  # predicted, but outside what the bundle was trained on: said twice, never silent
+            record["out_of_scope"] = list(reasons)
+            record["warnings"] = [*record.get("warnings", []), *reasons]
     if out_dir is not None and arrays and gradcam_layer(bundle.model):
         import matplotlib
 
@@ -44,7 +55,7 @@ def predict_with_pictures(
         from medlearn.explain.gradcam import cam_problem, gradcam, overlay
 
         heat = gradcam(bundle.model, np.stack(arrays))
-        for unit, array, h, record in zip(loaded.units, arrays, heat, records):
+        for unit, array, h, record in zip(units, arrays, heat, records):
             image = bundle.task.display_image(array)
             heat2d = bundle.task.display_image(h[None])
             if image is None:
@@ -74,6 +85,35 @@ def predict_with_pictures(
             fig.savefig(out_dir / name, dpi=100, bbox_inches="tight")
             plt.close(fig)
             record["explanation"] = name
+    by_unit = dict(zip(kept, records))
+    records = [
+        by_unit[i] if i in by_unit else _refused_record(bundle, unit, verdicts[i][1])
+        for i, unit in enumerate(loaded.units)
+    ]
     for skipped in loaded.skipped:
         records.append({"input": skipped.get("input", ""), "model": bundle.model_name, "skipped": skipped})
     return records
+
+
+def _scope(bundle: Bundle, unit: PredictUnit, array: np.ndarray, strict: bool) -> tuple[bool, list[str]]:
+    """Whether ``unit`` is refused, and why it is outside what the bundle was trained on (the task's
+    :meth:`~medlearn.engine.task.Task.check_input` against the bundle's stored ``input_profile``).
+
+    A preprocessed input holding NaN or inf is refused even without ``strict``: no model output computed
+    from it is a number to report. Otherwise ``strict`` refuses every flagged unit.
+    """
+    reasons = list(bundle.task.check_input(unit, array, dict(bundle.meta.input_profile or {})))
+    broken = non_finite_reason(array)
+    if broken is not None:
+        return True, [*reasons, f"{broken}; no prediction can be made from it"]
+    return bool(strict and reasons), reasons
+
+
+def _refused_record(bundle: Bundle, unit: PredictUnit, reasons: list[str]) -> dict[str, Any]:
+    """The record of a unit that was not predicted: what it was and why (docs/conventions.md)."""
+    return {
+        "input": unit.meta.get("input", unit.id),
+        "unit": unit.id,
+        "model": bundle.model_name,
+        "refused": list(reasons),
+    }
