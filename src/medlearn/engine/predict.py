@@ -20,6 +20,19 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "unit"
 
 
+def _picture_name(unit_id: str, used: set[str]) -> str:
+    """``<safe unit id>_gradcam.png``, unique among ``used`` (which it joins): two units with the same id,
+    or ids that differ only in characters a file name cannot hold or in case, get ``-2``, ``-3``, … so
+    that no picture overwrites another."""
+    stem = _safe_name(unit_id)
+    name, n = f"{stem}_gradcam.png", 1
+    while name.lower() in used:
+        n += 1
+        name = f"{stem}-{n}_gradcam.png"
+    used.add(name.lower())
+    return name
+
+
 def predict_with_pictures(
     bundle: Bundle, inputs: list[Path], out_dir: Path | None, strict: bool = False, **options: Any
 ) -> list[dict[str, Any]]:
@@ -55,6 +68,7 @@ def predict_with_pictures(
         from medlearn.explain.gradcam import cam_problem, gradcam, overlay
 
         heat = gradcam(bundle.model, np.stack(arrays))
+        used: set[str] = set()
         for unit, array, h, record in zip(units, arrays, heat, records):
             image = bundle.task.display_image(array)
             heat2d = bundle.task.display_image(h[None])
@@ -81,7 +95,7 @@ def predict_with_pictures(
             label = record.get("label", "")
             prob = record.get("probability")
             fig.suptitle(f"{unit.id}: {label}" + (f" p={prob:.3f}" if prob is not None else ""))
-            name = f"{_safe_name(unit.id)}_gradcam.png"
+            name = _picture_name(unit.id, used)
             fig.savefig(out_dir / name, dpi=100, bbox_inches="tight")
             plt.close(fig)
             record["explanation"] = name
