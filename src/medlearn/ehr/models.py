@@ -97,7 +97,9 @@ class AggregateBoostedTrees(BoostedTrees):
     """Baseline: scikit-learn's histogram gradient boosting on the same aggregated features."""
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return aggregate_over_time(x)
+        # in float64: a float32 mean summed in another order (onnxruntime's) can land on the other side of
+        # a split threshold; in float64 the two agree far below any threshold's spacing
+        return aggregate_over_time(x.double())
 
 
 def linear_baseline(in_features: int, out_channels: int = 1) -> nn.Module:
