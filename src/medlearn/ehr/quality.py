@@ -3,7 +3,8 @@
 Per numeric code: how often it was recorded, how many results were not numbers (kept as text, not fed to
 the model), which units it came in (more than one unit is flagged: values are not converted), its range,
 and how many cohort admissions have no measurement in the prediction window (missingness, filled by
-forward fill and the training mean with a "measured" mask).
+forward fill and the training mean with a "measured" mask). Admissions the readers dropped (a repeated
+id keeps its first row; no admission time, or a discharge before it) are listed first, with their counts.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import polars as pl
 
 from medlearn.ehr.features import NUMERIC_SYSTEMS
+from medlearn.ehr.io._tables import admission_notes
 
 
 def lab_quality(
@@ -64,8 +66,16 @@ def lab_quality(
 
 
 def quality_html(notes: Sequence[str], table: pl.DataFrame, n_units: int, window_hours: float) -> str:
-    """HTML for the report: the readers' notes, then the per-code table."""
-    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes) or "<li>no problems found</li>"
+    """HTML for the report: the admissions the readers dropped (duplicated ids, impossible times) with
+    their counts, the other notes, then the per-code table."""
+    cohort = admission_notes(notes)
+    dropped = "".join(f"<li>{html.escape(n)}</li>" for n in cohort) or (
+        "<li>none: no duplicated admission id, no admission without a time or discharged before it</li>"
+    )
+    items = (
+        "".join(f"<li>{html.escape(n)}</li>" for n in notes if n not in cohort)
+        or "<li>no problems found</li>"
+    )
     rows = []
     for r in table.to_dicts():
         flag = " ⚠" if len(r["units"]) > 1 else ""
@@ -79,6 +89,9 @@ def quality_html(notes: Sequence[str], table: pl.DataFrame, n_units: int, window
             f"<td class='num'>{100 * r['missing_in_window']:.0f}%</td></tr>"
         )
     return (
+        "<p>Admissions left out by the readers (each reason counted; of the rest, the cohort keeps the"
+        f" {n_units} admissions still in hospital and alive {window_hours:g} h after admission):</p>"
+        f"<ul>{dropped}</ul>"
         "<p>What the readers found and did (each handled as stated, never silently):</p>"
         f"<ul>{items}</ul>"
         f"<p>Most frequent numeric codes. <em>Non-numeric</em> results (e.g. '&lt;0.5', 'ERROR') are kept as text and"

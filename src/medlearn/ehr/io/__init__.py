@@ -18,16 +18,19 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from medlearn.ehr.io._tables import collect_all_checked
+from medlearn.ehr.io._tables import admission_notes, collect_all_checked
 from medlearn.ehr.io.schema import ADMISSION_SCHEMA, CODES_SCHEMA, EVENT_SCHEMA, EHRSource, validate_schema
 from medlearn.errors import InputError
 from medlearn.paths import cache_dir
+
+log = logging.getLogger(__name__)
 
 #: kind → (module, reader function) — looked up at call time so the modules load only when used.
 READERS: dict[str, tuple[str, str]] = {
@@ -89,12 +92,20 @@ def read_source(root: Path | str, kind: str | None = None, cache: bool = True, *
     if cache:
         cached = _load_cache(_cache_dir(module.fingerprint(root, **options)), root)
         if cached is not None:
-            return cached
+            return _logged(cached)
     reader = getattr(module, READERS[kind][1])
     if cache and "defer_checks" in inspect.signature(reader).parameters:
         options["defer_checks"] = True  # its quality counts are collected in the cache-writing pass
     source = reader(root, **options)
-    return cached_source(source) if cache else source
+    return _logged(cached_source(source) if cache else source)
+
+
+def _logged(source: EHRSource) -> EHRSource:
+    """``source``, after one INFO line per reason an admission was dropped or kept out of training (with
+    its count) in the run log: the same lines the report's data-quality section lists first."""
+    for note in admission_notes(source.notes):
+        log.info("%s: %s", source.root, note)
+    return source
 
 
 def _cache_dir(fingerprint: str) -> Path:

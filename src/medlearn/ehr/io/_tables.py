@@ -198,6 +198,89 @@ def make_events(
     ).filter(pl.col("code").is_not_null() & (pl.col("code") != ""))
 
 
+#: Every note about an admission (or unit stay) left out of the admission table contains one of these
+#: phrases: :func:`admission_notes` finds them for the run log and the report's data-quality section.
+DROPPED_ADMISSIONS = "dropped from the admissions"
+DROPPED_UNIT_STAYS = "dropped from the unit stays"
+NOT_IN_TRAINING = "not in any training cohort"
+
+
+def admission_notes(notes: Iterable[str]) -> list[str]:
+    """The notes that count admissions (or unit stays) dropped or kept out of training cohorts."""
+    markers = (DROPPED_ADMISSIONS, DROPPED_UNIT_STAYS, NOT_IN_TRAINING)
+    return [note for note in notes if any(marker in note for marker in markers)]
+
+
+def drop_duplicate_ids(
+    frame: pl.LazyFrame, checks: Checks, where: str, id_col: str, what: str = "admissions"
+) -> pl.LazyFrame:
+    """``frame`` with the first row of each ``id_col`` (in file order) and no row without one.
+
+    A duplicated id is never counted twice: the later rows are dropped, and both the duplicates and the
+    rows without an id are counted in the notes. ``frame`` must still be in file order (before any join).
+    """
+    name = Path(where).name
+    ident = pl.col(id_col)
+    checks.add(
+        frame,
+        where,
+        {
+            f"{name}: {{n}} duplicate {id_col} row(s) dropped from the {what} (the first row of each "
+            f"{id_col} is kept)": ident.is_not_null() & ~ident.is_first_distinct(),
+            f"{name}: {{n}} row(s) without a {id_col} dropped from the {what}": ident.is_null(),
+        },
+    )
+    return frame.filter(ident.is_not_null() & ident.is_first_distinct())
+
+
+def drop_impossible_times(
+    frame: pl.LazyFrame,
+    checks: Checks,
+    where: str,
+    admit: pl.Expr,
+    discharge: pl.Expr,
+    admit_label: str,
+    discharge_label: str,
+) -> pl.LazyFrame:
+    """``frame`` without the admissions that cannot be placed in time, each reason counted in the notes.
+
+    Dropped: no usable admission time (missing or malformed), a discharge before the admission. Kept but
+    counted: no usable discharge time (an ongoing stay can still be predicted for; it has no length of
+    stay, so no training cohort takes it).
+    """
+    name = Path(where).name
+    checks.add(
+        frame,
+        where,
+        {
+            f"{name}: {{n}} admission(s) without a usable {admit_label} {DROPPED_ADMISSIONS} "
+            "(cannot be placed in time)": admit.is_null(),
+            f"{name}: {{n}} admission(s) with {discharge_label} before {admit_label} {DROPPED_ADMISSIONS} "
+            "(impossible times)": admit.is_not_null() & (discharge < admit).fill_null(False),
+            f"{name}: {{n}} admission(s) without a usable {discharge_label} kept (ongoing stays can be "
+            f"predicted for) but {NOT_IN_TRAINING} (no length of stay)": admit.is_not_null()
+            & discharge.is_null(),
+        },
+    )
+    return frame.filter(admit.is_not_null() & (discharge.is_null() | (discharge >= admit)))
+
+
+def screen_admissions(
+    frame: pl.LazyFrame,
+    checks: Checks,
+    where: str,
+    id_col: str,
+    admit: str,
+    discharge: str,
+) -> pl.LazyFrame:
+    """An admissions CSV (raw strings, file order) without duplicated ids and impossible times, counted:
+    :func:`drop_duplicate_ids` then :func:`drop_impossible_times` on the ``admit``/``discharge`` columns."""
+    unique = drop_duplicate_ids(frame, checks, where, id_col)
+    return drop_impossible_times(
+        unique, checks, where, to_datetime(admit), to_datetime(discharge), f"'{admit}'", f"'{discharge}'"
+    )
+
+
 class Checks:
     """Data-quality counts gathered while a reader builds its lazy tables, computed in one pass.
 

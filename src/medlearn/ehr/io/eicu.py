@@ -36,7 +36,9 @@ EICU_ADMITDX (``admitdxpath``); ``lab`` → EICU_LAB (``labname``; ``value_num``
 text when it is a number; unit = ``labmeasurenamesystem`` else ``…interface``); ``medication`` → EICU_MED
 (``drugname``) else EICU_HICL (``drughiclseqno``, pandas' ``.0`` removed); ``treatment`` →
 EICU_TREATMENT; ``physicalExam`` → EICU_PHYSEXAM (path, numeric text parsed). ``patient.csv``/
-``hospital.csv`` blank lines (read by polars as all-null rows) are dropped.
+``hospital.csv`` blank lines (read by polars as all-null rows) are dropped. A repeated
+``patientunitstayid`` keeps its first row; hospital stays with no usable admission time or a discharge
+offset before the admission offset are dropped; each reason is counted in the notes.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ import polars as pl
 from medlearn.ehr.io._tables import (
     EVERY_ROW,
     Checks,
+    drop_duplicate_ids,
+    drop_impossible_times,
     find_table,
     make_events,
     require_table,
@@ -57,7 +61,7 @@ from medlearn.ehr.io._tables import (
 from medlearn.ehr.io.schema import ADMISSION_SCHEMA, MAX_AGE_YEARS, EHRSource, conform
 from medlearn.engine.data import fingerprint_files
 
-READER_VERSION = "2"  # 2: labs at their revision, orders at entry, cancelled kept
+READER_VERSION = "3"  # 2: labs at their revision, orders at entry, cancelled kept; 3: screened stays
 PATIENT = [
     "patientunitstayid",
     "patienthealthsystemstayid",
@@ -111,8 +115,8 @@ def read_eicu(root: Path, *, defer_checks: bool = False) -> EHRSource:
     source_files(root)  # a missing required table fails here, before any scan
     path = require_table(root, "patient", "eICU")
     checks, notes = Checks(), []
-    patient = scan_table(path, PATIENT, checks=checks).unique(
-        "patientunitstayid", keep="first", maintain_order=True
+    patient = drop_duplicate_ids(
+        scan_table(path, PATIENT, checks=checks), checks, str(path), "patientunitstayid", "unit stays"
     )
     anchor = (
         pl.concat_str(
@@ -231,6 +235,15 @@ def _admissions(stays: pl.LazyFrame, checks: Checks, where: str) -> pl.LazyFrame
             f"{Path(where).name}: {{n}} hospital stay(s) without hospitaldischargestatus "
             "(died_in_hospital null)": died.is_null(),
         },
+    )
+    first = drop_impossible_times(
+        first,
+        checks,
+        where,
+        pl.col("hosp_admit"),
+        pl.col("hosp_discharge"),
+        "hospital admission time (hospitaldischargeyear + hospitaladmittime24)",
+        "hospital discharge time (hospitaldischargeoffset)",
     )
     sex = pl.col("gender").str.strip_chars().replace_strict({"Female": "F", "Male": "M"}, default=None)
     return conform(

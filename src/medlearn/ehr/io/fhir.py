@@ -17,7 +17,8 @@ Mapping (``source_table`` is the resource type):
   (v3 ActCode: ``IMP`` inpatient, ``EMER`` emergency, ``AMB`` ambulatory, …; the inpatient ones are
   :data:`INPATIENT_CLASSES`), ``died_in_hospital`` = the patient's ``deceasedDateTime`` lies within the
   period (then ``death_time`` is set), ``age_years`` = (admit − birthDate) in years of 365.2425 days,
-  capped at 90.
+  capped at 90. A repeated Encounter id keeps its first copy; an encounter without
+  ``period.start``, or ending before it, is dropped; each reason is counted in the notes.
 - ``Condition`` → its codings at ``recordedDate`` (when the diagnosis became known), else
   ``onsetDateTime`` / ``onsetPeriod.start``: an onset can be back-dated to before it was recorded,
   and ``time`` is when the information became available.
@@ -77,6 +78,7 @@ from typing import Any
 
 import polars as pl
 
+from medlearn.ehr.io._tables import DROPPED_ADMISSIONS, NOT_IN_TRAINING
 from medlearn.ehr.io.fhir_resources import (  # noqa: F401  (DIRECTORY_TYPES, EVENT_TYPES re-exported)
     DIRECTORY_TYPES,
     EVENT_TYPES,
@@ -95,7 +97,7 @@ from medlearn.ehr.io.schema import (
 from medlearn.engine.data import fingerprint_files
 from medlearn.errors import InputError
 
-READER_VERSION = "2"  # 2: Observations at issued
+READER_VERSION = "3"  # 2: Observations at issued; 3: encounters without a start or ending before it dropped
 #: Encounter class codes (v3 ActCode) of inpatient stays: the encounters length of stay is about.
 INPATIENT_CLASSES = ("IMP", "ACUTE", "NONAC")
 _DAYS_PER_YEAR = 365.2425
@@ -168,7 +170,7 @@ def read_fhir(root: Path) -> EHRSource:
             "(only Organization/Practitioner bundles)"
         )
     admissions = _admissions(state)
-    events = _events(state, set(admissions["admission_id"].to_list()))
+    events = _events(state, {enc["admission_id"] for enc in state.encounters})
     codes = pl.DataFrame(
         {
             "code_system": [s for s, _ in state.codes],
@@ -197,10 +199,18 @@ def _admissions(state: _State) -> pl.DataFrame:
             state.counts["duplicate_encounter"] += 1
             continue
         seen.add(enc["admission_id"])
+        admit, discharge = enc["admit_time"], enc["discharge_time"]
+        if admit is None:
+            state.counts["encounter_without_start"] += 1
+            continue
+        if discharge is not None and discharge < admit:
+            state.counts["encounter_end_before_start"] += 1
+            continue
+        if discharge is None:
+            state.counts["encounter_open"] += 1
         patient = state.patients.get(enc["subject_id"])
         if patient is None:
             state.counts["unknown_subject_encounter"] += 1
-        admit, discharge = enc["admit_time"], enc["discharge_time"]
         died = death = age = None
         if patient is not None:
             if patient.death is not None and admit is not None:
@@ -261,7 +271,13 @@ _MESSAGES = {
     "unknown_subject": "{n} event(s) of a patient id with no Patient resource in the bundles (kept)",
     "unknown_subject_encounter": "{n} encounter(s) of a patient id with no Patient resource (no age/sex)",
     "duplicate_patient": "{n} Patient id(s) seen in more than one bundle (the first is used)",
-    "duplicate_encounter": "{n} Encounter id(s) seen more than once (the first is used)",
+    "duplicate_encounter": f"{{n}} repeated Encounter(s) {DROPPED_ADMISSIONS} (the first of each id is kept)",
+    "encounter_without_start": f"{{n}} Encounter(s) without a usable period.start {DROPPED_ADMISSIONS} "
+    "(cannot be placed in time)",
+    "encounter_end_before_start": f"{{n}} Encounter(s) with period.end before period.start {DROPPED_ADMISSIONS} "
+    "(impossible times)",
+    "encounter_open": "{n} Encounter(s) with an open period (no usable period.end) kept (ongoing stays can be "
+    f"predicted for) but {NOT_IN_TRAINING} (no length of stay)",
     "encounter_without_id": "{n} Encounter(s) without an id skipped",
     "deceased_without_time": "{n} patient(s) deceased without a deceasedDateTime (died_in_hospital null)",
     "comparator": "{n} quantity value(s) with a comparator (e.g. '<0.5') kept in value_text, value_num null",

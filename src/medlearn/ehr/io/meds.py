@@ -29,12 +29,13 @@ from pathlib import Path
 
 import polars as pl
 
+from medlearn.ehr.io._tables import Checks, drop_duplicate_ids, drop_impossible_times
 from medlearn.ehr.io.schema import ADMISSION_SCHEMA, EVENT_SCHEMA, EHRSource, conform
 from medlearn.engine.data import fingerprint_files
 from medlearn.errors import InputError
 from medlearn.paths import prepare_out_dir
 
-READER_VERSION = "1"
+READER_VERSION = "2"  # 2: screened admissions (duplicate ids, impossible times)
 MEDS_VERSION = "0.3.3"
 SEP = "//"
 EXTRA_COLUMNS = ["admission_id", "stay_id", "unit", "source_table"]
@@ -206,8 +207,12 @@ def fingerprint(root: Path) -> str:
     return fingerprint_files(source_files(Path(root)), extra=f"meds:{READER_VERSION}")
 
 
-def read_meds(root: Path) -> EHRSource:
-    """Read a MEDS dataset folder (``data/``, ``metadata/``) into an :class:`EHRSource`."""
+def read_meds(root: Path, *, defer_checks: bool = False) -> EHRSource:
+    """Read a MEDS dataset folder (``data/``, ``metadata/``) into an :class:`EHRSource`.
+
+    Admissions are screened like the CSV readers': a repeated ``admission_id`` keeps its first
+    ``HOSPITAL_ADMISSION`` row, an admission without a time or discharged before it is dropped, and each
+    reason is counted in the notes."""
     root = Path(root)
     files = source_files(root)
     try:
@@ -264,26 +269,32 @@ def read_meds(root: Path) -> EHRSource:
             )
             .filter(pl.col("code").is_not_null())
         )
+    checks = Checks()
+    admissions = _admissions(data.filter(reserved), checks, str(root / "data"))
+    if not defer_checks:  # else read_source collects them with the cache write
+        notes += checks.run()
     return EHRSource(
         name=str(meta.get("dataset_name") or root.name) if isinstance(meta, dict) else root.name,
         root=root,
         events=conform(events, EVENT_SCHEMA),
-        admissions=_admissions(data.filter(reserved)),
+        admissions=admissions,
         fingerprint=fingerprint(root),
         notes=notes,
+        pending_checks=checks if defer_checks else None,
         codes=codes,
         kind="meds",
     )
 
 
-def _admissions(rows: pl.LazyFrame) -> pl.LazyFrame:
-    """Rebuild the admission table from the reserved admission codes."""
+def _admissions(rows: pl.LazyFrame, checks: Checks, where: str) -> pl.LazyFrame:
+    """Rebuild the admission table from the reserved admission codes (screened, counted in ``checks``)."""
     suffix = pl.col("code").str.splitn(SEP, 2).struct.field("field_1")
     kind = pl.col("code").str.splitn(SEP, 2).struct.field("field_0")
     numbered = pl.concat_str("subject_id", pl.lit("#"), pl.col("time").dt.strftime("%Y%m%d%H%M%S"))
     adm = rows.filter(kind == "HOSPITAL_ADMISSION").with_columns(
         pl.coalesce("admission_id", numbered).alias("admission_id")
     )
+    adm = drop_duplicate_ids(adm, checks, where, "admission_id")
     others = rows.filter(kind.is_in(["HOSPITAL_DISCHARGE", "MEDS_DEATH", "AGE"]))
     known = others.filter(pl.col("admission_id").is_not_null()).with_columns(assigned=pl.lit(False))
     unknown = others.filter(pl.col("admission_id").is_null() & pl.col("time").is_not_null()).drop(
@@ -334,6 +345,15 @@ def _admissions(rows: pl.LazyFrame) -> pl.LazyFrame:
         pl.col("death_time") <= pl.col("discharge_time") + pl.duration(days=1)
     )
     from_birth = (pl.col("admit_time") - pl.col("birth")).dt.total_seconds() / (86400 * 365.2425)
+    table = drop_impossible_times(
+        table,
+        checks,
+        where,
+        pl.col("admit_time"),
+        pl.col("discharge_time"),
+        "HOSPITAL_ADMISSION time",
+        "HOSPITAL_DISCHARGE time",
+    )
     return conform(
         table.with_columns(
             death_time=pl.when(in_stay).then(pl.col("death_time")),

@@ -8,6 +8,8 @@ Mapping:
 - ``ADMISSIONS`` + ``PATIENTS`` → admissions. ``age_years`` = (``admittime`` − ``dob``) in years of
   365.2425 days; MIMIC-III shifts the DOB of patients older than 89 so that they appear ~300 years old:
   ages are capped at 90 and the count is noted.
+  Admissions are screened (:func:`._tables.screen_admissions`): a repeated ``hadm_id`` keeps its first
+  row, rows with no ``admittime`` or a ``dischtime`` before it are dropped, each reason counted in the notes.
 - ``DIAGNOSES_ICD`` → ICD9CM and ``PROCEDURES_ICD`` → ICD9PCS, both at the admission's **discharge time**:
   MIMIC-III stores neither a diagnosis time nor a procedure date (codes are assigned for billing at
   discharge), so nothing earlier in the stay may use them.
@@ -46,6 +48,7 @@ from medlearn.ehr.io._tables import (
     ndc_names,
     require_table,
     scan_table,
+    screen_admissions,
     to_datetime,
     to_end_of_day,
     to_float,
@@ -53,7 +56,7 @@ from medlearn.ehr.io._tables import (
 from medlearn.ehr.io.schema import ADMISSION_SCHEMA, CODES_SCHEMA, MAX_AGE_YEARS, EHRSource, conform
 from medlearn.engine.data import fingerprint_files
 
-READER_VERSION = "1"
+READER_VERSION = "2"  # 2: screened admissions (duplicate ids, impossible times)
 _ID = ["subject_id", "hadm_id"]
 REQUIRED: dict[str, list[str]] = {
     "ADMISSIONS": [*_ID, "admittime", "dischtime", "deathtime", "admission_type", "hospital_expire_flag"],
@@ -158,11 +161,9 @@ def _admissions(root: Path, checks: Checks) -> pl.LazyFrame:
                 "deathtime"
             ]
             > times["dischtime"],
-            f"{adm_path.name}: {{n}} duplicate hadm_id row(s) (events use the first)": pl.col(
-                "hadm_id"
-            ).is_duplicated(),
         },
     )
+    adm = screen_admissions(adm, checks, str(adm_path), "hadm_id", "admittime", "dischtime")
     joined = adm.join(pat.unique("subject_id", keep="first"), on="subject_id", how="left")
     age = (times["admittime"] - to_datetime("dob")).dt.total_seconds() / (86400 * _DAYS_PER_YEAR)
     checks.add(

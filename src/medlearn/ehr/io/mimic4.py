@@ -31,6 +31,8 @@ Mapping (``source_table`` is the file's path under the root, without suffix):
 - ``hosp/admissions`` + ``hosp/patients`` → admissions. ``age_years`` = ``anchor_age`` + (admission year
   − ``anchor_year``), capped at 90 (MIMIC-IV groups ages > 89 as 91); ``died_in_hospital`` =
   ``hospital_expire_flag``; ``death_time`` = ``deathtime``.
+  Admissions are screened (:func:`._tables.screen_admissions`): a repeated ``hadm_id`` keeps its first
+  row, rows with no ``admittime`` or a ``dischtime`` before it are dropped, each reason counted in the notes.
 - ``hosp/diagnoses_icd`` → ICD9CM/ICD10CM events, ``hosp/procedures_icd`` → ICD9PCS/ICD10PCS events.
 - ``hosp/prescriptions`` → NDC (when present and not "0") else DRUG (drug name);
   ``value_num``/``value_text`` = ``dose_val_rx`` (``500,000`` parsed, ranges like ``1-2`` text only),
@@ -64,6 +66,7 @@ from medlearn.ehr.io._tables import (
     read_header,
     require_table,
     scan_table,
+    screen_admissions,
     to_datetime,
     to_float,
 )
@@ -77,7 +80,9 @@ from medlearn.ehr.io.schema import (
 from medlearn.engine.data import fingerprint_files
 from medlearn.errors import InputError
 
-READER_VERSION = "2"  # 2: labs at storetime, procedures at discharge, ICU events at storetime
+READER_VERSION = (
+    "3"  # 2: labs at storetime, procedures at discharge, ICU events at storetime; 3: screened admissions
+)
 _ID = ["subject_id", "hadm_id"]
 #: Required tables and the columns each must have.
 REQUIRED: dict[str, list[str]] = {
@@ -176,12 +181,10 @@ def _admissions(paths: dict[str, Path], checks: Checks) -> pl.LazyFrame:
                 "deathtime"
             ]
             > times["dischtime"],
-            f"{adm_path.name}: {{n}} duplicate hadm_id row(s) (events use the first)": pl.col(
-                "hadm_id"
-            ).is_duplicated(),
         },
     )
     age = to_float("anchor_age") + (times["admittime"].dt.year() - to_float("anchor_year"))
+    adm = screen_admissions(adm, checks, str(adm_path), "hadm_id", "admittime", "dischtime")
     joined = adm.join(pat.unique("subject_id", keep="first"), on="subject_id", how="left")
     checks.add(
         joined,
