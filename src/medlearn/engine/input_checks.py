@@ -20,6 +20,7 @@ __all__ = [
     "below_range",
     "constant_reason",
     "fmt",
+    "fmt_range",
     "non_finite_reason",
     "outside_range",
     "seen_range",
@@ -39,6 +40,14 @@ def fmt(value: float) -> str:
     return f"{value:.4g}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
+def fmt_range(seen: Any, unit: str = "") -> str:
+    """``[low, high]`` for a sentence: "9.3–60.7 s", or one value when all training units shared it."""
+    sep = " " if unit else ""
+    lo, hi = float(seen[0]), float(seen[1])
+    text = fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)}–{fmt(hi)}"
+    return f"{text}{sep}{unit}"
+
+
 def seen_range(values: Iterable[Any]) -> list[float] | None:
     """``[min, max]`` of the finite numbers among ``values`` (None when there are none): what a profile
     stores about one quantity of the training units."""
@@ -54,7 +63,7 @@ def seen_values(values: Iterable[Any]) -> list[str]:
     return sorted({str(v).strip() for v in values if v is not None and str(v).strip()})
 
 
-def _bounds(seen: Any, margin: float, relative: bool) -> tuple[float, float] | None:
+def _bounds(seen: Any, margin: float, relative: bool, pad: float = 0.0) -> tuple[float, float] | None:
     if not isinstance(seen, list | tuple) or len(seen) != 2:
         return None
     try:
@@ -66,7 +75,7 @@ def _bounds(seen: Any, margin: float, relative: bool) -> tuple[float, float] | N
     if relative:  # a ratio scale (rates, durations, spacings): margin as a factor either side
         return lo / (1 + margin), hi * (1 + margin)
     span = hi - lo
-    return lo - margin * span, hi + margin * span
+    return lo - margin * span - pad, hi + margin * span + pad
 
 
 def outside_range(
@@ -77,6 +86,7 @@ def outside_range(
     margin: float = 0.5,
     relative: bool = False,
     trained_on: str | None = None,
+    pad: float = 0.0,
 ) -> str | None:
     """One sentence when ``value`` lies outside the training range ``seen`` widened by ``margin``, else None.
 
@@ -89,16 +99,20 @@ def outside_range(
             span added at both ends (0.5: half the span).
         relative: for quantities on a ratio scale (durations, rates, spacings).
         trained_on: how to name the training units in the sentence ("records"); default "inputs".
+        pad: an absolute amount added at both ends besides ``margin`` (not with ``relative``), so that a
+            range all training units shared exactly (span 0) still tolerates a little.
     """
-    bounds = _bounds(seen, margin, relative)
+    bounds = _bounds(seen, margin, relative, 0.0 if relative else pad)
     if bounds is None or not math.isfinite(float(value)):
         return None
     if bounds[0] <= value <= bounds[1]:
         return None
-    lo, hi = float(seen[0]), float(seen[1])
-    sep = " " if unit and unit not in ("%",) else ""
-    seen_text = f"{fmt(lo)}{sep}{unit}" if lo == hi else f"{fmt(lo)}–{fmt(hi)}{sep}{unit}"
-    how = f"±{margin:.0%} margin" if relative else f"margin {margin:.0%} of that range"
+    sep = " " if unit else ""
+    seen_text = fmt_range(seen, unit)
+    if relative:
+        how = f"{1 + margin:g}× margin either side"
+    else:
+        how = f"margin of {margin:.0%} of that range" + (f" + {fmt(pad)}{sep}{unit}" if pad else "")
     return (
         f"{what} is {fmt(value)}{sep}{unit}; the model was trained on {trained_on or 'inputs'} of "
         f"{seen_text} (checked with a {how})"

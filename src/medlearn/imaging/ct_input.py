@@ -28,6 +28,31 @@ CANVAS_PX = 64
 SOFT_TISSUE_HU = -600.0
 
 
+def series_facts(path: Path, series_uid: str | None = None) -> dict[str, str | None]:
+    """What the DICOM header says a series is: ``modality`` (CT, MR, …) and ``body_part``
+    (BodyPartExamined), upper-case, None when absent. A NIfTI file carries neither (``{}``). Read from
+    the first image file of the series (headers only), after :func:`read_volume` accepted the series."""
+    import pydicom
+
+    path = Path(path)
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        return {}
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    tags = ["Modality", "BodyPartExamined", "SeriesInstanceUID", "Rows"]
+    for file in files:
+        try:
+            ds = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=tags)
+        except Exception:  # not DICOM (an XML beside the slices): read_volume skipped it too
+            continue
+        if "Rows" not in ds or (series_uid and str(ds.get("SeriesInstanceUID", "")) != series_uid):
+            continue
+        return {
+            "modality": str(ds.get("Modality", "") or "").strip().upper() or None,
+            "body_part": str(ds.get("BodyPartExamined", "") or "").strip().upper() or None,
+        }
+    return {}
+
+
 def window_to_uint8(hu: np.ndarray, window_hu: tuple[float, float]) -> np.ndarray:
     lo, hi = window_hu
     return (
@@ -115,6 +140,7 @@ def units_from_ct(
     if annotations is None and nodule_mm is None:
         raise InputError(f"{path}: a CT series needs --annotations LIDC_XML or --nodule x,y,z --diameter MM")
     volume = read_volume(path, series_uid)
+    facts = {k: v for k, v in series_facts(path, volume.series_uid).items() if v is not None}
     result = PredictInputs(units=[])
     if nodule_mm is not None:
         mask = sphere_mask(volume, nodule_mm, float(diameter_mm or 0))
@@ -124,7 +150,7 @@ def units_from_ct(
             PredictUnit(
                 uid,
                 stack,
-                {"input": str(path), "mask": f"sphere {diameter_mm} mm", "n_slices": len(stack)},
+                {"input": str(path), "mask": f"sphere {diameter_mm} mm", "n_slices": len(stack), **facts},
                 context=_context(volume, placement, window_hu),
             )
         )
@@ -152,6 +178,7 @@ def units_from_ct(
                 "reader_malignancy": mark.malignancy,
                 "roi_slices_inside": inside,
                 "roi_slices": total,
+                **facts,
             },
             context=_context(volume, placement, window_hu),
         )

@@ -27,7 +27,7 @@ from medlearn.engine.progress import track
 from medlearn.engine.target import Target
 from medlearn.engine.task import PredictInputs, PredictUnit
 from medlearn.errors import InputError
-from medlearn.imaging.tasks.common import ImagingTask, PointMM, step
+from medlearn.imaging.tasks.common import ImagingTask, PointMM, check_ct_box, ct_profile, step
 
 REQUIRED = ("patient_id", "series", "x_mm", "y_mm", "z_mm", "label")
 LABELS = {"0": 0, "1": 1, "benign": 0, "malignant": 1}
@@ -75,13 +75,17 @@ class CTNoduleMalignancy(ImagingTask):
         if not table.is_file():
             raise InputError(f"{root}: no nodules.csv (columns: {', '.join(REQUIRED)}, diameter_mm optional)")
         rows = _read_rows(table)
-        volumes = {}
+        from medlearn.imaging.ct_input import series_facts
+
+        volumes, facts = {}, {}
         for series in track(sorted({r["series"] for r in rows}), "reading CT series"):
             volumes[series] = read_volume(root / series)
+            facts[series] = series_facts(root / series, volumes[series].series_uid)
         raw, files = [], [table]
         for r in rows:
             volume = volumes[r["series"]]
-            raw.append(self.cut_box(volume, (float(r["x_mm"]), float(r["y_mm"]), float(r["z_mm"]))))
+            center = (float(r["x_mm"]), float(r["y_mm"]), float(r["z_mm"]))
+            raw.append(self.cut_box(volume, center, facts[r["series"]]))
         for series in volumes:
             path = root / series
             files.extend([path] if path.is_file() else (p for p in path.rglob("*") if p.is_file()))
@@ -97,8 +101,12 @@ class CTNoduleMalignancy(ImagingTask):
             },
         )
 
-    def cut_box(self, volume: Any, center_mm: tuple[float, float, float]) -> dict[str, Any]:
-        """The HU box (with its spacing) around a nodule centre; air (−1000 HU) outside the scan."""
+    def cut_box(
+        self, volume: Any, center_mm: tuple[float, float, float], facts: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The HU box (with its spacing) around a nodule centre; air (−1000 HU) outside the scan. ``facts``
+        (the series' modality and body part, :func:`~medlearn.imaging.ct_input.series_facts`) ride along
+        for the input checks; the preprocessing reads ``hu`` and ``spacing_mm`` only."""
         from medlearn.imaging.transforms import crop_box
 
         center = volume.world_to_voxel(*center_mm)
@@ -107,7 +115,22 @@ class CTNoduleMalignancy(ImagingTask):
                 f"{volume.source}: nodule at {center_mm} mm lies outside the series (voxel {center})"
             )
         size = [int(np.ceil(self.context_mm / s)) + 1 for s in volume.spacing_mm]
-        return {"hu": crop_box(volume.hu, center, size, -1000.0), "spacing_mm": list(volume.spacing_mm)}
+        box = {"hu": crop_box(volume.hu, center, size, -1000.0), "spacing_mm": list(volume.spacing_mm)}
+        return {**box, **{k: v for k, v in (facts or {}).items() if v is not None}}
+
+    #: what the task is built for when a bundle recorded no profile (older bundles)
+    expected_modalities: ClassVar[tuple[str, ...]] = ("CT",)
+
+    def input_profile(self, table: UnitTable) -> dict[str, Any]:
+        """Modality, body part, HU percentiles and spacing of the training series (see :func:`ct_profile`)."""
+        return ct_profile(table.raw)
+
+    def check_input(self, unit: PredictUnit, array: np.ndarray, profile: dict[str, Any]) -> list[str]:
+        """An MR (or other non-CT) series, another body part, a blank or constant volume, HU or voxel
+        spacing outside what the training series had (margins in :mod:`medlearn.imaging.tasks.common`)."""
+        if not isinstance(unit.raw, dict) or "hu" not in unit.raw:
+            return []
+        return check_ct_box(unit.raw, profile, self.expected_modalities)
 
     def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
         o = self.options
@@ -132,18 +155,20 @@ class CTNoduleMalignancy(ImagingTask):
 
     def load_inputs(self, paths: list[Path], options: CTNodulePredictOptions) -> PredictInputs:
         """One unit per CT series (a DICOM folder or NIfTI file): the box around ``options.nodule``."""
+        from medlearn.imaging.ct_input import series_facts
         from medlearn.imaging.io.any_volume import read_volume
 
         nodule = options.nodule
         units = []
         for path in paths:
             volume = read_volume(path, options.series_uid)
-            box = self.cut_box(volume, nodule)
+            facts = {k: v for k, v in series_facts(path, volume.series_uid).items() if v is not None}
+            box = self.cut_box(volume, nodule, facts)
             units.append(
                 PredictUnit(
                     f"{volume.patient_id or path.name}@{','.join(f'{v:g}' for v in nodule)}",
                     box,
-                    {"input": str(path)},
+                    {"input": str(path), **facts},
                 )
             )
         return PredictInputs(units)

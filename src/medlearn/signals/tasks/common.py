@@ -100,6 +100,9 @@ class SignalTask(Task):
                 "fs_hz": recording.fs_hz,
                 "channels": recording.channel_names[: self.n_channels],
             }
+            missing = recording.missing_mask
+            if missing is not None and missing[:, : self.n_channels].any():  # NaN samples the reader filled
+                meta["missing_fraction"] = round(float(missing[:, : self.n_channels].mean()), 4)
             for start_s, window in self.windows(unit):
                 name = Path(path).stem if window is unit else f"{Path(path).stem}@{start_s:g}s"
                 result.units.append(
@@ -124,6 +127,20 @@ class SignalTask(Task):
             (start / unit.fs_hz, SignalUnit(unit.signal[:, start : start + n], unit.fs_hz))
             for start in range(0, unit.signal.shape[-1] - n + 1, n)
         ]
+
+    # -- input checks ------------------------------------------------------------------------------------
+    def input_profile(self, table: UnitTable) -> dict[str, Any]:
+        """Sampling rates, durations and amplitudes (robust half-range per unit, in the files' units) of
+        the training units, and the band the model sees."""
+        units = [u for u in table.raw if isinstance(u, SignalUnit)]
+        return signal_profile(units, self.options.high_hz)
+
+    def check_input(self, unit: PredictUnit, array: np.ndarray, profile: dict[str, Any]) -> list[str]:
+        """Flat, missing or too short signals; a rate too low to carry the band the model was trained on
+        (a different rate that is merely resampled is fine); an amplitude far from any seen in training."""
+        if not isinstance(unit.raw, SignalUnit):
+            return []
+        return check_signal(unit.raw, unit.meta, profile, self.options.seconds)
 
     # -- report ------------------------------------------------------------------------------------------
     def report_examples(self, bundle: Any, table: UnitTable, pred: np.ndarray) -> list[Any] | None:
@@ -150,6 +167,85 @@ class SignalTask(Task):
                 figures=[("Signal strips", figure_to_data_uri(figure))],
             )
         ]
+
+
+#: Margins of the signal checks (stated in their sentences): durations and rates may be 1.5× below the
+#: shortest / lowest seen in training, amplitudes 5× away from the range seen.
+DURATION_MARGIN = 0.5
+AMPLITUDE_MARGIN = 4.0
+
+
+def amplitude(signal: np.ndarray) -> float:
+    """Robust half-range of a signal (half the 1st–99th percentile spread over all channels)."""
+    x = np.asarray(signal, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan")
+    lo, hi = np.percentile(x, [1, 99])
+    return float(hi - lo) / 2
+
+
+def signal_profile(units: Sequence[SignalUnit], high_hz: float | None = None) -> dict[str, Any]:
+    """What :func:`check_signal` compares a unit to: rate, duration and amplitude ranges of ``units``."""
+    from medlearn.engine.input_checks import seen_range
+
+    if not units:
+        return {}
+    profile: dict[str, Any] = {
+        "fs_hz": seen_range(u.fs_hz for u in units),
+        "seconds": seen_range(u.seconds for u in units),
+        "amplitude": seen_range(amplitude(u.signal) for u in units),
+        "n_units": len(units),
+    }
+    if high_hz is not None:
+        profile["band_hz"] = float(min(high_hz, 0.45 * profile["fs_hz"][0]))
+    return profile
+
+
+def check_signal(
+    raw: SignalUnit, meta: dict[str, Any], profile: dict[str, Any], model_seconds: float | None = None
+) -> list[str]:
+    """Why a signal unit is outside what the training units were (see :meth:`SignalTask.check_input`)."""
+    from medlearn.engine.input_checks import constant_reason, fmt, fmt_range, outside_range
+
+    reasons = []
+    n = int(raw.signal.shape[-1])
+    if float(meta.get("missing_fraction", 0.0)) >= 1.0:
+        reasons.append("every sample of the record is missing (NaN): the reader filled it with zeros")
+    elif n >= 2:
+        flat = constant_reason(raw.signal, "the signal")
+        if flat is not None:
+            reasons.append(f"{flat} (a flat line: lead off or no signal recorded)")
+    if n < 2:
+        reasons.append(f"the record holds {n} sample(s): no waveform to classify")
+    seconds = profile.get("seconds")
+    if isinstance(seconds, list) and len(seconds) == 2 and n >= 1:
+        lowest = float(seconds[0]) / (1 + DURATION_MARGIN)
+        # a unit as long as the model's window is what windows() cut from a longer record: in scope
+        if raw.seconds < lowest and not (model_seconds and raw.seconds >= 0.999 * model_seconds):
+            reasons.append(
+                f"the record is {fmt(raw.seconds)} s; the model was trained on {fmt_range(seconds, 's')} "
+                f"records (shortest accepted: {fmt(lowest)} s, 1.5× below the shortest)"
+            )
+    band, rates = profile.get("band_hz"), profile.get("fs_hz")
+    if isinstance(band, int | float) and isinstance(rates, list) and 0.45 * raw.fs_hz < 0.9 * float(band):
+        reasons.append(
+            f"the record is sampled at {fmt(raw.fs_hz)} Hz, so it carries frequencies up to "
+            f"{fmt(raw.fs_hz / 2)} Hz only; the model was trained on {fmt_range(rates, 'Hz')} "
+            f"records and reads their band up to {fmt(band)} Hz (resampling cannot restore it)"
+        )
+    if n >= 2 and not reasons:
+        amp = outside_range(
+            "the signal's amplitude (half the 1st–99th percentile range)",
+            amplitude(raw.signal),
+            profile.get("amplitude"),
+            margin=AMPLITUDE_MARGIN,
+            relative=True,
+            trained_on="records with amplitudes",
+        )
+        if amp is not None:
+            reasons.append(f"{amp}: other units, or another kind of signal?")
+    return reasons
 
 
 def example_picks(targets: np.ndarray, pred: np.ndarray, n_classes: int) -> list[int]:

@@ -143,6 +143,52 @@ class EcgBeats(Task):
     def model_kwargs(self, model_name: str) -> dict[str, Any]:
         return {**super().model_kwargs(model_name), "in_channels": 4}
 
+    def input_profile(self, table: UnitTable) -> dict[str, Any]:
+        """The local mean RR interval (s) and the relative RR intervals of the training beats."""
+        from medlearn.engine.input_checks import seen_range
+
+        beats = [np.asarray(b) for b in table.raw]
+        if not beats:
+            return {}
+        return {
+            "local_rr_s": seen_range(float(b[3, 0]) for b in beats),
+            "rr_ratio": seen_range(v for b in beats for v in (float(b[1, 0]), float(b[2, 0]))),
+            "n_units": len(beats),
+        }
+
+    def check_input(self, unit: PredictUnit, array: np.ndarray, profile: dict[str, Any]) -> list[str]:
+        """A flat beat window, a heart rate or an RR irregularity outside what the training beats had."""
+        from medlearn.engine.input_checks import constant_reason, outside_range
+
+        beat = np.asarray(array)
+        if beat.ndim != 2 or beat.shape[0] < 4:
+            return []
+        reasons = [
+            r
+            for r in (
+                constant_reason(beat[0], "the beat window"),
+                outside_range(
+                    "the local mean RR interval",
+                    float(beat[3, 0]),
+                    profile.get("local_rr_s"),
+                    "s",
+                    margin=0.5,
+                    relative=True,
+                    trained_on="beats with local RR intervals",
+                ),
+                outside_range(
+                    "the RR interval relative to the local mean",
+                    max(float(beat[1, 0]), float(beat[2, 0])),
+                    profile.get("rr_ratio"),
+                    margin=0.5,
+                    relative=True,
+                    trained_on="beats with relative RR intervals",
+                ),
+            )
+            if r is not None
+        ]
+        return reasons
+
     def load_inputs(self, paths: Sequence[Path], options: SignalPredictOptions) -> PredictInputs:
         """One unit per detected beat of each record (R-peaks found here, not read from annotations)."""
         from medlearn.signals.io import read_recording
@@ -157,6 +203,15 @@ class EcgBeats(Task):
             arrays, keep = beat_arrays(
                 lead, recording.fs_hz, rpeaks, self.options.before_s, self.options.after_s, self.options.fs_hz
             )
+            if not keep.any():  # a flat or too short record: no beat to classify, said rather than silent
+                result.skipped.append(
+                    {
+                        "input": str(path),
+                        "unit": Path(path).stem,
+                        "reason": f"no heartbeat detected in {recording.duration_s:g} s of lead "
+                        f"{names[names.index(self.options.lead)] if self.options.lead in names else names[0]}",
+                    }
+                )
             for sample, array in zip(rpeaks[keep], arrays):
                 meta = {
                     "input": str(path),
