@@ -523,6 +523,7 @@ def demo(
 
 # The molecule commands live in their own module; importing it registers them on ``app``.
 from medlearn.cli import molecules as _molecules  # noqa: E402,F401
+from medlearn.cli import serve as _serve  # noqa: E402,F401
 
 
 def main() -> None:

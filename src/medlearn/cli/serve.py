@@ -1,0 +1,147 @@
+"""``medlearn serve`` (bundles behind a REST service) and ``medlearn serve-key`` (a new API key and the hash
+the key file stores). Argument parsing only: the service is :mod:`medlearn.serve`."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medlearn.cli import AllowExternal, Device, Threads, _setup, app, handles_errors
+from medlearn.engine.progress import info
+from medlearn.errors import ConfigError
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command("serve")
+@handles_errors
+def serve(
+    bundles: Annotated[
+        list[Path], typer.Argument(help="Bundle directories; each served under its config name.")
+    ],
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (loopback by default).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+    api_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-key-file",
+            help="JSON/YAML file of key ids with the SHA-256 of each key and the models it may use "
+            "(medlearn serve-key makes entries). Without it the service is open.",
+        ),
+    ] = None,
+    max_request_mb: Annotated[
+        float, typer.Option("--max-request-mb", min=0.001, help="Largest request body (MB); larger is 413.")
+    ] = 64.0,
+    rate_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--rate-limit", help="Requests per key, e.g. 60/min (also N/s, N/h); default: no limit."
+        ),
+    ] = None,
+    audit_log: Annotated[
+        Path | None,
+        typer.Option("--audit-log", help="Append-only JSON-lines log of every request (no patient data)."),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin", help="Browser origin allowed to call the API (repeatable); CORS is off without."
+        ),
+    ] = None,
+    ssl_certfile: Annotated[
+        Path | None, typer.Option("--ssl-certfile", help="TLS certificate (PEM): serve HTTPS.")
+    ] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM).")] = None,
+    runtime: Annotated[
+        str, typer.Option("--runtime", help="torch (onnx: not yet in this release).")
+    ] = "torch",
+    require_signature: Annotated[
+        Path | None,
+        typer.Option(
+            "--require-signature", help="Ed25519 public key (PEM) every bundle must be signed with."
+        ),
+    ] = None,
+    allow_external: AllowExternal = False,
+    device: Device = "cpu",
+    threads: Threads = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve bundles over HTTP(S): /health, /models, /models/{name}/card, /predict/{name}, /generate/{name},
+    /molecules/score. Answers with the records of medlearn predict --json plus model_version."""
+    from medlearn.serve.app import ServeSettings, create_app
+    from medlearn.serve.models import load_models
+    from medlearn.serve.security import load_key_file, parse_rate
+
+    _setup(False, device, threads)
+    if runtime != "torch":
+        raise ConfigError(f"--runtime {runtime}: only torch is available in this release")
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
+    for tls_file in (ssl_certfile, ssl_keyfile):
+        if tls_file is not None and not tls_file.is_file():
+            raise ConfigError(f"{tls_file}: TLS file not found")
+    settings = ServeSettings(
+        api_keys=None if api_key_file is None else load_key_file(api_key_file),
+        rate_per_s=parse_rate(rate_limit),
+        max_request_mb=max_request_mb,
+        audit_log=audit_log,
+        cors_origins=list(cors_origin or []),
+    )
+    models = load_models(bundles, device=device, allow_external=allow_external, public_key=require_signature)
+    for m in models.values():
+        info(f"serving {m.name} (version {m.version}, {m.bundle.meta.task.name}) from {m.bundle.path}")
+    if settings.api_keys is None:
+        info("no --api-key-file: the service is open to anyone who can reach it")
+    if not _is_loopback(host) and (settings.api_keys is None or ssl_certfile is None):
+        info(
+            f"[yellow]warning:[/] listening on {host} without API keys and TLS exposes the models to the network"
+        )
+    import uvicorn
+
+    uvicorn.run(
+        create_app(models, settings),
+        host=host,
+        port=port,
+        ssl_certfile=None if ssl_certfile is None else str(ssl_certfile),
+        ssl_keyfile=None if ssl_keyfile is None else str(ssl_keyfile),
+        log_level=log_level,
+    )
+
+
+@app.command("serve-key")
+@handles_errors
+def serve_key(
+    key_id: Annotated[str, typer.Option("--id", help="The key's id (what the audit log records).")],
+    models: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="A model name the key may use (repeatable; default: all)."),
+    ] = None,
+    rate_limit: Annotated[
+        str | None, typer.Option("--rate-limit", help="This key's own rate limit, e.g. 120/min.")
+    ] = None,
+) -> None:
+    """Make a new API key: prints the key once (give it to the client) and the entry for --api-key-file,
+    which holds only its SHA-256."""
+    from medlearn.serve.security import hash_key, new_key, parse_rate
+
+    parse_rate(rate_limit)
+    key = new_key()
+    entry = {"sha256": hash_key(key), "models": list(models or ["*"])}
+    if rate_limit:
+        entry["rate_limit"] = rate_limit
+    typer.echo(f"key: {key}")
+    typer.echo("# add under 'keys:' in the API key file (YAML; JSON takes the same structure):")
+    typer.echo(f"{json.dumps(key_id)}: {json.dumps(entry)}")

@@ -1,0 +1,309 @@
+"""The FastAPI app: :func:`create_app` serves already-loaded bundles (:func:`~medlearn.serve.models.load_models`).
+
+Routes (every error body is ``{"error": "..."}``; see :mod:`.errors`):
+
+- ``GET /health``: ``{"status": "ok", "models": [...]}`` (no key needed, for load balancers).
+- ``GET /models``: name, version, task, kind, class names, unit, test metrics with CIs, operating point,
+  predict options of every model the key may use. ``GET /models/{name}/card``: the model card (Markdown).
+- ``POST /predict/{name}[?explain=true][&strict=true]``: the input as multipart files or a JSON body
+  (:mod:`.inputs`); options as form fields or query parameters. Answers the records of
+  ``medlearn predict --json``, each with ``model_version``; with ``explain=true`` an imaging record also
+  carries ``explanation_png`` (the Grad-CAM picture named in ``explanation``, base64).
+- ``POST /generate/{name}``: ``{"n", "seed", "temperature"}`` (JSON body or query) → samples.
+- ``POST /molecules/score``: ``{"smiles": [...], "table": true}`` → the MOSES table and per-molecule
+  QED/SA/logP/weight/filters.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from medlearn import __version__
+from medlearn.engine.protocols import gradcam_layer
+from medlearn.errors import InputError, MedlearnError
+from medlearn.serve.audit import AuditLog, redact
+from medlearn.serve.chemistry import MoleculeScorer
+from medlearn.serve.errors import ServeError, install_error_handlers, status_of
+from medlearn.serve.inputs import PreparedInput, UploadLimits, from_json, from_multipart
+from medlearn.serve.models import ServedModel
+from medlearn.serve.security import ANONYMOUS, HEADER, ApiKey, BodySizeLimit, KeyRing, RateLimiter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServeSettings:
+    """The security and limit options of ``medlearn serve`` (see :mod:`.security`)."""
+
+    api_keys: list[ApiKey] | None = None
+    #: requests per second per key (``--rate-limit 60/min`` = 1.0); None: no limit
+    rate_per_s: float | None = None
+    max_request_mb: float = 64.0
+    audit_log: Path | None = None
+    cors_origins: list[str] = field(default_factory=list)
+    max_generate: int = 1000
+    max_smiles: int = 10_000
+    upload_limits: UploadLimits = field(default_factory=UploadLimits)
+    #: builds the MOSES reference for /molecules/score's table (default: ``MosesReference.load``)
+    molecule_reference: Callable[[], Any] | None = None
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n: int = Field(10, ge=1)
+    seed: int = 0
+    temperature: float | None = Field(None, gt=0)
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    smiles: list[str] = Field(min_length=1)
+    table: bool = True
+
+
+def _pydantic_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors())
+
+
+def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = None) -> FastAPI:
+    """The app serving ``models`` (name → loaded bundle) with ``settings``' keys, limits and audit log."""
+    settings = settings or ServeSettings()
+    keys = KeyRing(settings.api_keys)
+    rates = RateLimiter(settings.rate_per_s)
+    audit = AuditLog(settings.audit_log)
+    scorer = MoleculeScorer(settings.molecule_reference)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        audit.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="medlearn",
+        version=__version__,
+        description="medlearn models: predictions with each bundle's own preprocessing (research use, "
+        "not a medical device).",
+    )
+    app.state.models = models
+    app.state.audit = audit
+    install_error_handlers(app)
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=[HEADER, "Content-Type"],
+        )
+    app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_request_mb * 1e6))
+
+    def guard(request: Request, endpoint: str, model: ServedModel | None = None) -> ApiKey | None:
+        """Key (401), model permission (403), rate (429); refusals are audit-logged."""
+        key: ApiKey | None = None
+        try:
+            key = keys.identify(request.headers.get(HEADER))
+            if model is not None:
+                keys.check_model(key, model.name)
+            key_id = key.key_id if key is not None else ANONYMOUS
+            rates.check(key_id, key.rate_per_s if key is not None else None)
+        except ServeError as exc:
+            audit.write(
+                key_id=None if key is None else key.key_id,
+                endpoint=endpoint,
+                status=exc.status,
+                model=None if model is None else model.name,
+                version=None if model is None else model.version,
+            )
+            raise
+        return key
+
+    def served(name: str) -> ServedModel:
+        model = models.get(name)
+        if model is None:
+            raise ServeError(404, f"no model {name!r}; served: {', '.join(sorted(models))}")
+        return model
+
+    def key_id(key: ApiKey | None) -> str:
+        return ANONYMOUS if key is None else key.key_id
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "models": sorted(models)}
+
+    @app.get("/models")
+    def list_models(request: Request) -> list[dict[str, Any]]:
+        key = guard(request, "/models")
+        return [m.summary() for name, m in sorted(models.items()) if key is None or key.may_use(name)]
+
+    @app.get("/models/{name}/card", response_class=PlainTextResponse)
+    def model_card(name: str, request: Request) -> PlainTextResponse:
+        model = served(name)
+        guard(request, "/models/{name}/card", model)
+        return PlainTextResponse(model.model_card(), media_type="text/markdown; charset=utf-8")
+
+    @app.post("/predict/{name}")
+    async def predict(name: str, request: Request, explain: bool = False, strict: bool = False) -> Any:
+        model = served(name)
+        key = guard(request, "/predict/{name}", model)
+        if model.generative:
+            raise ServeError(422, f"model {name!r} is a generator: POST /generate/{name}")
+        if explain and not gradcam_layer(model.bundle.model):
+            raise ServeError(
+                422,
+                f"explain=true: model {name!r} has no Grad-CAM layer (explanations are for imaging models)",
+            )
+        query = dict(request.query_params)
+        with tempfile.TemporaryDirectory(prefix="medlearn-serve-") as tmp:
+            root = Path(tmp)
+            prepared: PreparedInput | None = None
+            try:
+                prepared = await _read_input(request, query, root, settings.upload_limits)
+                out_dir = None
+                if explain:
+                    out_dir = root / "explain"
+                    out_dir.mkdir()
+                records = await run_in_threadpool(_predict, model, prepared, out_dir, strict)
+            except MedlearnError as exc:
+                status = status_of(exc)
+                message = str(exc) if prepared is None else prepared.shown(str(exc))
+                audit.write(
+                    key_id=key_id(key),
+                    endpoint="/predict/{name}",
+                    status=status,
+                    model=model.name,
+                    version=model.version,
+                    input_sha256=None if prepared is None else prepared.sha256,
+                )
+                raise ServeError(status, message) from None
+            audit.write(
+                key_id=key_id(key),
+                endpoint="/predict/{name}",
+                status=200,
+                model=model.name,
+                version=model.version,
+                input_sha256=prepared.sha256,
+                output=redact(records),
+            )
+            return records
+
+    @app.post("/generate/{name}")
+    async def generate(name: str, request: Request) -> dict[str, Any]:
+        model = served(name)
+        key = guard(request, "/generate/{name}", model)
+        if not model.generative:
+            raise ServeError(422, f"model {name!r} is a {model.bundle.kind} model, not a generator")
+        raw = await _json_or_query(request)
+        try:
+            asked = GenerateRequest.model_validate(raw)
+        except ValidationError as exc:
+            raise ServeError(422, _pydantic_message(exc)) from None
+        if asked.n > settings.max_generate:
+            raise ServeError(422, f"n: at most {settings.max_generate} samples per request")
+
+        def run() -> list[Any]:
+            with model.lock:
+                return model.bundle.generate(asked.n, seed=asked.seed, temperature=asked.temperature)
+
+        samples = [None if s is None else str(s) for s in await run_in_threadpool(run)]
+        audit.write(
+            key_id=key_id(key),
+            endpoint="/generate/{name}",
+            status=200,
+            model=model.name,
+            version=model.version,
+            input_sha256=None,
+            output={"n": asked.n, "seed": asked.seed, "temperature": asked.temperature},
+        )
+        return {
+            "model": model.bundle.model_name,
+            "model_version": model.version,
+            "n": asked.n,
+            "seed": asked.seed,
+            "temperature": asked.temperature,
+            "samples": samples,
+        }
+
+    @app.post("/molecules/score")
+    async def score(request: Request) -> dict[str, Any]:
+        key = guard(request, "/molecules/score")
+        body = await request.body()
+        try:
+            asked = ScoreRequest.model_validate_json(body or b"{}")
+        except ValidationError as exc:
+            raise ServeError(422, _pydantic_message(exc)) from None
+        if len(asked.smiles) > settings.max_smiles:
+            raise ServeError(422, f"smiles: at most {settings.max_smiles} molecules per request")
+        result = await run_in_threadpool(scorer.score, asked.smiles, asked.table)
+        from medlearn.serve.audit import input_sha256
+
+        audit.write(
+            key_id=key_id(key),
+            endpoint="/molecules/score",
+            status=200,
+            input_sha256=input_sha256([body]),
+            output={"n": len(asked.smiles), "valid": sum(r["valid"] for r in result["molecules"])},
+        )
+        return result
+
+    return app
+
+
+async def _read_input(
+    request: Request, query: dict[str, str], root: Path, limits: UploadLimits
+) -> PreparedInput:
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        async with request.form() as form:
+            return await from_multipart(form, query, root, limits)
+    if content_type.startswith("application/json") or "+json" in content_type:
+        return from_json(await request.body(), query, root, limits)
+    raise InputError(
+        f"unsupported Content-Type {content_type or '(none)'!r}: send multipart/form-data files or a JSON body"
+    )
+
+
+async def _json_or_query(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    raw: dict[str, Any] = dict(request.query_params)
+    if body.strip():
+        import json
+
+        try:
+            parsed = json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise ServeError(422, f"the JSON body does not parse ({exc.msg})") from None
+        if not isinstance(parsed, dict):
+            raise ServeError(422, "the JSON body must be an object")
+        raw.update(parsed)
+    return raw
+
+
+def _predict(model: ServedModel, prepared: PreparedInput, out_dir: Path | None, strict: bool) -> list[dict]:
+    """Bundle.predict on the prepared files; inputs shown by their uploaded names, pictures inlined."""
+    with model.lock:
+        records = model.bundle.predict(prepared.paths, out_dir=out_dir, strict=strict, **prepared.options)
+    for record in records:
+        record["model_version"] = model.version
+        if isinstance(record.get("input"), str):
+            record["input"] = prepared.shown(record["input"])
+        skipped = record.get("skipped")
+        if isinstance(skipped, dict) and isinstance(skipped.get("input"), str):
+            skipped["input"] = prepared.shown(skipped["input"])
+        picture = record.get("explanation")
+        if out_dir is not None and isinstance(picture, str) and (out_dir / picture).is_file():
+            record["explanation_png"] = base64.b64encode((out_dir / picture).read_bytes()).decode("ascii")
+    return records

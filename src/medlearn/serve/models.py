@@ -1,0 +1,122 @@
+"""The bundles a service answers for: each loaded once at start-up, named and versioned.
+
+- **name**: the config name the bundle was trained with (``bundle.meta.config["name"]``, e.g.
+  ``ecg_af_cinc2017``); two bundles with one name are refused at start-up.
+- **version**: the first 12 hex digits of the SHA-256 of the bundle's ``manifest.json``. The manifest lists
+  the SHA-256 of the weights, ``bundle.json`` (preprocessing, calibration, operating point...) and the model
+  card, so any change to what the model computes or claims gives a new version; it is returned with every
+  prediction and written to the audit log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medlearn.engine.bundle import Bundle, load_bundle
+from medlearn.engine.integrity import MANIFEST
+from medlearn.errors import BundleError
+
+#: Hex digits of the manifest's SHA-256 kept as the model version.
+VERSION_DIGITS = 12
+
+
+def model_version(bundle_dir: Path) -> str:
+    """Short SHA-256 of ``manifest.json`` (of ``bundle.json`` + weights for a v1 bundle without one)."""
+    manifest = bundle_dir / MANIFEST
+    digest = hashlib.sha256()
+    if manifest.is_file():
+        digest.update(manifest.read_bytes())
+    else:
+        for name in ("bundle.json", "model.safetensors"):
+            digest.update((bundle_dir / name).read_bytes())
+    return digest.hexdigest()[:VERSION_DIGITS]
+
+
+@dataclass
+class ServedModel:
+    """One loaded bundle and what the service says about it."""
+
+    name: str
+    version: str
+    bundle: Bundle
+    #: One prediction at a time per model: Grad-CAM hooks the model's layers, and a forward pass of
+    #: another request must not run through those hooks.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def generative(self) -> bool:
+        return self.bundle.kind == "generative"
+
+    def predict_options(self) -> list[dict[str, Any]]:
+        """The task's predict options as the form fields / query parameters that set them."""
+        options = self.bundle.task.PredictOptions
+        if options is None:
+            return []
+        return [
+            {"name": f.alias or name, "description": f.description or ""}
+            for name, f in options.model_fields.items()
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        """The ``/models`` entry: identity, what the model predicts, test metrics with CIs, operating point."""
+        meta = self.bundle.meta
+        test = meta.metrics.get("test") or {}
+        op = meta.operating_point
+        return {
+            "name": self.name,
+            "version": self.version,
+            "model": self.bundle.model_name,
+            "task": meta.task.name,
+            "kind": meta.kind,
+            "class_names": meta.class_names,
+            "unit": meta.unit,
+            "created": meta.created,
+            "metrics": {
+                key: test[key]
+                for key in ("split", "unit", "n", "metrics", "per_class", "ci_method", "ci_note")
+                if key in test
+            },
+            "operating_point": None if op is None else op.model_dump(),
+            "prediction_interval": (
+                None if meta.prediction_interval is None else meta.prediction_interval.model_dump()
+            ),
+            "predict_options": self.predict_options(),
+            "intended_use": meta.intended_use,
+        }
+
+    def model_card(self) -> str:
+        card = self.bundle.path / "model_card.md"
+        return card.read_text(encoding="utf-8") if card.is_file() else f"# {self.name}\n\n(no model card)\n"
+
+
+def load_models(
+    paths: Sequence[str | Path],
+    device: str = "cpu",
+    allow_external: bool = False,
+    public_key: str | Path | None = None,
+) -> dict[str, ServedModel]:
+    """Load every bundle once (verifying its manifest, and its signature with ``public_key``).
+
+    Raises:
+        BundleError: no bundle given, a bundle that does not load, or two bundles with one name.
+    """
+    if not paths:
+        raise BundleError("serve needs at least one bundle directory")
+    models: dict[str, ServedModel] = {}
+    where: dict[str, Path] = {}
+    for path in paths:
+        bundle = load_bundle(path, device=device, allow_external=allow_external, public_key=public_key)
+        name = str(bundle.meta.config.get("name") or bundle.meta.task.name)
+        if name in models:
+            raise BundleError(
+                f"two bundles are named {name!r} ({where[name]} and {bundle.path}); a served model's name is "
+                "its config name, so retrain one under another name (--set name=...)"
+            )
+        models[name] = ServedModel(name, model_version(bundle.path), bundle)
+        where[name] = bundle.path
+    return models
