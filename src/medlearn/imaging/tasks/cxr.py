@@ -85,9 +85,57 @@ class CXRPneumonia(ImagingTask):
     def load_inputs(self, paths: list[Path], options: NoOptions) -> PredictInputs:
         units = []
         for path in paths:
-            for uid, image in _read_images(path, self.options.image_size):
-                units.append(PredictUnit(uid, image, {"input": str(path)}))
+            for uid, image, facts in _read_images(path, self.options.image_size):
+                units.append(PredictUnit(uid, image, {"input": str(path), **facts}))
         return PredictInputs(units)
+
+    #: Declared expectations: a grayscale radiograph (DICOM Modality CR or DX), at least half the model's
+    #: side in pixels (smaller ones are mostly interpolation once resized).
+    expected_modalities: ClassVar[tuple[str, ...]] = ("CR", "DX")
+
+    def input_profile(self, table: UnitTable) -> dict[str, Any]:
+        """Side, mean intensity and contrast (standard deviation) of the training images (0–255)."""
+        from medlearn.engine.input_checks import seen_range
+
+        images = [np.asarray(im, dtype=np.float32) for im in table.raw]
+        if not images:
+            return {}
+        return {
+            "side_px": seen_range(min(im.shape[-2:]) for im in images),
+            "mean": seen_range(float(im.mean()) for im in images),
+            "std": seen_range(float(im.std()) for im in images),
+            "n_units": len(images),
+        }
+
+    def check_input(self, unit: PredictUnit, array: np.ndarray, profile: dict[str, Any]) -> list[str]:
+        """A blank or colour image, another modality, a source far smaller than the model's input, or a
+        brightness/contrast beyond the training images' (after the same 0–255 scaling)."""
+        from medlearn.engine.input_checks import below_range, constant_reason, fmt_range, outside_range
+        from medlearn.imaging.tasks.common import modality_reasons
+
+        reasons = modality_reasons(unit.meta.get("modality"), None, {}, self.expected_modalities)
+        if unit.meta.get("colour"):
+            reasons.append("a colour image (its RGB channels differ), not a grayscale radiograph")
+        source = unit.meta.get("source_px")
+        if source and min(source) < self.options.image_size / 2:
+            seen = profile.get("side_px")
+            reasons.append(
+                f"the image is {source[1]}×{source[0]} px, under half the model's {self.options.image_size} px "
+                + (f"(trained on {fmt_range(seen, 'px')} images)" if seen else "input")
+            )
+        image = np.asarray(unit.raw, dtype=np.float32)
+        blank = constant_reason(image, "the image")
+        if blank is not None:
+            return [*reasons, f"{blank} (a blank image)"]
+        found = outside_range(
+            "the mean intensity (0–255)", float(image.mean()), profile.get("mean"), trained_on="images of"
+        )
+        if found:
+            reasons.append(found)
+        low = below_range("the contrast (standard deviation, 0–255)", float(image.std()), profile.get("std"))
+        if low:
+            reasons.append(low)
+        return reasons
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -101,7 +149,17 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(arr8).resize((size, size), Image.Resampling.BILINEAR))
 
 
-def _read_images(path: Path, size: int) -> list[tuple[str, np.ndarray]]:
+def _is_colour(im: Any) -> bool:
+    """Whether a Pillow image holds colour: its RGB channels differ somewhere (a grayscale picture saved
+    as RGB does not count)."""
+    if im.mode in ("L", "I", "I;16", "F", "1", "LA"):
+        return False
+    rgb = np.asarray(im.convert("RGB"), dtype=np.int16)
+    return bool(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max() > 8)
+
+
+def _read_images(path: Path, size: int) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
+    """(unit id, resized 0–255 image, facts for the input checks: source size, colour, modality)."""
     suffix = path.suffix.lower()
     if suffix == ".npz":
         from medlearn.imaging.io.npz import load_npz
@@ -109,18 +167,27 @@ def _read_images(path: Path, size: int) -> list[tuple[str, np.ndarray]]:
         with np.load(path, allow_pickle=False) as data:
             key = "images" if "images" in data.files else "test_images"
         images = load_npz(path, [key])[key]
-        return [(f"{path.name}[{i}]", _resize(im, size)) for i, im in enumerate(images)]
+        return [
+            (f"{path.name}[{i}]", _resize(im, size), {"source_px": list(np.shape(im)[-2:])})
+            for i, im in enumerate(images)
+        ]
     if suffix in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
         from PIL import Image, UnidentifiedImageError
 
         try:
             with Image.open(path) as im:
-                return [(path.name, _resize(np.asarray(im.convert("L")), size))]
+                facts: dict[str, Any] = {"source_px": [im.height, im.width]}
+                if _is_colour(im):
+                    facts["colour"] = True
+                return [(path.name, _resize(np.asarray(im.convert("L")), size), facts)]
         except (UnidentifiedImageError, OSError) as exc:
             raise InputError(f"{path}: not a readable image ({exc.__class__.__name__})") from None
     if path.is_dir() or suffix in (".dcm", ""):
+        from medlearn.imaging.ct_input import series_facts
         from medlearn.imaging.io.dicom import read_dicom_series
 
         volume = read_dicom_series(path)
-        return [(path.name, _resize(volume.hu[len(volume.hu) // 2], size))]
+        facts = {k: v for k, v in series_facts(path, volume.series_uid).items() if v is not None}
+        facts["source_px"] = list(volume.shape[1:])
+        return [(path.name, _resize(volume.hu[len(volume.hu) // 2], size), facts)]
     raise InputError(f"{path}: unsupported input for cxr_pneumonia (PNG/JPEG, DICOM or npz)")

@@ -102,6 +102,67 @@ class LungNoduleMalignancy(ImagingTask):
             meta={"malignancy": [r["malignancy"] for r in rows], "n_slices": [len(s) for s in stacks]},
         )
 
+    #: Declared expectations (the training PNGs carry no DICOM header): CT only, windowed 0–255 slices of
+    #: this side in which only the segmented nodule is non-zero.
+    expected_modalities: ClassVar[tuple[str, ...]] = ("CT",)
+    image_px: ClassVar[int] = 64
+
+    def input_profile(self, table: UnitTable) -> dict[str, Any]:
+        """Slices per mark, the share of non-zero (segmented nodule) pixels and the median nodule pixel
+        value of the training marks."""
+        from medlearn.engine.input_checks import seen_range
+
+        stacks = [np.asarray(s) for s in table.raw]
+        if not stacks:
+            return {}
+        fore = [s[s > 0] for s in stacks]
+        return {
+            "n_slices": seen_range(len(s) for s in stacks),
+            "foreground_fraction": seen_range(float((s > 0).mean()) for s in stacks),
+            "foreground_median": seen_range(float(np.median(f)) for f in fore if f.size),
+            "n_units": len(stacks),
+        }
+
+    def check_input(self, unit: PredictUnit, array: np.ndarray, profile: dict[str, Any]) -> list[str]:
+        """A non-CT series, a blank stack (no nodule pixel), an unsegmented image (far more non-zero
+        pixels than any training mark), or slice counts and nodule intensities beyond the training ones."""
+        from medlearn.engine.input_checks import outside_range
+        from medlearn.imaging.tasks.common import modality_reasons
+
+        reasons = modality_reasons(unit.meta.get("modality"), None, {}, self.expected_modalities)
+        stack = np.asarray(unit.raw)
+        if stack.ndim != 3:
+            return reasons
+        if stack.shape[1:] != (self.image_px, self.image_px):
+            reasons.append(
+                f"slices are {stack.shape[1]}×{stack.shape[2]} px; the model was built for "
+                f"{self.image_px}×{self.image_px} px nodule crops"
+            )
+        if not (stack > 0).any():
+            return [*reasons, "every pixel is 0: no segmented nodule to classify (a blank stack)"]
+        fraction = outside_range(
+            "the share of non-zero pixels",
+            float((stack > 0).mean()),
+            profile.get("foreground_fraction"),
+            margin=0.5,
+            trained_on="segmented marks (only nodule pixels non-zero) with shares",
+        )
+        if fraction:
+            reasons.append(f"{fraction}: is the image segmented?")
+        for what, value, key, unit_name in (
+            ("the number of slices", len(stack), "n_slices", "marks of"),
+            (
+                "the median nodule pixel value",
+                float(np.median(stack[stack > 0])),
+                "foreground_median",
+                "marks of",
+            ),
+        ):
+            found = outside_range(what, value, profile.get(key), margin=0.5, trained_on=unit_name)
+            if found:
+                reasons.append(found)
+        return reasons
+
     def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
         to_unit = step("scale_intensity_range", a_min=0.0, a_max=255.0, b_min=0.0, b_max=1.0)
         if model_name == "seed_cnn":
