@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from medlearn.errors import ConfigError, InputError
+from medlearn.errors import ConfigError, InputError, OutputExistsError, RunInterrupted
 
 if TYPE_CHECKING:
     from medlearn.config import ExperimentConfig
@@ -110,6 +110,7 @@ def train(
 
     items = override_items(overrides)
     _check_device(device)
+    _check_threads(threads)
     if track is not None:
         _check_track(track)
     if resume is not None:
@@ -119,6 +120,13 @@ def train(
                 f"out {out}: a resumed run continues in its own directory ({resume}); leave out unset"
             )
         cfg = _resumed_config(resume, items)
+        if config is not None:
+            _check_same_config(config, items, cfg, resume)
+        if data is not None and resolve_cli_path(data) != _saved_root(cfg):
+            raise InputError(
+                f"data {data}: {resume} was trained on {cfg.data.root}; a resumed run keeps its data "
+                "(start a new run with --out for other data)"
+            )
     else:
         if config is None:
             raise ConfigError(
@@ -133,14 +141,128 @@ def train(
         cfg.data.root = str(resolve_cli_path(cfg.data.root))
     validate_experiment(cfg)  # before the output directory exists
     _set_threads(threads)
+    saved_config: str | None = None
     if resume is not None:
         out_dir = resume
+        if _finished(out_dir) and not force:
+            raise OutputExistsError(
+                f"{out_dir}: this run finished (metrics.json and bundle/ exist) and --resume would rewrite "
+                "it; pass --force to continue it (e.g. --set train.epochs=N) or train into a new --out"
+            )
+        _check_writable(out_dir)
+        saved_config = (out_dir / "run_config.yaml").read_text()
+        if force:  # its results go first, so a failed continuation never leaves old results beside new ones
+            clear_run_outputs(out_dir, keep_checkpoints=True)
     else:
-        out_dir = prepare_out_dir(Path(out) if out is not None else default_out_dir(cfg.name), force)
-    (out_dir / "run_config.yaml").write_text(dump_config(cfg))
-    return train_experiment(
-        cfg, out_dir, resume=resume is not None, device=device, track=track, callbacks=callbacks
-    )
+        out_dir = Path(out) if out is not None else default_out_dir(cfg.name)
+        _check_writable(out_dir)
+        out_dir = prepare_out_dir(out_dir, force)
+        clear_run_outputs(out_dir, keep_checkpoints=False)  # --force: nothing of an earlier run survives
+    _write_atomic(out_dir / "run_config.yaml", dump_config(cfg))
+    try:
+        return train_experiment(
+            cfg, out_dir, resume=resume is not None, device=device, track=track, callbacks=callbacks
+        )
+    except KeyboardInterrupt:
+        raise RunInterrupted(out_dir, resumable=_checkpoint(out_dir) is not None) from None
+    except Exception:
+        if saved_config is not None and _checkpoint(out_dir) is not None:
+            _write_atomic(out_dir / "run_config.yaml", saved_config)  # resumable as it was
+        raise
+
+
+#: What ``train`` writes in its output directory (beside ``checkpoints/``): ``--force`` removes these, and
+#: only these, before a new training, so a run never mixes old and new results.
+RUN_OUTPUTS = (
+    "bundle",
+    "metrics.json",
+    "metrics_val.json",
+    "predictions.csv",
+    "report.html",
+    "history.csv",
+    "history.csv.tmp",
+    "config.yaml",
+)
+
+
+def clear_run_outputs(out: Path, keep_checkpoints: bool) -> list[Path]:
+    """Remove what an earlier ``train`` wrote in ``out`` (:data:`RUN_OUTPUTS`, ``metrics*.json`` and, unless
+    ``keep_checkpoints``, the ``*.pt`` checkpoints), never a file medlearn did not write: a folder such as
+    ``bundle/`` or ``checkpoints/`` goes only when nothing else is left in it.
+
+    Args:
+        out: a run directory.
+        keep_checkpoints: keep ``checkpoints/`` (a ``--resume`` continues from it).
+
+    Returns:
+        The paths removed.
+    """
+    removed: list[Path] = []
+    names = set(RUN_OUTPUTS) | {p.name for p in out.glob("metrics*.json")}
+    for name in sorted(names):
+        path = out / name
+        if name == "bundle" and path.is_dir():
+            for child in path.iterdir():
+                if child.is_file() and (
+                    child.name in _BUNDLE_FILES or child.suffix in (".safetensors", ".onnx")
+                ):
+                    child.unlink()
+                    removed.append(child)
+            _rmdir_if_empty(path)
+        elif path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    checkpoints = out / "checkpoints"
+    if not keep_checkpoints and checkpoints.is_dir():
+        for child in sorted(checkpoints.rglob("*"), reverse=True):
+            if child.is_file() and (child.name.endswith(".pt") or child.name.endswith(".pt.tmp")):
+                child.unlink()
+                removed.append(child)
+            elif child.is_dir():
+                _rmdir_if_empty(child)
+        _rmdir_if_empty(checkpoints)
+    return removed
+
+
+#: The files ``save_bundle`` writes (and ``medlearn sign``).
+_BUNDLE_FILES = {"bundle.json", "model_card.md", "manifest.json", "manifest.sig", "model.safetensors"}
+
+
+def _rmdir_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass  # not empty (a file medlearn did not write) or already gone
+
+
+def _saved_root(cfg: ExperimentConfig) -> Path | None:
+    """The run's data folder as its config resolves it (None when ``MEDLEARN_DATA`` is needed and unset)."""
+    from medlearn.paths import resolve_config_data_path
+
+    try:
+        return resolve_config_data_path(cfg.data.root).resolve()
+    except InputError:
+        return None
+
+
+def _finished(run: Path) -> bool:
+    """A run whose results exist: ``metrics.json`` and ``bundle/``."""
+    return (run / "metrics.json").is_file() and (run / "bundle").is_dir()
+
+
+def _checkpoint(run: Path) -> Path | None:
+    """The run's checkpoint (``checkpoints/last.pt``, or a fold's or the refit's), or None."""
+    folder = run / "checkpoints"
+    if (folder / "last.pt").is_file():
+        return folder / "last.pt"
+    return next(iter(sorted(folder.rglob("last.pt"))), None) if folder.is_dir() else None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, so the file is the old or the new, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def evaluate(
@@ -192,7 +314,9 @@ def evaluate(
 
     _check_device(device)
     _set_threads(threads)
-    out_dir = prepare_out_dir(Path(out) if out is not None else default_out_dir("evaluate"), force)
+    out_dir = Path(out) if out is not None else default_out_dir("evaluate")
+    _check_writable(out_dir)
+    out_dir = prepare_out_dir(out_dir, force)
     data_path = resolve_cli_path(data) if data is not None else None
     return evaluate_bundle(Path(bundle), out_dir, data_path, split, device, allow_external=allow_external)
 
@@ -283,6 +407,8 @@ def predict(
     if not hasattr(bundle, "predict"):
         bundle = load_bundle(bundle, device=device, allow_external=allow_external)
     bundle.task.predict_options(**options)  # an option the task does not take fails before out is made
+    if out is not None:
+        _check_writable(Path(out))
     out_dir = prepare_out_dir(Path(out), force) if out is not None else None
     return bundle.predict(paths, out_dir, **options)
 
@@ -354,20 +480,113 @@ def resolve_config(
     )
 
 
+#: What a ``--resume`` may change in the run's config (``--set``): how long it goes on and how it is scored.
+#: Anything else (the model, the data, the preprocessing, the optimiser) would not fit the checkpoint.
+RESUME_MAY_CHANGE = (
+    "train.epochs",
+    "train.time_limit_minutes",
+    "train.max_train_batches",
+    "train.early_stopping",
+    "eval",
+)
+
+
 def _resumed_config(run: Path, items: list[str]) -> ExperimentConfig:
-    """The interrupted run's own config, which ``overrides`` may extend (e.g. more epochs)."""
+    """The interrupted run's own config, which ``overrides`` may extend (more epochs, another time limit,
+    other evaluation settings: :data:`RESUME_MAY_CHANGE`); an override that would change what the checkpoint
+    was trained with is a ConfigError naming the key."""
     from medlearn.config import apply_overrides, load_raw, validate
 
+    if not run.is_dir():
+        raise InputError(f"{run}: no such run directory to resume")
     saved = run / "run_config.yaml"
-    for needed in (saved, run / "checkpoints" / "last.pt"):
-        if not needed.is_file():
-            raise InputError(f"{needed}: missing, so {run} cannot be resumed")
-    return validate(apply_overrides(load_raw(saved), items), str(saved))
+    if not saved.is_file():
+        raise InputError(f"{saved}: missing, so {run} cannot be resumed")
+    if _checkpoint(run) is None:
+        raise InputError(f"{run / 'checkpoints' / 'last.pt'}: missing, so {run} cannot be resumed")
+    raw = load_raw(saved)
+    before = validate(raw, str(saved))
+    after = validate(apply_overrides(load_raw(saved), items), str(saved))
+    for key, (old, new) in _differences(
+        before.model_dump(mode="json"), after.model_dump(mode="json")
+    ).items():
+        if not any(key == k or key.startswith(k + ".") for k in RESUME_MAY_CHANGE):
+            raise ConfigError(
+                f"--set {key}: a resumed run keeps its config ({old!r} in {saved}; only "
+                f"{', '.join(RESUME_MAY_CHANGE)} may change); start a new run with --out to train with {new!r}"
+            )
+    return after
+
+
+def _differences(a: Any, b: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """The dotted key paths where two config dicts differ, with both values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        found: dict[str, tuple[Any, Any]] = {}
+        for key in dict.fromkeys([*a, *b]):
+            found.update(_differences(a.get(key), b.get(key), f"{prefix}{key}."))
+        return found
+    return {} if a == b else {prefix.rstrip("."): (a, b)}
+
+
+def _check_same_config(
+    config: PathLike | Mapping[str, Any] | ExperimentConfig,
+    items: list[str],
+    cfg: ExperimentConfig,
+    run: Path,
+) -> None:
+    """``config`` given with ``resume`` must be the run's own (with the same overrides): training another
+    config from this checkpoint would mix two experiments in one run. Its ``data.root`` is not compared
+    (the run keeps the data it was trained on, stored absolute)."""
+    given = resolve_config(config, items).model_dump(mode="json")
+    saved = cfg.model_dump(mode="json")
+    given["data"].pop("root", None)
+    saved["data"].pop("root", None)
+    diff = _differences(saved, given)
+    if diff:
+        key, (old, new) = next(iter(diff.items()))
+        shown = config if isinstance(config, str | os.PathLike) else type(config).__name__
+        raise ConfigError(
+            f"config {shown}: not the config of the run being resumed ({key}: {new!r} here, {old!r} in "
+            f"{run / 'run_config.yaml'}); --resume continues the run's own config: leave CONFIG out"
+        )
 
 
 def _check_device(device: str) -> None:
     if device not in ("cpu", "cuda", "auto"):
         raise InputError(f"device {device}: expected cpu, cuda or auto")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            build = "a CPU-only torch build" if torch.version.cuda is None else "no CUDA device visible"
+            raise InputError(
+                f"device cuda: not available here ({build}, torch {torch.__version__}); use --device cpu or auto"
+            )
+
+
+def _check_writable(path: Path) -> None:
+    """``path`` (a directory to create or reuse) can be written: its nearest existing ancestor is a writable
+    directory. An InputError names the path otherwise, before any work is done."""
+    path = Path(path)
+    probe = path
+    while not probe.exists() and not probe.is_symlink():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        where = "exists and is not a directory" if probe == path else f"{probe} is a file, not a directory"
+        raise InputError(f"{path}: cannot write there ({where})")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot write there ({probe}: permission denied)")
+
+
+#: ``threads`` above this is a typo, not a setting (torch would try to start that many threads).
+MAX_THREADS = 1024
+
+
+def _check_threads(threads: int | None) -> None:
+    if threads is not None and not 1 <= threads <= MAX_THREADS:
+        raise InputError(f"threads {threads}: expected a number of CPU threads from 1 to {MAX_THREADS}")
 
 
 def _check_track(track: str) -> None:
@@ -382,8 +601,7 @@ def _check_track(track: str) -> None:
 def _set_threads(threads: int | None) -> None:
     if threads is None:
         return
-    if threads < 1:
-        raise InputError(f"threads {threads}: expected a positive number of CPU threads")
+    _check_threads(threads)
     import torch
 
     torch.set_num_threads(threads)

@@ -95,6 +95,43 @@ class ExperimentConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping with the same key twice: PyYAML keeps the last value
+    silently, so a config with two ``epochs:`` lines would train with whichever came last."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+        if duplicate:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text as ``yaml.safe_load`` does, but refuse duplicate keys (a ``yaml.YAMLError`` whose
+    ``problem`` names the key)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: no arbitrary objects
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``line N not valid YAML (<what PyYAML found>)`` for a one-line message."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    where = f"line {mark.line + 1} " if mark is not None else ""
+    return f"{where}not valid YAML" + (f" ({problem})" if problem else "")
+
+
 def format_validation_error(exc: ValidationError, source: str, prefix: str = "") -> str:
     """One line naming the first bad key path, e.g. ``lung.yaml: train.epochs: Input should be ...``."""
     parts = []
@@ -136,9 +173,11 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     if not keys:
         raise ConfigError(f"--set {item}: empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {item}: value is not valid YAML ({exc.__class__.__name__})") from None
+        raise ConfigError(f"--set {item}: value {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"--set {item}: value is nested too deeply") from None
     return keys, value
 
 
@@ -158,15 +197,39 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+#: A config is a few kB; a bigger file is not one (and would be read whole into memory).
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def load_raw(path: Path) -> dict[str, Any]:
+    """A config file's sections as a dict, before validation.
+
+    Raises:
+        ConfigError: the file cannot be read, is bigger than :data:`MAX_CONFIG_BYTES`, is not UTF-8 text,
+            is not valid YAML, holds a key twice in one mapping (naming the key and line) or is not a
+            mapping of sections.
+    """
     try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where} not valid YAML") from None
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: {size:,} bytes is too big for a config (at most {MAX_CONFIG_BYTES:,})"
+            )
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text (UTF-8) YAML file (byte {exc.start} is not UTF-8)") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: not a text YAML file (it holds NUL bytes)")
+    try:
+        raw = load_yaml(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a config (nested too deeply)") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a YAML mapping of sections")
     return raw

@@ -30,3 +30,19 @@ class OutputExistsError(MedlearnError):
 
 class MissingDependencyError(MedlearnError):
     """An optional dependency (an extra such as ``medlearn[imaging]``) is not installed."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """``train`` was interrupted (Ctrl-C): a KeyboardInterrupt that knows the run's folder and whether a
+    checkpoint lets ``medlearn train --resume OUT`` continue it. The CLI prints ``interrupted:`` and
+    :attr:`message` as its one line and exits with code 130."""
+
+    def __init__(self, out: object, resumable: bool):
+        self.out = out
+        self.resumable = resumable
+        if resumable:
+            message = f"{out} keeps its last checkpoint; continue with: medlearn train --resume {out}"
+        else:
+            message = f"before the first checkpoint, nothing to resume in {out}; start again with --out {out} --force"
+        self.message = message
+        super().__init__(f"interrupted: {message}")

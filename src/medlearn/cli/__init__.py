@@ -6,20 +6,54 @@ are one red line naming the file/key and exit code 2; an existing non-empty outp
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import json
 import logging
+import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from medlearn.engine.progress import info, set_quiet, stderr
-from medlearn.errors import InputError, MedlearnError
+from medlearn.errors import InputError, MedlearnError, RunInterrupted
+
+
+class _OneLineUsageErrors(TyperGroup):
+    """The command group: a usage mistake (an option value out of range or of the wrong type, a missing
+    argument, an unknown option) is one red line and exit code 2, like every other error the user can fix,
+    not click's boxed usage panel."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _usage_errors_in_one_line():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _usage_errors_in_one_line():
+            return super().invoke(ctx)
+
+
+@contextlib.contextmanager
+def _usage_errors_in_one_line() -> Iterator[None]:
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise  # `medlearn` alone: the help text
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "medlearn"
+        message = " ".join(exc.format_message().split())  # click may wrap a message over lines
+        _error_line(f"{where}: {message} (see {where} --help)")
+        raise click.exceptions.Exit(2) from None
+
 
 app = typer.Typer(
+    cls=_OneLineUsageErrors,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -77,6 +111,16 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except MedlearnError as exc:  # MissingDependencyError too: the extra to install, one line
             _error_line(str(exc))
             raise typer.Exit(2) from None
+        except RunInterrupted as exc:  # Ctrl-C during train: how to go on
+            _error_line(exc.message, prefix="[yellow]interrupted:[/]")
+            raise typer.Exit(130) from None
+        except OSError as exc:
+            if not _user_fixable_os_error(exc):
+                raise
+            # a file or folder the user named cannot be written or read (permissions, a full or read-only
+            # disk, a file where a folder should be): the environment, not a bug
+            _error_line(f"{exc.filename}: {exc.strerror or exc}")
+            raise typer.Exit(2) from None
         except ModuleNotFoundError as exc:
             extra = _missing_extra(exc)
             if extra is None:
@@ -87,11 +131,35 @@ def handles_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _error_line(message: str) -> None:
-    """``error: <message>`` in red on stderr; the message is text, not markup (``medlearn[signals]``)."""
+def _error_line(message: str, prefix: str = "[red]error:[/]") -> None:
+    """``error: <message>`` in red on stderr, on one line; the message is text, not markup
+    (``medlearn[signals]``)."""
     from rich.markup import escape
 
-    stderr.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    message = " ".join(str(message).split())  # one line, whatever a library's message held
+    stderr.print(f"{prefix} {escape(message)}", highlight=False, soft_wrap=True)
+
+
+#: OSError numbers that mean "this path cannot be used here", which the user fixes (another --out, space,
+#: permissions), as opposed to a bug.
+_PATH_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EEXIST,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+    errno.ENOENT,
+    errno.EFBIG,
+}
+
+
+def _user_fixable_os_error(exc: OSError) -> bool:
+    return exc.filename is not None and exc.errno in _PATH_ERRNOS
 
 
 def _missing_extra(exc: ModuleNotFoundError) -> str | None:
@@ -132,9 +200,29 @@ def _setup(quiet: bool, device: str = "auto", threads: int | None = None) -> Non
 
 
 def _out_dir(out: Path | None, name: str, force: bool) -> Path:
+    from medlearn.api import _check_writable
     from medlearn.paths import default_out_dir, prepare_out_dir
 
-    return prepare_out_dir(out if out is not None else default_out_dir(name), force)
+    path = out if out is not None else default_out_dir(name)
+    _check_writable(path)
+    return prepare_out_dir(path, force)
+
+
+def _out_file(path: Path, force: bool) -> Path:
+    """An output file's checks: not a folder, its folder writable, an existing file only with ``--force``."""
+    from medlearn.api import _check_writable
+    from medlearn.paths import prepare_out_file
+
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory; give a file name")
+    _check_writable(path.parent)
+    return prepare_out_file(path, force)
+
+
+def _positive_finite(value: float | None, option: str, example: str) -> None:
+    """A rate, a temperature, a speed: a finite number > 0 (nan, inf, 0 and negatives are typos)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise InputError(f"{option} {value}: expected a finite number > 0, e.g. {option} {example}")
 
 
 def _summary(outputs: Any) -> None:
@@ -167,8 +255,13 @@ def _summary(outputs: Any) -> None:
 @handles_errors
 def train(
     config: Annotated[
-        str, typer.Argument(help="YAML file or the name of a shipped config (e.g. lung_nodule).")
-    ],
+        str | None,
+        typer.Argument(
+            help="YAML file or the name of a shipped config (e.g. lung_nodule); with --resume, leave it out "
+            "(the run's own run_config.yaml is used; a different CONFIG is refused).",
+            show_default=False,
+        ),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Output directory (default runs/<config>-<time>).")
     ] = None,
@@ -196,6 +289,8 @@ def train(
     from medlearn.api import train as train_run
 
     _setup(quiet)
+    if config is None and resume is None:
+        raise InputError("train: missing CONFIG (a YAML file or a shipped config name), or --resume OUT")
     outputs = train_run(
         config,
         out=out,
@@ -283,6 +378,8 @@ def predict(
     from medlearn.api import predict as predict_run
 
     _setup(quiet, device, threads)
+    _positive_finite(fs, "--fs", "300")
+    _positive_finite(diameter, "--diameter", "10")
     # The flags given (None = not given) go to the bundle's task, whose PredictOptions say which apply.
     records = predict_run(
         bundle,
@@ -447,13 +544,17 @@ def monitor(
     """Watch an ECG stream in (simulated) real time and raise alarms: AF, tachy/bradycardia, asystole, poor signal."""
     _setup(quiet)
     from medlearn.engine.progress import bars_enabled
-    from medlearn.paths import prepare_out_file
     from medlearn.signals.monitor import run_monitor
 
-    if speed < 0:
-        raise InputError(f"--speed {speed}: must be >= 0")
+    if not (math.isfinite(speed) and speed >= 0):
+        raise InputError(
+            f"--speed {speed}: expected a finite number >= 0 (1 = real time, 0 = as fast as possible)"
+        )
+    _positive_finite(fs, "--fs", "300")
+    if lead < 0:
+        raise InputError(f"--lead {lead}: expected a lead number from 0")
     if alarms is not None:
-        prepare_out_file(alarms, force)
+        _out_file(alarms, force)
     summary = run_monitor(bundle, record, use_stdin, fs, speed, alarms, lead, live=bars_enabled())
     info(
         f"monitored {summary['seconds']:.1f} s in {summary['analyses']} analyses: "

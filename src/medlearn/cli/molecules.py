@@ -4,15 +4,30 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from medlearn.cli import Device, Force, Quiet, Threads, _out_dir, _setup, app, handles_errors
+from medlearn.cli import (
+    Device,
+    Force,
+    Quiet,
+    Threads,
+    _out_dir,
+    _out_file,
+    _positive_finite,
+    _setup,
+    app,
+    handles_errors,
+)
 from medlearn.engine.progress import info
 from medlearn.errors import InputError
+
+#: ``--temperature`` below this divides the logits into overflow (inf, then NaN probabilities).
+MIN_TEMPERATURE = 0.01
 
 
 @app.command("mol-metrics")
@@ -42,9 +57,10 @@ def mol_metrics(
     """
     _setup(quiet)
     from medlearn.molecules.score import score_smiles_file
-    from medlearn.paths import prepare_out_file
 
-    prepare_out_file(out, force)
+    if n_jobs is not None and n_jobs < 1:
+        raise InputError(f"--n-jobs {n_jobs}: expected a number of CPUs from 1 (or leave it out: all)")
+    _out_file(out, force)
     result = score_smiles_file(smiles_file, train, test, test_scaffolds, n_jobs)
     out.write_text(json.dumps(result, indent=2) + "\n")
     shown = ", ".join(
@@ -64,7 +80,7 @@ def generate(
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same molecules).")] = 0,
     temperature: Annotated[
         float | None,
-        typer.Option("--temperature", min=0.01, help="Softmax temperature (default: the bundle's)."),
+        typer.Option("--temperature", help="Softmax temperature, at least 0.01 (default: the bundle's)."),
     ] = None,
     device: Device = "auto",
     threads: Threads = None,
@@ -74,10 +90,14 @@ def generate(
     """Sample molecules from a generator bundle (char_rnn, mol_vae, latent_gan) into a SMILES CSV."""
     from medlearn.engine.bundle import load_bundle
     from medlearn.engine.generative import write_samples
-    from medlearn.paths import prepare_out_file
 
     _setup(quiet, device, threads)
-    prepare_out_file(out, force)
+    _positive_finite(temperature, "--temperature", "1.0")
+    if temperature is not None and temperature < MIN_TEMPERATURE:
+        raise InputError(
+            f"--temperature {temperature}: below {MIN_TEMPERATURE} the logits overflow; use at least {MIN_TEMPERATURE}"
+        )
+    _out_file(out, force)
     loaded = load_bundle(bundle, "cpu" if device == "auto" else device)
     started = time.perf_counter()
     samples = loaded.generate(n, seed=seed, temperature=temperature)
@@ -96,6 +116,8 @@ def _parse_range(value: str | None, option: str) -> tuple[float, float] | None:
         lo, hi = (float(v) for v in value.split(","))
     except ValueError:
         raise InputError(f"{option} {value}: expected LO,HI, e.g. {option} 1,3") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise InputError(f"{option} {value}: expected two finite numbers LO,HI, e.g. {option} 1,3")
     return lo, hi
 
 
@@ -139,6 +161,9 @@ def optimize(
     from medlearn.molecules.objective import Objective
 
     _setup(quiet, "cpu", threads)
+    _positive_finite(sigma, "--sigma", "60")
+    if max_sa is not None and not math.isfinite(max_sa):
+        raise InputError(f"--max-sa {max_sa}: expected a number from 1 (easy) to 10 (hard)")
     objective = Objective(
         qed=1.0 if qed else 0.0, logp_range=_parse_range(logp, "--logp"), max_sa=max_sa, no_pains=no_pains
     )
