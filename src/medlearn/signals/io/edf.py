@@ -15,7 +15,15 @@ two sources disagreeing is noted in ``quality``.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import io
+import logging
+import os
 import re
+import sys
+import tempfile
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Sequence
@@ -37,8 +45,73 @@ from medlearn.signals.io.recording import (
 
 AnnotationSource = Literal["auto", "edf", "event"]
 _EVENT_NOTE = re.compile(r"^\s*(\S+)(?:\s+duration:\s*([-+0-9.eE]+))?")
+_STDOUT_LOCK = threading.RLock()
+log = logging.getLogger(__name__)
 
 
+class _LibraryStdoutCaptured(contextlib.ContextDecorator):
+    """Capture what pyEDFlib prints to the process stdout (its C library ``printf``s, e.g. ``filesize
+    1298448 != 20640*125+16896`` on a truncated file, and its Python ``print``s) and log it at DEBUG:
+    stdout carries ``--json`` results and the monitor's alarm lines, which such chatter would corrupt.
+    File descriptor 1 is pointed at a temporary file for the duration, and C's buffers are flushed
+    before it is restored, so nothing printed inside reaches the real stdout later."""
+
+    def _recreate_cm(self) -> _LibraryStdoutCaptured:  # a fresh state per decorated call
+        return type(self)()
+
+    def __enter__(self) -> _LibraryStdoutCaptured:
+        _STDOUT_LOCK.acquire()
+        self._buffer = io.StringIO()
+        self._python = contextlib.redirect_stdout(self._buffer)
+        self._capture: Any = None
+        self._saved: int | None = None
+        try:
+            sys.stdout.flush()
+            self._capture = tempfile.TemporaryFile()
+            self._saved = os.dup(1)
+            os.dup2(self._capture.fileno(), 1)
+        except (
+            OSError,
+            ValueError,
+            AttributeError,
+        ):  # no usable fd 1 (embedded, pythonw): Python prints only
+            self._restore()
+        self._python.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self._python.__exit__(*exc)
+            text = self._buffer.getvalue() + self._restore()
+            if text.strip():
+                log.debug("pyedflib printed: %s", text.strip())
+        finally:
+            _STDOUT_LOCK.release()
+
+    def _restore(self) -> str:
+        """Point fd 1 back at the real stdout; return what the library printed to it meanwhile."""
+        text = ""
+        if self._saved is not None:
+            _flush_c_stdout()
+            os.dup2(self._saved, 1)
+            os.close(self._saved)
+            self._saved = None
+        if self._capture is not None:
+            self._capture.seek(0)
+            text = self._capture.read().decode("utf-8", "replace")
+            self._capture.close()
+            self._capture = None
+        return text
+
+
+def _flush_c_stdout() -> None:
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError, TypeError):  # no C runtime to flush (Windows): nothing buffered there
+        pass
+
+
+@_LibraryStdoutCaptured()
 def read_edf(
     path: str | Path,
     *,
