@@ -183,6 +183,11 @@ class BundleMeta(_Record):
     #: e.g. modality, HU and spacing ranges, sampling rates and durations, value ranges, ages), against
     #: which ``predict`` flags an input the model was not built for.
     input_profile: dict[str, Any] = Field(default_factory=dict)
+    #: The shape of one preprocessed unit (the model's input without the batch axis), so that the model
+    #: can be exported (ONNX) without its data.
+    input_shape: list[int] | None = None
+    #: Exported forms of the model inside the bundle folder, by format (``onnx``: file, opset, parity).
+    exports: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -234,6 +239,7 @@ def build_bundle_meta(
     prediction_interval: Mapping[str, Any] | None = None,
     validation_parts: Mapping[str, Sequence[str]] | None = None,
     input_profile: Mapping[str, Any] | None = None,
+    input_shape: Sequence[int] | None = None,
 ) -> BundleMeta:
     """The one builder of a bundle's metadata, for every run that trains a model.
 
@@ -263,6 +269,7 @@ def build_bundle_meta(
         intended_use=task.intended_use,
         credits=list(task.credits),
         input_profile=dict(input_profile or {}),
+        input_shape=None if input_shape is None else [int(n) for n in input_shape],
     )
 
 

@@ -16,7 +16,6 @@ different preprocessing at serving time is the most common silent bug in clinica
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,17 +25,12 @@ import torch
 from torch import nn
 
 from medlearn.engine.artifacts import (
-    FORMAT,
-    FORMAT_VERSION,
     BundleMeta,
-    migrate_v1,
-    parse_bundle_meta,
     save_bundle,
 )
 from medlearn.engine.data import Preprocessing
-from medlearn.engine.integrity import verify_manifest, verify_signature
 from medlearn.engine.posthoc import Calibration, apply_calibration, outputs_to_predictions
-from medlearn.engine.predictor import Predictor
+from medlearn.engine.predictor import Predictor, read_bundle
 from medlearn.engine.task import Task
 from medlearn.errors import BundleError, ConfigError
 
@@ -103,33 +97,6 @@ class Bundle(Predictor):
         return self.task.generate(self.model, self.preprocessing, n, seed=seed, temperature=temperature)
 
 
-def _external_names(raw: dict[str, Any]) -> list[str]:
-    """The out-of-tree names (``package.module:Name``) a bundle's task, model and transforms use."""
-    from medlearn.registry import is_external
-
-    task = raw.get("task") if isinstance(raw.get("task"), dict) else {}
-    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
-    steps = raw.get("preprocessing") if isinstance(raw.get("preprocessing"), list) else []
-    names = [task.get("name"), model.get("name"), *(s.get("name") for s in steps if isinstance(s, dict))]
-    return [n for n in names if isinstance(n, str) and is_external(n)]
-
-
-def _make_task(raw: dict[str, Any], meta_path: Path) -> Task:
-    from medlearn.registry import task_class
-
-    ref = raw.get("task")
-    if (
-        not isinstance(ref, dict)
-        or not isinstance(ref.get("name"), str)
-        or not isinstance(ref.get("options"), dict)
-    ):
-        raise BundleError(f"{meta_path}: missing field 'task' (an object with name and options)")
-    try:
-        return task_class(ref["name"])(ref["options"])
-    except ConfigError as exc:
-        raise BundleError(f"{meta_path}: task: {exc}") from None
-
-
 def load_bundle(
     path: str | Path, device: str = "cpu", allow_external: bool = False, public_key: str | Path | None = None
 ) -> Bundle:
@@ -163,44 +130,10 @@ def load_bundle(
     from medlearn.engine.models import build_model
     from medlearn.engine.runtime import pick_device
 
-    path = Path(path)
-    if (path / "bundle" / "bundle.json").is_file():
-        path = path / "bundle"
-    meta_path = path / "bundle.json"
-    if not meta_path.is_file():
-        raise BundleError(f"{path}: not a medlearn bundle (no bundle.json)")
-    try:
-        raw = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{meta_path}: corrupt bundle.json ({getattr(exc, 'msg', exc)})") from None
-    if not isinstance(raw, dict):
-        raise BundleError(f"{meta_path}: bundle.json holds a {type(raw).__name__}, not an object")
-    version = raw.get("format_version")
-    if raw.get("format") != FORMAT or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
-        raise BundleError(
-            f"{meta_path}: unsupported bundle format {raw.get('format')!r} "
-            f"v{version} (this medlearn reads v1 to v{FORMAT_VERSION})"
-        )
-    verify_manifest(path, required=version >= 2)
-    if public_key is not None:
-        verify_signature(path, Path(public_key))
-    external = _external_names(raw)
-    if external and not allow_external:
-        raise BundleError(
-            f"{path}: the bundle runs out-of-tree code ({', '.join(external)}); if you trust that package, "
-            "load it with allow_external=True (CLI: --allow-external)"
-        )
+    path, meta, task = read_bundle(path, allow_external=allow_external, public_key=public_key)
     weights = path / "model.safetensors"
     if not weights.is_file():
         raise BundleError(f"{path}: bundle has no model.safetensors")
-    task = _make_task(raw, meta_path)
-    meta = parse_bundle_meta(migrate_v1(raw, task.target) if version == 1 else raw, meta_path)
-    expected = (task.target.kind, list(task.target.class_names))
-    if (meta.kind, meta.class_names) != expected:
-        raise BundleError(
-            f"{meta_path}: target {meta.kind} {meta.class_names} is not what task {meta.task.name} predicts "
-            f"({expected[0]} {expected[1]})"
-        )
     model, _ = build_model(meta.model.name, meta.model.params, {})
     try:
         model.load_state_dict(load_file(str(weights)))

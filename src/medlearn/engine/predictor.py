@@ -7,11 +7,14 @@ not installed; :class:`medlearn.engine.bundle.Bundle` adds the torch model.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from medlearn.errors import BundleError, ConfigError
 
 if TYPE_CHECKING:
     from medlearn.engine.artifacts import BundleMeta
@@ -125,3 +128,77 @@ class Predictor:
         if unit.explanation is not None:
             record["explanation"] = unit.explanation
         return record
+
+
+def _external_names(raw: dict[str, Any]) -> list[str]:
+    """The out-of-tree names (``package.module:Name``) a bundle's task, model and transforms use."""
+    from medlearn.registry import is_external
+
+    task = raw.get("task") if isinstance(raw.get("task"), dict) else {}
+    model = raw.get("model") if isinstance(raw.get("model"), dict) else {}
+    steps = raw.get("preprocessing") if isinstance(raw.get("preprocessing"), list) else []
+    names = [task.get("name"), model.get("name"), *(s.get("name") for s in steps if isinstance(s, dict))]
+    return [n for n in names if isinstance(n, str) and is_external(n)]
+
+
+def _make_task(raw: dict[str, Any], meta_path: Path) -> Task:
+    from medlearn.registry import task_class
+
+    ref = raw.get("task")
+    if (
+        not isinstance(ref, dict)
+        or not isinstance(ref.get("name"), str)
+        or not isinstance(ref.get("options"), dict)
+    ):
+        raise BundleError(f"{meta_path}: missing field 'task' (an object with name and options)")
+    try:
+        return task_class(ref["name"])(ref["options"])
+    except ConfigError as exc:
+        raise BundleError(f"{meta_path}: task: {exc}") from None
+
+
+def read_bundle(
+    path: str | Path, allow_external: bool = False, public_key: str | Path | None = None
+) -> tuple[Path, BundleMeta, Task]:
+    """Find, verify and parse a bundle's metadata, and make its task — everything a loader does before
+    it builds the model (torch or onnxruntime). See :func:`medlearn.engine.bundle.load_bundle` for the
+    checks and errors."""
+    from medlearn.engine.artifacts import FORMAT, FORMAT_VERSION, migrate_v1, parse_bundle_meta
+    from medlearn.engine.integrity import verify_manifest, verify_signature
+
+    path = Path(path)
+    if (path / "bundle" / "bundle.json").is_file():
+        path = path / "bundle"
+    meta_path = path / "bundle.json"
+    if not meta_path.is_file():
+        raise BundleError(f"{path}: not a medlearn bundle (no bundle.json)")
+    try:
+        raw = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{meta_path}: corrupt bundle.json ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(raw, dict):
+        raise BundleError(f"{meta_path}: bundle.json holds a {type(raw).__name__}, not an object")
+    version = raw.get("format_version")
+    if raw.get("format") != FORMAT or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise BundleError(
+            f"{meta_path}: unsupported bundle format {raw.get('format')!r} "
+            f"v{version} (this medlearn reads v1 to v{FORMAT_VERSION})"
+        )
+    verify_manifest(path, required=version >= 2)
+    if public_key is not None:
+        verify_signature(path, Path(public_key))
+    external = _external_names(raw)
+    if external and not allow_external:
+        raise BundleError(
+            f"{path}: the bundle runs out-of-tree code ({', '.join(external)}); if you trust that package, "
+            "load it with allow_external=True (CLI: --allow-external)"
+        )
+    task = _make_task(raw, meta_path)
+    meta = parse_bundle_meta(migrate_v1(raw, task.target) if version == 1 else raw, meta_path)
+    expected = (task.target.kind, list(task.target.class_names))
+    if (meta.kind, meta.class_names) != expected:
+        raise BundleError(
+            f"{meta_path}: target {meta.kind} {meta.class_names} is not what task {meta.task.name} predicts "
+            f"({expected[0]} {expected[1]})"
+        )
+    return path, meta, task

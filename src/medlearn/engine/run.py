@@ -413,6 +413,7 @@ def _train_predictive(
             else None
         ),
         input_profile=task.input_profile(final.tables["train"]),
+        input_shape=np.shape(final.pre(final.tables["train"].raw[0])),
     )
     meta.training.summary = training_summary(meta)
     info(meta.training.summary)

@@ -175,25 +175,47 @@ class BoostedTrees(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.score(self.features(x)).float()
 
+    def depth(self) -> int:
+        """Steps from the root to the deepest leaf, from the fitted arrays alone (a leaf's children are
+        itself). The forward walks exactly this many steps, so it never branches on the data and exports
+        to ONNX as one fixed graph."""
+        left, right = self.left.tolist(), self.right.tolist()
+        deepest = 0
+        for tree_left, tree_right in zip(left, right):
+            level, depth = {0}, 0
+            while True:
+                children = {c for node in level for c in (tree_left[node], tree_right[node])}
+                if children == level:  # every node on this level is a leaf
+                    break
+                level = {c for node in level for c in (tree_left[node], tree_right[node]) if c != node} | {
+                    node for node in level if tree_left[node] == node
+                }
+                depth += 1
+                if depth > len(tree_left):
+                    raise RuntimeError("BoostedTrees: the tree arrays do not describe trees")
+            deepest = max(deepest, depth)
+        return deepest
+
     def score(self, flat: torch.Tensor) -> torch.Tensor:
         """Raw scores (n, outputs) in float64 of the flat feature matrix the trees split on."""
         if self.output.numel() == 0:
             raise RuntimeError("BoostedTrees is not fitted")
         flat = flat.double()
-        n, n_trees = len(flat), len(self.output)
-        node = torch.zeros(n, n_trees, dtype=torch.long)
-        trees = torch.arange(n_trees)[None].expand(n, -1)
-        for _ in range(self.feature.shape[1]):  # never more steps than nodes; usually ends at the depth
+        n_trees = self.output.shape[0]
+        node = torch.zeros_like(flat[:, :1], dtype=torch.long).expand(
+            -1, n_trees
+        )  # (n, trees); n stays symbolic
+        trees = torch.arange(n_trees).unsqueeze(0).expand_as(node)
+        for _ in range(self.depth()):
             feat = self.feature[trees, node]
             value = torch.gather(flat, 1, feat)
-            go_left = torch.where(
-                torch.isnan(value), self.missing_left[trees, node], value <= self.threshold[trees, node]
+            missing = torch.isnan(value)  # logical ops, not a bool where: onnxruntime has no bool Where
+            go_left = (missing & self.missing_left[trees, node]) | (
+                ~missing & (value <= self.threshold[trees, node])
             )
-            nxt = torch.where(go_left, self.left[trees, node], self.right[trees, node])
-            if torch.equal(nxt, node):
-                break
-            node = nxt
+            node = torch.where(go_left, self.left[trees, node], self.right[trees, node])
         leaf = self.leaf_value[trees, node]  # (n, trees)
-        n_out = int(self.baseline.numel())
-        scores = torch.zeros(n, n_out, dtype=torch.float64).index_add_(1, self.output, leaf)
-        return scores + self.baseline
+        assign = torch.nn.functional.one_hot(
+            self.output, int(self.baseline.numel())
+        ).double()  # (trees, outputs)
+        return leaf @ assign + self.baseline
