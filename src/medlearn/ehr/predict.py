@@ -57,6 +57,101 @@ def units_from_source(path: Path, window: Any) -> PredictInputs:
     return result
 
 
+#: Margins of the admission checks (stated in their sentences): ages may pass the training range by 10 %
+#: of its span, lab values by the whole span of the training values at either end.
+AGE_MARGIN, LAB_MARGIN = 0.1, 1.0
+#: a lab range is recorded (and checked) only when training held at least this many values of it
+MIN_LAB_VALUES = 10
+
+
+def _codes(raw: dict[str, Any]) -> set[str]:
+    return {*raw.get("lab_keys", []), *raw.get("code_keys", []), *raw.get("history", [])}
+
+
+def admission_profile(
+    units: list[dict[str, Any]],
+    n_bins: int,
+    max_labs: int,
+    max_codes: int,
+    max_history: int,
+    min_count: int,
+) -> dict[str, Any]:
+    """What :func:`check_admission` compares an admission to, from the training admissions: the age range,
+    each vocabulary lab's value range, the known codes (the same vocabularies ``fit_featurize`` keeps) and
+    the range of the share of an admission's codes that were not among them."""
+    from medlearn.ehr.features import fit_featurize
+    from medlearn.engine.input_checks import seen_range
+
+    units = [u for u in units if isinstance(u, dict)]
+    if not units:
+        return {}
+    params = fit_featurize(units, n_bins, max_labs, max_codes, max_history, min_count)
+    known = set(params["lab_keys"]) | set(params["code_keys"]) | set(params["history_keys"])
+    values: dict[str, list[float]] = {k: [] for k in params["lab_keys"]}
+    for u in units:
+        for key, value in zip(u["lab_keys"], u["lab_values"]):
+            if key in values and value is not None:
+                values[key].append(value)
+    shares = [len(codes - known) / len(codes) for codes in map(_codes, units) if codes]
+    return {
+        "age_years": seen_range(u.get("age_years") for u in units),
+        "labs": {
+            k: r for k, v in values.items() if len(v) >= MIN_LAB_VALUES and (r := seen_range(v)) is not None
+        },
+        "known_codes": sorted(known),
+        "unknown_share": seen_range(shares),
+        "n_units": len(units),
+    }
+
+
+def check_admission(raw: dict[str, Any], profile: dict[str, Any]) -> list[str]:
+    """Why an admission is outside what the training admissions were (see ``AdmissionTask.check_input``)."""
+    from medlearn.engine.input_checks import fmt, fmt_range, outside_range
+
+    reasons = []
+    age = raw.get("age_years")
+    if age is not None and np.isfinite(age) and age < 0:
+        reasons.append(
+            f"the patient's age at admission is {fmt(age)} years: born after the admission (birth date or "
+            "admission time wrong)"
+        )
+    elif age is not None:
+        found = outside_range(
+            "the age at admission",
+            float(age),
+            profile.get("age_years"),
+            "years",
+            AGE_MARGIN,
+            trained_on="patients",
+        )
+        if found:
+            reasons.append(found)
+    labs = profile.get("labs") or {}
+    odd = []
+    for key, value in zip(raw.get("lab_keys", []), raw.get("lab_values", [])):
+        seen = labs.get(key)
+        if seen is None or value is None or not np.isfinite(value):
+            continue
+        if outside_range(key, float(value), seen, margin=LAB_MARGIN) is not None:
+            odd.append(f"{key} = {fmt(value)} (trained on {fmt_range(seen)})")
+    if odd:
+        reasons.append(
+            f"{len(odd)} lab value(s) lie beyond the training values by more than their range: "
+            + "; ".join(odd[:3])
+            + ("; …" if len(odd) > 3 else "")
+        )
+    known, share_seen = profile.get("known_codes"), profile.get("unknown_share")
+    codes = _codes(raw)
+    if isinstance(known, list) and isinstance(share_seen, list) and codes:
+        share = len(codes - set(known)) / len(codes)
+        if share > float(share_seen[1]):
+            reasons.append(
+                f"{share:.0%} of this admission's {len(codes)} codes are unknown to the model; training "
+                f"admissions had at most {float(share_seen[1]):.0%} (other coding systems or another hospital?)"
+            )
+    return reasons
+
+
 def annotate_unit(unit: PredictUnit, array: np.ndarray, bundle: Any, top: int = 5) -> None:
     """Warn about unknown codes and explain the prediction by its top contributing features."""
     featurize = bundle.preprocessing.steps[0]

@@ -136,6 +136,23 @@ class AdmissionTask(Task):
 
         annotate_unit(unit, array, bundle)
 
+    def input_profile(self, table: UnitTable) -> dict[str, Any]:
+        """Ages, the value range of each lab in the vocabulary, the codes the model knows and the share of
+        unknown codes the training admissions had (see :func:`medlearn.ehr.predict.admission_profile`)."""
+        from medlearn.ehr.predict import admission_profile
+
+        o = self.options
+        return admission_profile(
+            table.raw, self.window().n_bins, o.max_labs, o.max_codes, o.max_history, o.min_count
+        )
+
+    def check_input(self, unit: PredictUnit, array: np.ndarray, profile: dict[str, Any]) -> list[str]:
+        """A negative age (born after the admission), an age or lab values beyond the training ones, and
+        more unknown codes than any training admission had."""
+        from medlearn.ehr.predict import check_admission
+
+        return check_admission(unit.raw, profile) if isinstance(unit.raw, dict) else []
+
 
 class LOSClassification(AdmissionTask):
     name: ClassVar[str] = "los_classification"
