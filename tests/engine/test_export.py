@@ -193,3 +193,18 @@ def test_ecg_and_ehr_bundles_predict_through_onnxruntime_without_torch(which, ec
     assert done.returncode == 0, done.stderr
     labels = json.loads(done.stdout.strip().splitlines()[-1])
     assert sorted(labels) == sorted(r["label"] for r in load_bundle(bundle).predict(inputs) if "label" in r)
+
+
+def test_the_export_command_prints_what_it_exported_and_refuses_other_formats(ehr_gbm, tmp_path):
+    from typer.testing import CliRunner
+
+    from medlearn.cli import app
+
+    runner = CliRunner()
+    done = runner.invoke(
+        app, ["export", str(ehr_gbm), "--out", str(tmp_path / "m.onnx"), "--json", "--quiet"]
+    )
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["max_abs_diff"] <= MAX_ABS_DIFF and (tmp_path / "m.onnx").is_file()
+    bad = runner.invoke(app, ["export", str(ehr_gbm), "--format", "tflite"])
+    assert bad.exit_code == 2 and "medlearn exports onnx" in bad.output
