@@ -1,0 +1,108 @@
+"""Shared pieces of the hardening suite (issue 14): a tiny synthetic EHR run to resume, interrupt and
+force, the in-process command line (typer's CliRunner: no torch import per case) and the one-line-error
+assertion every hostile case ends with."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from medlearn.engine.callbacks import Callback
+from tests.conftest import require_module
+
+#: The tiny run of these tests: the shipped linear LOS baseline, 2 epochs, one thread.
+CONFIG = "ehr_los_mimic4_linear"
+QUICK = ["--set", "train.epochs=2", "--set", "eval.n_bootstrap=20", "--threads", "1", "--quiet"]
+
+runner = CliRunner()
+
+
+def invoke(*args: object) -> Result:
+    """``medlearn ARGS`` in-process (``--quiet`` is process-wide: the autouse fixture of tests/conftest.py
+    resets it)."""
+    from medlearn.cli import app
+
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result: Result, *needles: str, code: int = 2) -> str:
+    """Exit ``code``, no traceback, and the last stderr line is the only ``error:`` line (status lines may
+    precede it); it holds every needle. Returns that line."""
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("error:", "interrupted:"))]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    for needle in needles:
+        assert needle in errors[0], errors[0]
+    return errors[0]
+
+
+class InterruptAt(Callback):
+    """Ctrl-C at the end of epoch ``epoch`` (after its checkpoint was written), or at the start of the
+    fit (``epoch=0``, before any checkpoint)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_fit_start(self, state: Any) -> None:
+        if self.epoch == 0:
+            raise KeyboardInterrupt
+
+    def on_epoch_end(self, epoch: int, row: dict[str, float]) -> None:
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture
+def interrupt_training(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """``interrupt_training(1)``: the next ``train`` (command or API) is interrupted after epoch 1."""
+    import medlearn.engine.run as run
+
+    def arm(epoch: int) -> None:
+        original = run.train_experiment
+
+        def interrupted(*args: Any, callbacks: Any = (), **kwargs: Any) -> Any:
+            monkeypatch.setattr(run, "train_experiment", original)  # once
+            return original(*args, callbacks=[*callbacks, InterruptAt(epoch)], **kwargs)
+
+        monkeypatch.setattr(run, "train_experiment", interrupted)
+
+    return arm
+
+
+@pytest.fixture(scope="session")
+def mimic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic MIMIC-IV-format tables (40 patients), the EHR demo's generator."""
+    require_module("polars")
+    from medlearn.ehr.synthetic import write_synthetic_mimic4
+
+    return write_synthetic_mimic4(tmp_path_factory.mktemp("fuzz") / "mimic4", n_patients=40, seed=0)
+
+
+@pytest.fixture(scope="session")
+def finished_run(mimic: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A finished 2-epoch run (copy it before changing it: :func:`copy_run`)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    out = tmp_path_factory.mktemp("fuzz") / "finished"
+    result = invoke("train", CONFIG, "--data", mimic, "--out", out, *QUICK)
+    assert result.exit_code == 0, result.output
+    yield out
+    torch.set_num_threads(threads)
+
+
+def copy_run(run: Path, to: Path) -> Path:
+    shutil.copytree(run, to)
+    return to
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (relative path → bytes)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
