@@ -3,7 +3,10 @@ show a live display (rich, on stderr) and write alarms as JSON lines."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,31 +14,125 @@ from typing import IO, Any
 
 import numpy as np
 
-from medlearn.errors import InputError
+from medlearn.errors import InputError, MedlearnError
 from medlearn.signals.stream import Monitor, MonitorSettings, bundle_rhythm_model, replay
 
+#: Malformed stdin lines reported one by one; later ones are counted and summed up at the end.
+MAX_REPORTED_LINES = 20
 
-def stdin_chunks(stream: IO[str], lead: int, chunk: int = 64) -> Iterator[np.ndarray]:
-    """Samples from text lines (``v`` or ``v1,v2,...``); a line that is not numbers is an InputError
-    naming its line number; an empty field or ``nan`` is a missing sample (read as flat)."""
+
+def stdin_chunks(
+    stream: IO[str], lead: int, chunk: int = 64, errors: IO[str] | None = None
+) -> Iterator[np.ndarray]:
+    """Samples from text lines (``v`` or ``v1,v2,...``), in chunks of ``chunk``.
+
+    A stream keeps going: a malformed line (an empty line, text, ``nan``, a value that overflows such as
+    ``1e999``, a line without the monitored lead) is reported on ``errors`` (stderr) as one line naming
+    its line number, and skipped. An empty line adds no sample; any other malformed line counts as one
+    missing sample (NaN), so the timeline stays aligned and the monitor sees the gap as missing signal
+    (poor signal), never as a flat line. After :data:`MAX_REPORTED_LINES` reports the rest are only
+    counted, and a total is reported at the end. Only a first data line without the lead is an
+    :class:`InputError` (``--lead`` names a lead the stream does not have).
+    """
+    out = sys.stderr if errors is None else errors
     values: list[float] = []
+    bad, started = 0, False
+
+    def report(number: int, reason: str) -> None:
+        nonlocal bad
+        bad += 1
+        if bad <= MAX_REPORTED_LINES:
+            out.write(f"stdin line {number}: {reason}; skipped\n")
+        if bad == MAX_REPORTED_LINES:
+            out.write("stdin: further malformed lines are counted, not reported one by one\n")
+        out.flush()
+
     for number, line in enumerate(stream, start=1):
         line = line.strip()
         if not line:
+            report(number, "empty line")
             continue
         fields = line.split(",")
         if lead >= len(fields):
-            raise InputError(f"stdin line {number}: {len(fields)} lead(s), but lead {lead} was asked for")
-        field = fields[lead].strip()
-        try:
-            values.append(float(field) if field else float("nan"))
-        except ValueError:
-            raise InputError(f"stdin line {number}: {field!r} is not a number") from None
+            if not started:
+                raise InputError(f"stdin line {number}: {len(fields)} lead(s), but lead {lead} was asked for")
+            report(number, f"{len(fields)} lead(s), no lead {lead}")
+            values.append(float("nan"))
+        else:
+            field = fields[lead].strip()
+            try:
+                value = float(field)
+            except ValueError:
+                value = None
+            if value is None or not np.isfinite(value):
+                report(number, f"{field!r} is not a finite number (a missing sample)")
+                values.append(float("nan"))
+            else:
+                values.append(value)
+        started = True
         if len(values) >= chunk:
             yield np.asarray(values)
             values = []
     if values:
         yield np.asarray(values)
+    if bad > MAX_REPORTED_LINES:
+        out.write(f"stdin: {bad} malformed line(s) skipped in all\n")
+        out.flush()
+
+
+class AlarmSink:
+    """Alarm JSON lines to ``path`` (or to stdout when None), each line written whole and flushed.
+
+    A failed write (a full disk, a closed pipe) is one :class:`MedlearnError` naming the file and how
+    many alarms were written; a file is cut back to its last complete line first, so the alarms already
+    written stay valid JSON lines. Each line reaches the disk (``fsync``) before the next analysis: an
+    alarm is rare and must survive a crash of the monitor.
+    """
+
+    def __init__(self, path: Path | None):
+        self.path, self.written, self._good = path, 0, 0
+        self._fd: int | None = None
+        if path is not None:
+            try:
+                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            except OSError as exc:
+                raise MedlearnError(f"{path}: cannot open for the alarms ({exc.strerror})") from None
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record) + "\n"
+        try:
+            if self._fd is None:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                data = memoryview(line.encode())
+                while data:
+                    data = data[os.write(self._fd, data) :]
+                _fsync(self._fd)
+        except OSError as exc:
+            where = "stdout" if self.path is None else str(self.path)
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._good)
+            raise MedlearnError(
+                f"{where}: cannot write alarm {self.written + 1} ({exc.strerror or exc}); monitoring stopped, "
+                f"the {self.written} alarm(s) before it are complete JSON lines"
+            ) from None
+        self._good += len(line.encode())
+        self.written += 1
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _fsync(fd: int) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EROFS, errno.ENOTSUP):  # a pipe or device: nothing to sync
+            raise
 
 
 def run_monitor(
@@ -80,20 +177,18 @@ def run_monitor(
         rate = recording.fs_hz
         source = replay(recording.signal[:, lead].astype(np.float64), rate, speed)
     monitor = Monitor(rate, settings, rhythm)
-    sink = alarms_out.open("w") if alarms_out is not None else sys.stdout
+    sink = AlarmSink(alarms_out)
     raised: list[dict[str, Any]] = []
     try:
         with LiveDisplay(live) as show:
             for chunk in source:
                 for alarm in monitor.push(chunk):
                     record_ = alarm.to_dict()
+                    sink.write(record_)
                     raised.append(record_)
-                    sink.write(json.dumps(record_) + "\n")
-                    sink.flush()
                 show(monitor)
     finally:
-        if alarms_out is not None:
-            sink.close()
+        sink.close()
     lat = np.asarray(monitor.latencies_ms) if monitor.latencies_ms else np.zeros(1)
     return {
         "seconds": round(monitor.record_time_s, 2),

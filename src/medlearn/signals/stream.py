@@ -11,6 +11,10 @@ service wrap it. Every ``step_s`` seconds of new signal it analyses the latest w
 - **poor signal**: signal-quality index below ``poor_quality`` for ``poor_confirm`` analyses (an
   artefact of a few seconds is in every window overlapping it, and must not raise it); while the
   quality is poor, rhythm and rate alarms are held back (a noisy lead makes every rate wrong);
+- **missing samples** (NaN, ±inf: a dropped or unreadable sample) are not signal: they are bridged
+  by linear interpolation for the filters, and a window (or its last ``asystole_s``) with less than
+  ``min_coverage`` of real samples cannot be judged — its quality is 0 (poor signal) and it never
+  raises asystole or a rhythm alarm. A NaN stream is poor signal, never asystole;
 - **AF**: the bundle's rhythm model on the last ``af_window_s`` (the model was trained on 9–60 s
   records), raised when P(AF) ≥ ``af_threshold``.
 
@@ -55,6 +59,8 @@ class MonitorSettings:
     #: (window_s / step_s of them), which must not be enough to raise it
     poor_confirm: int = 8
     flat_mv: float = 0.05
+    #: the share of real (finite) samples a window needs to be judged at all
+    min_coverage: float = 0.8
 
 
 @dataclass
@@ -149,7 +155,7 @@ class Monitor:
         """Append samples (1-D, one lead); analyse every ``step_s`` once a full window is there."""
         out: list[Alarm] = []
         for value in np.asarray(samples, dtype=np.float64).reshape(-1):
-            self.buffer.append(value if np.isfinite(value) else 0.0)  # a dropped sample reads as flat
+            self.buffer.append(value if np.isfinite(value) else np.nan)  # missing: never read as flat
             self.n_seen += 1
             self._since += 1
             if self._since >= self._step and self.n_seen >= int(self.s.window_s * self.fs_hz):
@@ -163,21 +169,30 @@ class Monitor:
         started = time.perf_counter()
         s, fs = self.s, self.fs_hz
         history = np.fromiter(self.buffer, dtype=np.float64, count=len(self.buffer))
-        window = history[-int(s.window_s * fs) :]
+        present = np.isfinite(history)
+        n_window, n_tail = int(s.window_s * fs), int(s.asystole_s * fs)
+        coverage = float(present[-n_window:].mean())
+        judged = coverage >= s.min_coverage and float(present[-n_tail:].mean()) >= s.min_coverage
+        history = _bridged(history, present)
+        window = history[-n_window:]
         peaks = detect_rpeaks(window, fs)
-        flat = (
-            float(np.ptp(bandpass(window[-int(s.asystole_s * fs) :], fs, 0.5, min(40.0, 0.45 * fs))))
-            < s.flat_mv
-        )
+        flat = float(np.ptp(bandpass(window[-n_tail:], fs, 0.5, min(40.0, 0.45 * fs)))) < s.flat_mv
         last_beat_s = (len(window) - peaks[-1]) / fs if len(peaks) else s.window_s
-        asystole = flat or last_beat_s >= s.asystole_s
+        asystole = judged and (flat or last_beat_s >= s.asystole_s)
         rr = np.diff(peaks) / fs
         hr = float(60.0 / np.median(rr)) if len(rr) >= 2 else None
         quality = float(signal_quality(window, fs, window_s=s.window_s, rpeaks=peaks).score[-1])
+        quality = min(quality, coverage) if judged else 0.0  # missing samples are no signal
         poor = not asystole and quality < s.poor_quality
         af_p, rhythm = None, None
-        if self.rhythm_model is not None and not asystole:
-            probs = self.rhythm_model(history[-int(s.af_window_s * fs) :], fs)
+        n_af = int(s.af_window_s * fs)
+        if (
+            self.rhythm_model is not None
+            and judged
+            and not asystole
+            and present[-n_af:].mean() >= s.min_coverage
+        ):
+            probs = self.rhythm_model(history[-n_af:], fs)
             rhythm = max(probs, key=probs.get)
             af_p = float(probs.get("AF", 0.0))
         trust = not poor and not asystole
@@ -206,6 +221,16 @@ class Monitor:
             latency,
         )
         return alarms
+
+
+def _bridged(samples: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """``samples`` with the missing ones linearly interpolated (held at the ends; zeros when none is real)."""
+    if present.all():
+        return samples
+    if not present.any():
+        return np.zeros_like(samples)
+    index = np.arange(len(samples))
+    return np.interp(index, index[present], samples[present])
 
 
 def bundle_rhythm_model(bundle: Any) -> Callable[[np.ndarray, float], dict[str, float]]:
