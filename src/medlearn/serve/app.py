@@ -31,7 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from medlearn import __version__
-from medlearn.engine.protocols import gradcam_layer
 from medlearn.errors import InputError, MedlearnError
 from medlearn.serve.audit import AuditLog, redact
 from medlearn.serve.chemistry import MoleculeScorer
@@ -161,7 +160,7 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
         key = guard(request, "/predict/{name}", model)
         if model.generative:
             raise ServeError(422, f"model {name!r} is a generator: POST /generate/{name}")
-        if explain and not gradcam_layer(model.bundle.model):
+        if explain and not model.explains:
             raise ServeError(
                 422,
                 f"explain=true: model {name!r} has no Grad-CAM layer (explanations are for imaging models)",

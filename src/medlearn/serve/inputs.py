@@ -138,12 +138,12 @@ def _record_inputs(files: list[Path]) -> list[Path]:
 
 
 def folder_inputs(folder: Path) -> list[Path]:
-    """The inputs in an extracted archive: a DICOM series (the folder), WFDB records, or its files."""
+    """The inputs in an extracted archive: the folder when it holds DICOM files (a series, perhaps with its
+    LIDC XML beside it, as LIDC folders are), else its WFDB records and other files."""
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     if not files:
         raise InputError(f"{folder.name}: the archive holds no files")
-    dicom = [p for p in files if _is_dicom(p.name, _head(p))]
-    if dicom and len(dicom) == len(files):
+    if any(_is_dicom(p.name, _head(p)) for p in files):  # a series (the DICOM reader skips other files)
         return [folder]
     return _record_inputs(files) if len(files) > 1 else files
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from medlearn.engine.bundle import Bundle, load_bundle
 from medlearn.engine.integrity import MANIFEST
+from medlearn.engine.protocols import gradcam_layer
+from medlearn.engine.task import Task
 from medlearn.errors import BundleError
 
 #: Hex digits of the manifest's SHA-256 kept as the model version.
@@ -51,6 +53,13 @@ class ServedModel:
     @property
     def generative(self) -> bool:
         return self.bundle.kind == "generative"
+
+    @property
+    def explains(self) -> bool:
+        """Whether ``Bundle.predict(out_dir=...)`` draws a Grad-CAM picture: a CNN with a Grad-CAM layer and
+        a task that shows its inputs as images (imaging). Signal CNNs have the layer but no picture."""
+        task = self.bundle.task
+        return bool(gradcam_layer(self.bundle.model)) and type(task).display_image is not Task.display_image
 
     def predict_options(self) -> list[dict[str, Any]]:
         """The task's predict options as the form fields / query parameters that set them."""
