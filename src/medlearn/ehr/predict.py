@@ -58,14 +58,23 @@ def units_from_source(path: Path, window: Any) -> PredictInputs:
 
 
 #: Margins of the admission checks (stated in their sentences): ages may pass the training range by 10 %
-#: of its span, lab values by the whole span of the training values at either end.
-AGE_MARGIN, LAB_MARGIN = 0.1, 1.0
+#: of its span; a lab value is implausible when negative where no training value was, or more than 100×
+#: the largest training magnitude (a unit mix-up: real extremes, e.g. an AST of 8,000 U/L, stay in scope:
+#: the featurizer clips them to the training percentiles).
+AGE_MARGIN, LAB_FACTOR = 0.1, 100.0
+#: the share of unknown codes is flagged half-way between the largest share seen in training and 100 %
+UNKNOWN_MARGIN = 0.5
 #: a lab range is recorded (and checked) only when training held at least this many values of it
 MIN_LAB_VALUES = 10
 
 
 def _codes(raw: dict[str, Any]) -> set[str]:
     return {*raw.get("lab_keys", []), *raw.get("code_keys", []), *raw.get("history", [])}
+
+
+def _system(code: str) -> str:
+    """The coding system of a ``system//code`` key (e.g. ``mimic4_lab``, ``icd10``)."""
+    return code.split("//", 1)[0]
 
 
 def admission_profile(
@@ -75,14 +84,18 @@ def admission_profile(
     max_codes: int,
     max_history: int,
     min_count: int,
+    groups: Any = None,
 ) -> dict[str, Any]:
     """What :func:`check_admission` compares an admission to, from the training admissions: the age range,
     each vocabulary lab's value range, the known codes (the same vocabularies ``fit_featurize`` keeps) and
-    the range of the share of an admission's codes that were not among them."""
+    the range of the share of an admission's codes unknown to a vocabulary fitted without it (2 halves)."""
     from medlearn.ehr.features import fit_featurize
     from medlearn.engine.input_checks import seen_range
 
-    units = [u for u in units if isinstance(u, dict)]
+    if groups is None:
+        groups = np.arange(len(units))
+    kept = [(u, str(g)) for u, g in zip(units, groups) if isinstance(u, dict)]
+    units = [u for u, _ in kept]
     if not units:
         return {}
     params = fit_featurize(units, n_bins, max_labs, max_codes, max_history, min_count)
@@ -92,13 +105,26 @@ def admission_profile(
         for key, value in zip(u["lab_keys"], u["lab_values"]):
             if key in values and value is not None:
                 values[key].append(value)
-    shares = [len(codes - known) / len(codes) for codes in map(_codes, units) if codes]
+    # What a new admission's share of unknown codes looks like: each half of the training admissions
+    # against a vocabulary fitted on the other half (the full vocabulary knows every frequent code of the
+    # admissions it was fitted on, which would understate it).
+    shares = []
+    patients = sorted({g for _, g in kept})
+    first = set(patients[0::2])  # by patient: one patient's admissions share codes a new patient may not
+    halves = ([u for u, g in kept if g in first], [u for u, g in kept if g not in first])
+    for held_out, fitted_on in (halves, halves[::-1]):
+        if not fitted_on:
+            continue
+        half = fit_featurize(fitted_on, n_bins, max_labs, max_codes, max_history, min_count)
+        vocab = set(half["lab_keys"]) | set(half["code_keys"]) | set(half["history_keys"])
+        shares += [len(codes - vocab) / len(codes) for codes in map(_codes, held_out) if codes]
     return {
         "age_years": seen_range(u.get("age_years") for u in units),
         "labs": {
             k: r for k, v in values.items() if len(v) >= MIN_LAB_VALUES and (r := seen_range(v)) is not None
         },
         "known_codes": sorted(known),
+        "code_systems": sorted({_system(code) for u in units for code in _codes(u)}),
         "unknown_share": seen_range(shares),
         "n_units": len(units),
     }
@@ -132,22 +158,36 @@ def check_admission(raw: dict[str, Any], profile: dict[str, Any]) -> list[str]:
         seen = labs.get(key)
         if seen is None or value is None or not np.isfinite(value):
             continue
-        if outside_range(key, float(value), seen, margin=LAB_MARGIN) is not None:
+        lo, hi = float(seen[0]), float(seen[1])
+        top = LAB_FACTOR * max(abs(lo), abs(hi))
+        if (value < 0 <= lo) or abs(value) > top:
             odd.append(f"{key} = {fmt(value)} (trained on {fmt_range(seen)})")
     if odd:
         reasons.append(
-            f"{len(odd)} lab value(s) lie beyond the training values by more than their range: "
+            f"{len(odd)} lab value(s) are implausible for this model (negative where training never was, or over "
+            f"{LAB_FACTOR:g}× the largest training value: another unit?): "
             + "; ".join(odd[:3])
             + ("; …" if len(odd) > 3 else "")
         )
-    known, share_seen = profile.get("known_codes"), profile.get("unknown_share")
     codes = _codes(raw)
+    systems = profile.get("code_systems")
+    if isinstance(systems, list) and systems and codes:
+        foreign = sorted({_system(c) for c in codes} - set(systems))
+        n_foreign = sum(_system(c) in foreign for c in codes)
+        if foreign:
+            reasons.append(
+                f"{n_foreign} of this admission's {len(codes)} codes come from coding systems the training "
+                f"data never used ({', '.join(foreign[:5])}; trained on {', '.join(systems)})"
+            )
+    known, share_seen = profile.get("known_codes"), profile.get("unknown_share")
     if isinstance(known, list) and isinstance(share_seen, list) and codes:
         share = len(codes - set(known)) / len(codes)
-        if share > float(share_seen[1]):
+        limit = float(share_seen[1]) + UNKNOWN_MARGIN * (1 - float(share_seen[1]))
+        if share > limit:
             reasons.append(
                 f"{share:.0%} of this admission's {len(codes)} codes are unknown to the model; training "
-                f"admissions had at most {float(share_seen[1]):.0%} (other coding systems or another hospital?)"
+                f"admissions had at most {float(share_seen[1]):.0%} (flagged above {limit:.0%}, half-way "
+                "from there to 100%)"
             )
     return reasons
 

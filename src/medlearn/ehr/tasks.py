@@ -143,7 +143,7 @@ class AdmissionTask(Task):
 
         o = self.options
         return admission_profile(
-            table.raw, self.window().n_bins, o.max_labs, o.max_codes, o.max_history, o.min_count
+            table.raw, self.window().n_bins, o.max_labs, o.max_codes, o.max_history, o.min_count, table.groups
         )
 
     def check_input(self, unit: PredictUnit, array: np.ndarray, profile: dict[str, Any]) -> list[str]:
