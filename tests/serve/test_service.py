@@ -89,12 +89,14 @@ def test_json_samples_with_their_rate_predict_like_the_same_samples_in_a_file(cl
     response = client.post(f"/predict/{ECG}", json={"fs": record.fs, "samples": samples})
     assert response.status_code == 200, response.text
     (served,) = response.json()
-    assert served["input"] == "samples.txt"
-    np.savetxt(tmp_path / "samples.txt", np.asarray(samples)[:, None], fmt="%.9g")
+    assert served["input"] == "samples.mat"
+    from scipy.io import savemat
+
+    savemat(tmp_path / "samples.mat", {"ecg": np.asarray(samples)})
     assert without_input([served]) == without_input(
-        local(bundles.ecg, [tmp_path / "samples.txt"], fs=record.fs)
+        local(bundles.ecg, [tmp_path / "samples.mat"], fs=record.fs)
     )
-    # the label agrees with the WFDB record itself (the text file's values are the record's, rounded)
+    # the label agrees with the WFDB record itself (the posted values are the record's, rounded)
     assert served["label"] == local(bundles.ecg, [bundles.ecg_data / "S00001.hea"])[0]["label"]
 
 
@@ -272,7 +274,7 @@ def test_the_audit_log_holds_hashes_and_labels_never_names_or_ids(served, client
     assert line["input_sha256"] == hashlib.sha256(b"".join(contents)).hexdigest()
     assert line["output"] == [{"label": r["label"], "probabilities": r["probabilities"]} for r in records]
     assert "A00003" not in served.audit_log.read_text()
-    assert "samples.txt" not in served.audit_log.read_text()
+    assert "samples.mat" not in served.audit_log.read_text()
 
 
 def test_cors_is_off_by_default(client):

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from medlearn.cli import AllowExternal, Device, Threads, _setup, app, handles_errors
+from medlearn.cli import AllowExternal, Device, _setup, app, handles_errors
 from medlearn.engine.progress import info
 from medlearn.errors import ConfigError
 
@@ -76,7 +76,16 @@ def serve(
     ] = None,
     allow_external: AllowExternal = False,
     device: Device = "cpu",
-    threads: Threads = None,
+    threads: Annotated[
+        int,
+        typer.Option(
+            "--threads",
+            min=1,
+            help="torch threads per prediction. Concurrent requests already run in parallel threads, so 1 "
+            "(the default) uses the cores without oversubscribing them; raise it for a large model "
+            "that gets few requests at a time.",
+        ),
+    ] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve bundles over HTTP(S): /health, /models, /models/{name}/card, /predict/{name}, /generate/{name},

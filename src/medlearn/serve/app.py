@@ -36,7 +36,7 @@ from medlearn.serve.audit import AuditLog, redact
 from medlearn.serve.chemistry import MoleculeScorer
 from medlearn.serve.errors import ServeError, install_error_handlers, status_of
 from medlearn.serve.inputs import PreparedInput, UploadLimits, from_json, from_multipart
-from medlearn.serve.models import ServedModel
+from medlearn.serve.models import GENERATION_LOCK, ServedModel
 from medlearn.serve.security import ANONYMOUS, HEADER, ApiKey, BodySizeLimit, KeyRing, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
             raise ServeError(422, f"n: at most {settings.max_generate} samples per request")
 
         def run() -> list[Any]:
-            with model.lock:
+            with GENERATION_LOCK:
                 return model.bundle.generate(asked.n, seed=asked.seed, temperature=asked.temperature)
 
         samples = [None if s is None else str(s) for s in await run_in_threadpool(run)]
@@ -269,7 +269,8 @@ async def _read_input(
         async with request.form() as form:
             return await from_multipart(form, query, root, limits)
     if content_type.startswith("application/json") or "+json" in content_type:
-        return from_json(await request.body(), query, root, limits)
+        body = await request.body()  # parsed in a worker thread: a long signal takes ms of CPU
+        return await run_in_threadpool(from_json, body, query, root, limits)
     raise InputError(
         f"unsupported Content-Type {content_type or '(none)'!r}: send multipart/form-data files or a JSON body"
     )
@@ -293,7 +294,7 @@ async def _json_or_query(request: Request) -> dict[str, Any]:
 
 def _predict(model: ServedModel, prepared: PreparedInput, out_dir: Path | None, strict: bool) -> list[dict]:
     """Bundle.predict on the prepared files; inputs shown by their uploaded names, pictures inlined."""
-    with model.lock:
+    with model.lock.exclusive() if out_dir is not None else model.lock.shared():
         records = model.bundle.predict(prepared.paths, out_dir=out_dir, strict=strict, **prepared.options)
     for record in records:
         record["model_version"] = model.version

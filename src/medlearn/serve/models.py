@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,51 @@ def model_version(bundle_dir: Path) -> str:
     return digest.hexdigest()[:VERSION_DIGITS]
 
 
+class SharedLock:
+    """A readers-writer lock: many holders of :meth:`shared` at once, or one of :meth:`exclusive` alone
+    (a waiting exclusive holder goes before new shared ones, so explanations are not starved)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._exclusive or self._waiting:
+                self._cond.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                if not self._shared:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            while self._exclusive or self._shared:
+                self._cond.wait()
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+#: Sampling seeds torch's global random generator: one generation at a time in the process, so that the
+#: same seed gives the same molecules whatever else runs.
+GENERATION_LOCK = threading.Lock()
+
+
 @dataclass
 class ServedModel:
     """One loaded bundle and what the service says about it."""
@@ -46,9 +92,9 @@ class ServedModel:
     name: str
     version: str
     bundle: Bundle
-    #: One prediction at a time per model: Grad-CAM hooks the model's layers, and a forward pass of
-    #: another request must not run through those hooks.
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    #: Predictions run concurrently (shared); a Grad-CAM explanation runs alone (exclusive): it hooks the
+    #: model's layers, and another request's forward pass must not run through those hooks.
+    lock: SharedLock = field(default_factory=lambda: SharedLock(), repr=False)
 
     @property
     def generative(self) -> bool:

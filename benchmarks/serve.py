@@ -1,0 +1,181 @@
+"""``medlearn serve`` under load: requests/s and whole-request latency for an ECG AF model on loopback.
+
+    python benchmarks/serve.py [--bundle runs/ecg_af/bundle] [--requests 3000] [--concurrency 16]
+                               [--server-threads N] [--runtime torch]
+
+The server is the real command (``medlearn serve BUNDLE``: one uvicorn worker process, FastAPI, no API key
+file, no rate limit, no audit log) started in a subprocess on a free loopback port; the load generator is an
+``httpx.AsyncClient`` in this process keeping ``--concurrency`` requests in flight until ``--requests``
+have completed, after ``--warmup`` requests that are not counted. **Both share the machine's cores** (2
+here), so the figures are a lower bound for a server with the cores to itself.
+
+Input: a real 30 s single-lead ECG of the PhysioNet/CinC 2017 set (``A00021``, 300 Hz, 9,000 samples) as a
+JSON body ``{"fs": 300, "samples": [...]}`` (~80 kB), the way a bedside system would post it; each request
+is parsed, written to a temporary file, read by the signal task, band-passed, resampled to 100 Hz,
+standardised, given its RR channel, padded to the model's 60 s and classified (the full
+``Bundle.predict`` path, as ``medlearn predict`` runs it). Latency is the whole request as the client sees
+it (connect reuse on, so no TLS/TCP handshake per request).
+
+Without ``--bundle`` the model is the shipped ``ecg_af_cinc2017`` architecture (1D ResNet, width 16, 4
+stages; 60 s at 100 Hz + RR channel) trained for one epoch on synthetic ECGs: the cost of a prediction does
+not depend on how well the model was trained. ``--runtime`` is passed to ``medlearn serve --runtime`` (torch
+today; the ONNX runtime plugs in there). Figures are printed; benchmarks are not tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def train_default_bundle(folder: Path) -> Path:
+    """The shipped ecg_af_cinc2017 architecture, one epoch on 60 synthetic 30 s records."""
+    import medlearn
+    from medlearn.signals.synthetic import write_synthetic_cinc
+
+    data = write_synthetic_cinc(folder / "data", n_records=60, seconds=30.0)
+    run = medlearn.train(
+        "ecg_af_cinc2017",
+        out=folder / "run",
+        data=data,
+        overrides=["name=ecg_af_bench", "train.epochs=1", "eval.n_bootstrap=20"],
+    )
+    return run.bundle
+
+
+def ecg_payload() -> tuple[dict, str]:
+    """A real 30 s CinC 2017 record as the JSON body, or a synthetic one when the data is absent."""
+    from medlearn.paths import data_root
+
+    try:
+        record = data_root() / "signals" / "cinc2017" / "A00021"
+        import wfdb
+
+        signal = wfdb.rdrecord(str(record))
+        samples, fs, what = signal.p_signal[:, 0], float(signal.fs), "CinC 2017 A00021 (real, 30 s at 300 Hz)"
+    except Exception:  # data not present: the same length of synthetic ECG
+        from medlearn.signals.synthetic import FS_HZ, beat_templates, synthetic_ecg
+
+        rng = np.random.default_rng(0)
+        samples = synthetic_ecg("N", 30, beat_templates(0, n=1)[0], rng)
+        fs, what = FS_HZ, "synthetic 30 s ECG at 300 Hz"
+    payload = {"fs": fs, "samples": [round(float(v), 4) for v in samples]}
+    return payload, f"{what}, {len(samples):,} samples as JSON ({len(json.dumps(payload)) / 1e3:.0f} kB)"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(bundle: Path, port: int, threads: int | None, runtime: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "medlearn", "serve", str(bundle), "--port", str(port)]
+    command += ["--log-level", "warning", "--runtime", runtime]
+    if threads is not None:
+        command += ["--threads", str(threads)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+async def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120.0) -> str:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient() as client:
+        while True:
+            try:
+                response = await client.get(f"{url}/health")
+                return response.json()["models"][0]
+            except httpx.TransportError:
+                if process.poll() is not None:
+                    raise SystemExit(f"server exited: {process.stderr.read().decode()}") from None
+                if time.monotonic() > deadline:
+                    raise SystemExit("server did not start") from None
+                await asyncio.sleep(0.2)
+
+
+async def load(url: str, body: bytes, n: int, concurrency: int) -> tuple[list[float], list[str], float]:
+    """``n`` POSTs with ``concurrency`` in flight; per-request latency (s), errors, wall time."""
+    import httpx
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    remaining = iter(range(n))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Content-Type": "application/json"}
+
+    async with httpx.AsyncClient(limits=limits, timeout=120.0) as client:
+
+        async def worker() -> None:
+            for _ in remaining:
+                start = time.perf_counter()
+                try:
+                    response = await client.post(url, content=body, headers=headers)
+                    if response.status_code != 200:
+                        errors.append(f"{response.status_code}: {response.text[:200]}")
+                except httpx.HTTPError as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                latencies.append(time.perf_counter() - start)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return latencies, errors, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--bundle", type=Path, help="an ecg_af bundle (default: train the shipped architecture)"
+    )
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--server-threads", type=int, default=None, help="torch threads in the server")
+    parser.add_argument("--runtime", default="torch", help="passed to medlearn serve --runtime")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="medlearn-serve-bench-") as tmp:
+        bundle = args.bundle or train_default_bundle(Path(tmp))
+        payload, described = ecg_payload()
+        body = json.dumps(payload).encode()
+        port = free_port()
+        process = start_server(bundle, port, args.server_threads, args.runtime)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            name = asyncio.run(wait_ready(base, process))
+            url = f"{base}/predict/{name}"
+            asyncio.run(load(url, body, args.warmup, args.concurrency))
+            latencies, errors, wall = asyncio.run(load(url, body, args.requests, args.concurrency))
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+    ms = np.asarray(latencies) * 1e3
+    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+    print(f"model: {name} ({bundle}), runtime {args.runtime}")
+    print(f"input: {described}")
+    print(
+        f"server: medlearn serve, 1 uvicorn worker, torch threads per request {args.server_threads or 1}; "
+        f"no API keys, rate limit off, audit log off; loopback HTTP"
+    )
+    print(f"load: {args.requests} requests, {args.concurrency} in flight, httpx.AsyncClient in one process")
+    print(f"machine: {os.cpu_count()} CPUs shared by the server and the load generator")
+    print(f"throughput: {args.requests / wall:.1f} requests/s ({wall:.1f} s)")
+    print(
+        f"latency (whole request): p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {ms.max():.1f} ms"
+    )
+    print(f"errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
+
+
+if __name__ == "__main__":
+    main()
