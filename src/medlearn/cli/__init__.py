@@ -401,6 +401,8 @@ def predict(
     for r in records:  # the predictions are the command's output: stdout, also under --quiet
         if "skipped" in r:
             line = f"skipped {r['skipped'].get('unit', r['input'])}: {r['skipped']['reason']}"
+        elif "refused" in r:  # outside what the bundle was trained on (docs/conventions.md): no prediction
+            line = f"refused {r['unit']}: {'; '.join(r['refused'])}"
         elif "probability" in r:
             line = f"{r['unit']}: {r['label']} (p={r['probability']:.3f}, threshold {r['threshold']:.3f})"
         elif "probabilities" in r:
