@@ -482,3 +482,72 @@ def test_an_mr_slice_through_the_real_ct_path_is_flagged(lidc, tmp_path):
     volume = read_volume(path)
     centre = ",".join(f"{v:.3f}" for v in volume.voxel_to_world(0, 32, 32))
     check_both_ways(lidc["bundle"], path, ("the series is MR", "built for CT"), nodule=centre, diameter=20)
+
+
+# -- EEG: Bonn segments (text, no header: --fs); a flat and a 0.5 s segment ------------------------------------
+
+BONN_FS = 173.61
+
+
+@pytest.fixture(scope="module")
+def eeg(tmp_path_factory) -> dict[str, Any]:
+    from medlearn.engine.bundle import load_bundle
+
+    source = require_data("signals/eeg/bonn")
+    tmp = tmp_path_factory.mktemp("oos-eeg")
+    data = tmp / "bonn"
+    with (source / "labels.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    chosen = [r for s in "ABCDE" for r in [r for r in rows if r["set"] == s][:12]]
+    for row in chosen:
+        (data / row["file"]).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source / row["file"], data / row["file"])
+    with (data / "labels.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(chosen)
+    bundle_dir = _train(
+        "eeg_seizure_bonn",
+        tmp / "run",
+        data=data,
+        **{
+            "data.split": {"val_fraction": 0.2, "test_fraction": 0.25, "seed": 0},
+            "train.epochs": 1,
+            "model.params.width": 4,
+            "model.params.layers": 2,
+        },
+    )
+    return {"bundle": load_bundle(bundle_dir), "data": data, "test": _test_ids(bundle_dir)}
+
+
+def test_eeg_test_split_segments_are_not_flagged(eeg):
+    assert eeg["test"]
+    assert_in_scope(eeg["bundle"].predict([eeg["data"] / f for f in eeg["test"]], fs=BONN_FS))
+
+
+@pytest.mark.parametrize(
+    ("case", "needles"),
+    [("flat", ("constant", "flat line")), ("half_second", ("the record is 0.495 s", "23.6 s records"))],
+)
+def test_a_hostile_eeg_segment_is_flagged_and_refused_when_strict(eeg, tmp_path, case, needles):
+    real = np.loadtxt(eeg["data"] / eeg["test"][0])
+    signal = np.full(4097, 7.0) if case == "flat" else real[: int(0.5 * BONN_FS)]
+    path = tmp_path / f"{case}.txt"
+    np.savetxt(path, signal, fmt="%d")
+    check_both_ways(eeg["bundle"], path, needles, fs=BONN_FS)
+
+
+# -- ECG beats (MIT-BIH): a flat record holds no beat, and says so -----------------------------------------------
+
+
+def test_a_record_without_a_detectable_beat_is_skipped_with_a_reason(tmp_path):
+    """ecg_beats predicts per detected beat: a flat record would otherwise return nothing at all."""
+    require_module("wfdb")
+    from medlearn.registry import task_class
+
+    task = task_class("ecg_beats")()
+    path = _write_ecg(tmp_path, "flat", np.full(3600, 0.05), fs=360.0)
+    loaded = task.load_inputs([path], task.predict_options())
+    assert not loaded.units
+    (skipped,) = loaded.skipped
+    assert skipped["unit"] == "flat" and "no heartbeat detected in 10 s" in skipped["reason"]

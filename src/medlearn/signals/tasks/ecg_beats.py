@@ -176,13 +176,16 @@ class EcgBeats(Task):
                     relative=True,
                     trained_on="beats with local RR intervals",
                 ),
-                outside_range(
-                    "the RR interval relative to the local mean",
-                    max(float(beat[1, 0]), float(beat[2, 0])),
-                    profile.get("rr_ratio"),
-                    margin=0.5,
-                    relative=True,
-                    trained_on="beats with relative RR intervals",
+                *(
+                    outside_range(
+                        f"the {which} RR interval relative to the local mean",
+                        float(beat[channel, 0]),
+                        profile.get("rr_ratio"),
+                        margin=0.5,
+                        relative=True,
+                        trained_on="beats with relative RR intervals",
+                    )
+                    for which, channel in (("previous", 1), ("next", 2))
                 ),
             )
             if r is not None
