@@ -551,3 +551,23 @@ def test_a_record_without_a_detectable_beat_is_skipped_with_a_reason(tmp_path):
     assert not loaded.units
     (skipped,) = loaded.skipped
     assert skipped["unit"] == "flat" and "no heartbeat detected in 10 s" in skipped["reason"]
+
+
+def test_a_nan_input_is_refused_even_without_strict_and_the_others_are_predicted(ct, monkeypatch):
+    """No number computed from NaN is a prediction: such a unit is refused whatever ``strict`` says, and
+    the other units of the same call are predicted, in order."""
+    bundle = ct["bundle"]
+    rows = [r for r in ct["rows"] if r["series"] == ct["rows"][0]["series"]]
+    original = bundle.preprocessing
+    calls = []
+
+    def nan_first(raw: Any) -> np.ndarray:
+        array = original(raw)
+        calls.append(1)
+        return np.full_like(array, np.nan) if len(calls) == 1 else array
+
+    monkeypatch.setattr(bundle, "preprocessing", nan_first)
+    path = ct["data"] / rows[0]["series"]
+    records = bundle.predict([path, path], nodule=_nodule(rows[0]))
+    assert set(records[0]) == REFUSED_KEYS and "NaN/infinite" in records[0]["refused"][-1]
+    assert "probability" in records[1] and "out_of_scope" not in records[1]
