@@ -1,0 +1,78 @@
+"""``medlearn pacs``: predict on a study in a PACS and store the results back as DICOM (argument parsing
+only; the work is in :mod:`medlearn.imaging.pacs`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medlearn.cli import AllowExternal, Device, Quiet, Threads, _positive_finite, _setup, app, handles_errors
+
+
+@app.command("pacs")
+@handles_errors
+def pacs(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory (<out>/bundle) of a CT nodule model.")],
+    url: Annotated[
+        str, typer.Option("--url", help="DICOMweb root of the PACS, e.g. http://pacs:8042/dicom-web.")
+    ],
+    study: Annotated[str, typer.Option("--study", help="StudyInstanceUID of the study to predict on.")],
+    annotations: Annotated[
+        Path | None, typer.Option("--annotations", help="LIDC XML with the reader marks of the CT series.")
+    ] = None,
+    nodule: Annotated[str | None, typer.Option("--nodule", help="Nodule centre x,y,z in patient mm.")] = None,
+    diameter: Annotated[
+        float | None, typer.Option("--diameter", help="Nodule diameter in mm (with --nodule).")
+    ] = None,
+    series: Annotated[
+        str | None,
+        typer.Option("--series", help="SeriesInstanceUID of the CT series (default: the largest)."),
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option("--explain/--no-explain", help="Store a Grad-CAM Secondary Capture per nodule.")
+    ] = True,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the prediction records as JSON on stdout.")
+    ] = False,
+    allow_external: AllowExternal = False,
+    device: Device = "auto",
+    threads: Threads = None,
+    quiet: Quiet = False,
+) -> None:
+    """Pull a study from a PACS (DICOMweb), predict its nodules and store a TID 1500 SR and Grad-CAM
+    Secondary Captures back into the study. Without --annotations or --nodule the nodules are read from a
+    TID 1500 measurement report stored with the study."""
+    from medlearn.engine.bundle import load_bundle
+    from medlearn.imaging.pacs import pacs_predict
+
+    _setup(quiet, device, threads)
+    _positive_finite(diameter, "--diameter", "10")
+    loaded = load_bundle(bundle, device=device, allow_external=allow_external)
+    records = pacs_predict(
+        loaded,
+        url,
+        study,
+        annotations=annotations,
+        nodule=nodule,
+        diameter=diameter,
+        series_uid=series,
+        explain=explain,
+    )
+    if json_:
+        sys.stdout.write(json.dumps(records, indent=2) + "\n")
+        return
+    for r in records:  # the predictions are the command's output: stdout, also under --quiet
+        if "skipped" in r:
+            sys.stdout.write(f"skipped {r['skipped'].get('unit', r['input'])}: {r['skipped']['reason']}\n")
+            continue
+        stored = r.get("pacs", {})
+        where = (
+            f"  → SR {stored['sr']}" + (f", SC {stored['sc']}" if "sc" in stored else "") if stored else ""
+        )
+        sys.stdout.write(
+            f"{r['unit']}: {r['label']} (p={r['probability']:.3f}, threshold {r['threshold']:.3f}){where}\n"
+        )
