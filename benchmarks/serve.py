@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,11 @@ def start_server(bundle: Path, port: int, threads: int | None, runtime: str) -> 
     command += ["--log-level", "warning", "--runtime", runtime]
     if threads is not None:
         command += ["--threads", str(threads)]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log_path = Path(tempfile.gettempdir()) / f"medlearn-serve-bench-{port}.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    process.stderr_log = str(log_path)  # type: ignore[attr-defined]
+    return process
 
 
 async def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120.0) -> str:
@@ -98,7 +103,7 @@ async def wait_ready(url: str, process: subprocess.Popen, timeout: float = 120.0
                 return response.json()["models"][0]
             except httpx.TransportError:
                 if process.poll() is not None:
-                    raise SystemExit(f"server exited: {process.stderr.read().decode()}") from None
+                    raise SystemExit(f"server exited: {Path(process.stderr_log).read_text()}") from None
                 if time.monotonic() > deadline:
                     raise SystemExit("server did not start") from None
                 await asyncio.sleep(0.2)
@@ -124,7 +129,7 @@ async def load(url: str, body: bytes, n: int, concurrency: int) -> tuple[list[fl
                     if response.status_code != 200:
                         errors.append(f"{response.status_code}: {response.text[:200]}")
                 except httpx.HTTPError as exc:
-                    errors.append(f"{type(exc).__name__}: {exc}")
+                    errors.append(f"{type(exc).__name__}: {exc} after {time.perf_counter() - start:.1f} s")
                 latencies.append(time.perf_counter() - start)
 
         started = time.perf_counter()
@@ -159,6 +164,8 @@ def main() -> None:
         finally:
             process.terminate()
             process.wait(timeout=30)
+            server_log = Path(process.stderr_log).read_text()
+            Path(process.stderr_log).unlink()
 
     ms = np.asarray(latencies) * 1e3
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
@@ -174,7 +181,10 @@ def main() -> None:
     print(
         f"latency (whole request): p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {ms.max():.1f} ms"
     )
-    print(f"errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
+    kinds = Counter(e.split(":")[0] for e in errors)
+    print(f"errors: {len(errors)}" + (f" {dict(kinds)} (first: {errors[0]})" if errors else ""))
+    if errors:
+        print("server log (last lines):\n" + "\n".join(server_log.splitlines()[-15:]))
 
 
 if __name__ == "__main__":
