@@ -9,10 +9,27 @@ histogram gradient boosting, both on aggregated features. All give ``out_channel
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import Field
 from torch import nn
 
 from medlearn.engine.trees import BoostedTrees
+
+#: What ``model.params`` is checked against before anything is built (engine.validate binds the params to
+#: these signatures): a width, size or count is a positive integer within reason, a dropout a probability
+#: below 1. A negative width would otherwise fail deep inside torch, a huge one exhaust memory.
+Size = Annotated[int, Field(ge=1, le=8192)]
+#: set by the task from the data (input features, classes, vocabulary): positive, no upper bound
+Positive = Annotated[int, Field(ge=1)]
+Count = Annotated[int, Field(ge=1, le=64)]
+Rate = Annotated[float, Field(ge=0, lt=1)]
+Iterations = Annotated[int, Field(ge=1, le=100_000)]
+Leaves = Annotated[int, Field(ge=2, le=100_000)]
+LearningRate = Annotated[float, Field(gt=0, le=10)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
 
 
 class LSTMModel(nn.Module):
@@ -102,20 +119,20 @@ class AggregateBoostedTrees(BoostedTrees):
         return aggregate_over_time(x.double())
 
 
-def linear_baseline(in_features: int, out_channels: int = 1) -> nn.Module:
+def linear_baseline(in_features: Positive, out_channels: Positive = 1) -> nn.Module:
     return AggregateLinear(in_features, out_channels)
 
 
 def gradient_boosting(
-    in_features: int,
-    out_channels: int = 1,
-    max_iter: int = 200,
-    learning_rate: float = 0.05,
+    in_features: Positive,
+    out_channels: Positive = 1,
+    max_iter: Iterations = 200,
+    learning_rate: LearningRate = 0.05,
     max_depth: int | None = 3,
-    max_leaf_nodes: int = 15,
-    min_samples_leaf: int = 10,
-    l2_regularization: float = 1.0,
-    max_features: float = 0.5,
+    max_leaf_nodes: Leaves = 15,
+    min_samples_leaf: Size = 10,
+    l2_regularization: NonNegative = 1.0,
+    max_features: Fraction = 0.5,
 ) -> nn.Module:
     del in_features  # the trees take their inputs' width from the data they are fitted on
     return AggregateBoostedTrees(
@@ -131,23 +148,27 @@ def gradient_boosting(
 
 
 def lstm(
-    in_features: int, out_channels: int = 1, hidden: int = 64, layers: int = 1, dropout: float = 0.2
+    in_features: Positive,
+    out_channels: Positive = 1,
+    hidden: Size = 64,
+    layers: Count = 1,
+    dropout: Rate = 0.2,
 ) -> nn.Module:
     return LSTMModel(in_features, out_channels, hidden, layers, dropout)
 
 
 def gru_attention(
-    in_features: int, out_channels: int = 1, hidden: int = 64, dropout: float = 0.2
+    in_features: Positive, out_channels: Positive = 1, hidden: Size = 64, dropout: Rate = 0.2
 ) -> nn.Module:
     return GRUAttention(in_features, out_channels, hidden, dropout)
 
 
 def transformer(
-    in_features: int,
-    out_channels: int = 1,
-    d_model: int = 64,
-    heads: int = 4,
-    layers: int = 2,
-    dropout: float = 0.2,
+    in_features: Positive,
+    out_channels: Positive = 1,
+    d_model: Size = 64,
+    heads: Count = 4,
+    layers: Count = 2,
+    dropout: Rate = 0.2,
 ) -> nn.Module:
     return SmallTransformer(in_features, out_channels, d_model, heads, layers, dropout=dropout)

@@ -8,11 +8,24 @@ Every factory takes ``in_channels`` and ``out_channels`` (set by the task) and r
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
+from pydantic import Field
 from torch import nn
 
 Norm = str | Sequence
+
+#: What ``model.params`` is checked against before anything is built (engine.validate binds the params to
+#: these signatures): a width, size or count is a positive integer within reason, a dropout a probability
+#: below 1. A negative width would otherwise fail deep inside torch, a huge one exhaust memory.
+Size = Annotated[int, Field(ge=1, le=8192)]
+#: set by the task from the data (input features, classes, vocabulary): positive, no upper bound
+Positive = Annotated[int, Field(ge=1)]
+Count = Annotated[int, Field(ge=1, le=64)]
+Rate = Annotated[float, Field(ge=0, lt=1)]
+Sizes = Annotated[Sequence[Size], Field(min_length=1, max_length=16)]
+Counts = Annotated[Sequence[Count], Field(min_length=1, max_length=16)]
 
 
 def _monai_resnet(
@@ -76,7 +89,7 @@ class SeedCNN(nn.Module):
 
 
 def seed_cnn(
-    in_channels: int = 1, out_channels: int = 1, image_size: int = 64, dropout: float = 0.3
+    in_channels: Positive = 1, out_channels: Positive = 1, image_size: Size = 64, dropout: Rate = 0.3
 ) -> nn.Module:
     return SeedCNN(in_channels, out_channels, image_size, dropout)
 
@@ -107,10 +120,10 @@ class DihedralTTA(nn.Module):
 
 
 def nodule_resnet25d(
-    in_channels: int = 16,
-    out_channels: int = 1,
-    widths: Sequence[int] = (32, 64, 128, 256),
-    layers: Sequence[int] = (1, 1, 1, 1),
+    in_channels: Positive = 16,
+    out_channels: Positive = 1,
+    widths: Sizes = (32, 64, 128, 256),
+    layers: Counts = (1, 1, 1, 1),
     tta: bool = True,
     norm: Norm = "batch",
 ) -> nn.Module:
@@ -121,10 +134,10 @@ def nodule_resnet25d(
 
 
 def resnet2d(
-    in_channels: int = 1,
-    out_channels: int = 1,
-    widths: Sequence[int] = (64, 128, 256, 512),
-    layers: Sequence[int] = (2, 2, 2, 2),
+    in_channels: Positive = 1,
+    out_channels: Positive = 1,
+    widths: Sizes = (64, 128, 256, 512),
+    layers: Counts = (2, 2, 2, 2),
     small_input: bool = True,
     norm: Norm = "batch",
 ) -> nn.Module:
@@ -133,10 +146,10 @@ def resnet2d(
 
 
 def resnet3d(
-    in_channels: int = 1,
-    out_channels: int = 1,
-    widths: Sequence[int] = (16, 32, 64, 128),
-    layers: Sequence[int] = (1, 1, 1, 1),
+    in_channels: Positive = 1,
+    out_channels: Positive = 1,
+    widths: Sizes = (16, 32, 64, 128),
+    layers: Counts = (1, 1, 1, 1),
     norm: Norm = "batch",
 ) -> nn.Module:
     """A 3D ResNet (MONAI) for nodule cubes or whole small volumes."""
@@ -172,6 +185,6 @@ class CNN3D(nn.Module):
 
 
 def cnn3d(
-    in_channels: int = 1, out_channels: int = 1, channels: Sequence[int] = (16, 32, 64), dropout: float = 0.2
+    in_channels: Positive = 1, out_channels: Positive = 1, channels: Sizes = (16, 32, 64), dropout: Rate = 0.2
 ) -> nn.Module:
     return CNN3D(in_channels, out_channels, channels, dropout)

@@ -12,8 +12,21 @@ Every convolutional model names its last convolutional block in ``gradcam_layer`
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import Field
 from torch import nn
+
+#: What ``model.params`` is checked against before anything is built (engine.validate binds the params to
+#: these signatures): a width, size or count is a positive integer within reason, a dropout a probability
+#: below 1. A negative width would otherwise fail deep inside torch, a huge one exhaust memory.
+Size = Annotated[int, Field(ge=1, le=8192)]
+#: set by the task from the data (input features, classes, vocabulary): positive, no upper bound
+Positive = Annotated[int, Field(ge=1)]
+Count = Annotated[int, Field(ge=1, le=64)]
+Rate = Annotated[float, Field(ge=0, lt=1)]
+Kernel = Annotated[int, Field(ge=1, le=1001)]
 
 
 def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1) -> nn.Conv1d:
@@ -154,41 +167,41 @@ class EpochGRU(nn.Module):
 
 
 def resnet1d(
-    in_channels: int = 1,
-    out_channels: int = 1,
-    width: int = 32,
-    stages: int = 4,
-    blocks_per_stage: int = 1,
-    kernel: int = 15,
-    dropout: float = 0.2,
+    in_channels: Positive = 1,
+    out_channels: Positive = 1,
+    width: Size = 32,
+    stages: Count = 4,
+    blocks_per_stage: Count = 1,
+    kernel: Kernel = 15,
+    dropout: Rate = 0.2,
 ) -> nn.Module:
     return ResNet1d(in_channels, out_channels, width, stages, blocks_per_stage, kernel, dropout)
 
 
 def cnn1d(
-    in_channels: int = 1,
-    out_channels: int = 1,
-    width: int = 32,
-    layers: int = 4,
-    kernel: int = 7,
-    dropout: float = 0.2,
+    in_channels: Positive = 1,
+    out_channels: Positive = 1,
+    width: Size = 32,
+    layers: Count = 4,
+    kernel: Kernel = 7,
+    dropout: Rate = 0.2,
 ) -> nn.Module:
     return CNN1d(in_channels, out_channels, width, layers, kernel, dropout)
 
 
 def cnn_lstm(
-    in_channels: int = 1,
-    out_channels: int = 1,
-    width: int = 32,
-    layers: int = 4,
-    kernel: int = 15,
-    hidden: int = 64,
-    dropout: float = 0.2,
+    in_channels: Positive = 1,
+    out_channels: Positive = 1,
+    width: Size = 32,
+    layers: Count = 4,
+    kernel: Kernel = 15,
+    hidden: Size = 64,
+    dropout: Rate = 0.2,
 ) -> nn.Module:
     return CNNLSTM(in_channels, out_channels, width, layers, kernel, hidden, dropout)
 
 
 def epoch_gru(
-    in_channels: int = 72, out_channels: int = 5, hidden: int = 64, dropout: float = 0.2
+    in_channels: Positive = 72, out_channels: Positive = 5, hidden: Size = 64, dropout: Rate = 0.2
 ) -> nn.Module:
     return EpochGRU(in_channels, out_channels, hidden, dropout)

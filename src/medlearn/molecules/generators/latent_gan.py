@@ -12,14 +12,27 @@ the critic's weights so that its loss moves only the generator.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
 from torch import nn
 from torch.func import functional_call
 
 from medlearn.errors import ConfigError
 from medlearn.molecules.generators.vae import MolVAE
+
+#: What ``model.params`` is checked against before anything is built (engine.validate binds the params to
+#: these signatures): a width, size or count is a positive integer within reason, a dropout a probability
+#: below 1. A negative width would otherwise fail deep inside torch, a huge one exhaust memory.
+Size = Annotated[int, Field(ge=1, le=8192)]
+#: set by the task from the data (input features, classes, vocabulary): positive, no upper bound
+Positive = Annotated[int, Field(ge=1)]
+Count = Annotated[int, Field(ge=1, le=64)]
+Rate = Annotated[float, Field(ge=0, lt=1)]
+Length = Annotated[int, Field(ge=2, le=10_000)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Steps = Annotated[int, Field(ge=0, le=100_000_000)]
 
 
 def _mlp(sizes: list[int], out_activation: nn.Module | None = None) -> nn.Sequential:
@@ -101,15 +114,15 @@ class LatentGAN(nn.Module):
 
 
 def latent_gan(
-    vocab_size: int,
+    vocab_size: Positive,
     autoencoder: str | dict[str, Any],
     codec: dict[str, Any] | None = None,
-    noise_dim: int = 64,
-    hidden: int = 256,
-    layers: int = 3,
-    n_critic: int = 5,
-    gp_weight: float = 10.0,
-    max_length: int = 100,
+    noise_dim: Size = 64,
+    hidden: Size = 256,
+    layers: Count = 3,
+    n_critic: Count = 5,
+    gp_weight: NonNegative = 10.0,
+    max_length: Length = 100,
 ) -> LatentGAN:
     """The registered factory (``model.name: latent_gan``).
 

@@ -10,13 +10,26 @@ latent GAN learns.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
 from medlearn.molecules.generators.sampling import PAD_ID, sample_tokens, token_targets
+
+#: What ``model.params`` is checked against before anything is built (engine.validate binds the params to
+#: these signatures): a width, size or count is a positive integer within reason, a dropout a probability
+#: below 1. A negative width would otherwise fail deep inside torch, a huge one exhaust memory.
+Size = Annotated[int, Field(ge=1, le=8192)]
+#: set by the task from the data (input features, classes, vocabulary): positive, no upper bound
+Positive = Annotated[int, Field(ge=1)]
+Count = Annotated[int, Field(ge=1, le=64)]
+Rate = Annotated[float, Field(ge=0, lt=1)]
+Length = Annotated[int, Field(ge=2, le=10_000)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Steps = Annotated[int, Field(ge=0, le=100_000_000)]
 
 
 class MolVAE(nn.Module):
@@ -141,16 +154,16 @@ class MolVAE(nn.Module):
 
 
 def mol_vae(
-    vocab_size: int,
-    embedding_dim: int = 64,
-    encoder_hidden: int = 256,
-    latent_dim: int = 64,
-    decoder_hidden: int = 384,
-    decoder_layers: int = 2,
-    dropout: float = 0.1,
-    kl_weight: float = 0.05,
-    kl_anneal_steps: int = 5000,
-    max_length: int = 100,
+    vocab_size: Positive,
+    embedding_dim: Size = 64,
+    encoder_hidden: Size = 256,
+    latent_dim: Size = 64,
+    decoder_hidden: Size = 384,
+    decoder_layers: Count = 2,
+    dropout: Rate = 0.1,
+    kl_weight: NonNegative = 0.05,
+    kl_anneal_steps: Steps = 5000,
+    max_length: Length = 100,
 ) -> MolVAE:
     """The registered factory (``model.name: mol_vae``)."""
     return MolVAE(
