@@ -10,7 +10,18 @@ from typing import Annotated
 
 import typer
 
-from medlearn.cli import AllowExternal, Device, Quiet, Threads, _positive_finite, _setup, app, handles_errors
+from medlearn.cli import (
+    AllowExternal,
+    Device,
+    Force,
+    Quiet,
+    Threads,
+    _out_dir,
+    _positive_finite,
+    _setup,
+    app,
+    handles_errors,
+)
 
 
 @app.command("pacs")
@@ -35,6 +46,9 @@ def pacs(
     explain: Annotated[
         bool, typer.Option("--explain/--no-explain", help="Store a Grad-CAM Secondary Capture per nodule.")
     ] = True,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Directory to keep the Grad-CAM pictures in too.")
+    ] = None,
     json_: Annotated[
         bool, typer.Option("--json", help="Print the prediction records as JSON on stdout.")
     ] = False,
@@ -42,6 +56,7 @@ def pacs(
     device: Device = "auto",
     threads: Threads = None,
     quiet: Quiet = False,
+    force: Force = False,
 ) -> None:
     """Pull a study from a PACS (DICOMweb), predict its nodules and store a TID 1500 SR and Grad-CAM
     Secondary Captures back into the study. Without --annotations or --nodule the nodules are read from a
@@ -51,6 +66,8 @@ def pacs(
 
     _setup(quiet, device, threads)
     _positive_finite(diameter, "--diameter", "10")
+    if out is not None:
+        out = _out_dir(out, "pacs", force)
     loaded = load_bundle(bundle, device=device, allow_external=allow_external)
     records = pacs_predict(
         loaded,
@@ -61,6 +78,7 @@ def pacs(
         diameter=diameter,
         series_uid=series,
         explain=explain,
+        out=out,
     )
     if json_:
         sys.stdout.write(json.dumps(records, indent=2) + "\n")

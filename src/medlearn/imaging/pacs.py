@@ -295,6 +295,21 @@ def predict_nodules(
     return results
 
 
+def _keep_pictures(results: list[tuple[dict[str, Any], Any, Path | None]], out: Path) -> None:
+    """Copy each record's Grad-CAM picture into ``out`` (a name taken twice gets ``-2``, ``-3``…)."""
+    import shutil
+
+    for record, _, png in results:
+        if png is None:
+            continue
+        name, n = png.name, 1
+        while (out / name).exists():
+            n += 1
+            name = f"{png.stem}-{n}{png.suffix}"
+        shutil.copyfile(png, out / name)
+        record["explanation"] = name
+
+
 def _picture(folder: Path | None, record: dict[str, Any]) -> Path | None:
     name = record.get("explanation")
     path = folder / name if folder is not None and isinstance(name, str) else None
@@ -394,6 +409,7 @@ def pacs_predict(
     diameter: float | None = None,
     series_uid: str | None = None,
     explain: bool = True,
+    out: Path | None = None,
 ) -> list[dict[str, Any]]:
     """``medlearn pacs`` as a function: pull ``study_uid`` from the DICOMweb service at ``url``, predict every
     nodule with ``bundle`` (a loaded :class:`~medlearn.engine.bundle.Bundle`) and store the SR and the
@@ -408,6 +424,8 @@ def pacs_predict(
         nodule: one nodule centre ``"x,y,z"`` (patient mm), with ``diameter`` (mm) where the task needs one.
         series_uid: the CT series (default: the study's largest CT series).
         explain: store a Grad-CAM Secondary Capture per nodule.
+        out: an existing folder to keep the Grad-CAM pictures in too (named in each record's
+            ``explanation``, as ``predict --out``); without it they live only in the PACS.
 
     Returns:
         The prediction records of ``predict --json`` (``input`` is the series' DICOMweb address), each
@@ -452,8 +470,10 @@ def pacs_predict(
                     str(w).replace(str(pulled.folder), pulled.where) for w in record["warnings"]
                 ]
             record["model_version"] = identity.version
-            record.pop("explanation", None)  # a file in a temporary folder: the SC holds the picture
+            record.pop("explanation", None)  # a file in the temporary folder (the SC holds the picture)
             records.append(record)
+        if out is not None:
+            _keep_pictures(results, Path(out))
         if not predicted:
             info(f"no nodule of study {study_uid} could be predicted; nothing stored")
             return records
