@@ -11,7 +11,7 @@ is 0.5 s; the model was trained on 9.3–60.7 s records".
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -155,13 +155,3 @@ def constant_reason(values: Any, what: str, unit: str = "") -> str | None:
         return None
     sep = " " if unit else ""
     return f"{what} is constant ({fmt(arr[0])}{sep}{unit} everywhere): there is nothing for the model to read"
-
-
-def profile_value(profile: Mapping[str, Any], *keys: str) -> Any:
-    """``profile[k1][k2]…`` or None when any level is missing (older bundles record less)."""
-    value: Any = profile
-    for key in keys:
-        if not isinstance(value, Mapping) or key not in value:
-            return None
-        value = value[key]
-    return value
