@@ -31,7 +31,7 @@ def write(path: Path, text: str) -> Path:
         ("a.csv.gz", "SMILES\nCCO\nc1ccccc1\n"),
         ("a.csv", "id,smiles,y\n1,CCO,0.5\n2,c1ccccc1,1\n"),
         ("a.tsv", "smiles\tname\nCCO\tethanol\nc1ccccc1\tbenzene\n"),
-        ("a.smi", "SMILES name\nCCO ethanol\n\nc1ccccc1\n"),
+        ("a.smi", "SMILES name\nCCO ethanol\nc1ccccc1\n"),
         ("a.smi.gz", "CCO\nc1ccccc1 benzene\n"),
     ],
 )
@@ -97,7 +97,13 @@ def test_canonicalize_counts_each_rejection_reason_and_duplicates():
     canonical, report = canonicalize(records)
     assert canonical[:2] == ["CCO", "CCO"] and canonical[6] == "CC.Cl"
     assert report.n_input == 9 and report.n_valid == 3 and report.n_duplicates == 1
-    assert report.rejected == {"empty": 2, "parse_failure": 2, "sanitization_failure": 2, "multi_fragment": 0}
+    assert report.rejected == {
+        "empty": 2,
+        "parse_failure": 2,
+        "sanitization_failure": 2,
+        "multi_fragment": 0,
+        "too_large": 0,
+    }
     assert report.n_rejected == 6
     assert "9 SMILES: 3 valid" in report.summary()
 

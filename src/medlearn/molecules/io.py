@@ -10,7 +10,14 @@ RDKit parses *and* sanitises. Rejection reasons:
 - ``empty``: an empty or whitespace-only string, or a SMILES that parses to zero atoms;
 - ``parse_failure``: not SMILES syntax RDKit understands (also an SDF record RDKit cannot read);
 - ``sanitization_failure``: parsed, but chemically impossible (valence, kekulisation, ...);
-- ``multi_fragment``: several disconnected parts (``CC.Cl``) under the ``reject`` policy.
+- ``multi_fragment``: several disconnected parts (``CC.Cl``) under the ``reject`` policy;
+- ``too_large``: more than :data:`MAX_HEAVY_ATOMS` heavy atoms or :data:`MAX_SMILES_CHARS` characters,
+  counted **before** RDKit parses it (from the SMILES text, in linear time), so a hostile record (a
+  10,000-atom chain) costs microseconds instead of hanging every later step: the metrics pad ChemNet's
+  input to the longest SMILES of the whole set, and ring perception, SA score and BRICS grow with size.
+
+Blank rows (an empty line, an empty SMILES field) are records too: they count as ``empty``, i.e. against
+validity, never silently dropped.
 
 Multi-fragment policy (``multi_fragment=``): ``"keep"`` (default, what MOSES does: a salt is a valid
 molecule and is kept whole), ``"largest"`` (keep the largest fragment, RDKit's
@@ -23,6 +30,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +44,14 @@ from medlearn.lazy import require_extra
 #: Accepted names of the SMILES column in CSV files, in order of preference.
 SMILES_COLUMNS = ("SMILES", "smiles")
 #: Rejection reasons counted by :class:`CanonicalizationReport`.
-REJECTION_REASONS = ("empty", "parse_failure", "sanitization_failure", "multi_fragment")
+REJECTION_REASONS = ("empty", "parse_failure", "sanitization_failure", "multi_fragment", "too_large")
+#: Per-molecule size limits (a record above either is ``too_large``, never parsed): far above drug-like
+#: molecules (MOSES/ZINC ≤ 30 heavy atoms; ChEMBL's small molecules rarely above 100), far below what
+#: makes one record cost more than the rest of a set.
+MAX_HEAVY_ATOMS = 250
+MAX_SMILES_CHARS = 2000
+#: One atom of a SMILES: a bracket atom, a two-letter organic-subset atom, a one-letter (or aromatic) one.
+_ATOM = re.compile(r"\[([0-9]*)([A-Za-z][a-z]?|\*)[^\]]*\]|Cl|Br|[BCNOSPFI*]|[bcnops]")
 MultiFragmentPolicy = Literal["keep", "largest", "reject"]
 _SMILES_SUFFIXES = {".smi", ".smiles", ".txt"}
 
@@ -51,10 +66,11 @@ def read_smiles(path: str | Path) -> list[str | None]:
     """The SMILES of a file, one entry per record, in file order.
 
     ``.csv``/``.tsv`` (column ``SMILES`` or ``smiles``), ``.smi``/``.smiles``/``.txt`` (first
-    whitespace-separated field of each non-empty line; a first line ``SMILES ...`` is a header) and
+    whitespace-separated field of each line; a first line ``SMILES ...`` is a header) and
     ``.sdf``/``.mol`` (each record written as SMILES, hydrogens as drawn); each may end in ``.gz``.
     SDF records RDKit cannot read are ``None`` so that :func:`canonicalize` counts them as parse
-    failures instead of the list silently shrinking.
+    failures, and a blank line (or blank CSV row) is an empty SMILES ``""`` counted as ``empty``,
+    instead of the list silently shrinking: a generator's empty sample counts against validity.
 
     Raises:
         InputError: missing, empty, unreadable or malformed file, or no SMILES column (the message
@@ -83,7 +99,7 @@ def read_smiles(path: str | Path) -> list[str | None]:
             )
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read the file ({exc})") from exc
-    if not records:
+    if all(record == "" for record in records):  # nothing but blank lines is an empty file, not samples
         raise InputError(f"{path}: the file holds no molecules")
     return records
 
@@ -107,7 +123,8 @@ def _read_csv(path: Path, delimiter: str) -> list[str | None]:
                     f"{path}: no SMILES column; expected one named "
                     f"{' or '.join(SMILES_COLUMNS)}, found columns {header}"
                 )
-            return [row[column].strip() if column < len(row) else "" for row in reader if row]
+            # a blank line is an empty record (it counts against validity), not nothing
+            return [row[column].strip() if column < len(row) else "" for row in reader]
         except csv.Error as exc:
             raise InputError(f"{path}: malformed CSV at line {reader.line_num} ({exc})") from exc
 
@@ -115,10 +132,24 @@ def _read_csv(path: Path, delimiter: str) -> list[str | None]:
 def _read_smi(path: Path) -> list[str | None]:
     with _open_text(path) as handle:
         fields = [line.split(maxsplit=1) for line in handle]
-    smiles: list[str | None] = [f[0] for f in fields if f]
+    smiles: list[str | None] = [f[0] if f else "" for f in fields]  # a blank line is an empty record
     if smiles and smiles[0] is not None and smiles[0].lower() == "smiles":
         smiles = smiles[1:]
     return smiles
+
+
+def heavy_atoms(smiles: str) -> int:
+    """The heavy atoms a SMILES writes, counted from its text (no parsing: linear time, any length).
+
+    Bracket hydrogens (``[H]``, ``[2H]``) are not heavy; ``*`` is counted. Equal to RDKit's
+    ``GetNumHeavyAtoms`` for valid SMILES without dummy atoms.
+    """
+    return sum(match.group(2) != "H" for match in _ATOM.finditer(smiles))
+
+
+def too_large(smiles: str, max_heavy_atoms: int = MAX_HEAVY_ATOMS, max_chars: int = MAX_SMILES_CHARS) -> bool:
+    """Whether a SMILES is over the per-molecule limits (checked before any RDKit work)."""
+    return len(smiles) > max_chars or heavy_atoms(smiles) > max_heavy_atoms
 
 
 def _read_sdf(path: Path) -> list[str | None]:
@@ -189,10 +220,16 @@ class SmilesCanonicalizer:
     workers reuse one instance for hundreds of thousands of molecules).
     """
 
-    def __init__(self, multi_fragment: MultiFragmentPolicy = "keep") -> None:
+    def __init__(
+        self,
+        multi_fragment: MultiFragmentPolicy = "keep",
+        max_heavy_atoms: int = MAX_HEAVY_ATOMS,
+        max_chars: int = MAX_SMILES_CHARS,
+    ) -> None:
         if multi_fragment not in ("keep", "largest", "reject"):
             raise ValueError(f"multi_fragment must be 'keep', 'largest' or 'reject', not {multi_fragment!r}")
         self.multi_fragment = multi_fragment
+        self.max_heavy_atoms, self.max_chars = max_heavy_atoms, max_chars
         self._chem = require("rdkit.Chem", "to canonicalise SMILES")
         self._chooser = None
         if multi_fragment == "largest":
@@ -208,6 +245,8 @@ class SmilesCanonicalizer:
             return None, "parse_failure"
         if not smiles.strip():
             return None, "empty"
+        if too_large(smiles, self.max_heavy_atoms, self.max_chars):
+            return None, "too_large"
         chem = self._chem
         mol = chem.MolFromSmiles(smiles)
         if mol is None:

@@ -17,11 +17,15 @@ def metrics_json(
 
     The keys keep MOSES's names (``fcd_test``, ``snn_testsf``...) whatever the reference; its top-level
     ``"reference"`` names what the ``_test``/``_testsf`` metrics (and novelty, ``train``) were scored against.
+    ``"invalid"`` counts the invalid samples per reason (blank rows are ``empty``); ``"skipped_too_large"``
+    the SMILES over the per-molecule ``"limits"``, invalid without being parsed.
     """
+    from medlearn.molecules.io import MAX_HEAVY_ATOMS, MAX_SMILES_CHARS
     from medlearn.molecules.metrics import METRICS_JSON_NAMES, compute_metrics
 
     started = time.perf_counter()
-    table = compute_metrics(list(generated), reference, n_jobs=n_jobs)
+    rejected: dict[str, int] = {}
+    table = compute_metrics(list(generated), reference, n_jobs=n_jobs, rejected=rejected)
     metrics = {
         METRICS_JSON_NAMES.get(k, k): {"value": None if math.isnan(v) else round(float(v), 6), "ci95": None}
         for k, v in table.items()
@@ -31,6 +35,10 @@ def metrics_json(
         "split": split,
         "unit": "molecule",
         "n": len(generated),
+        "n_valid": len(generated) - sum(rejected.values()),
+        "invalid": rejected,
+        "skipped_too_large": rejected.get("too_large", 0),
+        "limits": {"max_heavy_atoms": MAX_HEAVY_ATOMS, "max_smiles_chars": MAX_SMILES_CHARS},
         "metrics": metrics,
         "per_class": {},
         "operating_point": None,

@@ -91,9 +91,16 @@ class Descriptors:
 
 def canonicalize_chunk(smiles: Sequence[str | None]) -> list[str | None]:
     """MOSES ``canonic_smiles`` of each record (``None`` when invalid); multi-fragment SMILES are kept."""
+    return [canonical for canonical, _ in canonicalize_chunk_reasons(smiles)]
+
+
+def canonicalize_chunk_reasons(smiles: Sequence[str | None]) -> list[tuple[str | None, str | None]]:
+    """``(canonical SMILES, None)`` or ``(None, reason)`` per record (reasons: ``io.REJECTION_REASONS``).
+
+    A record over the size limits (``too_large``) is rejected from its text, before RDKit sees it."""
     state = _state()
     canonicalizer, _quiet = state["canonicalizer"], state["rdbase"].BlockLogs()
-    return [canonicalizer(s)[0] for s in smiles]
+    return [canonicalizer(s) for s in smiles]
 
 
 def scaffold_smiles(mol: Any) -> str | None:

@@ -3,7 +3,10 @@
 Definitions, as in MOSES:
 
 - ``valid``: fraction of generated SMILES that are non-empty and that RDKit parses and sanitises;
-  everything below is computed on the valid ones, canonicalised, **duplicates included**;
+  everything below is computed on the valid ones, canonicalised, **duplicates included**. A SMILES over
+  the per-molecule size limits (``io.MAX_HEAVY_ATOMS`` heavy atoms, ``io.MAX_SMILES_CHARS`` characters)
+  is invalid (``too_large``) without being parsed, so one hostile record cannot hang the table; the
+  reasons are counted in ``rejected`` (MOSES has no limit; its molecules are far below it);
 - ``unique@k``: distinct canonical SMILES among the first ``k`` valid ones / ``k`` (all valid ones, with
   a warning, when fewer than ``k``);
 - ``FCD/<ref>``: Fréchet ChemNet Distance of the ChemNet activations to the reference mean/covariance;
@@ -36,7 +39,7 @@ from medlearn.molecules.metrics.chemnet import ChemNetEmbedder, activation_stati
 from medlearn.molecules.metrics.descriptors import (
     PROPERTY_NAMES,
     Descriptors,
-    canonicalize_chunk,
+    canonicalize_chunk_reasons,
     describe_chunk,
     init_worker,
 )
@@ -105,6 +108,7 @@ def compute_metrics(
     k: Sequence[int] = (1000, 10000),
     batch_size: int = 1024,
     timings: dict[str, float] | None = None,
+    rejected: dict[str, int] | None = None,
 ) -> dict[str, float]:
     """The MOSES metrics of ``generated_smiles`` against ``reference``, under MOSES's key names.
 
@@ -118,6 +122,8 @@ def compute_metrics(
         batch_size: ChemNet batch for FCD.
         timings: if given, filled with seconds per phase (``fcd`` overlaps the RDKit workers, so
             ``descriptors`` is only the time spent waiting for them afterwards).
+        rejected: if given, filled with the number of invalid records per reason (``empty``,
+            ``parse_failure``, ``sanitization_failure``, ``too_large``).
 
     Metrics that need at least one valid molecule (two for FCD) are NaN when there are not enough.
     """
@@ -127,11 +133,20 @@ def compute_metrics(
     metrics: dict[str, float] = {}
     with ChunkPool(0 if cpus == 1 else cpus - 1, init_worker, (reference.filter_smarts,)) as pool:
         with _phase(timings, "canonicalise"):
-            canonical = [
+            checked = [
                 c
-                for part in pool.map_chunks(canonicalize_chunk, list(generated_smiles), 2000, "validity")
+                for part in pool.map_chunks(
+                    canonicalize_chunk_reasons, list(generated_smiles), 2000, "validity"
+                )
                 for c in part
             ]
+        canonical = [c for c, _ in checked]
+        if rejected is not None:
+            for reason in ("empty", "parse_failure", "sanitization_failure", "too_large"):
+                rejected.setdefault(reason, 0)
+            for c, reason in checked:
+                if c is None:
+                    rejected[reason or "parse_failure"] = rejected.get(reason or "parse_failure", 0) + 1
         valid = [c for c in canonical if c is not None]
         metrics["valid"] = len(valid) / len(canonical)
         for kk in k:

@@ -23,7 +23,7 @@ import numpy as np
 
 from medlearn.engine.progress import info
 from medlearn.errors import InputError
-from medlearn.molecules.io import read_smiles, require
+from medlearn.molecules.io import read_smiles, require, too_large
 from medlearn.molecules.metrics.chemnet import ChemNetEmbedder, activation_statistics
 from medlearn.molecules.metrics.descriptors import PROPERTY_NAMES, Descriptors, describe_chunk, init_worker
 from medlearn.molecules.metrics.filters import read_filter_smarts
@@ -145,6 +145,10 @@ def _compute(
     name: str, smiles: list[str | None], fcd: bool, props: bool, n_jobs: int | None
 ) -> dict[str, Any]:
     present = [s for s in smiles if s]
+    large = sum(too_large(s) for s in present)
+    if large:  # not parsed at all: one hostile row must not stall the reference statistics
+        present = [s for s in present if not too_large(s)]
+        info(f"reference {name}: skipped {large} SMILES over the size limits (too_large)")
     with ChunkPool(pool_processes(n_jobs), init_worker) as pool:
         parts = pool.map_chunks(
             partial(describe_chunk, properties=props, filters=False, skip_invalid=True),
@@ -153,8 +157,8 @@ def _compute(
             f"reference {name}",
         )
     desc = Descriptors.concat(parts)
-    if desc.n_invalid or len(present) < len(smiles):
-        skipped = desc.n_invalid + len(smiles) - len(present)
+    if desc.n_invalid or len(present) + large < len(smiles):
+        skipped = desc.n_invalid + len(smiles) - len(present) - large
         info(f"reference {name}: skipped {skipped} invalid or empty SMILES")
     fps = SortedFingerprints.from_packed(desc.fingerprints)
     fragments = _counts(f for frags in desc.fragments for f in frags)
