@@ -289,3 +289,24 @@ _QUALITY_SCHEMA = {
     "high": pl.Float64,
     "missing_in_window": pl.Float64,
 }
+
+
+def test_the_counts_are_status_lines_when_the_log_shows_warnings_only(
+    tmp_path, capsys, mimic4_demo, mimic4_raw
+):
+    """The CLI logs warnings only: the drop counts are then printed as the run's status lines on stderr."""
+    from medlearn.ehr.io import read_source
+
+    swapped = _swap_every_other(mimic4_raw, "admittime", "dischtime")
+    root = copy_tables(
+        mimic4_demo, tmp_path / "m4", MIMIC4_CORE, {"hosp/admissions.csv.gz": lambda _: swapped}
+    )
+    logger = logging.getLogger(LOG)
+    previous = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        read_source(root, cache=False)
+    finally:
+        logger.setLevel(previous)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "dropped from the admissions" in line]
+    assert len(lines) == 1 and "138 admission(s) with 'dischtime' before 'admittime'" in lines[0]

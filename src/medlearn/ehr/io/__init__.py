@@ -102,9 +102,15 @@ def read_source(root: Path | str, kind: str | None = None, cache: bool = True, *
 
 def _logged(source: EHRSource) -> EHRSource:
     """``source``, after one INFO line per reason an admission was dropped or kept out of training (with
-    its count) in the run log: the same lines the report's data-quality section lists first."""
+    its count) in the run log: the same lines the report's data-quality section lists first. They go to
+    the ``medlearn.ehr.io`` logger, and to the run's status lines on stderr (unless ``--quiet``) when that
+    logger does not show INFO (the CLI logs warnings only)."""
+    from medlearn.engine.progress import info
+
     for note in admission_notes(source.notes):
         log.info("%s: %s", source.root, note)
+        if not log.isEnabledFor(logging.INFO):
+            info(f"{source.root}: {note}")
     return source
 
 
