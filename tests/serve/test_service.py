@@ -245,6 +245,8 @@ def test_keys_401_without_or_with_a_bad_key_and_403_for_another_model(served, bu
     }
     card = httpx.get(f"{served.url}/models/{EHR}/card", headers={"X-API-Key": ECG_KEY})
     assert card.status_code == 403
+    # without a key, nothing tells which models exist: 401 before 404
+    assert httpx.post(f"{served.url}/predict/no_such_model", json=body).status_code == 401
     ok = httpx.post(f"{served.url}/predict/{ECG}", json=body, headers={"X-API-Key": ECG_KEY})
     assert ok.status_code == 200
     lines = [json.loads(line) for line in served.audit_log.read_text().splitlines()]
@@ -285,3 +287,57 @@ def test_cors_is_off_by_default(client):
         headers={"Origin": "https://viewer.example.org", "Access-Control-Request-Method": "POST"},
     )
     assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_concurrent_requests_get_the_answers_of_sequential_ones(client, bundles):
+    """Predictions share a model across request threads; a Grad-CAM explanation (which hooks the model's
+    layers) runs alone: answers under concurrency equal the sequential ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ecg = [{"fs": 300, "samples": list(np.sin(np.arange(3000) * f / 300.0) * 0.5)} for f in (3, 7, 11, 13)]
+    ct_files = [("files", (p.name, p.read_bytes())) for p in sorted(bundles.ct_data.iterdir())]
+
+    def ask(i: int) -> dict:
+        if i % 3 == 2:
+            response = client.post(
+                f"/predict/{CT}?explain=true", files=ct_files, data={"nodule": bundles.ct_nodule}
+            )
+            record = response.json()[0]
+            return {k: record[k] for k in ("probability", "explanation_png")}
+        return client.post(f"/predict/{ECG}", json=ecg[i % 4]).json()[0]["probabilities"]
+
+    sequential = [ask(i) for i in range(12)]
+    with ThreadPoolExecutor(8) as pool:
+        concurrent = list(pool.map(ask, range(12)))
+    assert concurrent == sequential
+
+
+def test_shared_lock_lets_readers_share_and_writers_wait():
+    import threading
+
+    from medlearn.serve.models import SharedLock
+
+    lock = SharedLock()
+    inside = threading.Barrier(4, timeout=10)  # 3 readers + this test: all readers hold the lock at once
+    release, written = threading.Event(), threading.Event()
+
+    def reader() -> None:
+        with lock.shared():
+            inside.wait()
+            release.wait(10)
+
+    def writer() -> None:
+        with lock.exclusive():
+            written.set()
+
+    readers = [threading.Thread(target=reader) for _ in range(3)]
+    for t in readers:
+        t.start()
+    inside.wait()  # would raise BrokenBarrierError if the readers excluded each other
+    exclusive = threading.Thread(target=writer)
+    exclusive.start()
+    assert not written.wait(0.2)  # the writer waits while readers hold the lock
+    release.set()
+    assert written.wait(10)  # and gets it once they are done
+    for t in [*readers, exclusive]:
+        t.join(10)

@@ -110,12 +110,19 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
         )
     app.add_middleware(BodySizeLimit, max_bytes=int(settings.max_request_mb * 1e6))
 
-    def guard(request: Request, endpoint: str, model: ServedModel | None = None) -> ApiKey | None:
-        """Key (401), model permission (403), rate (429); refusals are audit-logged."""
+    def guard(
+        request: Request, endpoint: str, name: str | None = None
+    ) -> tuple[ApiKey | None, ServedModel | None]:
+        """Key (401), then the model (404), its permission (403) and the key's rate (429), in that order, so
+        that a caller without a key learns nothing about which models exist; refusals are audit-logged."""
         key: ApiKey | None = None
+        model: ServedModel | None = None
         try:
             key = keys.identify(request.headers.get(HEADER))
-            if model is not None:
+            if name is not None:
+                model = models.get(name)
+                if model is None:
+                    raise ServeError(404, f"no model {name!r}; served: {', '.join(sorted(models))}")
                 keys.check_model(key, model.name)
             key_id = key.key_id if key is not None else ANONYMOUS
             rates.check(key_id, key.rate_per_s if key is not None else None)
@@ -128,13 +135,7 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
                 version=None if model is None else model.version,
             )
             raise
-        return key
-
-    def served(name: str) -> ServedModel:
-        model = models.get(name)
-        if model is None:
-            raise ServeError(404, f"no model {name!r}; served: {', '.join(sorted(models))}")
-        return model
+        return key, model
 
     def key_id(key: ApiKey | None) -> str:
         return ANONYMOUS if key is None else key.key_id
@@ -145,19 +146,19 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
 
     @app.get("/models")
     def list_models(request: Request) -> list[dict[str, Any]]:
-        key = guard(request, "/models")
+        key, _ = guard(request, "/models")
         return [m.summary() for name, m in sorted(models.items()) if key is None or key.may_use(name)]
 
     @app.get("/models/{name}/card", response_class=PlainTextResponse)
     def model_card(name: str, request: Request) -> PlainTextResponse:
-        model = served(name)
-        guard(request, "/models/{name}/card", model)
+        _, model = guard(request, "/models/{name}/card", name)
+        assert model is not None  # guard() found it (404 otherwise)
         return PlainTextResponse(model.model_card(), media_type="text/markdown; charset=utf-8")
 
     @app.post("/predict/{name}")
     async def predict(name: str, request: Request, explain: bool = False, strict: bool = False) -> Any:
-        model = served(name)
-        key = guard(request, "/predict/{name}", model)
+        key, model = guard(request, "/predict/{name}", name)
+        assert model is not None  # guard() found it (404 otherwise)
         if model.generative:
             raise ServeError(422, f"model {name!r} is a generator: POST /generate/{name}")
         if explain and not model.explains:
@@ -201,8 +202,8 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
 
     @app.post("/generate/{name}")
     async def generate(name: str, request: Request) -> dict[str, Any]:
-        model = served(name)
-        key = guard(request, "/generate/{name}", model)
+        key, model = guard(request, "/generate/{name}", name)
+        assert model is not None  # guard() found it (404 otherwise)
         if not model.generative:
             raise ServeError(422, f"model {name!r} is a {model.bundle.kind} model, not a generator")
         raw = await _json_or_query(request)
@@ -238,7 +239,7 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
 
     @app.post("/molecules/score")
     async def score(request: Request) -> dict[str, Any]:
-        key = guard(request, "/molecules/score")
+        key, _ = guard(request, "/molecules/score")
         body = await request.body()
         try:
             asked = ScoreRequest.model_validate_json(body or b"{}")
