@@ -341,3 +341,17 @@ def test_shared_lock_lets_readers_share_and_writers_wait():
     assert written.wait(10)  # and gets it once they are done
     for t in [*readers, exclusive]:
         t.join(10)
+
+
+def test_an_option_naming_a_file_must_be_an_upload_not_a_server_path(tmp_path):
+    from medlearn.errors import InputError
+    from medlearn.registry import task_class
+    from medlearn.serve.inputs import PreparedInput, refuse_server_paths
+
+    options = task_class("lung_nodule_malignancy").PredictOptions
+    as_text = PreparedInput(tmp_path, [], options={"annotations": "/etc/passwd", "reader": "1"})
+    with pytest.raises(InputError, match="annotations: upload the file as a multipart file field"):
+        refuse_server_paths(as_text, options)
+    uploaded = PreparedInput(tmp_path, [], options={"annotations": str(tmp_path / "069.xml")})
+    uploaded.file_options.add("annotations")
+    refuse_server_paths(uploaded, options)  # an uploaded file is fine

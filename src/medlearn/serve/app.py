@@ -35,7 +35,7 @@ from medlearn.errors import InputError, MedlearnError
 from medlearn.serve.audit import AuditLog, redact
 from medlearn.serve.chemistry import MoleculeScorer
 from medlearn.serve.errors import ServeError, install_error_handlers, status_of
-from medlearn.serve.inputs import PreparedInput, UploadLimits, from_json, from_multipart
+from medlearn.serve.inputs import PreparedInput, UploadLimits, from_json, from_multipart, refuse_server_paths
 from medlearn.serve.models import GENERATION_LOCK, ServedModel
 from medlearn.serve.security import ANONYMOUS, HEADER, ApiKey, BodySizeLimit, KeyRing, RateLimiter
 
@@ -172,6 +172,7 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
             prepared: PreparedInput | None = None
             try:
                 prepared = await _read_input(request, query, root, settings.upload_limits)
+                refuse_server_paths(prepared, model.bundle.task.PredictOptions)
                 out_dir = None
                 if explain:
                     out_dir = root / "explain"

@@ -51,6 +51,8 @@ class PreparedInput:
     root: Path
     paths: list[Path]
     options: dict[str, Any] = field(default_factory=dict)
+    #: options whose value is an uploaded file (saved in ``root``), e.g. ``annotations``
+    file_options: set[str] = field(default_factory=set)
     digest: Any = field(default_factory=hashlib.sha256, repr=False)
     n_files: int = 0
 
@@ -176,6 +178,7 @@ async def from_multipart(form: Any, query: dict[str, str], root: Path, limits: U
             target = _unique(options_dir / safe_name(key), name)
             shutil.move(data_path, target)
             prepared.options[key] = str(target)
+            prepared.file_options.add(key)
         elif name.lower().endswith(".zip"):
             folder = _unique(inputs_dir, Path(name).stem or "archive")
             archives.append(extract_zip(data_path, folder, limits, name))
@@ -258,3 +261,14 @@ def _samples(raw: Any, limits: UploadLimits) -> np.ndarray:
     if array.shape[0] < 2 or math.prod(array.shape) == 0:
         raise InputError("samples: at least 2 samples are needed")
     return array
+
+
+def refuse_server_paths(prepared: PreparedInput, options_model: Any) -> None:
+    """An option that names a file (e.g. ``annotations``) must be an uploaded file: a path given as text
+    would make the server read its own files for the client."""
+    if options_model is None:
+        return
+    for name, spec in options_model.model_fields.items():
+        key = spec.alias or name
+        if "Path" in str(spec.annotation) and key in prepared.options and key not in prepared.file_options:
+            raise InputError(f"{key}: upload the file as a multipart file field named {key!r}, not as text")
