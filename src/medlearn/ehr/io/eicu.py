@@ -58,6 +58,7 @@ from medlearn.ehr.io._tables import (
     scan_table,
     to_float,
 )
+from medlearn.ehr.io.mimic4 import require_rows
 from medlearn.ehr.io.schema import ADMISSION_SCHEMA, MAX_AGE_YEARS, EHRSource, conform
 from medlearn.engine.data import fingerprint_files
 
@@ -114,6 +115,7 @@ def read_eicu(root: Path, *, defer_checks: bool = False) -> EHRSource:
     root = Path(root)
     source_files(root)  # a missing required table fails here, before any scan
     path = require_table(root, "patient", "eICU")
+    require_rows(path, "unit stays")
     checks, notes = Checks(), []
     patient = drop_duplicate_ids(
         scan_table(path, PATIENT, checks=checks), checks, str(path), "patientunitstayid", "unit stays"

@@ -53,6 +53,7 @@ from medlearn.ehr.io._tables import (
     to_end_of_day,
     to_float,
 )
+from medlearn.ehr.io.mimic4 import require_rows
 from medlearn.ehr.io.schema import ADMISSION_SCHEMA, CODES_SCHEMA, MAX_AGE_YEARS, EHRSource, conform
 from medlearn.engine.data import fingerprint_files
 
@@ -147,6 +148,7 @@ def read_mimic3(root: Path, *, defer_checks: bool = False) -> EHRSource:
 
 def _admissions(root: Path, checks: Checks) -> pl.LazyFrame:
     adm_path, adm = _scan(root, "ADMISSIONS", REQUIRED["ADMISSIONS"], checks=checks)
+    require_rows(adm_path, "admissions")
     pat_path, pat = _scan(root, "PATIENTS", REQUIRED["PATIENTS"], checks=checks)
     times = {c: to_datetime(c) for c in ("admittime", "dischtime", "deathtime")}
     checks.add(

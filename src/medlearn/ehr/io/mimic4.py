@@ -160,8 +160,26 @@ def read_mimic4(root: Path, lab_time: str = "storetime", *, defer_checks: bool =
     )
 
 
+def require_rows(path: Path, what: str) -> None:
+    """An InputError naming ``path`` when the (gzipped) CSV has a header but no data row: an empty
+    admissions table would otherwise surface later as an empty cohort with no word of which file is empty.
+    Reads only up to the first data line; a file that cannot be read is left to the table scan to report."""
+    import gzip
+
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as raw:
+            raw.readline()  # the header
+            for line in raw:
+                if line.strip():
+                    return
+    except (OSError, EOFError):
+        return
+    raise InputError(f"{path}: no {what} (the table has a header but no rows)")
+
+
 def _admissions(paths: dict[str, Path], checks: Checks) -> pl.LazyFrame:
     adm_path, pat_path = paths["hosp/admissions"], paths["hosp/patients"]
+    require_rows(adm_path, "admissions")
     adm = scan_table(adm_path, REQUIRED["hosp/admissions"], checks=checks)
     pat = scan_table(pat_path, REQUIRED["hosp/patients"], checks=checks)
     times = {
