@@ -31,16 +31,26 @@ GAP_TOLERANCE = 0.10
 #: Two slices closer than this along the normal (mm) are duplicates.
 DUPLICATE_MM = 0.01
 _GEOMETRY_TOL = 1e-4
+#: Header values longer than this are not read (pydicom ``defer_size``): a header claiming a 4 GB private
+#: element must not be allocated before anything is checked.
+DEFER_BYTES = 1 << 20
+#: The largest volume read (voxels, float32: 4 GiB); Rows × Columns × slices beyond is refused before any
+#: array is allocated (a damaged or hostile header can claim 65535 × 65535).
+MAX_VOXELS = 1 << 30
+#: Uncompressed transfer syntaxes, whose pixel data must hold Rows × Columns × BitsAllocated / 8 bytes.
+_UNCOMPRESSED = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}
 
 
 def _read_header(path: Path) -> Dataset | None:
     """Header of ``path`` without pixel data; ``None`` when it is not a DICOM file (no DICM preamble)."""
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
+        ds = pydicom.dcmread(path, stop_before_pixels=True, defer_size=DEFER_BYTES)
     except InvalidDicomError:
         return None
     except Exception as exc:  # garbage after a DICM preamble: pydicom raises many types
         raise InputError(f"{path}: unreadable DICOM header ({type(exc).__name__}: {exc})") from exc
+    _check_lengths(path, ds)
+    return ds
 
 
 def find_series(path: Path) -> dict[str, list[Path]]:
@@ -80,9 +90,26 @@ def find_series(path: Path) -> dict[str, list[Path]]:
 
 def _read_full(path: Path, stop_before_pixels: bool) -> Dataset:
     try:
-        return pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, defer_size=DEFER_BYTES)
     except Exception as exc:  # the file was readable a moment ago in find_series; now it is not
         raise InputError(f"{path}: unreadable DICOM file ({type(exc).__name__}: {exc})") from exc
+    _check_lengths(path, ds)
+    return ds
+
+
+def _check_lengths(path: Path, ds: Dataset) -> None:
+    """No element may claim more bytes than the file holds (a damaged or hostile header: its value would
+    be read, or allocated, at that size). Elements of undefined length (sequences, encapsulated pixel data)
+    are delimited by items, not by a length."""
+    size = path.stat().st_size
+    for tag in ds.keys():
+        element = ds.get_item(tag)  # raw, not converted: deferred values stay unread
+        length = getattr(element, "length", 0) or 0
+        if length != 0xFFFFFFFF and length > size:
+            raise InputError(
+                f"{path}: element {element.tag} claims {length:,} bytes but the file holds {size:,} "
+                "(damaged DICOM header)"
+            )
 
 
 def _select_series(path: Path, series: dict[str, list[Path]], series_uid: str | None) -> str:
@@ -98,17 +125,64 @@ def _select_series(path: Path, series: dict[str, list[Path]], series_uid: str | 
     return next(iter(series))
 
 
-def _floats(ds: Dataset, keyword: str) -> tuple[float, ...] | None:
-    value = ds.get(keyword)
+def _floats(ds: Dataset, keyword: str, path: Path | None = None) -> tuple[float, ...] | None:
+    """``keyword``'s numbers, or None when absent; a value that is not a number is an InputError naming
+    ``path`` (or the file the dataset was read from) and the keyword."""
+    try:
+        value = ds.get(keyword)
+    except Exception as exc:  # a malformed value pydicom cannot convert (e.g. a DS of "abc")
+        where = path if path is not None else getattr(ds, "filename", "DICOM file")
+        raise InputError(f"{where}: {keyword} is unreadable ({type(exc).__name__})") from None
     if value is None or value == "":
         return None
     seq = value if isinstance(value, (list, tuple, MultiValue)) else [value]
-    return tuple(float(v) for v in seq)
+    try:
+        return tuple(float(v) for v in seq)
+    except (TypeError, ValueError):
+        where = path if path is not None else getattr(ds, "filename", "DICOM file")
+        raise InputError(f"{where}: {keyword} {str(value)[:60]!r} is not a number") from None
 
 
-def _scalar(ds: Dataset, keyword: str, default: float | None) -> float | None:
-    values = _floats(ds, keyword)
+def _scalar(ds: Dataset, keyword: str, default: float | None, path: Path | None = None) -> float | None:
+    values = _floats(ds, keyword, path)
     return values[0] if values else default
+
+
+def _check_size(folder: Path, files: list[Path], datasets: list[Dataset]) -> tuple[int, int]:
+    """Rows and Columns, checked before any pixel array is allocated: positive, a volume of at most
+    :data:`MAX_VOXELS`, and (uncompressed files) no more pixel bytes than each file holds."""
+    ds0 = datasets[0]
+    try:
+        rows, cols = int(ds0.Rows), int(ds0.Columns)
+        bits = int(ds0.get("BitsAllocated") or 16)
+        samples = int(ds0.get("SamplesPerPixel") or 1)
+    except (AttributeError, TypeError, ValueError):
+        raise InputError(f"{files[0]}: Rows, Columns or BitsAllocated missing or not a number") from None
+    if rows < 1 or cols < 1 or bits < 1 or samples < 1:
+        raise InputError(f"{files[0]}: image size Rows {rows} × Columns {cols} ({bits} bits) is not an image")
+    if rows * cols * len(files) > MAX_VOXELS:
+        raise InputError(
+            f"{folder}: {len(files)} slices of {rows} × {cols} pixels is more than the {MAX_VOXELS:,} voxels "
+            "a volume may hold (a damaged header?)"
+        )
+    needed = rows * cols * samples * ((bits + 7) // 8)
+    for file, ds in zip(files, datasets):
+        ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+        size = file.stat().st_size
+        if ts in _UNCOMPRESSED and needed > size:
+            raise InputError(
+                f"{file}: Rows {rows} × Columns {cols} × {bits} bits need {needed:,} bytes of pixel data but "
+                f"the file holds {size:,} bytes (truncated file or damaged header)"
+            )
+    return rows, cols
+
+
+def _check_spacing(where: Path, name: str, values: tuple[float, ...]) -> None:
+    """A spacing (mm) must be a finite positive number: 0 would collapse every mm-based measure."""
+    if not all(np.isfinite(v) and v > 0 for v in values):
+        raise InputError(
+            f"{where}: {name} {list(values)} mm is not a spacing (each value must be a finite number > 0)"
+        )
 
 
 def _pixels(ds: Dataset, path: Path) -> np.ndarray:
@@ -167,14 +241,16 @@ def _stack_geometry(
     folder: Path, files: list[Path], datasets: list[Dataset]
 ) -> tuple[list[int], np.ndarray, float, np.ndarray, list[tuple[float, float, float]]]:
     """Slice order, normal-projected positions (mm), z spacing (mm), direction (3x3) and IPPs in order."""
-    iop = _floats(datasets[0], "ImageOrientationPatient")
+    iop = _floats(datasets[0], "ImageOrientationPatient", files[0])
     if iop is None or len(iop) != 6:
         warnings.warn(f"{folder}: no ImageOrientationPatient; assuming axial (1,0,0,0,1,0)", stacklevel=3)
         iop = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
     row_cos, col_cos = np.array(iop[:3]), np.array(iop[3:])
     normal = np.cross(row_cos, col_cos)
     direction = np.stack([row_cos, col_cos, normal])
-    ipps = [_floats(ds, "ImagePositionPatient") for ds in datasets]
+    ipps = [_floats(ds, "ImagePositionPatient", f) for ds, f in zip(datasets, files)]
+    if any(p is not None and not np.all(np.isfinite(p)) for p in ipps):
+        raise InputError(f"{folder}: an ImagePositionPatient is not finite (NaN or inf)")
     n_missing = sum(p is None or len(p) != 3 for p in ipps)
     if n_missing == 0:
         proj = np.array([np.dot(p, normal) for p in ipps])  # type: ignore[arg-type]
@@ -183,10 +259,11 @@ def _stack_geometry(
         sorted_ipps = [tuple(ipps[i]) for i in order]  # type: ignore[arg-type]
     elif n_missing == len(ipps):
         thickness = (
-            _scalar(datasets[0], "SpacingBetweenSlices", None)
-            or _scalar(datasets[0], "SliceThickness", None)
+            _scalar(datasets[0], "SpacingBetweenSlices", None, files[0])
+            or _scalar(datasets[0], "SliceThickness", None, files[0])
             or 1.0
         )
+        _check_spacing(files[0], "SpacingBetweenSlices/SliceThickness", (thickness,))
         warnings.warn(
             f"{folder}: no ImagePositionPatient; slices ordered by InstanceNumber and spaced by "
             f"SliceThickness {thickness} mm, patient coordinates are relative to the first slice",
@@ -202,8 +279,10 @@ def _stack_geometry(
 
     if len(order) == 1:
         ds0 = datasets[0]
-        dz = _scalar(ds0, "SpacingBetweenSlices", None) or _scalar(ds0, "SliceThickness", None)
-        if dz is None or dz <= 0:
+        dz = _scalar(ds0, "SpacingBetweenSlices", None, files[0]) or _scalar(
+            ds0, "SliceThickness", None, files[0]
+        )
+        if dz is None or not np.isfinite(dz) or dz <= 0:
             warnings.warn(f"{files[0]}: single slice without SliceThickness; assuming 1 mm", stacklevel=3)
             dz = 1.0
         return order, positions, float(dz), direction, sorted_ipps  # type: ignore[return-value]
@@ -255,11 +334,12 @@ def read_dicom_series(path: Path, series_uid: str | None = None) -> Volume:
         _check_same(folder, files, datasets, keyword)
 
     order, _, dz, direction, sorted_ipps = _stack_geometry(folder, files, datasets)
-    pixel_spacing = _floats(datasets[0], "PixelSpacing")
+    pixel_spacing = _floats(datasets[0], "PixelSpacing", files[0])
     if pixel_spacing is None or len(pixel_spacing) != 2:
         warnings.warn(f"{folder}: no PixelSpacing; assuming 1 mm pixels", stacklevel=2)
         pixel_spacing = (1.0, 1.0)
-    rows, cols = int(datasets[0].Rows), int(datasets[0].Columns)
+    _check_spacing(files[0], "PixelSpacing", pixel_spacing)
+    rows, cols = _check_size(folder, files, datasets)
     hu = np.empty((len(order), rows, cols), dtype=np.float32)
     for k, i in enumerate(order):
         raw = _pixels(_read_full(files[i], stop_before_pixels=False), files[i])
@@ -267,8 +347,10 @@ def read_dicom_series(path: Path, series_uid: str | None = None) -> Volume:
             raise InputError(
                 f"{files[i]}: pixel array {raw.shape} does not match Rows/Columns {(rows, cols)}"
             )
-        slope = _scalar(datasets[i], "RescaleSlope", 1.0)
-        intercept = _scalar(datasets[i], "RescaleIntercept", 0.0)
+        slope = _scalar(datasets[i], "RescaleSlope", 1.0, files[i])
+        intercept = _scalar(datasets[i], "RescaleIntercept", 0.0, files[i])
+        if not (np.isfinite(slope) and np.isfinite(intercept)):
+            raise InputError(f"{files[i]}: RescaleSlope {slope} / RescaleIntercept {intercept} is not finite")
         hu[k] = raw.astype(np.float32) * np.float32(slope) + np.float32(intercept)
 
     first = datasets[order[0]]
