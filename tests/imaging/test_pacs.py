@@ -348,3 +348,154 @@ def _bytes(ds: Any) -> bytes:
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def lidc_bundle(tmp_path_factory: pytest.TempPathFactory, study: dict[str, Any]) -> Path:
+    """An untrained reader-mark model (lung_nodule_malignancy, the seed CNN) named like its shipped config:
+    this task takes the LIDC XML itself (contour masks)."""
+    from medlearn.engine.artifacts import save_bundle
+    from medlearn.engine.data import Preprocessing
+    from medlearn.engine.models import build_model
+    from medlearn.registry import task_class
+    from tests.engine.minimal_meta import meta_for_task
+
+    task = task_class("lung_nodule_malignancy")({})
+    model, kwargs = build_model("seed_cnn", {}, task.model_kwargs("seed_cnn"))
+    pre = Preprocessing(task.preprocessing_spec("seed_cnn"))
+    unit = task.load_inputs([study["folder"]], task.predict_options(annotations=study["xml"])).units[0]
+    meta = meta_for_task(task, "seed_cnn", kwargs)
+    meta.preprocessing = pre.spec
+    meta.input_shape = list(np.shape(pre(unit.raw)))
+    meta.config = {"name": "lung_nodule_seed_cnn"}
+    return save_bundle(tmp_path_factory.mktemp("lidc") / "bundle", model.eval(), meta)
+
+
+def test_annotations_go_to_a_task_that_reads_the_lidc_xml(study, lidc_bundle):
+    """--annotations: the reader-mark model predicts each mark from its contours (as ``predict``); the SR
+    names the model by its config name and every mark's group carries the record's probability."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from medlearn.engine.bundle import load_bundle
+
+    result = invoke(
+        "pacs",
+        lidc_bundle,
+        "--url",
+        study["url"],
+        "--study",
+        study["study"],
+        "--annotations",
+        study["xml"],
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.stdout)
+    direct = load_bundle(lidc_bundle).predict(study["folder"], annotations=study["xml"])
+    # the same units and probabilities as `predict` on the series folder with the same XML
+    assert {r["unit"]: r["probability"] for r in records if "probability" in r} == {
+        r["unit"]: r["probability"] for r in direct if "probability" in r
+    }
+    predicted = [r for r in records if "probability" in r]
+    assert predicted and all("sc" in r["pacs"] for r in predicted)
+    sr = _one_by_uid(_stored(study, COMPREHENSIVE_3D_SR), predicted[0]["pacs"]["sr"])
+    assert "lung_nodule_seed_cnn" in _text_values(sr, "Algorithm Name")
+    report = hd.sr.srread(io.BytesIO(_bytes(sr))).content
+    groups = {g.tracking_identifier: g for g in report.get_planar_roi_measurement_groups()}
+    for r in predicted:
+        (probability,) = groups[r["unit"]].get_measurements(name=codes.DCM.ProbabilityOfCancer)
+        assert float(probability.value) == pytest.approx(r["probability"], abs=1e-6)
+
+
+def test_a_nodule_given_by_hand_is_a_circle_of_its_diameter_and_no_picture_without_explain(study, ct_bundle):
+    import highdicom as hd
+
+    from medlearn.imaging.sr import lidc_marks
+
+    mark = lidc_marks(study["xml"], study["images"])[0]
+    point = ",".join(f"{v:.2f}" for v in mark.center_mm)
+    result = invoke(
+        "pacs", ct_bundle, "--url", study["url"], "--study", study["study"], "--series", study["series"],
+        "--nodule", point, "--diameter", "12", "--no-explain", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (record,) = json.loads(result.stdout)
+    assert "sc" not in record["pacs"] and "explanation" not in record
+    sr = _one_by_uid(_stored(study, COMPREHENSIVE_3D_SR), record["pacs"]["sr"])
+    (group,) = hd.sr.srread(io.BytesIO(_bytes(sr))).content.get_planar_roi_measurement_groups()
+    assert group.roi.graphic_type == hd.sr.GraphicTypeValues.CIRCLE
+    center, edge = np.asarray(group.roi.value, dtype=float)
+    ref = _one_by_uid(
+        study["images"], str(group.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
+    )
+    assert np.linalg.norm(edge - center) * float(ref.PixelSpacing[1]) == pytest.approx(6.0, abs=0.01)
+
+
+# -- errors the user can fix: one line naming the URL or UID, exit code 2 ---------------------------
+
+
+def _one_error_line(result: Any, *needles: str) -> None:
+    """Under --quiet, stderr is the error alone: one line."""
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_an_unreachable_pacs_is_one_line_naming_the_url(ct_bundle):
+    url = f"http://127.0.0.1:{_free_port(set())}/dicom-web"  # nothing listens there
+    started = time.monotonic()
+    result = invoke("pacs", ct_bundle, "--url", url, "--study", "1.2.3", "--quiet")
+    assert time.monotonic() - started < 20  # a few retries, not dicomweb-client's 30 s of them
+    _one_error_line(result, url, "not reachable")
+
+
+def test_an_unknown_study_is_one_line_naming_it(study, ct_bundle):
+    result = invoke(
+        "pacs", ct_bundle, "--url", study["url"], "--study", "1.2.826.0.1.3680043.10.511.999", "--quiet"
+    )
+    _one_error_line(result, study["url"], "1.2.826.0.1.3680043.10.511.999")
+
+
+def test_a_study_without_ct_is_one_line_naming_it(study, ct_bundle):
+    import pydicom
+
+    mr = pydicom.dcmread(require_data("imaging/dicom/MR_small.dcm"))
+    assert not study["client"].store_instances([mr]).get("FailedSOPSequence")
+    result = invoke("pacs", ct_bundle, "--url", study["url"], "--study", mr.StudyInstanceUID, "--quiet")
+    _one_error_line(result, str(mr.StudyInstanceUID), "no CT series", "MR")
+
+
+def test_a_study_without_nodule_or_report_says_how_to_give_one(study, ct_bundle, tmp_path):
+    """The CT alone (another copy of the series under new UIDs, without the marks' SR)."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    study_uid, series_uid = generate_uid(), generate_uid()
+    copies = []
+    for f in sorted(study["folder"].glob("*.dcm")):
+        ds = pydicom.dcmread(f)
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = study_uid, series_uid
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        copies.append(ds)
+    assert not study["client"].store_instances(copies).get("FailedSOPSequence")
+    result = invoke("pacs", ct_bundle, "--url", study["url"], "--study", study_uid, "--quiet")
+    _one_error_line(result, study_uid, "--annotations", "--nodule")
+
+
+def test_prediction_reports_are_never_read_back_as_nodules(study, ct_bundle, tmp_path):
+    """After a prediction SR is stored (every nodule in it), the study's nodules are still the readers'
+    marks: medlearn's own reports are not input."""
+    from medlearn.imaging.pacs import connect, locate_nodules, pull_study
+    from medlearn.imaging.sr import lidc_marks
+
+    invoke("pacs", ct_bundle, "--url", study["url"], "--study", study["study"], "--no-explain", "--quiet")
+    reports = _stored(study, COMPREHENSIVE_3D_SR)
+    assert len(reports) >= 2  # the marks and at least one prediction report
+    pulled = pull_study(connect(study["url"]), study["url"], study["study"], tmp_path)
+    assert [str(r.SOPInstanceUID) for r in pulled.reports] == [str(study["marks"].SOPInstanceUID)]
+    locations, source = locate_nodules(pulled)
+    assert source == f"sr {study['marks'].SOPInstanceUID}"
+    assert [loc.label for loc in locations] == [m.label for m in lidc_marks(study["xml"], study["images"])]

@@ -107,11 +107,15 @@ def connect(url: str, timeout: float = 60.0) -> Any:
     from dicomweb_client.api import DICOMwebClient
 
     try:
-        return DICOMwebClient(url.rstrip("/"), timeout=timeout)
+        client = DICOMwebClient(url.rstrip("/"), timeout=timeout)
     except ValueError as exc:
         raise InputError(
             f"--url {url}: not a DICOMweb URL ({exc}); e.g. http://pacs:8042/dicom-web"
         ) from None
+    # dicomweb-client retries a refused connection as well as a busy server (429/503/504): 3 attempts,
+    # 1 s then 2 s apart, so an unreachable PACS is said within seconds (its default waits 30 s)
+    client.set_http_retry_params(retry=True, max_attempts=3, wait_exponential_multiplier=500)
+    return client
 
 
 @dataclass
