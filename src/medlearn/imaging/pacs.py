@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -135,6 +136,17 @@ class PulledStudy:
         return f"{self.url}/studies/{self.study_uid}/series/{self.series_uid}"
 
 
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+def check_uid(uid: str, option: str) -> str:
+    """A DICOM UID (digits and dots, at most 64 characters): anything else is an InputError, never a path
+    segment of a DICOMweb URL."""
+    if not (isinstance(uid, str) and len(uid) <= 64 and _UID.fullmatch(uid)):
+        raise InputError(f"{option} {uid!r}: not a DICOM UID (digits and dots, at most 64 characters)")
+    return uid
+
+
 def _tag(item: dict[str, Any], tag: str) -> str:
     values = item.get(tag, {}).get("Value") or [""]
     return str(values[0])
@@ -212,6 +224,24 @@ def _takes(bundle: Any) -> set[str]:
     return {f.alias or name for name, f in options.model_fields.items()}
 
 
+def check_nodule_options(
+    annotations: Path | None, nodule: str | Sequence[float] | None, diameter: float | None
+) -> tuple[float, float, float] | None:
+    """The one way the nodules are given, and the ``--nodule`` point (patient mm) when it is that one."""
+    from medlearn.imaging.tasks.common import parse_xyz_mm
+
+    if annotations is not None and nodule is not None:
+        raise InputError("give --annotations or --nodule, not both")
+    if diameter is not None and nodule is None:
+        raise InputError("--diameter applies with --nodule x,y,z only")
+    if nodule is None:
+        return None
+    try:
+        return parse_xyz_mm(nodule)
+    except ValueError as exc:
+        raise InputError(f"--nodule: {exc}") from None
+
+
 def locate_nodules(
     pulled: PulledStudy,
     annotations: Path | None = None,
@@ -225,22 +255,13 @@ def locate_nodules(
     Raises:
         InputError: both ways given, a malformed point, or no nodule found anywhere.
     """
-    from medlearn.imaging.tasks.common import parse_xyz_mm
-
-    if annotations is not None and nodule is not None:
-        raise InputError("give --annotations or --nodule, not both")
-    if diameter is not None and nodule is None:
-        raise InputError("--diameter applies with --nodule x,y,z only")
+    point = check_nodule_options(annotations, nodule, diameter)
     if annotations is not None:
         marks = lidc_marks(Path(annotations), pulled.images)
         if not marks:
             raise InputError(f"{annotations}: no reader mark (>= 3 mm) touches series {pulled.series_uid}")
         return marks, "annotations"
-    if nodule is not None:
-        try:
-            point = parse_xyz_mm(nodule)
-        except ValueError as exc:
-            raise InputError(f"--nodule: {exc}") from None
+    if point is not None:
         return [NoduleLocation(",".join(f"{v:g}" for v in point), point, diameter, "--nodule")], "nodule"
     for report in pulled.reports:
         found = nodule_locations(report, pulled.images)
@@ -447,9 +468,13 @@ def pacs_predict(
             f"{bundle.path}: the PACS report holds binary nodule predictions; this is a {bundle.kind} model"
         )
     identity = model_identity(bundle)
+    check_uid(study_uid, "--study")
+    if series_uid is not None:
+        check_uid(series_uid, "--series")
     annotations = None if annotations is None else Path(annotations)
     if annotations is not None and not annotations.is_file():
         raise InputError(f"--annotations {annotations}: file does not exist")
+    check_nodule_options(annotations, nodule, diameter)  # said before the study is pulled
     client = connect(url)
     with tempfile.TemporaryDirectory(prefix="medlearn-pacs-") as tmp:
         pulled = pull_study(client, url, study_uid, Path(tmp), series_uid)
