@@ -211,6 +211,14 @@ def test_an_unknown_option_is_422_naming_it(client, bundles):
         ({"json": {"hello": 1}}, "FHIR R4 Bundle"),
         ({"content": b"abc", "headers": {"Content-Type": "text/plain"}}, "unsupported Content-Type"),
         ({"files": {"files": ("x.hea", b"garbage header")}}, "x.hea"),
+        (
+            {"content": b"--x--", "headers": {"Content-Type": "multipart/form-data"}},
+            "multipart body does not parse",
+        ),
+        (
+            {"content": b"--xyz--\r\n", "headers": {"Content-Type": "multipart/form-data; boundary=xyz"}},
+            "no input file",
+        ),
     ],
 )
 def test_malformed_input_is_422_naming_the_problem(client, kwargs, problem):

@@ -29,6 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medlearn import __version__
 from medlearn.errors import InputError, MedlearnError
@@ -268,8 +269,16 @@ async def _read_input(
 ) -> PreparedInput:
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
-        async with request.form() as form:
+        try:
+            form = await request.form(max_files=limits.max_entries)  # a CT series: hundreds of files
+        except StarletteHTTPException as exc:  # Starlette's 400 for a body that is not multipart
+            if exc.status_code != 400:
+                raise
+            raise InputError(f"the multipart body does not parse ({exc.detail})") from None
+        try:
             return await from_multipart(form, query, root, limits)
+        finally:
+            await form.close()
     if content_type.startswith("application/json") or "+json" in content_type:
         body = await request.body()  # parsed in a worker thread: a long signal takes ms of CPU
         return await run_in_threadpool(from_json, body, query, root, limits)
