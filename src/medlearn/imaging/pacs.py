@@ -461,13 +461,10 @@ def pacs_predict(
         InputError: see :func:`pull_study` and :func:`locate_nodules`; a bundle whose predictions are not
             binary; a PACS that refuses to store.
     """
-    import highdicom as hd
-
     if bundle.kind != "binary":
         raise InputError(
             f"{bundle.path}: the PACS report holds binary nodule predictions; this is a {bundle.kind} model"
         )
-    identity = model_identity(bundle)
     check_uid(study_uid, "--study")
     if series_uid is not None:
         check_uid(series_uid, "--series")
@@ -479,47 +476,66 @@ def pacs_predict(
     with tempfile.TemporaryDirectory(prefix="medlearn-pacs-") as tmp:
         pulled = pull_study(client, url, study_uid, Path(tmp), series_uid)
         info(f"pulled {len(pulled.images)} CT images of series {pulled.series_uid} from {url}")
-        locations, source = locate_nodules(pulled, annotations, nodule, diameter)
-        info(f"{len(locations)} nodule(s) from {source}")
-        pictures = Path(tmp) / "pictures"
-        pictures.mkdir()
-        results = predict_nodules(
-            bundle, pulled, locations, source, annotations, pictures if explain else None
+        return predict_and_store(
+            bundle, client, pulled, Path(tmp), annotations, nodule, diameter, explain=explain, out=out
         )
-        predicted = [(r, loc, png) for r, loc, png in results if "probability" in r and loc is not None]
-        records = []
-        for record, _, _ in results:
-            record["input"] = pulled.where
-            if isinstance(record.get("skipped"), dict):
-                skipped = record["skipped"]
-                skipped["input"] = pulled.where
-                skipped["reason"] = str(skipped.get("reason", "")).replace(str(pulled.folder), pulled.where)
-            if record.get("warnings"):
-                record["warnings"] = [
-                    str(w).replace(str(pulled.folder), pulled.where) for w in record["warnings"]
-                ]
-            record["model_version"] = identity.version
-            record.pop("explanation", None)  # a file in the temporary folder (the SC holds the picture)
-            records.append(record)
-        if out is not None:
-            _keep_pictures(results, Path(out))
-        if not predicted:
-            info(f"no nodule of study {study_uid} could be predicted; nothing stored")
-            return records
-        sr = prediction_sr(
-            [r for r, _, _ in predicted], [loc for _, loc, _ in predicted], pulled.images, identity
-        )
-        sc_series = hd.UID()
-        objects = [sr]
-        for record, location, png in predicted:
-            stored = {"study": study_uid, "series": pulled.series_uid, "sr": str(sr.SOPInstanceUID)}
-            if png is not None:
-                sc = secondary_capture(
-                    png, location, pulled.images, sc_series, len(objects), identity, record
-                )
-                objects.append(sc)
-                stored["sc"] = str(sc.SOPInstanceUID)
-            record["pacs"] = stored
-        store(client, url, study_uid, objects)
-        info(f"stored 1 SR and {len(objects) - 1} Secondary Capture(s) into study {study_uid} on {url}")
+
+
+def predict_and_store(
+    bundle: Any,
+    client: Any,
+    pulled: PulledStudy,
+    workdir: Path,
+    annotations: Path | None = None,
+    nodule: str | Sequence[float] | None = None,
+    diameter: float | None = None,
+    explain: bool = True,
+    out: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Locate, predict and store (STOW-RS into ``pulled.url``) for a study already on disk (pulled over
+    DICOMweb, or received by the C-STORE listener); ``workdir`` takes the Grad-CAM pictures. Returns the
+    records as :func:`pacs_predict`."""
+    import highdicom as hd
+
+    identity = model_identity(bundle)
+    study_uid, url = pulled.study_uid, pulled.url
+    locations, source = locate_nodules(pulled, annotations, nodule, diameter)
+    info(f"{len(locations)} nodule(s) from {source}")
+    pictures = workdir / "pictures"
+    pictures.mkdir(exist_ok=True)
+    results = predict_nodules(bundle, pulled, locations, source, annotations, pictures if explain else None)
+    predicted = [(r, loc, png) for r, loc, png in results if "probability" in r and loc is not None]
+    records = []
+    for record, _, _ in results:
+        record["input"] = pulled.where
+        if isinstance(record.get("skipped"), dict):
+            skipped = record["skipped"]
+            skipped["input"] = pulled.where
+            skipped["reason"] = str(skipped.get("reason", "")).replace(str(pulled.folder), pulled.where)
+        if record.get("warnings"):
+            record["warnings"] = [
+                str(w).replace(str(pulled.folder), pulled.where) for w in record["warnings"]
+            ]
+        record["model_version"] = identity.version
+        record.pop("explanation", None)  # a file in the temporary folder (the SC holds the picture)
+        records.append(record)
+    if out is not None:
+        _keep_pictures(results, Path(out))
+    if not predicted:
+        info(f"no nodule of study {study_uid} could be predicted; nothing stored")
+        return records
+    sr = prediction_sr(
+        [r for r, _, _ in predicted], [loc for _, loc, _ in predicted], pulled.images, identity
+    )
+    sc_series = hd.UID()
+    objects = [sr]
+    for record, location, png in predicted:
+        stored = {"study": study_uid, "series": pulled.series_uid, "sr": str(sr.SOPInstanceUID)}
+        if png is not None:
+            sc = secondary_capture(png, location, pulled.images, sc_series, len(objects), identity, record)
+            objects.append(sc)
+            stored["sc"] = str(sc.SOPInstanceUID)
+        record["pacs"] = stored
+    store(client, url, study_uid, objects)
+    info(f"stored 1 SR and {len(objects) - 1} Secondary Capture(s) into study {study_uid} on {url}")
     return records
