@@ -46,7 +46,16 @@ def _run(monitor: Monitor, samples: np.ndarray) -> list:
 
 # -- malformed lines on stdin --------------------------------------------------------------------------
 
-BAD_LINES = {100: "hello", 200: "", 300: "1e999", 400: "nan", 500: "-inf", 600: "0.1;0.2", 700: "   "}
+BAD_LINES = {
+    100: "hello",
+    200: "",
+    300: "1e999",
+    400: "nan",
+    500: "-inf",
+    600: "0.1;0.2",
+    700: "   ",
+    800: "1e300",
+}
 
 
 def test_each_malformed_stdin_line_is_reported_once_and_skipped(ecg):
@@ -62,6 +71,7 @@ def test_each_malformed_stdin_line_is_reported_once_and_skipped(ecg):
     assert [int(r.split()[2].rstrip(":")) for r in reports] == sorted(BAD_LINES)
     assert all(r.endswith("; skipped") for r in reports)
     assert "'1e999' is not a finite number" in reports[2] and "empty line" in reports[1]
+    assert "'1e300' is not a finite number of plausible size" in reports[7]
     assert all(json.loads(line) for line in result.stdout.splitlines())  # stdout: alarm lines only
     assert "asystole" not in result.stdout  # 5 missing samples in 40 s of sinus rhythm are no asystole
 
@@ -73,7 +83,10 @@ def test_a_flood_of_bad_lines_is_capped_and_totalled():
     assert len(samples) == 502 and np.isnan(samples[1:-1]).all()  # the timeline keeps its length
     lines = errors.getvalue().splitlines()
     assert len(lines) == MAX_REPORTED_LINES + 2
-    assert lines[0] == "stdin line 2: 'garbage' is not a finite number (a missing sample); skipped"
+    assert (
+        lines[0]
+        == "stdin line 2: 'garbage' is not a finite number of plausible size (a missing sample); skipped"
+    )
     assert lines[-1] == "stdin: 500 malformed line(s) skipped in all"
 
 
@@ -105,6 +118,13 @@ def test_a_lead_that_goes_nan_is_poor_signal_and_a_flat_line_still_asystole(ecg)
     assert "poor_signal" in types and "asystole" not in types
     flat = np.concatenate([signal[: int(60 * fs)], np.full(int(40 * fs), signal[int(60 * fs)])])
     assert any(a.type == "asystole" and a.state == "on" for a in _run(Monitor(fs), flat))
+
+
+def test_one_absurd_sample_is_missing_not_a_flat_line(ecg):
+    signal, fs = ecg
+    stretch = signal[: int(60 * fs)].copy()
+    stretch[int(30 * fs)] = 1e300  # squared in the filters it overflowed and faked 10 s of asystole
+    assert _run(Monitor(fs), stretch) == []
 
 
 def test_scattered_missing_samples_change_nothing(ecg):
@@ -143,7 +163,17 @@ def test_pyedflib_c_chatter_never_reaches_stdout(truncated_edf, capfd):
 def test_monitor_on_a_truncated_edf_prints_one_error_and_no_chatter(truncated_edf):
     env = os.environ | {"PYTHONPATH": str(Path(__file__).parents[2] / "src")}
     result = subprocess.run(
-        [sys.executable, "-m", "medlearn", "monitor", "--record", str(truncated_edf), "--speed", "0", "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "medlearn",
+            "monitor",
+            "--record",
+            str(truncated_edf),
+            "--speed",
+            "0",
+            "--quiet",
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -164,7 +194,9 @@ def tiny_disk(tmp_path) -> Path:
         pytest.skip("a full-disk test needs root to mount a small tmpfs")
     mount = tmp_path / "tiny"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:

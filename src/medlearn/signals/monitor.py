@@ -15,7 +15,7 @@ from typing import IO, Any
 import numpy as np
 
 from medlearn.errors import InputError, MedlearnError
-from medlearn.signals.stream import Monitor, MonitorSettings, bundle_rhythm_model, replay
+from medlearn.signals.stream import MAX_ABS_SAMPLE, Monitor, MonitorSettings, bundle_rhythm_model, replay
 
 #: Malformed stdin lines reported one by one; later ones are counted and summed up at the end.
 MAX_REPORTED_LINES = 20
@@ -27,11 +27,12 @@ def stdin_chunks(
     """Samples from text lines (``v`` or ``v1,v2,...``), in chunks of ``chunk``.
 
     A stream keeps going: a malformed line (an empty line, text, ``nan``, a value that overflows such as
-    ``1e999``, a line without the monitored lead) is reported on ``errors`` (stderr) as one line naming
-    its line number, and skipped. An empty line adds no sample; any other malformed line counts as one
-    missing sample (NaN), so the timeline stays aligned and the monitor sees the gap as missing signal
-    (poor signal), never as a flat line. After :data:`MAX_REPORTED_LINES` reports the rest are only
-    counted, and a total is reported at the end. Only a first data line without the lead is an
+    ``1e999`` or exceeds :data:`~medlearn.signals.stream.MAX_ABS_SAMPLE`, a line without the monitored
+    lead) is reported on ``errors`` (stderr) as one line naming its line number, and skipped. An empty
+    line adds no sample; any other malformed line counts as one missing sample (NaN), so the timeline
+    stays aligned and the monitor sees the gap as missing signal (poor signal), never as a flat line.
+    After :data:`MAX_REPORTED_LINES` reports the rest are only counted, and a total is reported at the
+    end. Only a first data line without the lead is an
     :class:`InputError` (``--lead`` names a lead the stream does not have).
     """
     out = sys.stderr if errors is None else errors
@@ -64,8 +65,8 @@ def stdin_chunks(
                 value = float(field)
             except ValueError:
                 value = None
-            if value is None or not np.isfinite(value):
-                report(number, f"{field!r} is not a finite number (a missing sample)")
+            if value is None or not np.isfinite(value) or abs(value) > MAX_ABS_SAMPLE:
+                report(number, f"{field!r} is not a finite number of plausible size (a missing sample)")
                 values.append(float("nan"))
             else:
                 values.append(value)

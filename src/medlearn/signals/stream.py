@@ -11,7 +11,8 @@ service wrap it. Every ``step_s`` seconds of new signal it analyses the latest w
 - **poor signal**: signal-quality index below ``poor_quality`` for ``poor_confirm`` analyses (an
   artefact of a few seconds is in every window overlapping it, and must not raise it); while the
   quality is poor, rhythm and rate alarms are held back (a noisy lead makes every rate wrong);
-- **missing samples** (NaN, ±inf: a dropped or unreadable sample) are not signal: they are bridged
+- **missing samples** (NaN, ±inf, or beyond ±:data:`MAX_ABS_SAMPLE`, which no ECG in any unit
+  reaches and whose square would overflow the filters: a dropped or unreadable sample) are not signal: they are bridged
   by linear interpolation for the filters, and a window (or its last ``asystole_s``) with less than
   ``min_coverage`` of real samples cannot be judged — its quality is 0 (poor signal) and it never
   raises asystole or a rhythm alarm. A NaN stream is poor signal, never asystole;
@@ -33,6 +34,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+
+#: A sample of larger magnitude is not a measurement (ECG is mV, µV or ADC counts: at most ~1e7) but a
+#: corrupt value; 1e300 would overflow the filters' squares and fake a flat line.
+MAX_ABS_SAMPLE = 1e12
 
 SEVERITY = {
     "asystole": "critical",
@@ -155,7 +160,8 @@ class Monitor:
         """Append samples (1-D, one lead); analyse every ``step_s`` once a full window is there."""
         out: list[Alarm] = []
         for value in np.asarray(samples, dtype=np.float64).reshape(-1):
-            self.buffer.append(value if np.isfinite(value) else np.nan)  # missing: never read as flat
+            plausible = np.isfinite(value) and abs(value) <= MAX_ABS_SAMPLE
+            self.buffer.append(value if plausible else np.nan)  # missing: never read as flat
             self.n_seen += 1
             self._since += 1
             if self._since >= self._step and self.n_seen >= int(self.s.window_s * self.fs_hz):
