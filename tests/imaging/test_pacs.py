@@ -499,3 +499,49 @@ def test_prediction_reports_are_never_read_back_as_nodules(study, ct_bundle, tmp
     locations, source = locate_nodules(pulled)
     assert source == f"sr {study['marks'].SOPInstanceUID}"
     assert [loc.label for loc in locations] == [m.label for m in lidc_marks(study["xml"], study["images"])]
+
+
+# -- the DICOM node: Orthanc pushes a study (C-STORE), medlearn predicts and stores back -----------
+
+
+def _orthanc_rest(study: dict[str, Any], method: str, path: str, body: Any) -> Any:
+    base = study["url"].removesuffix("/dicom-web")
+    data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, method=method)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=120) as response:
+        return json.loads(response.read() or b"null")
+
+
+def test_a_study_sent_to_the_listener_is_predicted_and_stored_back(study, ct_bundle):
+    require_module("pynetdicom")
+    from medlearn.engine.bundle import load_bundle
+    from medlearn.imaging.listener import StudyListener
+    from medlearn.imaging.sr import lidc_marks
+
+    port = _free_port(set())
+    listener = StudyListener(load_bundle(ct_bundle), study["url"], port=port, settle=1.0, explain=False)
+    listener.start()
+    try:
+        # the PACS learns the node at run time and pushes the study to it, as it would to any AI node
+        _orthanc_rest(
+            study, "PUT", "/modalities/medlearn", {"AET": "MEDLEARN", "Host": "127.0.0.1", "Port": port}
+        )
+        (found,) = _orthanc_rest(study, "POST", "/tools/lookup", study["study"])
+        _orthanc_rest(
+            study, "POST", "/modalities/medlearn/store", {"Resources": [found["ID"]], "Synchronous": True}
+        )
+        deadline = time.monotonic() + 120
+        while not listener.results and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        listener.stop()
+    ((uid, records, error),) = listener.results
+    assert (uid, error) == (study["study"], None)
+    predicted = [r for r in records if "probability" in r]
+    # the nodules came from the marks' report sent with the study, not from medlearn's earlier reports
+    assert len(predicted) == len(lidc_marks(study["xml"], study["images"]))
+    assert all("sc" not in r["pacs"] for r in predicted)  # explain=False
+    (sr_uid,) = {r["pacs"]["sr"] for r in predicted}
+    sr = _one_by_uid(_stored(study, COMPREHENSIVE_3D_SR), sr_uid)
+    _references_source(sr, study)

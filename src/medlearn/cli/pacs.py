@@ -22,6 +22,8 @@ from medlearn.cli import (
     app,
     handles_errors,
 )
+from medlearn.engine.progress import info
+from medlearn.errors import InputError
 
 
 @app.command("pacs")
@@ -94,3 +96,52 @@ def pacs(
         sys.stdout.write(
             f"{r['unit']}: {r['label']} (p={r['probability']:.3f}, threshold {r['threshold']:.3f}){where}\n"
         )
+
+
+@app.command("pacs-listen")
+@handles_errors
+def pacs_listen(
+    bundle: Annotated[Path, typer.Argument(help="Bundle directory (<out>/bundle) of a CT nodule model.")],
+    url: Annotated[
+        str, typer.Option("--url", help="DICOMweb root of the PACS the results are stored into (STOW-RS).")
+    ],
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="DICOM port to listen on.")] = 11112,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    aet: Annotated[str, typer.Option("--aet", help="This node's AE title.")] = "MEDLEARN",
+    settle: Annotated[
+        float,
+        typer.Option("--settle", help="Seconds without a new instance after which a study is complete."),
+    ] = 5.0,
+    explain: Annotated[
+        bool, typer.Option("--explain/--no-explain", help="Store a Grad-CAM Secondary Capture per nodule.")
+    ] = True,
+    allow_external: AllowExternal = False,
+    device: Device = "auto",
+    threads: Threads = None,
+    quiet: Quiet = False,
+) -> None:
+    """Listen as a DICOM node (C-STORE SCP): predict each study that arrives (nodules from its TID 1500
+    report) and store the SR and Secondary Captures into the PACS at --url. Prints one JSON line per
+    study on stdout; runs until Ctrl-C."""
+    from medlearn.engine.bundle import load_bundle
+    from medlearn.imaging.listener import StudyListener
+
+    _setup(quiet, device, threads)
+    _positive_finite(settle, "--settle", "5")
+    if not 0 < len(aet.strip()) <= 16:
+        raise InputError(f"--aet {aet!r}: an AE title has 1 to 16 characters")
+    loaded = load_bundle(bundle, device=device, allow_external=allow_external)
+
+    def report(study: str, records: list | None, error: str | None) -> None:
+        line = {"study": study, "records": records} if error is None else {"study": study, "error": error}
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+
+    listener = StudyListener(
+        loaded, url, aet=aet.strip(), host=host, port=port, settle=settle, explain=explain, on_study=report
+    )
+    info(f"listening as {aet.strip()} on {host}:{port}; results go to {url}")
+    try:
+        listener.serve_forever()
+    except KeyboardInterrupt:
+        info("stopped")
