@@ -164,7 +164,16 @@ class StudyListener:
         shutil.rmtree(self._folder, ignore_errors=True)
 
     def serve_forever(self) -> None:
-        """``start`` and wait until interrupted (Ctrl-C), then ``stop``."""
+        """``start`` and wait until interrupted (Ctrl-C, or SIGTERM as a service manager stops it), then
+        ``stop``: the study being predicted is finished first."""
+        import signal
+
+        def interrupted(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, interrupted)
+            signal.signal(signal.SIGINT, interrupted)
         self.start()
         try:
             while True:
