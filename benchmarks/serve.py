@@ -163,7 +163,11 @@ def main() -> None:
             latencies, errors, wall = asyncio.run(load(url, body, args.requests, args.concurrency))
         finally:
             process.terminate()
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # never leave a server behind
+                process.kill()
+                process.wait()
             server_log = Path(process.stderr_log).read_text()
             Path(process.stderr_log).unlink()
 

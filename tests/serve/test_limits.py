@@ -196,7 +196,11 @@ def test_medlearn_serve_over_tls_with_a_self_signed_certificate(bundles, tmp_pat
         assert json.loads(audit.read_text().splitlines()[-1])["key_id"] == "everything"
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # never leave a server behind
+            process.kill()
+            process.wait()
     assert process.returncode is not None
 
 
