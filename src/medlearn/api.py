@@ -314,6 +314,8 @@ def evaluate(
 
     _check_device(device)
     _set_threads(threads)
+    if split is not None and not split.strip():
+        raise InputError("split '': expected the name of one of the bundle's splits (train, val, test)")
     out_dir = Path(out) if out is not None else default_out_dir("evaluate")
     _check_writable(out_dir)
     out_dir = prepare_out_dir(out_dir, force)

@@ -106,3 +106,80 @@ def copy_run(run: Path, to: Path) -> Path:
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (relative path → bytes)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def generator_bundle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A tiny CharRNN (32 hidden units, one epoch on 200 molecules of RDKit's NCI sample; ~5 s)."""
+    require_module("rdkit")
+    import torch
+    from rdkit import RDConfig
+
+    import medlearn.molecules.metrics.moses as moses
+    import medlearn.molecules.metrics.parallel as parallel
+    from medlearn.config import validate
+    from medlearn.engine.progress import set_quiet
+    from medlearn.engine.run import train_experiment
+
+    raw = {
+        "name": "tiny_prior",
+        "task": "molecule_generation",
+        "data": {
+            "root": str(Path(RDConfig.RDDataDir) / "NCI" / "first_5K.smi"),
+            "cache": False,
+            "options": {
+                "n_train": 200,
+                "n_val": 50,
+                "test_file": None,
+                "n_test": 20,
+                "n_samples": 20,
+                "n_val_samples": 20,
+            },
+        },
+        "model": {"name": "char_rnn", "params": {"hidden_size": 32, "num_layers": 1, "embedding_dim": 8}},
+        "train": {"epochs": 1, "optimizer": "adam", "lr": 0.005, "scheduler": "none", "augment": False},
+    }
+    out = tmp_path_factory.mktemp("fuzz") / "generator"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    set_quiet(True)
+    try:
+        with pytest.MonkeyPatch.context() as mp:  # score its samples in-process (no worker pool)
+            mp.setattr(parallel, "default_jobs", lambda: 1)
+            mp.setattr(moses, "default_jobs", lambda: 1)
+            train_experiment(validate(raw, "tiny_prior"), out, device="cpu")
+    finally:
+        set_quiet(False)
+        torch.set_num_threads(threads)
+    yield out / "bundle"
+
+
+@pytest.fixture(scope="session")
+def signals_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny AF classifier (the signals demo's recipe, one epoch of two batches on 40 synthetic CinC-layout
+    records; ~7 s) in ``<run>/bundle``, its records in ``<run>/data`` and a monitor stream
+    ``<run>/data/stream`` (30 s normal, 40 s AF, 12 s flat)."""
+    require_module("wfdb")
+    require_module("neurokit2")
+    import torch
+
+    from medlearn.engine.progress import set_quiet
+    from medlearn.engine.run import train_experiment
+    from medlearn.signals.demo import demo_config, write_stream
+    from medlearn.signals.synthetic import write_synthetic_cinc
+
+    run = tmp_path_factory.mktemp("fuzz") / "signals"
+    data = write_synthetic_cinc(run / "data", n_records=40)
+    cfg = demo_config(data, 1)
+    cfg.train.max_train_batches = 2
+    cfg.eval.n_bootstrap = 10
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    set_quiet(True)
+    try:
+        train_experiment(cfg, run, device="cpu")
+    finally:
+        set_quiet(False)
+        torch.set_num_threads(threads)
+    write_stream(data)
+    return run

@@ -578,12 +578,15 @@ def demo(
         Path | None, typer.Option("--out", help="Output directory (default runs/demo-<time>).")
     ] = None,
     patients: Annotated[
-        int, typer.Option("--patients", min=8, help="imaging: synthetic CT studies to write.")
+        int, typer.Option("--patients", min=8, max=10_000, help="imaging: synthetic CT studies to write.")
     ] = 120,
     epochs: Annotated[
         int,
         typer.Option(
-            "--epochs", min=1, help="imaging: training epochs (signals: at most 15; molecules: at most 12)."
+            "--epochs",
+            min=1,
+            max=1000,
+            help="imaging: training epochs (signals: at most 15; molecules: at most 12).",
         ),
     ] = 25,
     device: Device = "auto",

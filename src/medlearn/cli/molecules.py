@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from medlearn.api import MAX_THREADS
 from medlearn.cli import (
     Device,
     Force,
@@ -26,6 +27,10 @@ from medlearn.cli import (
 from medlearn.engine.progress import info
 from medlearn.errors import InputError
 
+#: ``-n`` / ``--top-k`` above this is a typo (ten million molecules already take hours to sample).
+MAX_SAMPLES = 10_000_000
+#: Seeds are 32-bit (numpy's and torch's generators both take them).
+MAX_SEED = 2**32 - 1
 #: ``--temperature`` below this divides the logits into overflow (inf, then NaN probabilities).
 MIN_TEMPERATURE = 0.01
 
@@ -58,8 +63,10 @@ def mol_metrics(
     _setup(quiet)
     from medlearn.molecules.score import score_smiles_file
 
-    if n_jobs is not None and n_jobs < 1:
-        raise InputError(f"--n-jobs {n_jobs}: expected a number of CPUs from 1 (or leave it out: all)")
+    if n_jobs is not None and not 1 <= n_jobs <= MAX_THREADS:
+        raise InputError(
+            f"--n-jobs {n_jobs}: expected a number of CPUs from 1 to {MAX_THREADS} (or leave it out: all)"
+        )
     _out_file(out, force)
     result = score_smiles_file(smiles_file, train, test, test_scaffolds, n_jobs)
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -76,8 +83,10 @@ def generate(
     out: Annotated[
         Path, typer.Option("--out", help="CSV to write (column SMILES; invalid samples included).")
     ],
-    n: Annotated[int, typer.Option("-n", "--n", min=1, help="Molecules to sample.")] = 30000,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same molecules).")] = 0,
+    n: Annotated[int, typer.Option("-n", "--n", min=1, max=MAX_SAMPLES, help="Molecules to sample.")] = 30000,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed (same seed, same molecules).")
+    ] = 0,
     temperature: Annotated[
         float | None,
         typer.Option("--temperature", help="Softmax temperature, at least 0.01 (default: the bundle's)."),
@@ -142,14 +151,21 @@ def optimize(
     no_pains: Annotated[
         bool, typer.Option("--no-pains", help="Score 0 for molecules with a PAINS alert.")
     ] = False,
-    steps: Annotated[int, typer.Option("--steps", min=1, help="REINVENT steps (batches).")] = 300,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Molecules sampled per step.")] = 64,
+    steps: Annotated[
+        int, typer.Option("--steps", min=1, max=1_000_000, help="REINVENT steps (batches).")
+    ] = 300,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=2, max=100_000, help="Molecules sampled per step.")
+    ] = 64,
     sigma: Annotated[
         float, typer.Option("--sigma", min=0.001, help="Score weight in the augmented likelihood.")
     ] = 60.0,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same run).")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, max=MAX_SEED, help="Random seed (same seed, same run).")
+    ] = 0,
     top_k: Annotated[
-        int, typer.Option("--top-k", min=1, help="Best distinct molecules written to top.csv.")
+        int,
+        typer.Option("--top-k", min=1, max=MAX_SAMPLES, help="Best distinct molecules written to top.csv."),
     ] = 100,
     threads: Threads = None,
     quiet: Quiet = False,

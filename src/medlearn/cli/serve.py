@@ -12,7 +12,7 @@ import typer
 
 from medlearn.cli import AllowExternal, Device, _setup, app, handles_errors
 from medlearn.engine.progress import info
-from medlearn.errors import ConfigError
+from medlearn.errors import ConfigError, InputError
 
 
 def _is_loopback(host: str) -> bool:
@@ -95,6 +95,7 @@ def serve(
     from medlearn.serve.security import load_key_file, parse_rate
 
     _setup(False, device, threads)
+    _check_serve_options(host, max_request_mb, log_level, api_key_file)
     if runtime != "torch":
         raise ConfigError(f"--runtime {runtime}: only torch is available in this release")
     if (ssl_certfile is None) != (ssl_keyfile is None):
@@ -130,6 +131,27 @@ def serve(
     )
 
 
+#: uvicorn's log levels (``--log-level``).
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def _check_serve_options(host: str, max_request_mb: float, log_level: str, api_key_file: Path | None) -> None:
+    """What uvicorn would only refuse with a traceback, once the bundles are loaded: one line each."""
+    import math
+
+    if not host.strip() or not host.isprintable() or any(c.isspace() for c in host):
+        raise InputError(f"--host {host!r}: expected an address or host name, e.g. 127.0.0.1")
+    if not math.isfinite(max_request_mb):
+        raise InputError(f"--max-request-mb {max_request_mb}: expected a finite number of MB, e.g. 64")
+    if log_level not in LOG_LEVELS:
+        raise InputError(f"--log-level {log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
+    if api_key_file is not None and api_key_file.is_file():
+        try:
+            api_key_file.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"{api_key_file}: not a text (UTF-8) JSON/YAML API key file") from None
+
+
 @app.command("serve-key")
 @handles_errors
 def serve_key(
@@ -146,6 +168,10 @@ def serve_key(
     which holds only its SHA-256."""
     from medlearn.serve.security import hash_key, new_key, parse_rate
 
+    if not key_id.strip():
+        raise InputError("--id '': give the key an id (what the audit log records), e.g. --id radiology-pacs")
+    if any(not m.strip() for m in models or []):
+        raise InputError("--model '': give a model name (see GET /models), or leave --model out for all")
     parse_rate(rate_limit)
     key = new_key()
     entry = {"sha256": hash_key(key), "models": list(models or ["*"])}
