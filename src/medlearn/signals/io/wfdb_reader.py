@@ -61,6 +61,8 @@ def _check_record_line(header: Path) -> tuple[int, float]:
     if not lines:
         raise InputError(f"{header}: empty WFDB header (no record line)")
     tokens = lines[0].split()
+    if any(ord(c) < 32 and c not in "\t\n\r\f\v" for c in text):  # NUL, C0 controls: binary data
+        raise InputError(f"{header}: not a text WFDB header (it holds control characters or binary data)")
     if "/" in tokens[0]:
         raise InputError(
             f"{header}: multi-segment WFDB records are not supported; read each segment's header"
@@ -68,6 +70,8 @@ def _check_record_line(header: Path) -> tuple[int, float]:
     if len(tokens) < 2 or not tokens[1].isdigit():
         raise InputError(f"{header}: record line {lines[0]!r} does not give the number of signals")
     n_signals = int(tokens[1])
+    if n_signals == 0:
+        raise InputError(f"{header}: the record line declares no signals (0); nothing to read")
     fs_hz = _WFDB_DEFAULT_FS_HZ
     if len(tokens) > 2:
         match = _NUMBER.match(tokens[2].split("/")[0])
