@@ -275,6 +275,7 @@ def evaluate(
     threads: int | None = None,
     force: bool = False,
     allow_external: bool = False,
+    public_key: PathLike | None = None,
 ) -> RunOutputs:
     """Score a bundle, as ``medlearn evaluate`` does: on its own test split, on one of its splits, or on
     a whole dataset; writes ``metrics.json``, ``predictions.csv`` and ``report.html`` into ``out``.
@@ -293,6 +294,7 @@ def evaluate(
         allow_external: load a bundle whose task, model or transform is an out-of-tree
             ``package.module:Name``. That imports and runs code from that installed package: allow it only
             for bundles you trust.
+        public_key: require the bundle to be signed by the private key of this Ed25519 public key (PEM).
 
     Returns:
         The evaluation's outputs: ``out``, ``metrics`` (``metrics.json`` as a dict) and ``report``.
@@ -320,10 +322,19 @@ def evaluate(
     _check_writable(out_dir)
     out_dir = prepare_out_dir(out_dir, force)
     data_path = resolve_cli_path(data) if data is not None else None
-    return evaluate_bundle(Path(bundle), out_dir, data_path, split, device, allow_external=allow_external)
+    return evaluate_bundle(
+        Path(bundle), out_dir, data_path, split, device, allow_external=allow_external, public_key=public_key
+    )
 
 
-def load_bundle(path: PathLike, *, device: str = "cpu", allow_external: bool = False) -> Bundle:
+def load_bundle(
+    path: PathLike,
+    *,
+    device: str = "cpu",
+    allow_external: bool = False,
+    public_key: PathLike | None = None,
+    runtime: str = "torch",
+) -> Bundle:
     """Load a model bundle written by :func:`train` (``medlearn train``) for prediction.
 
     Args:
@@ -332,11 +343,15 @@ def load_bundle(path: PathLike, *, device: str = "cpu", allow_external: bool = F
         allow_external: load a bundle whose task, model or transform is an out-of-tree
             ``package.module:Name``. That imports and runs code from that installed package: allow it only
             for bundles you trust. Bundles of medlearn's own tasks never need it.
+        public_key: an Ed25519 public key (PEM) whose private key must have signed the bundle
+            (``--require-signature``; see ``medlearn keygen`` and ``medlearn sign``).
+        runtime: ``"torch"``, or ``"onnx"`` to predict through the bundle's ONNX export with onnxruntime
+            (``medlearn export`` first; no torch needed for ECG and EHR bundles, no Grad-CAM).
 
     Returns:
-        The :class:`~medlearn.engine.bundle.Bundle`: ``predict(inputs, **options)`` gives the records of
-        ``medlearn predict --json`` for a path or a list of paths; ``generate(n)`` samples a generative
-        bundle; ``meta`` is ``bundle.json``.
+        The :class:`~medlearn.engine.bundle.Bundle` (an ``OnnxBundle`` for ``runtime="onnx"``):
+        ``predict(inputs, **options)`` gives the records of ``medlearn predict --json`` for a path or a
+        list of paths; ``generate(n)`` samples a generative bundle; ``meta`` is ``bundle.json``.
 
     Raises:
         BundleError: not a bundle, a damaged or incompatible one, or one naming out-of-tree code without
@@ -349,10 +364,16 @@ def load_bundle(path: PathLike, *, device: str = "cpu", allow_external: bool = F
         >>> [r["label"] for r in bundle.predict("patient_bundle.json")]  # doctest: +SKIP
         ['2-3d']
     """
+    if runtime == "onnx":
+        from medlearn.engine.onnx_runtime import load_onnx_bundle
+
+        return load_onnx_bundle(path, allow_external=allow_external, public_key=public_key)  # type: ignore[return-value]
+    if runtime != "torch":
+        raise InputError(f"--runtime {runtime}: choose torch or onnx")
     from medlearn.engine.bundle import load_bundle as _load
 
     _check_device(device)
-    return _load(path, device, allow_external=allow_external)
+    return _load(path, device, allow_external=allow_external, public_key=public_key)
 
 
 def predict(
@@ -363,6 +384,9 @@ def predict(
     device: str = "cpu",
     force: bool = False,
     allow_external: bool = False,
+    strict: bool = False,
+    public_key: PathLike | None = None,
+    runtime: str = "torch",
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Predict with a bundle, as ``medlearn predict --json`` does: the bundle's own preprocessing, one
@@ -376,6 +400,9 @@ def predict(
         device: ``"cpu"``, ``"cuda"`` or ``"auto"`` (when ``bundle`` is a path).
         force: reuse a non-empty ``out``.
         allow_external: see :func:`load_bundle` (when ``bundle`` is a path).
+        strict: refuse a unit that is outside what the bundle was trained on (its record says
+            ``refused``) instead of predicting it with an ``out_of_scope`` flag.
+        public_key, runtime: see :func:`load_bundle` (when ``bundle`` is a path).
         **options: the task's predict options, named like the command's flags: ``annotations``,
             ``reader``, ``nodule`` (``"x,y,z"`` or a tuple, patient mm), ``diameter``, ``series`` (imaging),
             ``fs`` (signals). The task says which it takes.
@@ -407,12 +434,14 @@ def predict(
         if not path.exists() and not path.with_name(path.name + ".hea").is_file():  # or a WFDB record name
             raise InputError(f"{path}: no such file or folder")
     if not hasattr(bundle, "predict"):
-        bundle = load_bundle(bundle, device=device, allow_external=allow_external)
+        bundle = load_bundle(
+            bundle, device=device, allow_external=allow_external, public_key=public_key, runtime=runtime
+        )
     bundle.task.predict_options(**options)  # an option the task does not take fails before out is made
     if out is not None:
         _check_writable(Path(out))
     out_dir = prepare_out_dir(Path(out), force) if out is not None else None
-    return bundle.predict(paths, out_dir, **options)
+    return bundle.predict(paths, out_dir, strict=strict, **options)
 
 
 # -- helpers shared with the command line -----------------------------------------------------------

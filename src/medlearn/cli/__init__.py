@@ -91,6 +91,13 @@ Threads = Annotated[
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite a non-empty output.")]
+RequireSignature = Annotated[
+    Path | None,
+    typer.Option(
+        "--require-signature",
+        help="Ed25519 public key (PEM): refuse the bundle unless its private key signed it (medlearn sign).",
+    ),
+]
 AllowExternal = Annotated[
     bool,
     typer.Option(
@@ -318,6 +325,7 @@ def evaluate(
         Path | None, typer.Option("--out", help="Output directory (default runs/evaluate-<time>).")
     ] = None,
     allow_external: AllowExternal = False,
+    require_signature: RequireSignature = None,
     device: Device = "auto",
     threads: Threads = None,
     quiet: Quiet = False,
@@ -336,6 +344,7 @@ def evaluate(
         threads=threads,
         force=force,
         allow_external=allow_external,
+        public_key=require_signature,
     )
     _summary(outputs)
 
@@ -368,7 +377,17 @@ def predict(
         float | None,
         typer.Option("--fs", help="Sampling rate (Hz) of header-less signal files (.txt, bare .mat)."),
     ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse units outside what the bundle was trained on.")
+    ] = False,
+    runtime: Annotated[
+        str, typer.Option("--runtime", help="torch, or onnx (the bundle's ONNX export; medlearn export).")
+    ] = "torch",
+    fhir: Annotated[
+        bool, typer.Option("--fhir", help="EHR bundles: print a FHIR R4 Bundle of RiskAssessments.")
+    ] = False,
     allow_external: AllowExternal = False,
+    require_signature: RequireSignature = None,
     device: Device = "auto",
     threads: Threads = None,
     quiet: Quiet = False,
@@ -388,6 +407,9 @@ def predict(
         device=device,
         force=force,
         allow_external=allow_external,
+        strict=strict,
+        public_key=require_signature,
+        runtime=runtime,
         annotations=annotations,
         reader=reader,
         nodule=nodule,
@@ -395,6 +417,9 @@ def predict(
         series=series,
         fs=fs,
     )
+    if fhir:
+        sys.stdout.write(json.dumps(_risk_assessments(bundle, records), indent=2) + "\n")
+        return
     if json_:
         sys.stdout.write(json.dumps(records, indent=2) + "\n")
         return
@@ -413,17 +438,31 @@ def predict(
         sys.stdout.write(line + (f"  [warning: {warnings}]" if warnings else "") + "\n")
 
 
+def _risk_assessments(bundle: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """``--fhir``: the records of an EHR bundle as a FHIR Bundle of RiskAssessments."""
+    from medlearn.engine.integrity import bundle_version
+    from medlearn.engine.predictor import read_bundle
+
+    folder, meta, _ = read_bundle(bundle, allow_external=True)  # already loaded and checked once
+    if not meta.task.name.startswith(("los_", "in_hospital_")):
+        raise InputError(f"--fhir: {meta.task.name} is not an EHR task; RiskAssessments are for EHR bundles")
+    from medlearn.ehr.fhir_risk import risk_assessment_bundle
+
+    return risk_assessment_bundle(records, meta.task.name, bundle_version(folder))
+
+
 @app.command("info")
 @handles_errors
 def info_cmd(
     bundle: Annotated[Path, typer.Argument(help="Bundle directory.")],
     json_: Annotated[bool, typer.Option("--json", help="Print bundle.json's summary as JSON.")] = False,
     allow_external: AllowExternal = False,
+    require_signature: RequireSignature = None,
 ) -> None:
     """Show what a bundle holds: task, model, preprocessing, metrics, data and versions."""
     from medlearn.api import load_bundle
 
-    meta = load_bundle(bundle, allow_external=allow_external).meta  # the typed BundleMeta
+    meta = load_bundle(bundle, allow_external=allow_external, public_key=require_signature).meta
     training = meta.training
     summary: dict[str, Any] = {
         "task": meta.task.model_dump(mode="json"),

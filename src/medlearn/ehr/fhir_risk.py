@@ -122,3 +122,23 @@ def risk_assessment(
     if record.get("warnings"):
         resource["note"] = [{"text": w} for w in record["warnings"]]
     return RiskAssessment.model_validate(resource).model_dump(mode="json", exclude_none=True)
+
+
+def risk_assessment_bundle(records: list[dict[str, Any]], task: str, model_version: str) -> dict[str, Any]:
+    """A FHIR ``Bundle`` (type ``collection``) of one RiskAssessment per predicted record (what
+    ``medlearn predict --fhir`` prints). Skipped and refused records are left out; each record's
+    ``details.source`` (the input's kind) decides how its patient is referenced."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    entries = [
+        {
+            "resource": risk_assessment(
+                r, task, model_version, source=r.get("details", {}).get("source", "fhir")
+            )
+        }
+        for r in records
+        if "label" in r or "value" in r
+    ]
+    return Bundle.model_validate(
+        {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    ).model_dump(mode="json", exclude_none=True)

@@ -50,6 +50,7 @@ def units_from_source(path: Path, window: Any) -> PredictInputs:
     ):
         meta = {
             "input": str(path),
+            "source": source.kind,  # how a FHIR RiskAssessment references the patient (ehr.fhir_risk)
             "admit_time": str(row["admit_time"]),
             "prediction_time": str(row["cutoff"]),
         }

@@ -26,6 +26,7 @@ def evaluate_bundle(
     split: str | None = None,
     device: str = "auto",
     allow_external: bool = False,
+    public_key: str | Path | None = None,
 ) -> RunOutputs:
     """Score a bundle: its own test split by default; the whole dataset at ``data_path`` (split "all")
     unless ``split`` names one of the bundle's splits. Uses the bundle's preprocessing only.
@@ -37,11 +38,12 @@ def evaluate_bundle(
         split: one of the bundle's splits (``test``, ``val``, ``train``) to score.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         allow_external: load a bundle that runs out-of-tree code (see :func:`~medlearn.engine.bundle.load_bundle`).
+        public_key: require a signature by this Ed25519 public key's private key.
 
     Returns:
         :class:`~medlearn.engine.artifacts.RunOutputs` with the scored split's metrics and the report.
     """
-    bundle = load_bundle(bundle_path, device, allow_external=allow_external)
+    bundle = load_bundle(bundle_path, device, allow_external=allow_external, public_key=public_key)
     meta, task = bundle.meta, bundle.task
     if bundle.kind == "generative":
         raise InputError(

@@ -190,3 +190,21 @@ def verify_signature(folder: Path, public_key: Path) -> None:
         raise BundleError(
             f"{signature}: does not verify with {public_key} (signed with another key, or the manifest changed)"
         ) from None
+
+
+#: Hex digits of the manifest's SHA-256 kept as a bundle's version.
+VERSION_DIGITS = 12
+
+
+def bundle_version(folder: Path) -> str:
+    """A bundle's version: the first 12 hex of its manifest's SHA-256 (which covers every file), or of
+    ``bundle.json`` + weights for a v1 bundle without a manifest. Returned with every served prediction,
+    written into DICOM SRs and FHIR RiskAssessments."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    if (folder / MANIFEST).is_file():
+        digest.update((folder / MANIFEST).read_bytes())
+    else:
+        for name in ("bundle.json", "model.safetensors"):
+            digest.update((folder / name).read_bytes())
+    return digest.hexdigest()[:VERSION_DIGITS]
