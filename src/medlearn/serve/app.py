@@ -36,7 +36,14 @@ from medlearn.errors import InputError, MedlearnError
 from medlearn.serve.audit import AuditLog, redact
 from medlearn.serve.chemistry import MoleculeScorer
 from medlearn.serve.errors import ServeError, install_error_handlers, status_of
-from medlearn.serve.inputs import PreparedInput, UploadLimits, from_json, from_multipart, refuse_server_paths
+from medlearn.serve.inputs import (
+    PreparedInput,
+    UploadLimits,
+    from_json,
+    from_multipart,
+    refuse_server_paths,
+    shown,
+)
 from medlearn.serve.models import GENERATION_LOCK, ServedModel
 from medlearn.serve.security import ANONYMOUS, HEADER, ApiKey, BodySizeLimit, KeyRing, RateLimiter
 
@@ -179,9 +186,10 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
                     out_dir = root / "explain"
                     out_dir.mkdir()
                 records = await run_in_threadpool(_predict, model, prepared, out_dir, strict)
-            except MedlearnError as exc:
-                status = status_of(exc)
-                message = str(exc) if prepared is None else prepared.shown(str(exc))
+            except Exception as exc:  # audit-logged whatever it is; MedlearnErrors are the user's to fix
+                status = (
+                    status_of(exc) if isinstance(exc, MedlearnError) else getattr(exc, "status_code", 500)
+                )
                 audit.write(
                     key_id=key_id(key),
                     endpoint="/predict/{name}",
@@ -190,7 +198,9 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
                     version=model.version,
                     input_sha256=None if prepared is None else prepared.sha256,
                 )
-                raise ServeError(status, message) from None
+                if not isinstance(exc, MedlearnError):
+                    raise
+                raise ServeError(status, shown(str(exc), root)) from None
             audit.write(
                 key_id=key_id(key),
                 endpoint="/predict/{name}",

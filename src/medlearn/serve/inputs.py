@@ -63,9 +63,12 @@ class PreparedInput:
 
     def shown(self, text: str) -> str:
         """``text`` with the temporary folder cut out (the uploaded names remain)."""
-        return (
-            text.replace(f"{self.root}/input/", "").replace(f"{self.root}/", "").replace(str(self.root), "")
-        )
+        return shown(text, self.root)
+
+
+def shown(text: str, root: Path) -> str:
+    """``text`` (a record's input, an error message) with the request's temporary folder ``root`` cut out."""
+    return text.replace(f"{root}/input/", "").replace(f"{root}/", "").replace(str(root), "")
 
 
 @dataclass(frozen=True)
