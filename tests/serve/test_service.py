@@ -15,8 +15,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import require_data
-from tests.serve.conftest import CT, ECG, ECG_KEY, EHR
+from tests.conftest import require_data, require_module
+from tests.serve.conftest import CT, ECG, ECG_KEY, EHR, LiveServer
 
 TONY = "Tony_Beer_bb8cd3e5-8910-4eea-bbc6-3f64a4a655b8.json"
 
@@ -363,3 +363,50 @@ def test_an_option_naming_a_file_must_be_an_upload_not_a_server_path(tmp_path):
     uploaded = PreparedInput(tmp_path, [], options={"annotations": str(tmp_path / "069.xml")})
     uploaded.file_options.add("annotations")
     refuse_server_paths(uploaded, options)  # an uploaded file is fine
+
+
+def test_accept_fhir_answers_a_risk_assessment_bundle_and_406_where_there_is_none(client, bundles):
+    require_module("fhir.resources")
+    body = json.dumps(ongoing_inpatient()).encode()
+    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    response = client.post(f"/predict/{EHR}", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    fhir = response.json()
+    assert fhir["resourceType"] == "Bundle"
+    [entry] = fhir["entry"]
+    assessment = entry["resource"]
+    assert assessment["resourceType"] == "RiskAssessment" and assessment["subject"]["reference"].startswith(
+        "Patient/"
+    )
+    assert len(assessment["prediction"]) == 10  # one per length-of-stay bin
+    ecg = client.post(
+        f"/predict/{ECG}",
+        files=[("files", ("S00001.hea", (bundles.ecg_data / "S00001.hea").read_bytes()))],
+        headers={"Accept": "application/fhir+json"},
+    )
+    assert ecg.status_code in (406, 422) and "error" in ecg.json()
+
+
+def test_the_onnx_runtime_serves_the_same_predictions(bundles, tmp_path):
+    from medlearn.engine.export import export_onnx
+    from medlearn.serve.app import ServeSettings, create_app
+    from medlearn.serve.models import load_models
+
+    export_onnx(bundles.ehr)
+    torch_models = load_models([bundles.ehr])
+    onnx_models = load_models([bundles.ehr], runtime="onnx")
+    assert next(iter(onnx_models.values())).bundle.model is None  # onnxruntime, no torch module
+    body = json.dumps(ongoing_inpatient()).encode()
+    answers = []
+    for models in (torch_models, onnx_models):
+        with LiveServer(create_app(models, ServeSettings())) as server:
+            with httpx.Client(base_url=server.url, timeout=60) as c:
+                answer = c.post(
+                    f"/predict/{EHR}", content=body, headers={"Content-Type": "application/fhir+json"}
+                )
+                assert answer.status_code == 200, answer.text
+                answers.append(answer.json()[0])
+    assert answers[0]["label"] == answers[1]["label"]
+    for name, p in answers[0]["probabilities"].items():
+        assert answers[1]["probabilities"][name] == pytest.approx(p, abs=1e-4)

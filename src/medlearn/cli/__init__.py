@@ -439,16 +439,17 @@ def predict(
 
 
 def _risk_assessments(bundle: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """``--fhir``: the records of an EHR bundle as a FHIR Bundle of RiskAssessments."""
+    """``--fhir``: the records as the task's FHIR resources (EHR: a Bundle of RiskAssessments)."""
     from medlearn.engine.integrity import bundle_version
     from medlearn.engine.predictor import read_bundle
 
-    folder, meta, _ = read_bundle(bundle, allow_external=True)  # already loaded and checked once
-    if not meta.task.name.startswith(("los_", "in_hospital_")):
-        raise InputError(f"--fhir: {meta.task.name} is not an EHR task; RiskAssessments are for EHR bundles")
-    from medlearn.ehr.fhir_risk import risk_assessment_bundle
-
-    return risk_assessment_bundle(records, meta.task.name, bundle_version(folder))
+    folder, meta, task = read_bundle(bundle, allow_external=True)  # already loaded and checked once
+    resources = task.fhir_resources(records, bundle_version(folder))
+    if resources is None:
+        raise InputError(
+            f"--fhir: task {meta.task.name} has no FHIR form (RiskAssessments are for EHR bundles)"
+        )
+    return resources
 
 
 @app.command("info")

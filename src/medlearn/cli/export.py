@@ -24,7 +24,9 @@ def export(
         Path | None,
         typer.Option("--out", help="ONNX file (default: <bundle>/model.onnx, recorded in the bundle)."),
     ] = None,
-    int8: Annotated[bool, typer.Option("--int8", help="Also write a dynamically quantised int8 copy.")] = False,
+    int8: Annotated[
+        bool, typer.Option("--int8", help="Also write a dynamically quantised int8 copy.")
+    ] = False,
     example: Annotated[
         list[Path] | None,
         typer.Option("--example", help="Input file(s) to check parity on (default: random inputs)."),

@@ -66,7 +66,7 @@ def serve(
     ] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="TLS private key (PEM).")] = None,
     runtime: Annotated[
-        str, typer.Option("--runtime", help="torch (onnx: not yet in this release).")
+        str, typer.Option("--runtime", help="torch, or onnx (each bundle's ONNX export; medlearn export).")
     ] = "torch",
     require_signature: Annotated[
         Path | None,
@@ -96,8 +96,8 @@ def serve(
 
     _setup(False, device, threads)
     _check_serve_options(host, max_request_mb, log_level, api_key_file)
-    if runtime != "torch":
-        raise ConfigError(f"--runtime {runtime}: only torch is available in this release")
+    if runtime not in ("torch", "onnx"):
+        raise ConfigError(f"--runtime {runtime}: choose torch or onnx")
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
     for tls_file in (ssl_certfile, ssl_keyfile):
@@ -110,7 +110,9 @@ def serve(
         audit_log=audit_log,
         cors_origins=list(cors_origin or []),
     )
-    models = load_models(bundles, device=device, allow_external=allow_external, public_key=require_signature)
+    models = load_models(
+        bundles, device=device, allow_external=allow_external, public_key=require_signature, runtime=runtime
+    )
     for m in models.values():
         info(f"serving {m.name} (version {m.version}, {m.bundle.meta.task.name}) from {m.bundle.path}")
     if settings.api_keys is None:

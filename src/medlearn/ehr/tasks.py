@@ -55,6 +55,12 @@ class AdmissionTask(Task):
         "doi:10.13026/4mxk-na84.",
     ]
 
+    def fhir_resources(self, records: list[dict[str, Any]], model_version: str) -> dict[str, Any] | None:
+        """A FHIR Bundle of one RiskAssessment per predicted admission (:mod:`medlearn.ehr.fhir_risk`)."""
+        from medlearn.ehr.fhir_risk import risk_assessment_bundle
+
+        return risk_assessment_bundle(records, self.name, model_version)
+
     def window(self):
         from medlearn.ehr.features import Window
 

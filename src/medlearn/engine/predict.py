@@ -59,7 +59,9 @@ def predict_with_pictures(
         if reasons:  # predicted, but outside what the bundle was trained on: said twice, never silent
             record["out_of_scope"] = list(reasons)
             record["warnings"] = [*record.get("warnings", []), *reasons]
-    if out_dir is not None and arrays and gradcam_layer(bundle.model):
+    # Grad-CAM pictures for models that see images (a task that shows none, e.g. an ECG, gets none)
+    pictured = arrays and bundle.task.display_image(arrays[0]) is not None
+    if out_dir is not None and pictured and gradcam_layer(bundle.model):
         import matplotlib
 
         matplotlib.use("Agg")

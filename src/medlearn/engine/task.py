@@ -181,6 +181,12 @@ class Task(ABC):
         predicted with ``bundle``; ``array`` is its preprocessed input. Default: nothing."""
         return None
 
+    def fhir_resources(self, records: list[dict[str, Any]], model_version: str) -> dict[str, Any] | None:
+        """The prediction records as FHIR R4 resources for a hospital information system (a FHIR Bundle),
+        or None when the task has no FHIR form. EHR tasks answer with RiskAssessments
+        (``medlearn predict --fhir``, ``Accept: application/fhir+json`` on the service). Default: None."""
+        return None
+
     def input_profile(self, table: UnitTable) -> dict[str, Any]:
         """What the training units look like, stored in the bundle (``input_profile``) at training time so
         that :meth:`check_input` can tell an input the model was not built for: e.g. modality and body

@@ -25,7 +25,6 @@ Needs ``pip install "medlearn[imaging]"`` (highdicom, dicomweb-client, pydicom).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -35,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from medlearn.engine.integrity import MANIFEST
+from medlearn.engine.integrity import bundle_version
 from medlearn.engine.progress import info
 from medlearn.errors import InputError
 from medlearn.imaging.sr import (
@@ -51,8 +50,6 @@ from medlearn.imaging.sr import (
     prediction_sr,
 )
 
-#: Hex digits of the manifest's SHA-256 kept as the model version (as ``medlearn serve``).
-VERSION_DIGITS = 12
 COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
 SR_SOP_CLASSES = {
     COMPREHENSIVE_3D_SR,
@@ -62,14 +59,8 @@ SR_SOP_CLASSES = {
 
 
 def model_version(bundle_dir: Path) -> str:
-    """Short SHA-256 of the bundle's ``manifest.json`` (of ``bundle.json`` + weights for a v1 bundle)."""
-    digest = hashlib.sha256()
-    if (bundle_dir / MANIFEST).is_file():
-        digest.update((bundle_dir / MANIFEST).read_bytes())
-    else:
-        for name in ("bundle.json", "model.safetensors"):
-            digest.update((bundle_dir / name).read_bytes())
-    return digest.hexdigest()[:VERSION_DIGITS]
+    """The bundle's version, as ``medlearn serve`` gives it (:func:`medlearn.engine.integrity.bundle_version`)."""
+    return bundle_version(bundle_dir)
 
 
 def model_identity(bundle: Any) -> ModelIdentity:

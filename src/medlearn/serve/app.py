@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -210,6 +210,13 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
                 input_sha256=prepared.sha256,
                 output=redact(records),
             )
+            if "application/fhir+json" in request.headers.get("accept", ""):
+                resources = model.bundle.task.fhir_resources(records, model.version)
+                if resources is None:
+                    raise ServeError(
+                        406, f"model {name!r} has no FHIR form (RiskAssessments are for EHR models)"
+                    )
+                return JSONResponse(resources, media_type="application/fhir+json")
             return records
 
     @app.post("/generate/{name}")

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,25 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from medlearn.engine.bundle import Bundle, load_bundle
-from medlearn.engine.integrity import MANIFEST
+from medlearn.engine.integrity import bundle_version
 from medlearn.engine.protocols import gradcam_layer
 from medlearn.engine.task import Task
 from medlearn.errors import BundleError
 
-#: Hex digits of the manifest's SHA-256 kept as the model version.
-VERSION_DIGITS = 12
-
 
 def model_version(bundle_dir: Path) -> str:
-    """Short SHA-256 of ``manifest.json`` (of ``bundle.json`` + weights for a v1 bundle without one)."""
-    manifest = bundle_dir / MANIFEST
-    digest = hashlib.sha256()
-    if manifest.is_file():
-        digest.update(manifest.read_bytes())
-    else:
-        for name in ("bundle.json", "model.safetensors"):
-            digest.update((bundle_dir / name).read_bytes())
-    return digest.hexdigest()[:VERSION_DIGITS]
+    """The bundle's version (:func:`medlearn.engine.integrity.bundle_version`: its manifest's short SHA-256)."""
+    return bundle_version(bundle_dir)
 
 
 class SharedLock:
@@ -154,8 +143,10 @@ def load_models(
     device: str = "cpu",
     allow_external: bool = False,
     public_key: str | Path | None = None,
+    runtime: str = "torch",
 ) -> dict[str, ServedModel]:
-    """Load every bundle once (verifying its manifest, and its signature with ``public_key``).
+    """Load every bundle once (verifying its manifest, and its signature with ``public_key``); with
+    ``runtime="onnx"`` each predicts through its ONNX export (``medlearn export``) with onnxruntime.
 
     Raises:
         BundleError: no bundle given, a bundle that does not load, or two bundles with one name.
@@ -165,7 +156,12 @@ def load_models(
     models: dict[str, ServedModel] = {}
     where: dict[str, Path] = {}
     for path in paths:
-        bundle = load_bundle(path, device=device, allow_external=allow_external, public_key=public_key)
+        if runtime == "onnx":
+            from medlearn.engine.onnx_runtime import load_onnx_bundle
+
+            bundle = load_onnx_bundle(path, allow_external=allow_external, public_key=public_key)
+        else:
+            bundle = load_bundle(path, device=device, allow_external=allow_external, public_key=public_key)
         name = str(bundle.meta.config.get("name") or bundle.meta.task.name)
         if name in models:
             raise BundleError(
