@@ -402,7 +402,9 @@ def predict(
         allow_external: see :func:`load_bundle` (when ``bundle`` is a path).
         strict: refuse a unit that is outside what the bundle was trained on (its record says
             ``refused``) instead of predicting it with an ``out_of_scope`` flag.
-        public_key, runtime: see :func:`load_bundle` (when ``bundle`` is a path).
+        public_key: require a signature by this Ed25519 public key's private key (when ``bundle`` is a
+            path; see :func:`load_bundle`).
+        runtime: ``"torch"`` or ``"onnx"`` (when ``bundle`` is a path; see :func:`load_bundle`).
         **options: the task's predict options, named like the command's flags: ``annotations``,
             ``reader``, ``nodule`` (``"x,y,z"`` or a tuple, patient mm), ``diameter``, ``series`` (imaging),
             ``fs`` (signals). The task says which it takes.
