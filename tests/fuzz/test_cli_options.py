@@ -126,6 +126,7 @@ COMMANDS = [
             "ARG1": [*READ, "{G}", "{BADJSON}", "{LISTJSON}"],
             "--data": READ,
             "--split": ["", "holdout", "TEST", "\x00"],
+            "--require-signature": [*READ, "{KEY}", "{BINPEM}"],
             "--out": OUT_DIR,
             "--device": DEVICES,
             "--threads": THREADS,
@@ -144,11 +145,20 @@ COMMANDS = [
             "--diameter": FLOATS,
             "--series": TEXT,
             "--fs": FLOATS,
+            "--runtime": ["", "tensorflow", "ONNX", "\x00"],
+            "--require-signature": [*READ, "{KEY}", "{BINPEM}"],
             "--device": DEVICES,
             "--threads": THREADS,
         },
     ),
-    Command("info", ("info", "{E}"), {"ARG1": [*READ, "{BADJSON}", "{LISTJSON}"]}),
+    Command(
+        "info",
+        ("info", "{E}"),
+        {
+            "ARG1": [*READ, "{BADJSON}", "{LISTJSON}"],
+            "--require-signature": [*READ, "{KEY}", "{BINPEM}"],
+        },
+    ),
     Command(
         "monitor",
         ("monitor", "--record", "{STREAM}", "--speed", "0", "--alarms", "{NEW}.jsonl", "--quiet"),
@@ -291,6 +301,20 @@ COMMANDS = [
             "--diameter": FLOATS,
             "--series": TEXT,
             "--out": OUT_DIR,
+            "--device": DEVICES,
+            "--threads": THREADS,
+        },
+    ),
+    Command(  # refused at the EHR bundle or before; the listener never starts (no_server)
+        "pacs-listen",
+        ("pacs-listen", "{E}", "--url", "http://127.0.0.1:9/dicom-web", "--port", "11112", "--quiet"),
+        {
+            "ARG1": [*READ, "{G}", "{BADJSON}"],
+            "--url": ["", "ftp://pacs", "\x00"],
+            "--port": ["0", "-1", "65536", "99999999999999999999", "nan", ""],
+            "--host": ["", "\x00"],
+            "--aet": ["", "x" * 17, "\x00"],
+            "--settle": FLOATS,
             "--device": DEVICES,
             "--threads": THREADS,
         },
@@ -463,9 +487,15 @@ def check(result, case: str, fine: bool) -> None:
 
 @pytest.fixture
 def no_server(monkeypatch):
-    """``serve`` checks its options, loads its bundles and would then listen: uvicorn.run returns at once."""
+    """``serve`` and ``pacs-listen`` check their options, load their bundles and would then listen: here
+    uvicorn.run and StudyListener.serve_forever return at once."""
     uvicorn = pytest.importorskip("uvicorn")
     monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+    try:
+        from medlearn.imaging.listener import StudyListener
+    except ImportError:
+        return
+    monkeypatch.setattr(StudyListener, "serve_forever", lambda self: None)
 
 
 @pytest.mark.parametrize("case", cases(), ids=case_id)
@@ -481,7 +511,7 @@ def test_each_hostile_value(case, env, no_server):
 def test_the_base_command_lines_work(env, no_server):
     """The hostile cases only mean something if the line they change works."""
     for command in COMMANDS:
-        if command.name in ("demo", "train", "pacs"):
+        if command.name in ("demo", "train", "pacs", "pacs-listen"):
             continue  # train runs in test_runs.py, the demos in their own tests, pacs needs a PACS
         result = invoke(*command_line(env, command, {}))
         assert result.exit_code == 0, (command.name, result.output)

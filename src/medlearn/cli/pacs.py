@@ -128,9 +128,15 @@ def pacs_listen(
 
     _setup(quiet, device, threads)
     _positive_finite(settle, "--settle", "5")
-    if not 0 < len(aet.strip()) <= 16:
-        raise InputError(f"--aet {aet!r}: an AE title has 1 to 16 characters")
+    if not 0 < len(aet.strip()) <= 16 or not aet.isascii() or not aet.isprintable() or "\\" in aet:
+        raise InputError(f"--aet {aet!r}: an AE title has 1 to 16 printable ASCII characters (no backslash)")
+    if not host.strip() or not host.isprintable() or any(c.isspace() for c in host):
+        raise InputError(f"--host {host!r}: expected an address to listen on, e.g. 0.0.0.0")
     loaded = load_bundle(bundle, device=device, allow_external=allow_external)
+    if loaded.kind != "binary":  # what pacs refuses too, said before listening rather than per study
+        raise InputError(
+            f"{bundle}: the PACS report holds binary nodule predictions; this is a {loaded.kind} model"
+        )
 
     def report(study: str, records: list | None, error: str | None) -> None:
         line = {"study": study, "records": records} if error is None else {"study": study, "error": error}
