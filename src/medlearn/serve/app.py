@@ -12,10 +12,15 @@ Routes (every error body is ``{"error": "..."}``; see :mod:`.errors`):
 - ``POST /generate/{name}``: ``{"n", "seed", "temperature"}`` (JSON body or query) → samples.
 - ``POST /molecules/score``: ``{"smiles": [...], "table": true}`` → the MOSES table and per-molecule
   QED/SA/logP/weight/filters.
+- ``WS /stream/{name}`` (an ecg_af model) and ``WS /stream`` (no model: rate and asystole alarms only): a live
+  ECG analysed by ``medlearn monitor``'s Monitor (:mod:`.stream`).
+- ``GET /``: the web page (``static/``: plain HTML, JS and CSS shipped in the package, nothing fetched from
+  elsewhere).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 import tempfile
@@ -25,8 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -48,6 +54,16 @@ from medlearn.serve.models import GENERATION_LOCK, ServedModel
 from medlearn.serve.security import ANONYMOUS, HEADER, ApiKey, BodySizeLimit, KeyRing, RateLimiter
 
 log = logging.getLogger(__name__)
+
+#: the web page's files (index.html, app.js, app.css), shipped as package data
+STATIC = Path(__file__).parent / "static"
+#: the page loads only its own files: no inline script, nothing from another host
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "style-src 'self'; script-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 @dataclass
@@ -123,10 +139,15 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
     ) -> tuple[ApiKey | None, ServedModel | None]:
         """Key (401), then the model (404), its permission (403) and the key's rate (429), in that order, so
         that a caller without a key learns nothing about which models exist; refusals are audit-logged."""
+        return guard_key(request.headers.get(HEADER), endpoint, name)
+
+    def guard_key(
+        presented: str | None, endpoint: str, name: str | None = None
+    ) -> tuple[ApiKey | None, ServedModel | None]:
         key: ApiKey | None = None
         model: ServedModel | None = None
         try:
-            key = keys.identify(request.headers.get(HEADER))
+            key = keys.identify(presented)
             if name is not None:
                 model = models.get(name)
                 if model is None:
@@ -155,7 +176,11 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
     @app.get("/models")
     def list_models(request: Request) -> list[dict[str, Any]]:
         key, _ = guard(request, "/models")
-        return [m.summary() for name, m in sorted(models.items()) if key is None or key.may_use(name)]
+        return [
+            {**m.summary(), "explains": m.explains, "streams": "AF" in (m.bundle.class_names or [])}
+            for name, m in sorted(models.items())
+            if key is None or key.may_use(name)
+        ]
 
     @app.get("/models/{name}/card", response_class=PlainTextResponse)
     def model_card(name: str, request: Request) -> PlainTextResponse:
@@ -277,6 +302,78 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
             output={"n": len(asked.smiles), "valid": sum(r["valid"] for r in result["molecules"])},
         )
         return result
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(
+            STATIC / "index.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS
+        )
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    async def stream(websocket: WebSocket, name: str | None) -> None:
+        from medlearn.serve.stream import (
+            FIRST_MESSAGE_S,
+            StreamRefused,
+            StreamSession,
+            check_streamable,
+            origin_allowed,
+        )
+
+        endpoint = "/stream" if name is None else "/stream/{name}"
+        await websocket.accept()
+        key: ApiKey | None = None
+        session: StreamSession | None = None
+        try:
+            if not origin_allowed(
+                websocket.headers.get("origin"), websocket.headers.get("host"), settings.cors_origins
+            ):
+                raise StreamRefused(4403, "a page of another origin may not open this stream (--cors-origin)")
+            presented = websocket.headers.get(HEADER) or websocket.query_params.get("key")
+            try:
+                key, model = guard_key(presented, endpoint, name)
+            except ServeError as exc:
+                raise StreamRefused(4000 + exc.status, exc.message) from None
+            if model is not None:
+                check_streamable(model)
+            session = StreamSession(model=model)
+            first = True
+            while True:
+                if first:
+                    try:
+                        text = await asyncio.wait_for(websocket.receive_text(), FIRST_MESSAGE_S)
+                    except TimeoutError:
+                        raise StreamRefused(4408, f"no first message within {FIRST_MESSAGE_S:g} s") from None
+                    first = False
+                else:
+                    text = await websocket.receive_text()
+                for message in await run_in_threadpool(session.handle, text):
+                    await websocket.send_json(message)
+        except StreamRefused as exc:
+            await websocket.send_json({"error": exc.message})
+            await websocket.close(code=exc.code, reason=exc.message[:120])
+        except WebSocketDisconnect:
+            pass
+        finally:
+            if session is not None and session.messages:
+                model_ = session.model
+                audit.write(
+                    key_id=key_id(key),
+                    endpoint=endpoint,
+                    status=200,
+                    model=None if model_ is None else model_.name,
+                    version=None if model_ is None else model_.version,
+                    input_sha256=session.digest.hexdigest(),
+                    output=session.summary(),
+                )
+
+    @app.websocket("/stream")
+    async def stream_rate_only(websocket: WebSocket) -> None:
+        await stream(websocket, None)
+
+    @app.websocket("/stream/{name}")
+    async def stream_model(websocket: WebSocket, name: str) -> None:
+        await stream(websocket, name)
 
     return app
 
