@@ -355,6 +355,7 @@ async function live() {
     if (msg.error) { status(msg.error, true); return; }
     if (msg.type === "vitals") {
       $("hr").textContent = msg.heart_rate_bpm === null ? "—" : Math.round(msg.heart_rate_bpm);
+      if (msg.heart_rate_bpm !== null) $("hr").dataset.last = Math.round(msg.heart_rate_bpm);
       $("rhythm").textContent = msg.rhythm || "—";
       $("quality").textContent = msg.quality === null ? "—" : msg.quality.toFixed(2);
       if (msg.probabilities) { $("live-probs").innerHTML = bars(msg.probabilities, msg.rhythm); sizeBars(); }
