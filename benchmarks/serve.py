@@ -2,6 +2,7 @@
 
     python benchmarks/serve.py [--bundle runs/ecg_af/bundle] [--requests 3000] [--concurrency 16]
                                [--server-threads N] [--runtime torch]
+    python benchmarks/serve.py --websocket [--streams 4] [--speed 1]   # the live ECG monitor's latency
 
 The server is the real command (``medlearn serve BUNDLE``: one uvicorn worker process, FastAPI, no API key
 file, no rate limit, no audit log) started in a subprocess on a free loopback port; the load generator is an
@@ -137,6 +138,104 @@ async def load(url: str, body: bytes, n: int, concurrency: int) -> tuple[list[fl
         return latencies, errors, time.perf_counter() - started
 
 
+def stream_signal() -> tuple[np.ndarray, float, str]:
+    """The demo's monitor stream (30 s normal, 40 s AF, 12 s flat line) at 300 Hz, as the live view replays it."""
+    from medlearn.signals.demo import write_stream
+    from medlearn.signals.io import read_recording
+
+    with tempfile.TemporaryDirectory() as tmp:
+        recording = read_recording(write_stream(Path(tmp)).with_suffix(".hea"))
+    signal = recording.signal[:, 0].astype(np.float64)
+    return (
+        signal,
+        float(recording.fs_hz),
+        "the signals demo's stream: 30 s normal, 40 s AF, 12 s flat (300 Hz)",
+    )
+
+
+async def one_stream(
+    url: str, signal: np.ndarray, fs: float, speed: float
+) -> tuple[list[float], list[float]]:
+    """Replay ``signal`` in 0.25 s chunks at ``speed`` × real time; per analysis and per alarm, the time from
+    sending the chunk holding the sample that triggered it to receiving the server's message (s)."""
+    import websockets
+
+    chunk = int(round(fs / 4))
+    sent_at: list[tuple[int, float]] = []  # (samples sent after this chunk, perf_counter when sent)
+    analyses: list[float] = []
+    alarms: list[float] = []
+    async with websockets.connect(url, max_size=None) as ws:
+
+        async def receive() -> None:
+            async for text in ws:
+                now = time.perf_counter()
+                message = json.loads(text)
+                if message.get("type") not in ("vitals", "alarm"):
+                    continue
+                sample = message["sample"]
+                sent = next(t for n, t in sent_at if n >= sample)
+                (alarms if message["type"] == "alarm" else analyses).append(now - sent)
+
+        reader = asyncio.create_task(receive())
+        start = time.perf_counter()
+        for i in range(0, len(signal), chunk):
+            due = start + (i / fs) / speed
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            part = [round(float(v), 4) for v in signal[i : i + chunk]]
+            sent_at.append((i + len(part), time.perf_counter()))
+            await ws.send(json.dumps({"fs": fs, "samples": part} if i == 0 else {"samples": part}))
+        await asyncio.sleep(2.0)  # the last analyses' answers
+        reader.cancel()
+    return analyses, alarms
+
+
+async def websocket_load(url: str, signal: np.ndarray, fs: float, streams: int, speed: float):
+    results = await asyncio.gather(*(one_stream(url, signal, fs, speed) for _ in range(streams)))
+    return [x for a, _ in results for x in a], [x for _, b in results for x in b]
+
+
+def websocket_benchmark(args: argparse.Namespace) -> None:
+    """``--websocket``: ``--streams`` live ECGs replayed at ``--speed`` × real time through ``/stream/{name}``
+    at once; the p50/p95 from a chunk sent to the server's answer for the analysis (or alarm) it triggered."""
+    with tempfile.TemporaryDirectory(prefix="medlearn-serve-bench-") as tmp:
+        bundle = args.bundle or train_default_bundle(Path(tmp))
+        signal, fs, described = stream_signal()
+        port = free_port()
+        process = start_server(bundle, port, args.server_threads, args.runtime)
+        try:
+            name = asyncio.run(wait_ready(f"http://127.0.0.1:{port}", process))
+            url = f"ws://127.0.0.1:{port}/stream/{name}"
+            analyses, alarms = asyncio.run(websocket_load(url, signal, fs, args.streams, args.speed))
+        finally:
+            stop_server(process)
+    ms = np.asarray(analyses) * 1e3
+    print(f"model: {name} ({bundle}), runtime {args.runtime}; WebSocket /stream/{name}")
+    print(f"input: {described}, sent in 0.25 s chunks as JSON at {args.speed:g}x real time")
+    print(f"load: {args.streams} streams at once; {os.cpu_count()} CPUs shared by the server and the clients")
+    print(
+        f"sample-to-analysis latency ({len(ms)} analyses: 10 s rate window, 30 s rhythm model, every 2 s): "
+        f"p50 {np.percentile(ms, 50):.1f} ms, p95 {np.percentile(ms, 95):.1f} ms, max {ms.max():.1f} ms"
+    )
+    if alarms:
+        al = np.asarray(alarms) * 1e3
+        print(
+            f"sample-to-alarm latency ({len(al)} alarms raised or cleared): p50 {np.percentile(al, 50):.1f} ms, "
+            f"p95 {np.percentile(al, 95):.1f} ms, max {al.max():.1f} ms"
+        )
+
+
+def stop_server(process: subprocess.Popen) -> str:
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # never leave a server behind
+        process.kill()
+        process.wait()
+    log = Path(process.stderr_log).read_text()  # type: ignore[attr-defined]
+    Path(process.stderr_log).unlink()  # type: ignore[attr-defined]
+    return log
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -147,7 +246,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--server-threads", type=int, default=None, help="torch threads in the server")
     parser.add_argument("--runtime", default="torch", help="passed to medlearn serve --runtime")
+    parser.add_argument(
+        "--websocket",
+        action="store_true",
+        help="the live ECG monitor over /stream/{name} instead of /predict",
+    )
+    parser.add_argument("--streams", type=int, default=4, help="--websocket: live ECGs at once")
+    parser.add_argument("--speed", type=float, default=1.0, help="--websocket: x real time")
     args = parser.parse_args()
+    if args.websocket:
+        websocket_benchmark(args)
+        return
 
     with tempfile.TemporaryDirectory(prefix="medlearn-serve-bench-") as tmp:
         bundle = args.bundle or train_default_bundle(Path(tmp))
@@ -162,14 +271,7 @@ def main() -> None:
             asyncio.run(load(url, body, args.warmup, args.concurrency))
             latencies, errors, wall = asyncio.run(load(url, body, args.requests, args.concurrency))
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # never leave a server behind
-                process.kill()
-                process.wait()
-            server_log = Path(process.stderr_log).read_text()
-            Path(process.stderr_log).unlink()
+            server_log = stop_server(process)
 
     ms = np.asarray(latencies) * 1e3
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
