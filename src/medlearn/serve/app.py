@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import tempfile
 from collections.abc import AsyncIterator, Callable
@@ -324,6 +325,7 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
         await websocket.accept()
         key: ApiKey | None = None
         session: StreamSession | None = None
+        status = 200
         try:
             if not origin_allowed(
                 websocket.headers.get("origin"), websocket.headers.get("host"), settings.cors_origins
@@ -350,17 +352,25 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
                 for message in await run_in_threadpool(session.handle, text):
                     await websocket.send_json(message)
         except StreamRefused as exc:
-            await websocket.send_json({"error": exc.message})
-            await websocket.close(code=exc.code, reason=exc.message[:120])
+            status = exc.code - 4000
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await websocket.send_json({"error": exc.message})
+                await websocket.close(code=exc.code, reason=exc.message[:120])
         except WebSocketDisconnect:
             pass
+        except Exception:  # a bug, not the client's doing: say so, close as the protocol's internal error
+            log.exception("stream %s failed", endpoint)
+            status = 500
+            with contextlib.suppress(Exception):
+                await websocket.send_json({"error": "internal error; the stream is closed"})
+                await websocket.close(code=1011)
         finally:
             if session is not None and session.messages:
                 model_ = session.model
                 audit.write(
                     key_id=key_id(key),
                     endpoint=endpoint,
-                    status=200,
+                    status=status,
                     model=None if model_ is None else model_.name,
                     version=None if model_ is None else model_.version,
                     input_sha256=session.digest.hexdigest(),

@@ -70,6 +70,12 @@ def check_streamable(model: Any) -> None:
             f"model {model.name!r} has no AF class: stream an ecg_af model, or /stream without a model "
             "(rate and asystole alarms only)",
         )
+    if not hasattr(model.bundle, "predict_raw"):  # bundle_rhythm_model needs it; the ONNX bundle has none yet
+        raise StreamRefused(
+            4422,
+            f"model {model.name!r} is served with onnxruntime, and the live monitor's rhythm model runs on "
+            "the torch runtime only: serve it without --runtime onnx, or use /stream (rate and asystole)",
+        )
 
 
 def _number(value: Any, digits: int = 3) -> float | None:
