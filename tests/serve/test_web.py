@@ -117,3 +117,29 @@ def test_a_wrong_key_is_said_plainly(browser: Any, served: LiveServer) -> None:
         assert "401" in page.inner_text("#status")
     finally:
         context.close()
+
+
+def test_a_ct_series_with_grad_cam(browser: Any, served: LiveServer, bundles: Any) -> None:
+    """A DICOM series (the tests' phantom CT) with a nodule position typed in: the Grad-CAM overlay shows."""
+    from tests.serve.conftest import CT
+
+    context = browser.new_context()
+    page = context.new_page()
+    try:
+        page.goto(served.url + "/")
+        page.fill("#api-key", ALL_KEY)
+        page.click("#save-key")
+        page.wait_for_selector(f"#model option[value={CT}]", state="attached")
+        page.select_option("#model", CT)
+        page.wait_for_selector("#explain-box:not([hidden])")
+        page.set_input_files("#files", [str(p) for p in sorted(bundles.ct_data.iterdir())])
+        page.fill("[data-option=nodule]", bundles.ct_nodule)
+        page.check("#explain")
+        page.click("#predict")
+        page.wait_for_selector("#pictures img")
+        size = page.eval_on_selector("#pictures img", "img => img.decode().then(() => img.naturalWidth)")
+        assert size > 0, "the Grad-CAM PNG decodes"
+        assert page.locator("#records .bar").count() >= 1
+        assert not page.is_visible("#strip")  # no ECG strip for a CT
+    finally:
+        context.close()
