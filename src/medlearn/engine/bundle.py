@@ -81,10 +81,6 @@ class Bundle(Predictor):
             outs.append(outputs_to_predictions(apply_calibration(logits, self.calibration), self.kind))
         return np.concatenate(outs)
 
-    def predict_raw(self, raws: list[Any]) -> np.ndarray:
-        """Preprocess raw inputs with the bundle's own spec and predict."""
-        return self.predict_arrays([self.preprocessing(r) for r in raws])
-
     def generate(self, n: int, seed: int = 0, temperature: float | None = None) -> list[Any]:
         """``medlearn generate`` as a function: ``n`` samples of a generative bundle (e.g. SMILES) with its
         own preprocessing (codec).

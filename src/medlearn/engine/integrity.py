@@ -78,8 +78,7 @@ def verify_manifest(folder: Path, required: bool = True) -> bool:
     if not path.is_file():
         if required:
             raise BundleError(f"{folder}: no {MANIFEST}, so the bundle's files cannot be verified")
-        log.warning("%s: a format v1 bundle has no %s; its files are not verified", folder, MANIFEST)
-        return False
+        return False  # the caller warns once the bundle is otherwise known to load
     try:
         manifest = json.loads(path.read_text())
         files = manifest["files"]

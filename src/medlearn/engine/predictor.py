@@ -8,6 +8,7 @@ not installed; :class:`medlearn.engine.bundle.Bundle` adds the torch model.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,10 @@ class Predictor:
     def predict_arrays(self, arrays: list[np.ndarray]) -> np.ndarray:
         """Model outputs for already-preprocessed arrays (P(positive), class probabilities or values)."""
         raise NotImplementedError
+
+    def predict_raw(self, raws: list[Any]) -> np.ndarray:
+        """Preprocess raw inputs with the bundle's own spec and predict."""
+        return self.predict_arrays([self.preprocessing(r) for r in raws])
 
     @property
     def kind(self) -> str:
@@ -184,7 +189,7 @@ def read_bundle(
             f"{meta_path}: unsupported bundle format {raw.get('format')!r} "
             f"v{version} (this medlearn reads v1 to v{FORMAT_VERSION})"
         )
-    verify_manifest(path, required=version >= 2)
+    verified = verify_manifest(path, required=version >= 2)
     if public_key is not None:
         verify_signature(path, Path(public_key))
     external = _external_names(raw)
@@ -200,5 +205,9 @@ def read_bundle(
         raise BundleError(
             f"{meta_path}: target {meta.kind} {meta.class_names} is not what task {meta.task.name} predicts "
             f"({expected[0]} {expected[1]})"
+        )
+    if not verified:
+        logging.getLogger("medlearn.engine.integrity").warning(
+            "%s: a format v1 bundle has no manifest.json; its files are not verified", path
         )
     return path, meta, task
