@@ -203,7 +203,9 @@ def test_resume_continues_a_run_and_may_extend_it(tmp_path):
     first = invoke("train", "lung_nodule_seed_cnn", "--out", out, "--set", "train.epochs=1", *common)
     assert first.exit_code == 0, first.output
     before = json.loads((out / "bundle" / "bundle.json").read_text())["training"]["history"]
-    resumed = invoke("train", "lung_nodule_seed_cnn", "--resume", out, "--set", "train.epochs=2", "--force", *common)
+    resumed = invoke(
+        "train", "lung_nodule_seed_cnn", "--resume", out, "--set", "train.epochs=2", "--force", *common
+    )
     assert resumed.exit_code == 0, resumed.output
     after = json.loads((out / "bundle" / "bundle.json").read_text())["training"]["history"]
     assert [h["epoch"] for h in after] == [1, 2]
