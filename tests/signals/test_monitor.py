@@ -107,6 +107,8 @@ def af_bundle(tmp_path_factory) -> tuple[Path, dict[str, list[str]]]:
             "--out",
             str(out),
             "--quiet",
+            "--threads",  # the model these thresholds were measured on; `monitor` (in-process, earlier in
+            "2",  # the session) leaves torch at one thread, and a one-thread training is another model
             "--set",
             "data.options.seconds=20",
             "--set",
