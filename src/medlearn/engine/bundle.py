@@ -60,24 +60,10 @@ class Bundle(Predictor):
             return np.zeros(0)
         self.model.eval()
         outs = []
-        width = len(self.class_names) if self.kind == "multiclass" else 1
         for i in range(0, len(arrays), 64):
             x = torch.from_numpy(np.stack(arrays[i : i + 64])).to(self.device)
             logits = self.model(x).cpu()
-            if self.kind != "generative" and logits.reshape(len(logits), -1).shape[1] != width:
-                raise BundleError(
-                    f"{self.path}: the model gives {logits.reshape(len(logits), -1).shape[1]} outputs per "
-                    f"unit, but the bundle names {width} ({', '.join(self.class_names) or self.kind})"
-                )
-            bad = ~torch.isfinite(logits.reshape(len(logits), -1)).all(dim=1)
-            if bool(bad.any()):
-                where = [i + int(j) for j in torch.nonzero(bad).flatten()]
-                inputs = ~torch.isfinite(x.reshape(len(x), -1).cpu()).all(dim=1)
-                cause = "its input holds NaN or inf" if bool(inputs[bad].any()) else "the model is broken"
-                raise BundleError(
-                    f"{self.path}: the model's output is NaN or inf for input(s) {where[:5]} ({cause}); "
-                    "no prediction is made from it"
-                )
+            self.check_outputs(logits.numpy(), x.cpu().numpy(), i)
             outs.append(outputs_to_predictions(apply_calibration(logits, self.calibration), self.kind))
         return np.concatenate(outs)
 

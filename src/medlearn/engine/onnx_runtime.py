@@ -39,19 +39,11 @@ class OnnxBundle(Predictor):
         if not arrays:
             return np.zeros(0)
         name = self.session.get_inputs()[0].name
-        width = len(self.class_names) if self.kind == "multiclass" else 1
         outs = []
         for i in range(0, len(arrays), 64):
-            out = self.session.run(None, {name: np.stack(arrays[i : i + 64]).astype(np.float32)})[0]
-            if out.reshape(len(out), -1).shape[1] != width:
-                raise BundleError(f"{self.path}: the ONNX model gives the wrong number of outputs per unit")
-            bad = ~np.isfinite(out.reshape(len(out), -1)).all(axis=1)
-            if bad.any():
-                where = [i + int(j) for j in np.flatnonzero(bad)]
-                raise BundleError(
-                    f"{self.path}: the ONNX model's output is NaN or inf for input(s) {where[:5]}; "
-                    "no prediction is made from it"
-                )
+            x = np.stack(arrays[i : i + 64]).astype(np.float32)
+            out = self.session.run(None, {name: x})[0]
+            self.check_outputs(out, x, i, runtime="ONNX ")
             outs.append(out)
         return np.concatenate(outs)
 

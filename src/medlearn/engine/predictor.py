@@ -41,6 +41,28 @@ class Predictor:
         """Preprocess raw inputs with the bundle's own spec and predict."""
         return self.predict_arrays([self.preprocessing(r) for r in raws])
 
+    def check_outputs(self, outputs: np.ndarray, inputs: np.ndarray, first: int, runtime: str = "") -> None:
+        """Refuse a batch of raw model outputs that cannot be predictions, whatever ran the model: the
+        wrong number of outputs per unit for the bundle's classes, or NaN/inf (naming the inputs, from
+        index ``first``, and whether their input already held NaN/inf). ``runtime`` names it in the message
+        (e.g. ``"ONNX "``)."""
+        flat = np.asarray(outputs).reshape(len(outputs), -1)
+        width = len(self.class_names) if self.kind == "multiclass" else 1
+        if self.kind != "generative" and flat.shape[1] != width:
+            raise BundleError(
+                f"{self.path}: the {runtime}model gives {flat.shape[1]} outputs per unit, but the bundle names "
+                f"{width} ({', '.join(self.class_names) or self.kind})"
+            )
+        bad = ~np.isfinite(flat).all(axis=1)
+        if bad.any():
+            where = [first + int(j) for j in np.flatnonzero(bad)]
+            broken_input = ~np.isfinite(np.asarray(inputs).reshape(len(inputs), -1)).all(axis=1)
+            cause = "its input holds NaN or inf" if broken_input[bad].any() else "the model is broken"
+            raise BundleError(
+                f"{self.path}: the {runtime}model's output is NaN or inf for input(s) {where[:5]} ({cause}); "
+                "no prediction is made from it"
+            )
+
     @property
     def kind(self) -> str:
         return self.meta.kind
