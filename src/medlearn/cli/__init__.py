@@ -91,6 +91,9 @@ Threads = Annotated[
     ),
 ]
 Force = Annotated[bool, typer.Option("--force", help="Overwrite a non-empty output.")]
+#: A nodule given by hand (predict, pacs): its centre and its size.
+Nodule = Annotated[str | None, typer.Option("--nodule", help="Nodule centre x,y,z in patient mm.")]
+Diameter = Annotated[float | None, typer.Option("--diameter", help="Nodule diameter in mm (with --nodule).")]
 RequireSignature = Annotated[
     Path | None,
     typer.Option(
@@ -366,10 +369,8 @@ def predict(
     reader: Annotated[
         str | None, typer.Option("--reader", help="Reader mark id or reading session (with --annotations).")
     ] = None,
-    nodule: Annotated[str | None, typer.Option("--nodule", help="Nodule centre x,y,z in patient mm.")] = None,
-    diameter: Annotated[
-        float | None, typer.Option("--diameter", help="Nodule diameter in mm (with --nodule).")
-    ] = None,
+    nodule: Nodule = None,
+    diameter: Diameter = None,
     series: Annotated[
         str | None, typer.Option("--series", help="SeriesInstanceUID when a folder holds several.")
     ] = None,

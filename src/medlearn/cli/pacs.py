@@ -13,7 +13,9 @@ import typer
 from medlearn.cli import (
     AllowExternal,
     Device,
+    Diameter,
     Force,
+    Nodule,
     Quiet,
     Threads,
     _out_dir,
@@ -37,10 +39,8 @@ def pacs(
     annotations: Annotated[
         Path | None, typer.Option("--annotations", help="LIDC XML with the reader marks of the CT series.")
     ] = None,
-    nodule: Annotated[str | None, typer.Option("--nodule", help="Nodule centre x,y,z in patient mm.")] = None,
-    diameter: Annotated[
-        float | None, typer.Option("--diameter", help="Nodule diameter in mm (with --nodule).")
-    ] = None,
+    nodule: Nodule = None,
+    diameter: Diameter = None,
     series: Annotated[
         str | None,
         typer.Option("--series", help="SeriesInstanceUID of the CT series (default: the largest)."),
