@@ -10,7 +10,8 @@ leaking what the headers no longer say.
 
 ``deid_report.json`` (in the output folder, or beside an output file) lists per file what was done (per
 column for tables), the burned-in-annotation warnings, the skipped files, the profile and the key's
-fingerprint; never an original value.
+fingerprint. Files are named by their *output* paths (skipped ones with their UID folders remapped), so
+the report holds no original value and can travel with the output.
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class Deidentifier:
         self.skip_burned_in = skip_burned_in
         self._dicom = None
         self._fhir = None
+        self._renames: dict[str, str] = {}  # identifying folder names seen in DICOM headers -> pseudonyms
 
     # -- per kind ------------------------------------------------------------------------------------
     def dicom(self, source: Path, rel: Path, out_root: Path | None, out_file: Path | None) -> dict[str, Any]:
@@ -115,10 +117,15 @@ class Deidentifier:
             raise InputError(
                 f"{source}: not a readable DICOM file ({' '.join(str(exc).split())[:160]})"
             ) from None
-        renames = {str(ds.get("PatientID", "") or "").strip(): patient_pseudonym(self.keys, ds)}
+        pseudonym = patient_pseudonym(self.keys, ds)
+        name = str(ds.get("PatientName", "") or "").strip()
+        renames = {str(ds.get("PatientID", "") or "").strip(): pseudonym}
+        renames.update({n: pseudonym for n in (name, name.replace("^", "_"), name.replace("^", " ")) if n})
+        renames.pop("", None)
+        self._renames.update(renames)
         outcome = self._dicom(ds)
         entry: dict[str, Any] = {
-            "path": str(rel),
+            "path": str(self.rename(rel, renames)),  # the output's name: the report holds no original value
             "kind": "dicom",
             "modality": str(ds.get("Modality", "")),
             "sop_class": str(ds.get("SOPClassUID", "")),
@@ -169,7 +176,12 @@ class Deidentifier:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(new_document, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         written = str(target.relative_to(out_root)) if out_root is not None else str(target)
-        return {"path": str(rel), "kind": "fhir", **report, "written": written}
+        return {
+            "path": str(self.rename(rel, renames, fhir=True)),
+            "kind": "fhir",
+            **report,
+            "written": written,
+        }
 
     # -- paths ---------------------------------------------------------------------------------------
     def rename(self, rel: Path, renames: dict[str, str], fhir: bool = False) -> Path:
@@ -213,7 +225,7 @@ class Deidentifier:
             out.parent.mkdir(parents=True, exist_ok=True)
             out_root, report_path = None, out.parent / REPORT_NAME
         entries: list[dict[str, Any]] = []
-        skipped: list[dict[str, str]] = []
+        skipped_rel: list[tuple[Path, str]] = []
         for path in track(files, "de-identifying", total=len(files)):
             rel = path.relative_to(source) if source.is_dir() else Path(path.name)
             kind = classify(path)
@@ -233,13 +245,14 @@ class Deidentifier:
                 )
                 if not source.is_dir():
                     raise InputError(f"{source}: {reason}; nothing to de-identify")
-                skipped.append({"path": str(rel), "reason": reason})
+                skipped_rel.append((rel, reason))
                 continue
             entries.append(entry)
+        # named with every rename learnt from the DICOM files (a skipped XML beside a series moves with it)
+        skipped = [{"path": str(self.rename(rel, self._renames)), "reason": why} for rel, why in skipped_rel]
         burned = [{"path": e["path"], "reason": e["burned_in"]} for e in entries if e.get("burned_in")]
         report = {
             "medlearn_version": __version__,
-            "input": str(source),
             "output": str(out),
             "key_fingerprint": self.keys.fingerprint,
             "dicom_profile": {

@@ -185,6 +185,7 @@ class DicomDeidentifier:
     def __init__(self, table: ProfileTable, keys: Keyring):
         self.table = table
         self.keys = keys
+        self._pseudonym = ""  # the current dataset's patient pseudonym (set per call)
 
     def method_text(self) -> list[str]:
         """``DeidentificationMethod`` values (LO: at most 64 characters each)."""
@@ -198,6 +199,7 @@ class DicomDeidentifier:
         outcome = DicomOutcome(burned_in=burned_in_reason(ds))
         days = self.keys.day_offset("dicom", patient_key(ds))
         pseudonym = patient_pseudonym(self.keys, ds)
+        self._pseudonym = pseudonym
         before = sum(1 for _ in ds.iterall())
         ds.remove_private_tags()
         outcome.private_removed = before - sum(1 for _ in ds.iterall())
@@ -234,7 +236,9 @@ class DicomDeidentifier:
                         self._clean(item, days, outcome)
                 continue
             if tag == PATIENT_ID or tag == PATIENT_NAME:
-                continue  # replaced by the pseudonym afterwards
+                elem.value = self._pseudonym  # the patient's keyed pseudonym, at every nesting level
+                outcome.replaced += 1
+                continue
             if vr in ("DA", "DT") and tag not in NO_SHIFT and action != "U":
                 self._shift(ds, elem, days, outcome)
                 continue
@@ -252,7 +256,7 @@ class DicomDeidentifier:
                     del ds[tag]
                     outcome.removed += 1
                 continue
-            if "U" in action and vr == "UI":
+            if vr == "UI" and ("U" in action or action == "D"):  # a UI dummy is a keyed UID too
                 self._remap_uids(elem, outcome)
                 continue
             first = action[0]
