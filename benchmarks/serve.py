@@ -1,26 +1,29 @@
-"""``medlearn serve`` under load: requests/s and whole-request latency for an ECG AF model on loopback.
+"""``medlearn serve`` under load: requests/s and whole-request latency for an ECG AF model on loopback,
+torch eager against onnxruntime in the same run.
 
     python benchmarks/serve.py [--bundle runs/ecg_af/bundle] [--requests 3000] [--concurrency 16]
-                               [--server-threads N] [--runtime torch]
+                               [--workers 2] [--server-threads 1] [--runtimes torch,onnx]
     python benchmarks/serve.py --websocket [--streams 4] [--speed 1]   # the live ECG monitor's latency
 
-The server is the real command (``medlearn serve BUNDLE``: one uvicorn worker process, FastAPI, no API key
-file, no rate limit, no audit log) started in a subprocess on a free loopback port; the load generator is an
-``httpx.AsyncClient`` in this process keeping ``--concurrency`` requests in flight until ``--requests``
-have completed, after ``--warmup`` requests that are not counted. **Both share the machine's cores** (2
-here), so the figures are a lower bound for a server with the cores to itself.
+For each runtime the server is the real command (``medlearn serve BUNDLE --runtime R --workers W``:
+uvicorn worker processes sharing the port, FastAPI, no API key file, no rate limit, no audit log) started
+in a subprocess on a free loopback port; the load generator is an ``httpx.AsyncClient`` in this process
+keeping ``--concurrency`` requests in flight until ``--requests`` have completed, after ``--warmup``
+requests that are not counted; then ``--single`` requests are sent one at a time (the per-request latency
+without queueing). **Server and load generator share the machine's cores** (2 here), so the figures are a
+lower bound for a server with the cores to itself.
 
 Input: a real 30 s single-lead ECG of the PhysioNet/CinC 2017 set (``A00021``, 300 Hz, 9,000 samples) as a
-JSON body ``{"fs": 300, "samples": [...]}`` (~80 kB), the way a bedside system would post it; each request
-is parsed, written to a temporary file, read by the signal task, band-passed, resampled to 100 Hz,
-standardised, given its RR channel, padded to the model's 60 s and classified (the full
-``Bundle.predict`` path, as ``medlearn predict`` runs it). Latency is the whole request as the client sees
-it (connect reuse on, so no TLS/TCP handshake per request).
+JSON body ``{"fs": 300, "samples": [...]}`` (~65 kB), the way a bedside system would post it; each request
+is parsed, band-passed, resampled to 100 Hz, standardised, given its RR channel, padded to the model's
+60 s, checked against the bundle's input profile and classified (``Bundle.predict_samples``: what
+``medlearn predict`` does with a file of the same samples). Latency is the whole request as the client
+sees it (connections reused, so no TCP handshake per request).
 
 Without ``--bundle`` the model is the shipped ``ecg_af_cinc2017`` architecture (1D ResNet, width 16, 4
 stages; 60 s at 100 Hz + RR channel) trained for one epoch on synthetic ECGs: the cost of a prediction does
-not depend on how well the model was trained. ``--runtime`` is passed to ``medlearn serve --runtime`` (torch
-today; the ONNX runtime plugs in there). Figures are printed; benchmarks are not tests.
+not depend on how well the model was trained. The onnxruntime run needs the bundle's ONNX export: a given
+bundle without one is copied and exported (never modified). Figures are printed; benchmarks are not tests.
 """
 
 from __future__ import annotations
@@ -81,9 +84,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(bundle: Path, port: int, threads: int | None, runtime: str) -> subprocess.Popen:
+def start_server(
+    bundle: Path, port: int, threads: int | None, runtime: str, workers: int = 1
+) -> subprocess.Popen:
     command = [sys.executable, "-m", "medlearn", "serve", str(bundle), "--port", str(port)]
-    command += ["--log-level", "warning", "--runtime", runtime]
+    command += ["--log-level", "warning", "--runtime", runtime, "--workers", str(workers)]
     if threads is not None:
         command += ["--threads", str(threads)]
     log_path = Path(tempfile.gettempdir()) / f"medlearn-serve-bench-{port}.log"
@@ -201,7 +206,8 @@ def websocket_benchmark(args: argparse.Namespace) -> None:
         bundle = args.bundle or train_default_bundle(Path(tmp))
         signal, fs, described = stream_signal()
         port = free_port()
-        process = start_server(bundle, port, args.server_threads, args.runtime)
+        runtime = args.runtimes.split(",")[0]
+        process = start_server(bundle, port, args.server_threads, runtime)
         try:
             name = asyncio.run(wait_ready(f"http://127.0.0.1:{port}", process))
             url = f"ws://127.0.0.1:{port}/stream/{name}"
@@ -209,7 +215,7 @@ def websocket_benchmark(args: argparse.Namespace) -> None:
         finally:
             stop_server(process)
     ms = np.asarray(analyses) * 1e3
-    print(f"model: {name} ({bundle}), runtime {args.runtime}; WebSocket /stream/{name}")
+    print(f"model: {name} ({bundle}), runtime {runtime}; WebSocket /stream/{name}")
     print(f"input: {described}, sent in 0.25 s chunks as JSON at {args.speed:g}x real time")
     print(f"load: {args.streams} streams at once; {os.cpu_count()} CPUs shared by the server and the clients")
     print(
@@ -244,8 +250,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--server-threads", type=int, default=None, help="torch threads in the server")
-    parser.add_argument("--runtime", default="torch", help="passed to medlearn serve --runtime")
+    parser.add_argument(
+        "--server-threads", type=int, default=None, help="threads per prediction (serve --threads)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="serve --workers (default: one per CPU)"
+    )
+    parser.add_argument(
+        "--runtimes",
+        default="torch,onnx",
+        help="medlearn serve --runtime values, measured one after the other",
+    )
+    parser.add_argument("--single", type=int, default=200, help="requests sent one at a time after the load")
     parser.add_argument(
         "--websocket",
         action="store_true",
@@ -258,39 +274,95 @@ def main() -> None:
         websocket_benchmark(args)
         return
 
+    runtimes = [r.strip() for r in args.runtimes.split(",") if r.strip()]
+    payload, described = ecg_payload()
+    body = json.dumps(payload).encode()
+    results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="medlearn-serve-bench-") as tmp:
-        bundle = args.bundle or train_default_bundle(Path(tmp))
-        payload, described = ecg_payload()
-        body = json.dumps(payload).encode()
-        port = free_port()
-        process = start_server(bundle, port, args.server_threads, args.runtime)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            name = asyncio.run(wait_ready(base, process))
-            url = f"{base}/predict/{name}"
-            asyncio.run(load(url, body, args.warmup, args.concurrency))
-            latencies, errors, wall = asyncio.run(load(url, body, args.requests, args.concurrency))
-        finally:
-            server_log = stop_server(process)
-
-    ms = np.asarray(latencies) * 1e3
-    p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-    print(f"model: {name} ({bundle}), runtime {args.runtime}")
+        bundle = ensure_onnx(args.bundle, Path(tmp)) if "onnx" in runtimes else args.bundle
+        bundle = bundle or train_default_bundle(Path(tmp))
+        for runtime in runtimes:
+            results[runtime] = measure(bundle, runtime, body, args)
+    name = next(iter(results.values()))["name"]
+    print(f"model: {name} ({args.bundle or 'the shipped ecg_af architecture, 1 epoch on synthetic ECGs'})")
     print(f"input: {described}")
+    threads = args.server_threads or 1
     print(
-        f"server: medlearn serve, 1 uvicorn worker, torch threads per request {args.server_threads or 1}; "
-        f"no API keys, rate limit off, audit log off; loopback HTTP"
+        f"server: medlearn serve --workers {args.workers} --threads {threads} (worker processes; threads per "
+        "prediction, requests run in parallel); no API keys, rate limit off, audit log off; loopback HTTP"
     )
-    print(f"load: {args.requests} requests, {args.concurrency} in flight, httpx.AsyncClient in one process")
+    print(
+        f"load: {args.requests} requests with {args.concurrency} in flight, and {args.single} one at a time; "
+        "httpx.AsyncClient in this process"
+    )
     print(f"machine: {os.cpu_count()} CPUs shared by the server and the load generator")
-    print(f"throughput: {args.requests / wall:.1f} requests/s ({wall:.1f} s)")
+    print()
+    columns = ("req/s", "p50 ms", "p95 ms", "p99 ms")
     print(
-        f"latency (whole request): p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max {ms.max():.1f} ms"
+        f"{'runtime':<8} "
+        + " ".join(f"{c:>7}" for c in columns)
+        + f" {'errors':>6}   {'one at a time p50 ms':>20}"
     )
-    kinds = Counter(e.split(":")[0] for e in errors)
-    print(f"errors: {len(errors)}" + (f" {dict(kinds)} (first: {errors[0]})" if errors else ""))
-    if errors:
-        print("server log (last lines):\n" + "\n".join(server_log.splitlines()[-15:]))
+    for runtime, r in results.items():
+        ms = r["latency_ms"]
+        p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+        print(
+            f"{runtime:<8} {r['throughput']:>7.1f} {p50:>7.1f} {p95:>7.1f} {p99:>7.1f} {len(r['errors']):>6}"
+            f"   {np.median(r['single_ms']):>20.1f}"
+        )
+    if "torch" in results and "onnx" in results:
+        torch_, onnx_ = results["torch"], results["onnx"]
+        single = np.median(onnx_["single_ms"]) / np.median(torch_["single_ms"])
+        loaded = np.median(onnx_["latency_ms"]) / np.median(torch_["latency_ms"])
+        print(
+            f"onnx/torch latency: one at a time {single:.2f}x, under load (p50) {loaded:.2f}x (goal <= 0.5x); "
+            f"throughput onnx {onnx_['throughput']:.0f} req/s (goal >= 200, 0 errors)"
+        )
+    for runtime, r in results.items():
+        if r["errors"]:
+            kinds = Counter(e.split(":")[0] for e in r["errors"])
+            print(f"{runtime} errors: {dict(kinds)} (first: {r['errors'][0]})")
+            print("server log (last lines):\n" + "\n".join(r["server_log"].splitlines()[-15:]))
+
+
+def ensure_onnx(bundle: Path | None, tmp: Path) -> Path | None:
+    """A bundle with an ONNX export: a given one is exported in a copy (never modified); the default one
+    is trained and exported here."""
+    import shutil
+
+    from medlearn.engine.export import export_onnx
+
+    if bundle is None:
+        bundle = train_default_bundle(tmp)
+    elif "onnx" not in json.loads((Path(bundle) / "bundle.json").read_text()).get("exports", {}):
+        bundle = Path(shutil.copytree(bundle, tmp / "bundle-copy"))
+    else:
+        return Path(bundle)
+    export_onnx(bundle)
+    return Path(bundle)
+
+
+def measure(bundle: Path, runtime: str, body: bytes, args: argparse.Namespace) -> dict:
+    """One server on ``runtime``: the loaded run, then ``args.single`` requests one at a time."""
+    port = free_port()
+    process = start_server(bundle, port, args.server_threads, runtime, args.workers)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        name = asyncio.run(wait_ready(base, process))
+        url = f"{base}/predict/{name}"
+        asyncio.run(load(url, body, args.warmup, args.concurrency))
+        latencies, errors, wall = asyncio.run(load(url, body, args.requests, args.concurrency))
+        single, single_errors, _ = asyncio.run(load(url, body, args.single, 1))
+    finally:
+        server_log = stop_server(process)
+    return {
+        "name": name,
+        "throughput": args.requests / wall,
+        "latency_ms": np.asarray(latencies) * 1e3,
+        "single_ms": np.asarray(single) * 1e3,
+        "errors": errors + single_errors,
+        "server_log": server_log,
+    }
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def test_json_samples_with_their_rate_predict_like_the_same_samples_in_a_file(cl
     response = client.post(f"/predict/{ECG}", json={"fs": record.fs, "samples": samples})
     assert response.status_code == 200, response.text
     (served,) = response.json()
-    assert served["input"] == "samples.mat"
+    assert served["input"] == "samples" and served["details"]["channels"] == ["ch0"]
     from scipy.io import savemat
 
     savemat(tmp_path / "samples.mat", {"ecg": np.asarray(samples)})

@@ -81,50 +81,62 @@ def serve(
         typer.Option(
             "--threads",
             min=1,
-            help="torch threads per prediction. Concurrent requests already run in parallel threads, so 1 "
-            "(the default) uses the cores without oversubscribing them; raise it for a large model "
-            "that gets few requests at a time.",
+            help="torch (or onnxruntime) threads per prediction. Concurrent requests already run in "
+            "parallel threads, so 1 (the default) uses the cores without oversubscribing them; raise it "
+            "for a large model that gets few requests at a time.",
+        ),
+    ] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Worker processes sharing the port, each with its own copy of the models: Python runs one "
+            "thread at a time, so one process uses about one core. Not with a rate limit (counted per "
+            "process).",
         ),
     ] = 1,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve bundles over HTTP(S): /health, /models, /models/{name}/card, /predict/{name}, /generate/{name},
     /molecules/score. Answers with the records of medlearn predict --json plus model_version."""
-    from medlearn.serve.app import ServeSettings, create_app
-    from medlearn.serve.models import load_models
-    from medlearn.serve.security import load_key_file, parse_rate
+    from medlearn.serve.launch import ServeSpec, check_spec, run
 
     _setup(False, device, threads)
     _check_serve_options(host, max_request_mb, log_level, api_key_file)
-    if runtime not in ("torch", "onnx"):
-        raise ConfigError(f"--runtime {runtime}: choose torch or onnx")
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise ConfigError("--ssl-certfile and --ssl-keyfile go together")
     for tls_file in (ssl_certfile, ssl_keyfile):
         if tls_file is not None and not tls_file.is_file():
             raise ConfigError(f"{tls_file}: TLS file not found")
-    settings = ServeSettings(
-        api_keys=None if api_key_file is None else load_key_file(api_key_file),
-        rate_per_s=parse_rate(rate_limit),
+    spec = ServeSpec(
+        bundles=bundles,
+        runtime=runtime,
+        device=device,
+        threads=threads,
+        allow_external=allow_external,
+        public_key=require_signature,
+        api_key_file=api_key_file,
+        rate_limit=rate_limit,
         max_request_mb=max_request_mb,
         audit_log=audit_log,
         cors_origins=list(cors_origin or []),
+        workers=workers,
     )
-    models = load_models(
-        bundles, device=device, allow_external=allow_external, public_key=require_signature, runtime=runtime
-    )
+    models = check_spec(spec)
     for m in models.values():
         info(f"serving {m.name} (version {m.version}, {m.bundle.meta.task.name}) from {m.bundle.path}")
-    if settings.api_keys is None:
+    if workers > 1:
+        info(f"{workers} worker processes, each with its own copy of the models")
+    if api_key_file is None:
         info("no --api-key-file: the service is open to anyone who can reach it")
-    if not _is_loopback(host) and (settings.api_keys is None or ssl_certfile is None):
+    if not _is_loopback(host) and (api_key_file is None or ssl_certfile is None):
         info(
             f"[yellow]warning:[/] listening on {host} without API keys and TLS exposes the models to the network"
         )
-    import uvicorn
-
-    uvicorn.run(
-        create_app(models, settings),
+    run(
+        spec,
+        models,
         host=host,
         port=port,
         ssl_certfile=None if ssl_certfile is None else str(ssl_certfile),

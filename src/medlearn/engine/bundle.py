@@ -58,7 +58,8 @@ class Bundle(Predictor):
         """Model outputs for already-preprocessed arrays (P(positive), class probabilities or values)."""
         if not arrays:
             return np.zeros(0)
-        self.model.eval()
+        if self.model.training:  # eval mode is set on load; re-setting it walks every module each call
+            self.model.eval()
         outs = []
         for i in range(0, len(arrays), 64):
             x = torch.from_numpy(np.stack(arrays[i : i + 64])).to(self.device)

@@ -49,10 +49,18 @@ class OnnxBundle(Predictor):
 
 
 def load_onnx_bundle(
-    path: str | Path, allow_external: bool = False, public_key: str | Path | None = None, int8: bool = False
+    path: str | Path,
+    allow_external: bool = False,
+    public_key: str | Path | None = None,
+    int8: bool = False,
+    threads: int | None = None,
 ) -> OnnxBundle:
     """Load a bundle for onnxruntime: verified like :func:`~medlearn.engine.bundle.load_bundle`, then its
     recorded ONNX export (``medlearn export``; ``int8`` for the quantised copy).
+
+    ``threads`` is onnxruntime's intra-op thread count per prediction (default: its own, one per core).
+    A service that runs concurrent requests in parallel passes 1: several sessions' thread pools on the
+    same cores, each spinning while it waits for work, cost more CPU than they save.
 
     Raises:
         BundleError: the checks of ``load_bundle``, or a bundle with no (int8) ONNX export.
@@ -70,5 +78,10 @@ def load_onnx_bundle(
         what = "an int8 ONNX export (medlearn export --int8)" if int8 else "an ONNX export"
         raise BundleError(f"{folder}: has no {what}; run medlearn export {folder} --format onnx first")
     file = folder / (record["int8"]["file"] if int8 else record["file"])
-    session = ort.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
     return OnnxBundle(folder, meta, task, Preprocessing(meta.preprocessing), session)

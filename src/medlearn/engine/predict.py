@@ -13,7 +13,7 @@ from medlearn.engine.protocols import gradcam_layer
 
 if TYPE_CHECKING:  # Predictor.predict calls this module: a runtime import back would be a cycle
     from medlearn.engine.predictor import Predictor as Bundle
-    from medlearn.engine.task import PredictUnit
+    from medlearn.engine.task import PredictInputs, PredictUnit
 
 
 def _safe_name(text: str) -> str:
@@ -45,6 +45,14 @@ def predict_with_pictures(
     """
     validated = bundle.task.predict_options(**options)
     loaded = bundle.task.load_inputs([Path(p) for p in inputs], validated)
+    return predict_units(bundle, loaded, out_dir, strict)
+
+
+def predict_units(
+    bundle: Bundle, loaded: PredictInputs, out_dir: Path | None, strict: bool = False
+) -> list[dict[str, Any]]:
+    """Predict units a task has loaded (from files, or samples in memory): preprocess with the bundle's
+    spec, refuse or flag what is out of scope, predict, annotate, and draw Grad-CAM with ``out_dir``."""
     all_arrays = [bundle.preprocessing(u.raw) for u in loaded.units]
     verdicts = [_scope(bundle, unit, array, strict) for unit, array in zip(loaded.units, all_arrays)]
     kept = [i for i, (refused, _) in enumerate(verdicts) if not refused]

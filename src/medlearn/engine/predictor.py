@@ -108,6 +108,22 @@ class Predictor:
         paths = [Path(inputs)] if isinstance(inputs, str | Path) else [Path(p) for p in inputs]
         return predict_with_pictures(self, paths, out_dir, strict=strict, **options)
 
+    def predict_samples(
+        self, samples: np.ndarray, strict: bool = False, out_dir: Path | None = None, **options: Any
+    ) -> list[dict[str, Any]]:
+        """:meth:`predict` for a signal already in memory, ``(n_samples, n_channels)`` or one channel,
+        with its rate as the ``fs`` option: the records a header-less file of the same samples gives
+        (input ``"samples"``), without writing one (the service's JSON route).
+
+        Raises:
+            ConfigError: the bundle's task predicts from files only (not a signal task).
+            InputError: ``fs`` missing or implausible, or an option the task does not take.
+        """
+        from medlearn.engine.predict import predict_units
+
+        validated = self.task.predict_options(**options)
+        return predict_units(self, self.task.load_samples(np.asarray(samples), validated), out_dir, strict)
+
     @property
     def model_name(self) -> str:
         return f"{self.meta.model.name}@{self.meta.created}"

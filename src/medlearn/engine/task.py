@@ -164,6 +164,12 @@ class Task(ABC):
         validated; tasks that support predict declare :attr:`PredictOptions` and override this."""
         raise ConfigError(f"task {self.name} does not support predicting from files")
 
+    def load_samples(self, samples: np.ndarray, options: BaseModel) -> PredictInputs:
+        """Units from samples already in memory, ``(n_samples, n_channels)`` (a signal posted to the
+        service as JSON): the same units :meth:`load_inputs` makes from a file of those samples, without
+        writing one. Signal tasks implement it; the default says the task takes files only."""
+        raise ConfigError(f"task {self.name} predicts from files, not from a list of samples")
+
     def generate(
         self, model: Any, pre: Any, n: int, seed: int = 0, temperature: float | None = None, **options: Any
     ) -> list[Any]:

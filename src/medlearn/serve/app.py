@@ -24,7 +24,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -45,11 +44,11 @@ from medlearn.serve.chemistry import MoleculeScorer
 from medlearn.serve.errors import ServeError, install_error_handlers, status_of
 from medlearn.serve.inputs import (
     PreparedInput,
+    ScratchFolder,
     UploadLimits,
     from_json,
     from_multipart,
     refuse_server_paths,
-    shown,
 )
 from medlearn.serve.models import GENERATION_LOCK, ServedModel
 from medlearn.serve.security import ANONYMOUS, HEADER, ApiKey, BodySizeLimit, KeyRing, RateLimiter
@@ -201,15 +200,15 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
                 f"explain=true: model {name!r} has no Grad-CAM layer (explanations are for imaging models)",
             )
         query = dict(request.query_params)
-        with tempfile.TemporaryDirectory(prefix="medlearn-serve-") as tmp:
-            root = Path(tmp)
+        scratch = ScratchFolder()
+        try:
             prepared: PreparedInput | None = None
             try:
-                prepared = await _read_input(request, query, root, settings.upload_limits)
+                prepared = await _read_input(request, query, scratch, settings.upload_limits)
                 refuse_server_paths(prepared, model.bundle.task.PredictOptions)
                 out_dir = None
                 if explain:
-                    out_dir = root / "explain"
+                    out_dir = scratch.path / "explain"
                     out_dir.mkdir()
                 records = await run_in_threadpool(_predict, model, prepared, out_dir, strict)
             except Exception as exc:  # audit-logged whatever it is; MedlearnErrors are the user's to fix
@@ -226,7 +225,7 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
                 )
                 if not isinstance(exc, MedlearnError):
                     raise
-                raise ServeError(status, shown(str(exc), root)) from None
+                raise ServeError(status, scratch.shown(str(exc))) from None
             audit.write(
                 key_id=key_id(key),
                 endpoint="/predict/{name}",
@@ -244,6 +243,8 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
                     )
                 return JSONResponse(resources, media_type="application/fhir+json")
             return records
+        finally:
+            scratch.close()
 
     @app.post("/generate/{name}")
     async def generate(name: str, request: Request) -> dict[str, Any]:
@@ -389,7 +390,7 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
 
 
 async def _read_input(
-    request: Request, query: dict[str, str], root: Path, limits: UploadLimits
+    request: Request, query: dict[str, str], scratch: ScratchFolder, limits: UploadLimits
 ) -> PreparedInput:
     content_type = request.headers.get("content-type", "").lower()
     if content_type.startswith("multipart/form-data"):
@@ -400,12 +401,12 @@ async def _read_input(
                 raise
             raise InputError(f"the multipart body does not parse ({exc.detail})") from None
         try:
-            return await from_multipart(form, query, root, limits)
+            return await from_multipart(form, query, scratch.path, limits)
         finally:
             await form.close()
     if content_type.startswith("application/json") or "+json" in content_type:
         body = await request.body()  # parsed in a worker thread: a long signal takes ms of CPU
-        return await run_in_threadpool(from_json, body, query, root, limits)
+        return await run_in_threadpool(from_json, body, query, scratch, limits)
     raise InputError(
         f"unsupported Content-Type {content_type or '(none)'!r}: send multipart/form-data files or a JSON body"
     )
@@ -430,7 +431,12 @@ async def _json_or_query(request: Request) -> dict[str, Any]:
 def _predict(model: ServedModel, prepared: PreparedInput, out_dir: Path | None, strict: bool) -> list[dict]:
     """Bundle.predict on the prepared files; inputs shown by their uploaded names, pictures inlined."""
     with model.lock.exclusive() if out_dir is not None else model.lock.shared():
-        records = model.bundle.predict(prepared.paths, out_dir=out_dir, strict=strict, **prepared.options)
+        if prepared.samples is not None:
+            records = model.bundle.predict_samples(
+                prepared.samples, out_dir=out_dir, strict=strict, **prepared.options
+            )
+        else:
+            records = model.bundle.predict(prepared.paths, out_dir=out_dir, strict=strict, **prepared.options)
     for record in records:
         record["model_version"] = model.version
         if isinstance(record.get("input"), str):

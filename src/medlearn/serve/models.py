@@ -144,9 +144,11 @@ def load_models(
     allow_external: bool = False,
     public_key: str | Path | None = None,
     runtime: str = "torch",
+    threads: int | None = None,
 ) -> dict[str, ServedModel]:
     """Load every bundle once (verifying its manifest, and its signature with ``public_key``); with
-    ``runtime="onnx"`` each predicts through its ONNX export (``medlearn export``) with onnxruntime.
+    ``runtime="onnx"`` each predicts through its ONNX export (``medlearn export``) with onnxruntime,
+    ``threads`` intra-op threads per prediction (torch's count is set process-wide by the caller).
 
     Raises:
         BundleError: no bundle given, a bundle that does not load, or two bundles with one name.
@@ -159,7 +161,9 @@ def load_models(
         if runtime == "onnx":
             from medlearn.engine.onnx_runtime import load_onnx_bundle
 
-            bundle = load_onnx_bundle(path, allow_external=allow_external, public_key=public_key)
+            bundle = load_onnx_bundle(
+                path, allow_external=allow_external, public_key=public_key, threads=threads
+            )
         else:
             bundle = load_bundle(path, device=device, allow_external=allow_external, public_key=public_key)
         name = str(bundle.meta.config.get("name") or bundle.meta.task.name)

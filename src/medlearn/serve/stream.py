@@ -63,18 +63,13 @@ def signals_stream() -> Any:
 
 
 def check_streamable(model: Any) -> None:
-    """A bundle the monitor can use: one with an AF class (``medlearn monitor``'s own rule)."""
+    """A bundle the monitor can use: one with an AF class (``medlearn monitor``'s own rule), served with
+    torch or onnxruntime (both predict raw windows through the bundle's own preprocessing)."""
     if "AF" not in (model.bundle.class_names or []):
         raise StreamRefused(
             4422,
             f"model {model.name!r} has no AF class: stream an ecg_af model, or /stream without a model "
             "(rate and asystole alarms only)",
-        )
-    if not hasattr(model.bundle, "predict_raw"):  # bundle_rhythm_model needs it; the ONNX bundle has none yet
-        raise StreamRefused(
-            4422,
-            f"model {model.name!r} is served with onnxruntime, and the live monitor's rhythm model runs on "
-            "the torch runtime only: serve it without --runtime onnx, or use /stream (rate and asystole)",
         )
 
 

@@ -27,11 +27,8 @@ def _as_recording(
 ) -> Recording:
     if array.size == 0:
         raise InputError(f"{path}: no samples")
-    names = (
-        list(channel_names)
-        if channel_names is not None
-        else (["EEG"] if array.shape[1] == 1 else [f"ch{i}" for i in range(array.shape[1])])
-    )
+    # the file does not say what its channels hold (EEG segments, an ECG posted as numbers…)
+    names = list(channel_names) if channel_names is not None else [f"ch{i}" for i in range(array.shape[1])]
     return repair_missing(
         Recording(
             signal=array,

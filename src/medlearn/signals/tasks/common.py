@@ -41,7 +41,42 @@ class SignalPredictOptions(BaseModel):
     )
 
 
-class SignalTask(Task):
+class RecordingInputs:
+    """``predict`` for tasks whose inputs are recordings: files through the signal readers, or samples
+    posted as numbers; both become a :class:`~medlearn.signals.io.recording.Recording` that the task's
+    :meth:`recording_units` cuts into units, so a file and the same samples in memory predict alike."""
+
+    def load_inputs(self, paths: Sequence[Path], options: SignalPredictOptions) -> PredictInputs:
+        """Each file through the signal readers (WFDB, EDF, MAT, text; ``--fs`` for header-less ones),
+        cut into units by :meth:`recording_units`."""
+        from medlearn.signals.io import read_recording
+
+        result = PredictInputs([])
+        for path in paths:
+            found = self.recording_units(read_recording(path, fs_hz=options.fs_hz), str(path))
+            result.units += found.units
+            result.skipped += found.skipped
+        return result
+
+    def load_samples(self, samples: np.ndarray, options: SignalPredictOptions) -> PredictInputs:
+        """Samples posted as numbers, ``(n_samples, n_channels)`` at ``options.fs_hz``: the units a
+        header-less file of them gives (input ``"samples"``), without the file."""
+        from medlearn.signals.io.recording import Recording, repair_missing
+
+        if options.fs_hz is None:
+            raise InputError("fs: required with samples (the sampling rate in Hz, e.g. 300)")
+        array = np.asarray(samples, dtype=np.float64)
+        array = array[:, None] if array.ndim == 1 else array
+        names = [f"ch{i}" for i in range(array.shape[1])]
+        recording = Recording(array, options.fs_hz, names, ["adu"] * len(names), Path("samples"))
+        return self.recording_units(repair_missing(recording), "samples")
+
+    def recording_units(self, recording: Any, input_name: str) -> PredictInputs:
+        """The units of one recording (its input named ``input_name`` in the records)."""
+        raise NotImplementedError
+
+
+class SignalTask(RecordingInputs, Task):
     """Base of tasks whose unit is a (multi-channel) signal segment."""
 
     Options: ClassVar[type[BaseModel]] = SignalOptions
@@ -77,43 +112,40 @@ class SignalTask(Task):
         }
 
     # -- predict ---------------------------------------------------------------------------------------
-    def load_inputs(self, paths: Sequence[Path], options: SignalPredictOptions) -> PredictInputs:
-        """One unit per record, or per window of the model's length for a long one (:meth:`windows`)."""
-        from medlearn.signals.io import read_recording
-
-        result = PredictInputs([])
-        for path in paths:
-            recording = read_recording(path, fs_hz=options.fs_hz)
-            if recording.n_channels < self.n_channels:
-                raise InputError(
-                    f"{path}: {recording.n_channels} channel(s); this model needs {self.n_channels}"
-                )
-            unit = SignalUnit(recording.signal[:, : self.n_channels].T.copy(), recording.fs_hz)
-            warnings = list(recording.quality)
-            if recording.n_channels > self.n_channels:
-                warnings.append(
-                    f"used channel(s) {', '.join(recording.channel_names[: self.n_channels])} of "
-                    f"{recording.n_channels}"
-                )
-            meta = {
-                "input": str(path),
-                "fs_hz": recording.fs_hz,
-                "channels": recording.channel_names[: self.n_channels],
-            }
-            missing = recording.missing_mask
-            if missing is not None and missing[:, : self.n_channels].any():  # NaN samples the reader filled
-                meta["missing_fraction"] = round(float(missing[:, : self.n_channels].mean()), 4)
-            for start_s, window in self.windows(unit):
-                name = Path(path).stem if window is unit else f"{Path(path).stem}@{start_s:g}s"
-                result.units.append(
-                    PredictUnit(
-                        name,
-                        window,
-                        {**meta, "start_s": start_s, "seconds": round(window.seconds, 2)},
-                        list(warnings),
-                    )
-                )
-        return result
+    def recording_units(self, recording: Any, input_name: str) -> PredictInputs:
+        """The units of one :class:`~medlearn.signals.io.recording.Recording` named ``input_name``: the
+        model's channels, one unit or one per window (:meth:`windows`), with what the reader noted as
+        warnings. Tasks with other units (one per heartbeat) override this, not the readers above."""
+        if recording.n_channels < self.n_channels:
+            raise InputError(
+                f"{input_name}: {recording.n_channels} channel(s); this model needs {self.n_channels}"
+            )
+        unit = SignalUnit(recording.signal[:, : self.n_channels].T.copy(), recording.fs_hz)
+        warnings = list(recording.quality)
+        if recording.n_channels > self.n_channels:
+            warnings.append(
+                f"used channel(s) {', '.join(recording.channel_names[: self.n_channels])} of "
+                f"{recording.n_channels}"
+            )
+        meta = {
+            "input": input_name,
+            "fs_hz": recording.fs_hz,
+            "channels": recording.channel_names[: self.n_channels],
+        }
+        missing = recording.missing_mask
+        if missing is not None and missing[:, : self.n_channels].any():  # NaN samples the reader filled
+            meta["missing_fraction"] = round(float(missing[:, : self.n_channels].mean()), 4)
+        stem = Path(input_name).stem
+        units = [
+            PredictUnit(
+                stem if window is unit else f"{stem}@{start_s:g}s",
+                window,
+                {**meta, "start_s": start_s, "seconds": round(window.seconds, 2)},
+                list(warnings),
+            )
+            for start_s, window in self.windows(unit)
+        ]
+        return PredictInputs(units)
 
     def windows(self, unit: SignalUnit) -> list[tuple[float, SignalUnit]]:
         """A record up to 1.5× the model's length is one unit (centre-cropped or padded); a longer one,

@@ -13,7 +13,6 @@ Training uses the reference beat positions (as every published inter-patient res
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,7 +24,7 @@ from medlearn.engine.progress import make_progress
 from medlearn.engine.target import Target
 from medlearn.engine.task import PredictInputs, PredictUnit, Task
 from medlearn.errors import InputError
-from medlearn.signals.tasks.common import SignalPredictOptions
+from medlearn.signals.tasks.common import RecordingInputs, SignalPredictOptions
 
 AAMI = ["N", "S", "V", "F", "Q"]
 LOCAL_RR_BEATS = 10
@@ -85,7 +84,7 @@ def beat_arrays(
     return np.concatenate([waves[:, None].astype(np.float32), feats], axis=1), keep
 
 
-class EcgBeats(Task):
+class EcgBeats(RecordingInputs, Task):
     name: ClassVar[str] = "ecg_beats"
     target: ClassVar[Target] = Target("multiclass", tuple(AAMI), monitor="macro_f1")
     unit: ClassVar[str] = "beat"
@@ -192,34 +191,32 @@ class EcgBeats(Task):
         ]
         return reasons
 
-    def load_inputs(self, paths: Sequence[Path], options: SignalPredictOptions) -> PredictInputs:
-        """One unit per detected beat of each record (R-peaks found here, not read from annotations)."""
-        from medlearn.signals.io import read_recording
+    def recording_units(self, recording: Any, input_name: str) -> PredictInputs:
+        """One unit per detected beat of the record (R-peaks found here, not read from annotations)."""
         from medlearn.signals.preprocess import detect_rpeaks
 
         result = PredictInputs([])
-        for path in paths:
-            recording = read_recording(path, fs_hz=options.fs_hz)
-            names = recording.channel_names
-            lead = recording.signal[:, names.index(self.options.lead) if self.options.lead in names else 0]
-            rpeaks = detect_rpeaks(lead, recording.fs_hz)
-            arrays, keep = beat_arrays(
-                lead, recording.fs_hz, rpeaks, self.options.before_s, self.options.after_s, self.options.fs_hz
-            )
-            if not keep.any():  # a flat or too short record: no beat to classify, said rather than silent
-                result.skipped.append(
-                    {
-                        "input": str(path),
-                        "unit": Path(path).stem,
-                        "reason": f"no heartbeat detected in {recording.duration_s:g} s of lead "
-                        f"{names[names.index(self.options.lead)] if self.options.lead in names else names[0]}",
-                    }
-                )
-            for sample, array in zip(rpeaks[keep], arrays):
-                meta = {
-                    "input": str(path),
-                    "rpeak_sample": int(sample),
-                    "time_s": round(float(sample) / recording.fs_hz, 3),
+        names = recording.channel_names
+        lead = recording.signal[:, names.index(self.options.lead) if self.options.lead in names else 0]
+        rpeaks = detect_rpeaks(lead, recording.fs_hz)
+        arrays, keep = beat_arrays(
+            lead, recording.fs_hz, rpeaks, self.options.before_s, self.options.after_s, self.options.fs_hz
+        )
+        stem = Path(input_name).stem
+        if not keep.any():  # a flat or too short record: no beat to classify, said rather than silent
+            result.skipped.append(
+                {
+                    "input": input_name,
+                    "unit": stem,
+                    "reason": f"no heartbeat detected in {recording.duration_s:g} s of lead "
+                    f"{names[names.index(self.options.lead)] if self.options.lead in names else names[0]}",
                 }
-                result.units.append(PredictUnit(f"{Path(path).stem}:{sample}", array, meta))
+            )
+        for sample, array in zip(rpeaks[keep], arrays):
+            meta = {
+                "input": input_name,
+                "rpeak_sample": int(sample),
+                "time_s": round(float(sample) / recording.fs_hz, 3),
+            }
+            result.units.append(PredictUnit(f"{stem}:{sample}", array, meta))
         return result
