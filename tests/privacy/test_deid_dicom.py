@@ -130,7 +130,11 @@ def plant(ds: Dataset, neighbour_uid: str) -> dict[int, object]:
 
 
 def sha256_tree(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +270,9 @@ def test_same_key_same_uids_other_key_other_uids(series, tmp_path: Path):
     b = deidentify(one, tmp_path / "b" / "b.dcm", Keyring(KEY))
     c = deidentify(one, tmp_path / "c" / "c.dcm", Keyring(bytes(32)))
     assert a.written == b.written == c.written == 1
-    uid = {name: pydicom.dcmread(tmp_path / name).StudyInstanceUID for name in ("a.dcm", "b/b.dcm", "c/c.dcm")}
+    uid = {
+        name: pydicom.dcmread(tmp_path / name).StudyInstanceUID for name in ("a.dcm", "b/b.dcm", "c/c.dcm")
+    }
     assert uid["a.dcm"] == uid["b/b.dcm"] == outputs(series)[one.name].StudyInstanceUID
     assert uid["c/c.dcm"] != uid["a.dcm"]
 

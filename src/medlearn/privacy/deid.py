@@ -117,6 +117,10 @@ class Deidentifier:
             raise InputError(
                 f"{source}: not a readable DICOM file ({' '.join(str(exc).split())[:160]})"
             ) from None
+        if "SOPInstanceUID" not in ds:  # an empty or truncated dataset: nothing a viewer could open
+            raise InputError(
+                f"{source}: not a readable DICOM object (no SOPInstanceUID; truncated or not DICOM)"
+            )
         pseudonym = patient_pseudonym(self.keys, ds)
         name = str(ds.get("PatientName", "") or "").strip()
         renames = {str(ds.get("PatientID", "") or "").strip(): pseudonym}
