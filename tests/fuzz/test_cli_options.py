@@ -320,6 +320,16 @@ COMMANDS = [
         },
     ),
     Command(
+        "deid",
+        ("deid", "{SMI}", "--out", "{NEW}.csv", "--key-file", "{DEIDKEY}", "--quiet"),
+        {
+            # not "": typer turns it into ".", a folder deid may legitimately read
+            "ARG1": [v for v in READ if v] + ["{BINCSV}", "{EMPTYCSV}"],
+            "--out": OUT_FILE,
+            "--key-file": [*READ, "{BINCSV}"],
+        },
+    ),
+    Command(
         "serve-key",
         ("serve-key", "--id", "client-1"),
         {
@@ -361,6 +371,7 @@ FLAGS = {
     "--int8",
     "--stdin",
     "--explain",
+    "--skip-burned-in",
 }
 
 
@@ -423,6 +434,7 @@ def env(tmp_path_factory, finished_run, generator_bundle, signals_run, mimic) ->
         "{BINPEM}": write("junk.pem", junk),
         "{BADJSON}": str(bad_json),
         "{LISTJSON}": str(list_json),
+        "{DEIDKEY}": write("deid.key", "00112233445566778899aabbccddeeff" * 2),
         "{SMI}": write("few.csv", "SMILES\nCCO\nc1ccccc1\nCC(=O)Oc1ccccc1C(=O)O\nCCN\nCCCC\n"),
         "{KEY}": str(private),
         "{PUB}": str(public),

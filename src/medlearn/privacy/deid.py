@@ -8,10 +8,10 @@ folder gets the remapped UID, a folder named after the PatientID gets the pseudo
 holding a FHIR patient's name or id is replaced by a keyed token, so the tree keeps its shape without
 leaking what the headers no longer say.
 
-``deid_report.json`` (in the output folder, or beside an output file) lists per file what was done (per
-column for tables), the burned-in-annotation warnings, the skipped files, the profile and the key's
-fingerprint. Files are named by their *output* paths (skipped ones with their UID folders remapped), so
-the report holds no original value and can travel with the output.
+``deid_report.json`` (in the output folder; ``<output>.deid_report.json`` beside an output file) lists
+per file what was done (per column for tables), the burned-in-annotation warnings, the skipped files, the
+profile and the key's fingerprint. Files are named by their *output* paths (skipped ones with their UID
+folders remapped), so the report holds no original value and can travel with the output.
 """
 
 from __future__ import annotations
@@ -39,6 +39,12 @@ class DeidRun:
     written: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
     burned_in: list[dict[str, str]] = field(default_factory=list)
+
+
+def single_file_report(out: Path) -> Path:
+    """The report of a one-file run: ``<output name>.deid_report.json`` beside it, so several one-file
+    runs into one folder keep their own reports."""
+    return out.with_name(out.name + "." + REPORT_NAME)
 
 
 def classify(path: Path) -> str | None:
@@ -74,7 +80,7 @@ def _check_paths(source: Path, out: Path, force: bool) -> None:
             raise OutputExistsError(f"{out}: is a directory; give an output file for the input file {source}")
         if out.exists() and not force:
             raise OutputExistsError(f"{out}: file exists; pass --force to overwrite it")
-        report = out.parent / REPORT_NAME
+        report = single_file_report(out)
         if report.exists() and not force:
             raise OutputExistsError(f"{report}: file exists; pass --force to overwrite it")
 
@@ -222,17 +228,23 @@ class Deidentifier:
         _check_paths(source, out, force)
         if source.is_dir():
             files = sorted(p for p in source.rglob("*") if p.is_file())
+            kinds = {p: classify(p) for p in files}
+            if not any(kinds.values()):
+                raise InputError(
+                    f"{source}: nothing to de-identify ({len(files)} files, none DICOM, CSV or FHIR JSON)"
+                )
             out.mkdir(parents=True, exist_ok=True)
             out_root, report_path = out, out / REPORT_NAME
         else:
             files = [source]
+            kinds = {source: classify(source)}
             out.parent.mkdir(parents=True, exist_ok=True)
-            out_root, report_path = None, out.parent / REPORT_NAME
+            out_root, report_path = None, single_file_report(out)
         entries: list[dict[str, Any]] = []
         skipped_rel: list[tuple[Path, str]] = []
         for path in track(files, "de-identifying", total=len(files)):
             rel = path.relative_to(source) if source.is_dir() else Path(path.name)
-            kind = classify(path)
+            kind = kinds[path]
             out_file = None if source.is_dir() else out
             entry = None
             if kind == "dicom":
