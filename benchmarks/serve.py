@@ -261,6 +261,9 @@ def main() -> None:
         default="torch,onnx",
         help="medlearn serve --runtime values, measured one after the other",
     )
+    parser.add_argument(
+        "--out", type=Path, help="also write the figures as JSON here (e.g. results/serve/...)"
+    )
     parser.add_argument("--single", type=int, default=200, help="requests sent one at a time after the load")
     parser.add_argument(
         "--websocket",
@@ -318,11 +321,55 @@ def main() -> None:
             f"onnx/torch latency: one at a time {single:.2f}x, under load (p50) {loaded:.2f}x (goal <= 0.5x); "
             f"throughput onnx {onnx_['throughput']:.0f} req/s (goal >= 200, 0 errors)"
         )
+    if args.out is not None:
+        write_results(args, results, described)
     for runtime, r in results.items():
         if r["errors"]:
             kinds = Counter(e.split(":")[0] for e in r["errors"])
             print(f"{runtime} errors: {dict(kinds)} (first: {r['errors'][0]})")
             print("server log (last lines):\n" + "\n".join(r["server_log"].splitlines()[-15:]))
+
+
+def write_results(args: argparse.Namespace, results: dict[str, dict], described: str) -> None:
+    """The figures as JSON (``--out``), with the setup and machine, for the README to cite."""
+    import platform
+    import subprocess as sp
+
+    commit = sp.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    load_1min = os.getloadavg()[0]
+    table = {}
+    for runtime, r in results.items():
+        p50, p95, p99 = np.percentile(r["latency_ms"], [50, 95, 99])
+        table[runtime] = {
+            "requests_per_s": round(r["throughput"], 1),
+            "latency_ms": {"p50": round(p50, 1), "p95": round(p95, 1), "p99": round(p99, 1)},
+            "one_at_a_time_p50_ms": round(float(np.median(r["single_ms"])), 1),
+            "errors": len(r["errors"]),
+        }
+    out = {
+        "benchmark": "benchmarks/serve.py",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "commit": commit,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_1min_after": load_1min,
+        },
+        "input": described,
+        "server": {"workers": args.workers, "threads_per_prediction": args.server_threads or 1},
+        "load": {"requests": args.requests, "in_flight": args.concurrency, "one_at_a_time": args.single},
+        "results": table,
+    }
+    if "torch" in table and "onnx" in table:
+        onnx_, torch_ = table["onnx"], table["torch"]
+        out["onnx_over_torch"] = {
+            "one_at_a_time_p50": round(onnx_["one_at_a_time_p50_ms"] / torch_["one_at_a_time_p50_ms"], 2),
+            "under_load_p50": round(onnx_["latency_ms"]["p50"] / torch_["latency_ms"]["p50"], 2),
+        }
+    out["goals"] = {"requests_per_s": ">= 200 with 0 errors", "onnx_over_torch_latency": "<= 0.5"}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"written: {args.out}")
 
 
 def ensure_onnx(bundle: Path | None, tmp: Path) -> Path | None:

@@ -17,7 +17,7 @@ import medlearn
 from medlearn.engine.bundle import load_bundle
 from medlearn.engine.export import MAX_ABS_DIFF, export_onnx
 from medlearn.engine.onnx_runtime import load_onnx_bundle
-from medlearn.errors import BundleError
+from medlearn.errors import BundleError, InputError
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +122,10 @@ def test_ecg_bundle_exports_with_real_records_as_examples(ecg):
     record = export_onnx(bundle, int8=True, examples=records)
     assert record["checked_on"] == f"{len(records)} example inputs" and record["max_abs_diff"] <= MAX_ABS_DIFF
     assert record["int8"]["label_agreement"] >= 0.99
+    # int8 is calibrated, and its agreement measured, on the bundle's own validation split
+    n_val = len(json.loads((bundle / "bundle.json").read_text())["splits"]["val"])
+    assert record["int8"]["calibrated_on"] == f"{n_val} validation units"
+    assert record["int8"]["quantization"].startswith(("static QDQ", "dynamic"))
     _same_records(load_bundle(bundle).predict(records), load_onnx_bundle(bundle).predict(records))
 
 
@@ -208,3 +212,8 @@ def test_the_export_command_prints_what_it_exported_and_refuses_other_formats(eh
     assert json.loads(done.stdout)["max_abs_diff"] <= MAX_ABS_DIFF and (tmp_path / "m.onnx").is_file()
     bad = runner.invoke(app, ["export", str(ehr_gbm), "--format", "tflite"])
     assert bad.exit_code == 2 and "medlearn exports onnx" in bad.output
+
+
+def test_int8_without_the_training_data_asks_for_it(ehr_gbm, tmp_path):
+    with pytest.raises(InputError, match="pass --data DIR"):
+        export_onnx(ehr_gbm, out=tmp_path / "m.onnx", int8=True, data=tmp_path / "nowhere")

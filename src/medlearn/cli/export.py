@@ -25,8 +25,13 @@ def export(
         typer.Option("--out", help="ONNX file (default: <bundle>/model.onnx, recorded in the bundle)."),
     ] = None,
     int8: Annotated[
-        bool, typer.Option("--int8", help="Also write a dynamically quantised int8 copy.")
+        bool,
+        typer.Option("--int8", help="Also write an int8 copy, calibrated on the bundle's validation split."),
     ] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Dataset for --int8's validation split (default: the training data)."),
+    ] = None,
     example: Annotated[
         list[Path] | None,
         typer.Option("--example", help="Input file(s) to check parity on (default: random inputs)."),
@@ -41,10 +46,17 @@ def export(
     _setup(quiet)
     if format_ != "onnx":
         raise InputError(f"--format {format_}: medlearn exports onnx")
-    record = export_onnx(bundle, out=out, int8=int8, examples=example or None, allow_external=allow_external)
+    if data is not None and not int8:
+        raise InputError(f"--data {data}: the dataset calibrates --int8; add --int8 or leave --data out")
+    record = export_onnx(
+        bundle, out=out, int8=int8, examples=example or None, allow_external=allow_external, data=data
+    )
     if json_:
         sys.stdout.write(json.dumps(record, indent=2) + "\n")
         return
     info(f"exported {record['file']} (max abs difference to torch {record['max_abs_diff']:.1e})")
     if "int8" in record:
-        info(f"int8: {record['int8']['file']} (label agreement {record['int8']['label_agreement']:.1%})")
+        int8_ = record["int8"]
+        info(
+            f"int8: {int8_['file']} ({int8_['calibration']}; label agreement {int8_['label_agreement']:.1%})"
+        )

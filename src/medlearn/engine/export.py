@@ -10,8 +10,9 @@ what it expects and which bundle it came from.
 Written by default to ``<bundle>/model.onnx`` and recorded under ``exports.onnx`` in ``bundle.json``
 (the manifest is rewritten: a signed bundle must be signed again). Before it is recorded, onnxruntime's
 output is compared with torch's on inputs of the bundle's shape; a difference above
-:data:`MAX_ABS_DIFF` fails the export. ``int8`` adds a dynamically quantised copy
-(``model.int8.onnx``; weights int8, activations quantised at run time) with its label agreement.
+:data:`MAX_ABS_DIFF` fails the export. ``int8`` adds a statically quantised copy (``model.int8.onnx``;
+int8 weights and activations, calibrated on the bundle's validation split, see
+:mod:`medlearn.engine.quantize`) with its label agreement on those validation units.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def export_onnx(
     int8: bool = False,
     examples: list[Path] | None = None,
     allow_external: bool = False,
+    data: Path | None = None,
 ) -> dict[str, Any]:
     """Export a bundle's model (calibration and activation folded in) to ONNX and check it.
 
@@ -115,9 +117,11 @@ def export_onnx(
         bundle_path: the bundle (or its run folder).
         out: the ONNX file; default ``<bundle>/model.onnx``, which is then recorded in ``bundle.json``
             (where ``predict --runtime onnx`` finds it).
-        int8: also write a dynamically quantised copy beside it (``<name>.int8.onnx``).
+        int8: also write an int8 copy beside it (``<name>.int8.onnx``), calibrated on the validation split.
         examples: input files to check parity on (default: random arrays of the recorded input shape).
         allow_external: export a bundle that runs out-of-tree code.
+        data: the dataset whose validation split calibrates and checks the int8 copy (default: the data
+            the bundle was trained on).
 
     Returns:
         What was exported: file, opset, the max abs difference to torch, int8 file and label agreement.
@@ -174,17 +178,22 @@ def export_onnx(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if int8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from medlearn.engine.quantize import quantize_int8, validation_inputs
+
+        val = validation_inputs(bundle, data)
+        threshold = bundle.threshold if bundle.threshold is not None else 0.5
+        float_labels = _labels(bundle.kind, _onnx_outputs(target, val), threshold)
+
+        def agreement(path: Path) -> float:
+            return float((_labels(bundle.kind, _onnx_outputs(path, val), threshold) == float_labels).mean())
 
         quantized = target.with_suffix(".int8.onnx")
-        quantize_dynamic(str(target), str(quantized), weight_type=QuantType.QInt8)
-        threshold = bundle.threshold if bundle.threshold is not None else 0.5
-        agree = _labels(bundle.kind, _onnx_outputs(quantized, x), threshold) == _labels(
-            bundle.kind, expected, threshold
-        )
+        how = quantize_int8(target, quantized, val, agreement)
         record["int8"] = {
             "file": quantized.name if inside else str(quantized),
-            "label_agreement": float(agree.mean()),
+            "quantization": how,
+            "calibrated_on": f"{len(val)} validation units",
+            "label_agreement": agreement(quantized),
         }
     if inside:
         bundle.meta.exports["onnx"] = record

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 #: the environment variable that hands the specification to uvicorn's worker processes
 SPEC_ENV = "MEDLEARN_SERVE_SPEC"
+#: more worker processes than this is a typo, not a deployment (each one loads every model)
+MAX_WORKERS = 64
 
 
 class ServeSpec(BaseModel):
@@ -62,8 +64,11 @@ def check_spec(spec: ServeSpec) -> dict[str, ServedModel]:
 
     if spec.runtime not in ("torch", "onnx"):
         raise ConfigError(f"--runtime {spec.runtime}: choose torch or onnx")
-    if spec.workers < 1:
-        raise ConfigError(f"--workers {spec.workers}: at least 1")
+    if not 1 <= spec.workers <= MAX_WORKERS:
+        raise ConfigError(
+            f"--workers {spec.workers}: from 1 to {MAX_WORKERS} (each worker process loads every model; one "
+            "per core is the usual choice)"
+        )
     keys = [] if spec.api_key_file is None else load_key_file(spec.api_key_file)
     limited = parse_rate(spec.rate_limit) is not None or any(k.rate_per_s for k in keys)
     if spec.workers > 1 and limited:
@@ -125,7 +130,17 @@ def run(spec: ServeSpec, models: dict[str, ServedModel], **uvicorn_options: Any)
         uvicorn.run(build_app(spec, models), **uvicorn_options)
         return
     models.clear()  # the workers load their own copies; this process only supervises them
-    os.environ[SPEC_ENV] = spec.model_dump_json()
-    uvicorn.run(
-        "medlearn.serve.launch:app_from_environment", factory=True, workers=spec.workers, **uvicorn_options
-    )
+    before = os.environ.get(SPEC_ENV)
+    os.environ[SPEC_ENV] = spec.model_dump_json()  # the spawned workers inherit it
+    try:
+        uvicorn.run(
+            "medlearn.serve.launch:app_from_environment",
+            factory=True,
+            workers=spec.workers,
+            **uvicorn_options,
+        )
+    finally:
+        if before is None:
+            os.environ.pop(SPEC_ENV, None)
+        else:
+            os.environ[SPEC_ENV] = before
