@@ -76,12 +76,24 @@ class TrainConfig(_Strict):
     grad_clip: float | None = Field(None, gt=0)  # clip the gradient norm (recurrent generators)
 
 
+class ConformalConfig(_Strict):
+    """Split-conformal prediction sets for a classifier (:mod:`medlearn.engine.conformal`).
+
+    Half of the validation groups are held out: the Trainer's early stopping, the temperature/Platt
+    calibration and the operating point use the other half only, so the sets are calibrated on units no
+    choice looked at. ``coverage`` is the share of new units whose true class the set should hold."""
+
+    coverage: float = Field(0.9, gt=0, lt=1)
+    score: Literal["aps", "class_conditional"] = "aps"
+
+
 class EvalConfig(_Strict):
     operating_point: str = "sensitivity>=0.90"
     n_bootstrap: int = Field(1000, ge=0)
     calibrate: bool = (
         True  # temperature (+ bias for binary) scaling fitted on the validation split (pooled over folds)
     )
+    conformal: ConformalConfig | None = None  # prediction sets (classification); None = no sets
 
 
 class ExperimentConfig(_Strict):

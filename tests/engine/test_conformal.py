@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medlearn.engine.run import conformal_interval
+from medlearn.engine.uncertainty import conformal_interval
 
 
 def test_interval_covers_ninety_percent_of_fresh_residuals():

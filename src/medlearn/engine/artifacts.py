@@ -118,6 +118,17 @@ class PredictionInterval(_Record):
     n_residuals: int | None = None
 
 
+class PredictionSetsRecord(_Record):
+    """A classifier's split-conformal prediction sets (:class:`medlearn.engine.conformal.ConformalSets`)."""
+
+    coverage: Annotated[float, Field(gt=0.0, lt=1.0)]
+    score: Literal["aps", "class_conditional"]
+    #: APS: one threshold; class_conditional: one per class; None = no finite threshold (every class)
+    thresholds: list[float | None]
+    n_calibration: int
+    method: str
+
+
 class RefitRecord(_Record):
     """How a cross-validated run's shipped model was refit on all units."""
 
@@ -170,6 +181,8 @@ class BundleMeta(_Record):
     operating_point: OperatingPointRecord | None = None
     calibration: CalibrationRecord = Field(default_factory=CalibrationRecord)
     prediction_interval: PredictionInterval | None = None
+    #: a classifier's conformal prediction sets (``eval.conformal``); None = the bundle returns no sets
+    prediction_sets: PredictionSetsRecord | None = None
     metrics: dict[str, dict[str, Any]]
     data: DataRecord
     splits: dict[str, list[str]]
@@ -237,6 +250,7 @@ def build_bundle_meta(
     operating_point: Mapping[str, Any] | None = None,
     calibration: Mapping[str, float] | None = None,
     prediction_interval: Mapping[str, Any] | None = None,
+    prediction_sets: Mapping[str, Any] | None = None,
     validation_parts: Mapping[str, Sequence[str]] | None = None,
     input_profile: Mapping[str, Any] | None = None,
     input_shape: Sequence[int] | None = None,
@@ -258,6 +272,7 @@ def build_bundle_meta(
         prediction_interval=None
         if prediction_interval is None
         else PredictionInterval(**prediction_interval),
+        prediction_sets=None if prediction_sets is None else PredictionSetsRecord(**prediction_sets),
         metrics={k: dict(v) for k, v in metrics.items()},
         data=DataRecord(root=str(data_root), fingerprint=fingerprint, n_units=n_units, n_train=n_train),
         splits={k: list(v) for k, v in splits.items()},

@@ -128,6 +128,17 @@ class Predictor:
     def model_name(self) -> str:
         return f"{self.meta.model.name}@{self.meta.created}"
 
+    def _add_prediction_set(self, record: dict[str, Any], pred: Any) -> None:
+        """The unit's conformal prediction set (class names, most probable first) and ``uncertain``: the
+        set holds more than one class, so the model cannot tell them apart at the bundle's coverage."""
+        from medlearn.engine.conformal import ConformalSets
+
+        fitted = ConformalSets.from_dict(self.meta.prediction_sets.model_dump())
+        (chosen,) = fitted.sets(np.asarray([pred], dtype=np.float64))  # binary: P(positive) → 2 classes
+        record["prediction_set"] = [self.class_names[c] for c in chosen]
+        record["set_coverage"] = fitted.coverage
+        record["uncertain"] = len(chosen) > 1
+
     def _within_range(self, value: float) -> float:
         """A regression value clipped to the task's physical range (e.g. no negative length of stay)."""
         lo, hi = self.task.target.value_range
@@ -163,6 +174,8 @@ class Predictor:
                     self._within_range(value + interval.half_width),
                 ]
             )
+        if self.kind in ("binary", "multiclass") and self.meta.prediction_sets is not None:
+            self._add_prediction_set(record, pred)
         extra = {k: v for k, v in unit.meta.items() if k != "input"}
         if extra:
             record["details"] = extra

@@ -41,31 +41,17 @@ from medlearn.engine.task import Task
 from medlearn.engine.tracking import run_callbacks
 from medlearn.engine.trainer import FitResult, Trainer, balanced_class_weights
 from medlearn.engine.trees import ArrayFitted
+from medlearn.engine.uncertainty import (
+    fit_prediction_sets,
+    held_out_mask,
+    regression_interval,
+    score_prediction_sets,
+)
 from medlearn.engine.validate import validate_experiment
 
 __all__ = ["RunOutputs", "evaluate_bundle", "make_task", "resolve_root", "train_experiment"]
 
 log = logging.getLogger(__name__)
-
-
-def conformal_interval(
-    y_cal: np.ndarray, pred_cal: np.ndarray, coverage: float = 0.9, source: str = "validation residuals"
-) -> dict[str, Any]:
-    """Split-conformal prediction interval: ``prediction ± q`` where ``q`` is the finite-sample
-    ``coverage`` quantile of the absolute residuals on calibration units (Lei et al., 2018).
-
-    The guarantee needs calibration units exchangeable with new ones, so they must not have steered the
-    fit: :func:`fit_fold` takes them from validation groups the Trainer did not monitor for early
-    stopping (``source`` says which units they were).
-    """
-    residuals = np.sort(np.abs(np.asarray(y_cal, float) - np.asarray(pred_cal, float)))
-    rank = min(int(np.ceil((len(residuals) + 1) * coverage)), len(residuals)) - 1
-    return {
-        "coverage": coverage,
-        "half_width": float(residuals[rank]),
-        "method": f"split conformal, {source}",
-        "n_residuals": int(len(residuals)),
-    }
 
 
 @dataclass
@@ -139,16 +125,16 @@ def fit_fold(
     monitored, conformal, monitor_ds = None, None, None
     if "val" in tables:
         monitored, monitor_ds = tables["val"], datasets["val"]
-        halves = (
-            halve_by_group(tables["val"].groups, cfg.data.split.seed) if task.kind == "regression" else None
-        )
+        held_out = task.kind == "regression" or cfg.eval.conformal is not None
+        halves = halve_by_group(tables["val"].groups, cfg.data.split.seed) if held_out else None
         if halves is not None:
             monitored = tables["val"].subset(np.flatnonzero(~halves))
             conformal = tables["val"].subset(np.flatnonzero(halves))
             monitor_ds = make_dataset(task, monitored, pre, cfg.data.cache)
             info(
                 f"validation: {len(monitored)} {task.unit}s for early stopping, {len(conformal)} "
-                f"{task.unit}s ({len(set(conformal.groups))} groups) for the conformal interval"
+                f"{task.unit}s ({len(set(conformal.groups))} groups) held out for conformal "
+                + ("intervals" if task.kind == "regression" else "prediction sets")
             )
     fit = trainer.fit(
         model, datasets["train"], monitor_ds, class_weights=weights, resume=resume, epochs=epochs
@@ -282,9 +268,14 @@ def _train_predictive(
         for s in pooled:
             pooled[s].meta.update(fold=[k + 1 for k, f in enumerate(folds) for _ in range(len(f.tables[s]))])
     val_logits = np.concatenate([f.logits["val"] for f in folds])
+    # with prediction sets, calibration and the operating point keep off the units held out for them
+    chooses = ~held_out_mask(folds) if task.kind != "regression" else np.ones(len(val_logits), bool)
     calibration = (
-        fit_calibration(val_logits, pooled["val"].targets, task.kind) if cfg.eval.calibrate else Calibration()
+        fit_calibration(val_logits[chooses], pooled["val"].targets[chooses], task.kind)
+        if cfg.eval.calibrate
+        else Calibration()
     )
+
     fold_preds = [
         {s: calibrated_predictions(z, calibration, task.kind) for s, z in f.logits.items()} for f in folds
     ]
@@ -295,11 +286,13 @@ def _train_predictive(
         if cv
         else f"the validation split ({len(pooled['val']):,} {task.unit}s)"
     )
+    if not chooses.all():
+        cal_source += f", less the {int((~chooses).sum()):,} held out for the prediction sets"
     op, interval = None, None
     if task.kind == "binary":
         op = M.choose_operating_point(
-            pooled["val"].targets,
-            preds["val"],
+            pooled["val"].targets[chooses],
+            preds["val"][chooses],
             cfg.eval.operating_point,
             "pooled fold-validation" if cv else "val",
         )
@@ -307,6 +300,11 @@ def _train_predictive(
         interval = regression_interval(folds, fold_preds, cv)
     metrics_val = score_split(task, pooled["val"], preds["val"], "val", op, cfg.eval.n_bootstrap)
     metrics_test = score_split(task, pooled["test"], preds["test"], test_name, op, cfg.eval.n_bootstrap)
+    sets = None
+    if cfg.eval.conformal is not None and task.kind != "regression":
+        sets = fit_prediction_sets(cfg.eval.conformal, task, pooled, preds, ~chooses, cv)
+        if sets is not None:
+            metrics_test["conformal"] = score_prediction_sets(sets, task, pooled["test"], preds["test"])
     for name, mask in task.metric_subsets(pooled["test"]).items():
         index = np.flatnonzero(mask)
         metrics_test.setdefault("subsets", {})[name] = score_split(
@@ -407,6 +405,7 @@ def _train_predictive(
         operating_point=op.to_dict() if op else None,
         calibration=calibration.to_dict(),
         prediction_interval=interval,
+        prediction_sets=None if sets is None else sets.to_dict(),
         validation_parts=(
             {"early_stopping": final.monitored.ids, "conformal": final.conformal.ids}
             if final.conformal is not None and final.monitored is not None
@@ -430,31 +429,3 @@ def _train_predictive(
         task.data_sections(),
     )
     return RunOutputs(out, metrics_test, metrics_val, bundle_path, report, fit)
-
-
-def regression_interval(
-    folds: list[FoldResult], fold_preds: list[dict[str, np.ndarray]], cv: bool
-) -> dict[str, Any]:
-    """The conformal interval from the folds' conformal halves of validation (units the Trainer did not
-    monitor); from all validation units, and said so, where validation held a single group."""
-    ys, preds, n_groups, all_carved = [], [], 0, True
-    for f, p in zip(folds, fold_preds):
-        val = f.tables["val"]
-        if f.conformal is None:
-            all_carved = False
-            ys.append(val.targets)
-            preds.append(p["val"])
-            continue
-        wanted = set(f.conformal.ids)
-        index = np.array([i for i, uid in enumerate(val.ids) if uid in wanted], dtype=int)
-        ys.append(val.targets[index])
-        preds.append(p["val"][index])
-        n_groups += len(set(f.conformal.groups))
-    where = "of the folds' " if cv else ""
-    source = (
-        f"residuals of the {sum(len(y) for y in ys)} units in {n_groups} validation groups {where}kept out "
-        "of early stopping"
-        if all_carved
-        else "validation residuals (validation had one group, so these units were also used for early stopping)"
-    )
-    return conformal_interval(np.concatenate(ys), np.concatenate(preds), source=source)
