@@ -52,5 +52,7 @@ def test_one_scorable_group_has_no_gap():
     rng = np.random.default_rng(2)
     y = rng.integers(0, 2, 100)
     table = SimpleNamespace(targets=y, groups=np.arange(100))
-    gaps = subgroup_gaps(binary_task(), table, scores(rng, y, 1.0), {"sex=F": np.ones(100, bool)}, n_boot=50)
+    subsets = {"sex=F": np.ones(100, bool), "sleep_period": np.ones(100, bool)}
+    gaps = subgroup_gaps(binary_task(), table, scores(rng, y, 1.0), subsets, n_boot=50)
     assert "gap" not in gaps["sex"] and gaps["sex"]["groups"]["sex=F"]["n"] == 100
+    assert set(gaps) == {"sex"}  # a subset without attribute=value is not a subgroup of people

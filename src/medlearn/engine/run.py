@@ -37,6 +37,7 @@ from medlearn.engine.posthoc import Calibration, apply_calibration, fit_calibrat
 from medlearn.engine.progress import info
 from medlearn.engine.run_report import write_run_report
 from medlearn.engine.runtime import REPRODUCIBILITY, pick_device
+from medlearn.engine.subgroups import subgroup_gaps
 from medlearn.engine.task import Task
 from medlearn.engine.tracking import run_callbacks
 from medlearn.engine.trainer import FitResult, Trainer, balanced_class_weights
@@ -305,7 +306,8 @@ def _train_predictive(
         sets = fit_prediction_sets(cfg.eval.conformal, task, pooled, preds, ~chooses, cv)
         if sets is not None:
             metrics_test["conformal"] = score_prediction_sets(sets, task, pooled["test"], preds["test"])
-    for name, mask in task.metric_subsets(pooled["test"]).items():
+    subsets = task.metric_subsets(pooled["test"])
+    for name, mask in subsets.items():
         index = np.flatnonzero(mask)
         metrics_test.setdefault("subsets", {})[name] = score_split(
             task,
@@ -314,6 +316,11 @@ def _train_predictive(
             f"{test_name}/{name}",
             op,
             cfg.eval.n_bootstrap,
+        )
+    if subsets:  # fairness: the gap between subgroups, with its CI (model card)
+        threshold = op.threshold if op else None
+        metrics_test["subgroup_gaps"] = subgroup_gaps(
+            task, pooled["test"], preds["test"], subsets, threshold, cfg.eval.n_bootstrap
         )
     final = folds[-1]
     one_pass = isinstance(final.model, ArrayFitted)

@@ -69,6 +69,8 @@ def subgroup_gaps(
     targets, groups_all = np.asarray(table.targets), np.asarray(table.groups)
     by_attribute: dict[str, list[tuple[str, np.ndarray]]] = {}
     for label, mask in subsets.items():
+        if "=" not in label:  # a subset that is not a subgroup of people (e.g. the sleep period of a night)
+            continue
         attribute = label.split("=", 1)[0]
         by_attribute.setdefault(attribute, []).append((label, np.flatnonzero(mask)))
     out: dict[str, Any] = {}
