@@ -670,6 +670,7 @@ def demo(
 
 # The molecule commands live in their own module; importing it registers them on ``app``.
 from medlearn.cli import deid as _deid  # noqa: E402,F401
+from medlearn.cli import explain as _explain  # noqa: E402,F401
 from medlearn.cli import export as _export  # noqa: E402,F401
 from medlearn.cli import integrity as _integrity  # noqa: E402,F401
 from medlearn.cli import molecules as _molecules  # noqa: E402,F401

@@ -142,6 +142,38 @@ class AdmissionTask(Task):
 
         annotate_unit(unit, array, bundle)
 
+    def explanation_layout(self, preprocessing: Any) -> Any:
+        """Time bins × features with the featuriser's names and what a value of each means
+        (:meth:`feature_units`); a removed value is 0 — the training mean of a lab or of age, an event
+        that did not happen."""
+        from medlearn.explain.layout import InputLayout
+
+        featurize = preprocessing.steps[0]
+        return InputLayout(
+            kind="sequence",
+            methods=["integrated_gradients", "occlusion"],
+            baseline=0.0,
+            bin_hours=self.options.bin_hours,
+            feature_names=featurize.feature_names(),
+            feature_units=self.feature_units(featurize),
+        )
+
+    def feature_units(self, featurize: Any) -> list[str]:
+        """What a value of each feature of :class:`~medlearn.ehr.features.Featurize` means, in its
+        column order: labs are z-scores against the training mean and SD (in the unit the source
+        records the lab in), indicators are 0/1, age is a z-score of years."""
+        labs = [f"z: (value - {m:.3g}) / {s:.3g}, source unit" for m, s in zip(featurize.mean, featurize.std)]
+        return (
+            labs
+            + ["1 = measured in this bin"] * len(labs)
+            + ["1 = recorded in this bin"] * len(featurize.code_index)
+            + ["bin position in the window, 0-1"]
+            + [f"z: (years - {featurize.age_mean:.3g}) / {featurize.age_std:.3g}", "1 = yes", "1 = yes"]
+            + ["log(1 + count)"]
+            + ["1 = this admission type"] * len(featurize.type_index)
+            + ["1 = coded in an earlier admission"] * len(featurize.history_index)
+        )
+
     def input_profile(self, table: UnitTable) -> dict[str, Any]:
         """Ages, the value range of each lab in the vocabulary, the codes the model knows and the share of
         unknown codes the training admissions had (see :func:`medlearn.ehr.predict.admission_profile`)."""

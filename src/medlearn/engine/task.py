@@ -224,6 +224,14 @@ class Task(ABC):
         """
         return None
 
+    def explanation_layout(self, preprocessing: Any) -> Any:
+        """How the model's preprocessed input is laid out for ``medlearn explain``: a
+        :class:`medlearn.explain.layout.InputLayout` (image, signal or sequence; the sampling rate,
+        channel or feature names and units, the value a removed input takes, the default methods), given
+        the bundle's fitted ``preprocessing``. Default None: explain infers the layout from the input's
+        shape (a CNN's 3D/4D input is an image, a 2D input a sequence of unnamed features)."""
+        return None
+
     @property
     def kind(self) -> Kind:
         """``target.kind``: the engine branches on it everywhere, so it stays one attribute away."""

@@ -73,6 +73,61 @@ def gradcam(model: nn.Module, x: np.ndarray | torch.Tensor, target: int | None =
     return np.where(peak > 0, up / np.where(peak > 0, peak, 1), 0.0).astype(np.float32)
 
 
+def class_cam(
+    scores: nn.Module, layer: nn.Module, x: torch.Tensor, targets: list[int], plus_plus: bool = False
+) -> np.ndarray:
+    """Grad-CAM (or Grad-CAM++) maps of ``layer`` for each input's class in ``targets``, upsampled to the
+    input's spatial size, each scaled to a peak of 1 (all zero when nothing is positive).
+
+    Args:
+        scores: a model with one output per class (:class:`~medlearn.explain.scores.ClassScores`), so a
+            binary model's negative class is explained as well as its positive one.
+        layer: the convolutional block whose activations are weighed (a module inside ``scores``).
+        x: preprocessed inputs (n, C, *spatial) on the model's device.
+        targets: the class explained for each input.
+        plus_plus: Grad-CAM++ (Chattopadhay et al., WACV 2018): pixel-wise weights
+            ``g² / (2 g² + Σ A · g³)`` of the positive gradients, from the activations ``A`` and
+            gradients ``g`` of the layer (captum has no Grad-CAM++; the formula is MONAI's ``GradCAMpp``).
+    """
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    scores.eval()
+    spatial = tuple(x.shape[2:])
+    if plus_plus:
+        acts, grads = layer_activations_and_gradients(scores, layer, x, targets)
+        dims = tuple(range(2, acts.ndim))
+        g2, g3 = grads.pow(2), grads.pow(3)
+        denominator = 2 * g2 + acts.sum(dim=dims, keepdim=True) * g3
+        alpha = g2 / torch.where(denominator != 0, denominator, torch.ones_like(denominator))
+        weights = (alpha * torch.relu(grads)).sum(dim=dims, keepdim=True)
+        attr = torch.relu((weights * acts).sum(dim=1, keepdim=True))
+    else:
+        inputs = x.detach().clone().requires_grad_(True)
+        attr = LayerGradCam(scores, layer).attribute(inputs, target=targets, relu_attributions=True)
+    mode = {1: "linear", 2: "bilinear", 3: "trilinear"}[len(spatial)]
+    up = LayerAttribution.interpolate(attr.detach(), spatial, interpolate_mode=mode)[:, 0].cpu().numpy()
+    up = np.where(np.isfinite(up), up, 0.0)
+    peak = up.reshape(len(up), -1).max(axis=1).reshape((-1,) + (1,) * len(spatial))
+    return np.where(peak > 0, up / np.where(peak > 0, peak, 1), 0.0).astype(np.float32)
+
+
+def layer_activations_and_gradients(
+    scores: nn.Module, layer: nn.Module, x: torch.Tensor, targets: list[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The activations of ``layer`` for ``x`` and the gradients of each input's target score with
+    respect to them (a forward hook; one backward pass for the batch)."""
+    captured: list[torch.Tensor] = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
+    try:
+        out = scores(x.detach())
+    finally:
+        handle.remove()
+    acts = captured[0]
+    chosen = out[torch.arange(len(x)), torch.as_tensor(targets, device=out.device)]
+    (grads,) = torch.autograd.grad(chosen.sum(), acts)
+    return acts.detach(), grads.detach()
+
+
 def cam_problem(heat: np.ndarray) -> str | None:
     """Why a Grad-CAM map shows nothing, or None when it localises something.
 

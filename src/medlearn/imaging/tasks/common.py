@@ -144,3 +144,18 @@ class ImagingTask(Task):
 
     def display_image(self, x: np.ndarray) -> np.ndarray:
         return display_image(x)
+
+    def explanation_layout(self, preprocessing: Any) -> Any:
+        """Images, volumes and 2.5D stacks (slices as channels, when the preprocessing stacks slices
+        without adding a channel axis) explained by Grad-CAM first; a removed pixel is 0 (air in a HU
+        window, black in a scaled picture, the mean of a normalised X-ray)."""
+        from medlearn.explain.layout import InputLayout
+
+        names = [s["name"] for s in getattr(preprocessing, "spec", [])]
+        stacked = "slice_stack" in names and "add_channel" not in names
+        return InputLayout(
+            kind="image",
+            methods=["gradcam", "gradcam++", "integrated_gradients", "occlusion"],
+            baseline=0.0,
+            slices_in_channels=stacked,
+        )

@@ -160,6 +160,23 @@ class SignalTask(RecordingInputs, Task):
             for start in range(0, unit.signal.shape[-1] - n + 1, n)
         ]
 
+    # -- explanations ------------------------------------------------------------------------------------
+    def explanation_layout(self, preprocessing: Any) -> Any:
+        """The model's channels at the rate it sees (``fs_hz``), explained over time by integrated
+        gradients first, then occlusion; a removed sample is 0 (the standardised signal's baseline)."""
+        from medlearn.explain.layout import InputLayout
+
+        names = [f"input channel {c + 1}" for c in range(self.n_channels)]
+        if self.options.rr_channel:
+            names.append("RR interval")
+        return InputLayout(
+            kind="signal",
+            methods=["integrated_gradients", "occlusion"],
+            baseline=0.0,
+            fs_hz=self.options.fs_hz,
+            channel_names=names,
+        )
+
     # -- input checks ------------------------------------------------------------------------------------
     def input_profile(self, table: UnitTable) -> dict[str, Any]:
         """Sampling rates, durations and amplitudes (robust half-range per unit, in the files' units) of
