@@ -96,8 +96,25 @@ class EvalConfig(_Strict):
     conformal: ConformalConfig | None = None  # prediction sets (classification); None = no sets
 
 
+class PrivacyConfig(_Strict):
+    """Train with differential privacy (DP-SGD, Opacus): an (ε, δ) guarantee for each training unit.
+
+    The noise is calibrated so that ``train.epochs`` epochs spend at most ``epsilon``; what the
+    accountant says was spent (early stopping spends less) is recorded in the bundle. Without ``delta``,
+    δ = 1/(10·n_train), a tenth of the reciprocal of the number of training units; a ``delta`` of
+    1/n_train or more is refused (it would allow one unit to be published outright). See
+    ``docs/privacy.md``.
+    """
+
+    epsilon: float = Field(gt=0, allow_inf_nan=False)  # target ε over the configured epochs
+    delta: float | None = Field(None, gt=0, lt=1)  # None = 1/(10·n_train)
+    max_grad_norm: float = Field(1.0, gt=0, allow_inf_nan=False)  # per-unit gradient clipping bound (L2)
+    accountant: Literal["prv", "rdp"] = "prv"  # Opacus' PRV (tighter, its default) or RDP accountant
+
+
 class ExperimentConfig(_Strict):
-    """A whole experiment: what to learn (task), from what (data), with what (model), how (train)."""
+    """A whole experiment: what to learn (task), from what (data), with what (model), how (train), and
+    whether with differential privacy (``privacy``, absent = not private)."""
 
     name: str = "experiment"
     task: str
@@ -105,6 +122,7 @@ class ExperimentConfig(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    privacy: PrivacyConfig | None = None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -161,6 +161,43 @@ class TrainingRecord(_Record):
     summary: str | None = None
 
 
+class LayerReplacement(_Record):
+    """A layer DP-SGD cannot train (e.g. batch norm, which mixes the units of a batch), replaced before
+    training by Opacus' ``ModuleValidator.fix``; ``params`` rebuild the replacement when the bundle loads."""
+
+    path: str
+    replaced: str
+    by: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class PrivacyRecord(_Record):
+    """How the weights were trained with differential privacy (DP-SGD with Opacus) and what it spent.
+
+    ``epsilon`` is what the accountant reports for the steps actually taken (at most ``target_epsilon``;
+    less when early stopping ended training sooner), at ``delta``.
+    """
+
+    mechanism: Literal["dp-sgd"] = "dp-sgd"
+    library: str
+    accountant: Literal["prv", "rdp"]
+    epsilon: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    target_epsilon: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+    delta: Annotated[float, Field(gt=0.0, lt=1.0)]
+    delta_rule: str
+    max_grad_norm: Annotated[float, Field(gt=0.0, allow_inf_nan=False)]
+    noise_multiplier: Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+    sample_rate: Annotated[float, Field(gt=0.0, le=1.0)]
+    expected_batch_size: int
+    steps: int
+    epochs_planned: int
+    n_train: int
+    poisson_sampling: bool = True
+    per_sample_gradients: str
+    secure_rng: bool = False
+    replaced_layers: list[LayerReplacement] = Field(default_factory=list)
+
+
 class BundleMeta(_Record):
     """``bundle.json``, format v2: everything needed to rebuild, run, trust and describe the model.
 
@@ -201,6 +238,9 @@ class BundleMeta(_Record):
     input_shape: list[int] | None = None
     #: Exported forms of the model inside the bundle folder, by format (``onnx``: file, opset, parity).
     exports: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: Differentially private training (DP-SGD): the guarantee spent and the layers replaced; None = the
+    #: model was not trained privately (every bundle before issue 16).
+    privacy: PrivacyRecord | None = None
 
     @property
     def kind(self) -> str:
@@ -254,6 +294,7 @@ def build_bundle_meta(
     validation_parts: Mapping[str, Sequence[str]] | None = None,
     input_profile: Mapping[str, Any] | None = None,
     input_shape: Sequence[int] | None = None,
+    privacy: Mapping[str, Any] | None = None,
 ) -> BundleMeta:
     """The one builder of a bundle's metadata, for every run that trains a model.
 
@@ -285,6 +326,7 @@ def build_bundle_meta(
         credits=list(task.credits),
         input_profile=dict(input_profile or {}),
         input_shape=None if input_shape is None else [int(n) for n in input_shape],
+        privacy=None if privacy is None else PrivacyRecord(**privacy),
     )
 
 

@@ -118,6 +118,10 @@ def load_bundle(
     if not weights.is_file():
         raise BundleError(f"{path}: bundle has no model.safetensors")
     model, _ = build_model(meta.model.name, meta.model.params, {})
+    if meta.privacy is not None and meta.privacy.replaced_layers:  # e.g. batch norm → group norm for DP-SGD
+        from medlearn.privacy.dp import rebuild_replaced_layers
+
+        rebuild_replaced_layers(model, meta.privacy.replaced_layers)
     try:
         model.load_state_dict(load_file(str(weights)))
     except Exception as exc:  # safetensors raises its own error types for corrupt files

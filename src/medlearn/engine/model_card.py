@@ -13,7 +13,15 @@ from medlearn.engine.posthoc import Calibration
 from medlearn.engine.runtime import REPRODUCIBILITY
 
 if TYPE_CHECKING:  # artifacts writes the card: a runtime import back would be a cycle
-    from medlearn.engine.artifacts import BundleMeta
+    from medlearn.engine.artifacts import BundleMeta, PrivacyRecord
+
+#: What the ε of a private training does not cover (docs/privacy.md).
+OUTSIDE_EPSILON = (
+    "ε bounds each training unit's influence on the weights only: preprocessing fitted on the training split "
+    "(e.g. vocabularies, normalisation statistics) and class weights from its label counts are outside it, as "
+    "is everything chosen on validation (the kept epoch, calibration, operating point), whose units it does "
+    "not protect. The noise comes from torch's seeded generator, not a cryptographically secure one"
+)
 
 
 def training_summary(meta: BundleMeta) -> str:
@@ -59,6 +67,9 @@ def training_summary(meta: BundleMeta) -> str:
             f"; {round(interval.coverage * 100)}% prediction interval ±{interval.half_width:.3g} from "
             f"{interval.method.removeprefix('split conformal, ')}"
         )
+    if meta.privacy is not None:
+        p = meta.privacy
+        text += f"; differentially private (DP-SGD): ε = {p.epsilon:.3g} spent at δ = {p.delta:.2g}"
     if t.threads is not None:
         text += (
             f". Trained with {t.threads} torch thread{'s' if t.threads != 1 else ''}, deterministic "
@@ -140,8 +151,31 @@ def model_card(meta: BundleMeta) -> str:
             "",
             f"**Prediction interval.** ±{pi.half_width:.3g} for {round(pi.coverage * 100)}% coverage ({pi.method}).",
         ]
+    if meta.privacy is not None:
+        lines += ["", privacy_paragraph(meta.privacy)]
     lines += ["", "**Credits.**", *[f"- {c}" for c in meta.credits], ""]
     return "\n".join(lines)
+
+
+def privacy_paragraph(p: PrivacyRecord) -> str:
+    """The model card's account of a private training: ε spent against its target, δ and its rule, the
+    mechanism's parameters, the layers replaced, and what ε does not cover."""
+    layers = ""
+    if p.replaced_layers:
+        kinds = sorted({f"{r.replaced} → {r.by}" for r in p.replaced_layers})
+        names = ", ".join(f"`{r.path}`" for r in p.replaced_layers[:6])
+        more = f" and {len(p.replaced_layers) - 6} more" if len(p.replaced_layers) > 6 else ""
+        layers = (
+            f" Layers DP-SGD cannot train were replaced before training ({'; '.join(kinds)}): {names}{more}."
+        )
+    return (
+        f"**Differential privacy.** Trained with DP-SGD ({p.library}, {p.per_sample_gradients} per-unit "
+        f"gradients): **ε = {p.epsilon:.3g}** spent (target {p.target_epsilon:g}) at δ = {p.delta:.3g} "
+        f"({p.delta_rule}), by the {p.accountant.upper()} accountant over {p.steps:,} steps of Poisson-sampled "
+        f"batches (sample rate {p.sample_rate:.4g}, {p.expected_batch_size} units expected), noise multiplier "
+        f"{p.noise_multiplier:.3g}, each unit's gradient clipped to L2 norm {p.max_grad_norm:g}.{layers} "
+        f"{OUTSIDE_EPSILON}."
+    )
 
 
 def _plain(value: float | None) -> str:

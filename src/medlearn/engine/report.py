@@ -118,7 +118,29 @@ def metrics_table_html(metrics_json: dict[str, Any]) -> str:
         )
         out.append(f"<table><thead><tr><th>class</th>{head}</tr></thead><tbody>{body}</tbody></table>")
     out.append(f'<p class="meta">Confidence intervals: {_e(m.get("ci_method", "not stated"))}.</p>')
+    if m.get("privacy"):
+        out.append(privacy_html(m["privacy"]))
     return "\n".join(out)
+
+
+def privacy_html(p: dict[str, Any]) -> str:
+    """The differential-privacy figures of a private training (``metrics.json``'s ``privacy``)."""
+    layers = p.get("replaced_layers") or []
+    replaced = ", ".join(sorted({f"{r['replaced']} → {r['by']}" for r in layers}))
+    rows = [
+        ("ε spent (accountant)", f"{p['epsilon']:.3g} of target {p['target_epsilon']:g}"),
+        ("δ", f"{p['delta']:.3g} ({p['delta_rule']})"),
+        ("accountant", f"{p['accountant'].upper()}, {p['steps']:,} steps"),
+        ("noise multiplier", f"{p['noise_multiplier']:.3g}"),
+        ("per-unit gradient clip (L2)", f"{p['max_grad_norm']:g}"),
+        ("Poisson sample rate", f"{p['sample_rate']:.4g} ({p['expected_batch_size']} units expected)"),
+        ("layers replaced", f"{len(layers)} ({replaced})" if layers else "none"),
+    ]
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
+    return (
+        f"<h3>Differential privacy</h3><p>Trained with DP-SGD ({_e(p['library'])}); the guarantee covers "
+        f"each training unit's influence on the weights, not what validation chose.</p><table>{body}</table>"
+    )
 
 
 def _slug(text: str, used: set[str]) -> str:

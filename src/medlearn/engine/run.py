@@ -49,6 +49,7 @@ from medlearn.engine.uncertainty import (
     score_prediction_sets,
 )
 from medlearn.engine.validate import validate_experiment
+from medlearn.errors import ConfigError
 
 __all__ = ["RunOutputs", "evaluate_bundle", "make_task", "resolve_root", "train_experiment"]
 
@@ -122,7 +123,15 @@ def fit_fold(
     if cfg.train.class_weighting == "balanced" and task.kind != "regression":
         weights = balanced_class_weights(tables["train"].targets, len(task.class_names))
     monitor = cfg.train.early_stopping.monitor or task.target.monitor
-    trainer = Trainer(cfg.train, task.target, monitor, checkpoints, pick_device(device), callbacks=callbacks)
+    trainer = Trainer(
+        cfg.train,
+        task.target,
+        monitor,
+        checkpoints,
+        pick_device(device),
+        callbacks=callbacks,
+        privacy=cfg.privacy,
+    )
     monitored, conformal, monitor_ds = None, None, None
     if "val" in tables:
         monitored, monitor_ds = tables["val"], datasets["val"]
@@ -219,6 +228,11 @@ def train_experiment(
     """
     validate_experiment(cfg)
     task = make_task(cfg)
+    if cfg.privacy is not None and task.kind == "generative":
+        raise ConfigError(
+            f"privacy: differential privacy is not supported for generative models (task {task.name}); "
+            "remove the privacy section"
+        )
     root = resolve_root(cfg)
     model_name = cfg.model.name or task.default_model
     info(f"[bold]{cfg.name}[/]: task {task.name}, model {model_name}, data {root}")
@@ -367,6 +381,9 @@ def _train_predictive(
             "fold_best_epochs": best_epochs,
             "rule": "all units, median best epoch of the folds, no validation split",
         }
+    privacy = final.fit.extra.get("privacy")  # DP-SGD: what the shipped model's training spent
+    if privacy is not None:
+        metrics_test["privacy"] = privacy
     write_json(out / "metrics.json", metrics_test)
     write_json(out / "metrics_val.json", metrics_val)
     write_config(out / "config.yaml", cfg)
@@ -420,6 +437,7 @@ def _train_predictive(
         ),
         input_profile=task.input_profile(final.tables["train"]),
         input_shape=np.shape(final.pre(final.tables["train"].raw[0])),
+        privacy=privacy,
     )
     meta.training.summary = training_summary(meta)
     info(meta.training.summary)

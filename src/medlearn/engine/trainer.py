@@ -22,14 +22,15 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from medlearn.config import TrainConfig
+from medlearn.config import PrivacyConfig, TrainConfig
 from medlearn.engine.callbacks import Callback, CallbackList, FitResult, FitState, epoch_line
+from medlearn.engine.checkpoints import load_checkpoint, restore_checkpoint, save_checkpoint
 from medlearn.engine.data import CachedDataset
 from medlearn.engine.objectives import LOWER_IS_BETTER, balanced_class_weights, make_loss, validation_scores
 from medlearn.engine.posthoc import outputs_to_predictions
@@ -38,6 +39,10 @@ from medlearn.engine.protocols import HasOwnObjective, Reseedable
 from medlearn.engine.runtime import REPRODUCIBILITY, pick_device, reproducibility, seed_everything
 from medlearn.engine.target import Target
 from medlearn.engine.trees import ArrayFitted
+from medlearn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from medlearn.privacy.dp import PrivateTraining
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +86,8 @@ class Trainer:
         val_scorer: validation metrics of a model with its own objective, which has no predictions to
             score (e.g. the validity of molecules sampled after each epoch); called in eval mode.
         callbacks: told of fits, epochs and checkpoints, in this order (see :class:`Callback`).
+        privacy: train with DP-SGD (:mod:`medlearn.privacy.dp`): Poisson batches, per-unit clipping and
+            noise for the configured ε; the fit's ``extra["privacy"]`` records what was spent.
 
     Examples:
         >>> from medlearn.config import TrainConfig
@@ -98,8 +105,10 @@ class Trainer:
         device: torch.device | None = None,
         val_scorer: Callable[[nn.Module], dict[str, float]] | None = None,
         callbacks: Sequence[Callback] = (),
+        privacy: PrivacyConfig | None = None,
     ):
         self.cfg = cfg
+        self.privacy = privacy
         self.target = target
         self.monitor = monitor or target.monitor
         self.checkpoint_dir = checkpoint_dir
@@ -151,9 +160,14 @@ class Trainer:
         ignore ``epochs``. A callback setting ``should_stop`` ends training after the current epoch.
         """
         seed_everything(self.cfg.seed)
+        n_epochs = self.cfg.epochs if epochs is None else epochs
+        private = None
+        if self.privacy is not None:  # layers are replaced before the optimizer sees the parameters
+            from medlearn.privacy.dp import PrivateTraining
+
+            private = PrivateTraining(self.privacy, self.cfg, model, train_ds, n_epochs)
         if isinstance(model, ArrayFitted):
             return self._fit_arrays(model, train_ds, val_ds, class_weights)
-        n_epochs = self.cfg.epochs if epochs is None else epochs
         if n_epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {n_epochs}")
         model.to(self.device)
@@ -162,19 +176,15 @@ class Trainer:
             loss_fn = loss_fn.to(self.device)
         optimizer = self._optimizer(model)
         scheduler = self._scheduler(optimizer)
+        if private is not None:
+            optimizer = private.attach(optimizer)
         state, bad_epochs = FitState(self, model, n_epochs), 0
         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        checkpoint = self._load_checkpoint() if resume else None
+        checkpoint = load_checkpoint(self.checkpoint_dir) if resume else None
         if checkpoint is not None:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            if scheduler is not None and checkpoint.get("scheduler"):
-                scheduler.load_state_dict(checkpoint["scheduler"])
-            state.history, best_state = checkpoint["history"], checkpoint["best_state"]
-            state.best_score, state.best_epoch = checkpoint["best_score"], checkpoint["best_epoch"]
-            bad_epochs, state.start_epoch = checkpoint["bad_epochs"], checkpoint["epoch"] + 1
-            torch.set_rng_state(checkpoint["torch_rng"])
-            log.info("resumed from epoch %d", checkpoint["epoch"])
+            best_state, bad_epochs = restore_checkpoint(checkpoint, model, optimizer, scheduler, state)
+            if private is not None:  # the privacy account continues where the checkpoint left it
+                private.load_state_dict(checkpoint["privacy"])
         self.callbacks.on_fit_start(state)
         n_seen, t_train = 0, 0.0
         t0 = time.perf_counter()
@@ -190,7 +200,7 @@ class Trainer:
                     break
                 self.callbacks.on_epoch_start(epoch)
                 t_epoch = time.perf_counter()
-                train_loss, n = self._train_epoch(model, train_ds, loss_fn, optimizer, epoch)
+                train_loss, n = self._train_epoch(model, train_ds, loss_fn, optimizer, epoch, private)
                 t_train += time.perf_counter() - t_epoch
                 n_seen += n
                 row, score = {"epoch": epoch, "train_loss": train_loss}, float("nan")
@@ -212,21 +222,28 @@ class Trainer:
                 state.history.append(row)
                 if scheduler is not None and not (val_ds is None and self.cfg.scheduler == "plateau"):
                     scheduler.step(score) if self.cfg.scheduler == "plateau" else scheduler.step()
-                self._save_checkpoint(
-                    model,
-                    optimizer,
-                    scheduler,
-                    epoch,
-                    state.history,
-                    best_state,
-                    state.best_score,
-                    state.best_epoch,
-                    bad_epochs,
-                )
+                if self.checkpoint_dir is not None:
+                    dp = None if private is None else private.state_dict()
+                    path = save_checkpoint(
+                        self.checkpoint_dir,
+                        model,
+                        optimizer,
+                        scheduler,
+                        epoch,
+                        state,
+                        best_state,
+                        bad_epochs,
+                        dp,
+                    )
+                    self.callbacks.on_checkpoint(path, epoch)
                 self.callbacks.on_epoch_end(epoch, row)
                 status = epoch_line(state, epoch, row)
                 progress.update(bar, advance=1, status=status.split("  ", 1)[1])
                 log.info(status)
+        extra = reproducibility()
+        if private is not None:
+            extra["privacy"] = private.record()
+            private.detach()
         model.load_state_dict(best_state)
         result = FitResult(
             state.history,
@@ -235,7 +252,7 @@ class Trainer:
             best_state,
             time.perf_counter() - t0,
             n_seen / t_train if t_train else 0.0,
-            extra=reproducibility(),
+            extra=extra,
         )
         self.callbacks.on_fit_end(result)
         return result
@@ -337,19 +354,26 @@ class Trainer:
         loss_fn: nn.Module,
         optimizer: torch.optim.Optimizer,
         epoch: int,
+        private: PrivateTraining | None = None,
     ) -> tuple[float, int]:
         """One pass over ``ds``; the mean of the task's loss (callbacks' extra terms are optimised, not
-        reported, so ``train_loss`` stays comparable with ``val_loss``) and the units seen."""
+        reported, so ``train_loss`` stays comparable with ``val_loss``) and the units seen. A private
+        fit takes its batches, per-unit loss and forward pass from ``private``."""
         model.train()
         rng = np.random.default_rng(self.cfg.seed * 1000 + epoch)
         if isinstance(ds.augment, Reseedable):
             ds.augment.reseed(self.cfg.seed * 1000 + epoch)
         own_objective, kind = isinstance(model, HasOwnObjective), self.target.kind
         total, n = 0.0, 0
-        for b, index in enumerate(batches(len(ds), self.cfg.batch_size, rng)):
+        source = batches(len(ds), self.cfg.batch_size, rng) if private is None else private.batches()
+        net, train_loss = (model, loss_fn) if private is None else (private.module, private.loss(loss_fn))
+        for b, index in enumerate(source):
             if self.cfg.max_train_batches is not None and b >= self.cfg.max_train_batches:
                 break
-            if len(index) < 2 and len(ds) > 1:
+            if private is not None and len(index) == 0:
+                private.empty_step()  # a Poisson batch may be empty: its step is noise alone
+                continue
+            if private is None and len(index) < 2 and len(ds) > 1:
                 continue  # a batch of one breaks batch norm; its unit is seen next epoch
             x, y = collate(ds, index, kind)
             x, y = x.to(self.device), y.to(self.device)
@@ -357,9 +381,11 @@ class Trainer:
             if own_objective:
                 loss = model.training_loss(x)
             else:
-                out = model(x)
-                loss = loss_fn(out if kind == "multiclass" else out.reshape(len(out), -1)[:, 0], y)
+                out = net(x)
+                loss = train_loss(out if kind == "multiclass" else out.reshape(len(out), -1)[:, 0], y)
             extra = self.callbacks.extra_loss(model, x, y)
+            if extra is not None and private is not None:
+                raise ConfigError("privacy: a callback's extra loss term (e.g. FedProx) would not be private")
             (loss if extra is None else loss + extra).backward()
             if self.cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
@@ -394,33 +420,3 @@ class Trainer:
         is given); post-hoc calibration is applied by the run to :meth:`logits`."""
         out, loss = self.logits(model, ds, loss_fn)
         return outputs_to_predictions(torch.from_numpy(out), self.target.kind), loss
-
-    # -- checkpoints -----------------------------------------------------------------------------------
-    def _save_checkpoint(
-        self, model, optimizer, scheduler, epoch, history, best_state, best_score, best_epoch, bad_epochs
-    ) -> None:
-        if self.checkpoint_dir is None:
-            return
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        state = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else {},
-            "epoch": epoch,
-            "history": history,
-            "best_state": best_state,
-            "best_score": best_score,
-            "best_epoch": best_epoch,
-            "bad_epochs": bad_epochs,
-            "torch_rng": torch.get_rng_state(),
-        }
-        tmp = self.checkpoint_dir / "last.pt.tmp"
-        torch.save(state, tmp)
-        tmp.replace(self.checkpoint_dir / "last.pt")
-        self.callbacks.on_checkpoint(self.checkpoint_dir / "last.pt", epoch)
-
-    def _load_checkpoint(self) -> dict[str, Any] | None:
-        path = None if self.checkpoint_dir is None else self.checkpoint_dir / "last.pt"
-        if path is None or not path.is_file():
-            return None
-        return torch.load(path, map_location="cpu", weights_only=True)
