@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from medlearn.ehr.plausibility import flag_events, limits_by_key
+
 NUMERIC_SYSTEMS = ("MIMIC4_LABITEM", "MIMIC3_LABITEM", "EICU_LAB", "LOINC")
 DIAGNOSIS_SYSTEMS = ("ICD9CM", "ICD10CM", "EICU_DX", "EICU_ADMITDX", "SNOMED_CONDITION")
 HOUR_US = 3_600_000_000
@@ -121,9 +123,11 @@ def extract_units(
         key=pl.col("code_system") + "//" + pl.col("code"),
     )
     labs = (
-        in_stay.filter(pl.col("code_system").is_in(NUMERIC_SYSTEMS) & pl.col("value_num").is_not_null())
+        flag_events(
+            in_stay.filter(pl.col("code_system").is_in(NUMERIC_SYSTEMS) & pl.col("value_num").is_not_null())
+        )
         .group_by("admission_id_unit")
-        .agg("bin", "key", "value_num")
+        .agg("bin", "key", "value_num", "unit", "impossible")
         .collect()
     )
     coded = (
@@ -157,8 +161,9 @@ def extract_units(
     by_code = {r["admission_id_unit"]: r for r in coded.to_dicts()}
     by_history = dict(zip(history["admission_id_unit"].to_list(), history["key"].to_list()))
     units = []
+    demographics = [c for c in ("race",) if c in cohort.columns]
     for row in cohort.select(
-        "admission_id", "age_years", "sex", "admission_type", "n_prior_admissions"
+        "admission_id", "age_years", "sex", "admission_type", "n_prior_admissions", *demographics
     ).to_dicts():
         aid = row["admission_id"]
         lab, code = by_lab.get(aid, {}), by_code.get(aid, {})
@@ -167,6 +172,8 @@ def extract_units(
                 "lab_bins": list(lab.get("bin", [])),
                 "lab_keys": list(lab.get("key", [])),
                 "lab_values": list(lab.get("value_num", [])),
+                "lab_units": list(lab.get("unit", [])),
+                "lab_flags": [int(f) for f in lab.get("impossible", [])],
                 "code_bins": list(code.get("bin", [])),
                 "code_keys": list(code.get("key", [])),
                 "history": sorted(set(by_history.get(aid, [])) | set(leaky.get(aid, []))),
@@ -174,6 +181,7 @@ def extract_units(
                 "sex": row["sex"],
                 "admission_type": row["admission_type"],
                 "n_prior_admissions": int(row["n_prior_admissions"]),
+                "race": row.get("race"),
             }
         )
     return units
@@ -190,15 +198,31 @@ def fit_featurize(
     max_codes: int = 200,
     max_history: int = 100,
     min_count: int = 3,
+    impossible_values: str = "keep",
 ) -> dict[str, Any]:
-    """Vocabularies and normalisation statistics from the TRAINING units only (the Featurize params)."""
+    """Vocabularies and normalisation statistics from the TRAINING units only (the Featurize params).
+
+    ``impossible_values`` (``drop``/``clip``/``keep``, see :mod:`medlearn.ehr.plausibility`) is applied to
+    the training values before their statistics are taken, and recorded for :class:`Featurize`; so is the
+    unit each vocabulary lab came in (the most frequent one in training).
+    """
     lab_counts = Counter(k for u in units for k in set(u["lab_keys"]))
     labs = _top(lab_counts, max_labs, min_count)
+    bounds = limits_by_key()
     values: dict[str, list[float]] = {k: [] for k in labs}
+    unit_counts: dict[str, Counter] = {k: Counter() for k in labs}
     for u in units:
-        for k, v in zip(u["lab_keys"], u["lab_values"]):
-            if k in values and np.isfinite(v):
-                values[k].append(v)
+        flags = u.get("lab_flags") or [0] * len(u["lab_keys"])
+        lab_units = u.get("lab_units") or [None] * len(u["lab_keys"])
+        for k, v, flag, unit in zip(u["lab_keys"], u["lab_values"], flags, lab_units):
+            if k not in values or not np.isfinite(v):
+                continue
+            unit_counts[k][unit] += 1
+            if flag and impossible_values == "drop":
+                continue
+            if flag and impossible_values == "clip":
+                v = bounds[k][0] if flag < 0 else bounds[k][1]
+            values[k].append(v)
     lo_hi = {k: np.percentile(v, [1, 99]) if v else (0.0, 1.0) for k, v in values.items()}
     clipped = {k: np.clip(v, *lo_hi[k]) if v else np.zeros(1) for k, v in values.items()}
     ages = np.array([u["age_years"] for u in units if u["age_years"] is not None] or [0.0], float)
@@ -214,6 +238,9 @@ def fit_featurize(
         "admission_types": sorted({str(u["admission_type"]) for u in units}),
         "age_mean": float(ages.mean()),
         "age_std": float(ages.std()) or 1.0,
+        "impossible_values": impossible_values,
+        "impossible_limits": {k: list(bounds[k][:2]) for k in labs if k in bounds},
+        "lab_units": [unit_counts[k].most_common(1)[0][0] if unit_counts[k] else None for k in labs],
     }
 
 
@@ -235,8 +262,21 @@ class Featurize:
         admission_types: list[str],
         age_mean: float,
         age_std: float,
+        impossible_values: str = "keep",
+        impossible_limits: dict[str, list[float]] | None = None,
+        lab_units: list[str | None] | None = None,
     ):
+        if impossible_values not in ("drop", "clip", "keep"):
+            raise ValueError(f"impossible_values must be drop, clip or keep, not {impossible_values!r}")
         self.n_bins = n_bins
+        #: what happens to a value flagged physiologically impossible (``lab_flags`` of the raw unit);
+        #: "keep" for bundles fitted before the flags existed, so they predict as they were trained
+        self.impossible_values = impossible_values
+        limits = impossible_limits or {}
+        self.impossible_low = np.array([limits.get(k, [np.nan, np.nan])[0] for k in lab_keys], float)
+        self.impossible_high = np.array([limits.get(k, [np.nan, np.nan])[1] for k in lab_keys], float)
+        #: the unit each lab feature's values are in, as the source stores it (None: not recorded)
+        self.lab_units = list(lab_units) if lab_units is not None else [None] * len(lab_keys)
         self.lab_index = {k: i for i, k in enumerate(lab_keys)}
         self.low, self.high = np.asarray(lab_low, float), np.asarray(lab_high, float)
         self.mean, self.std = np.asarray(lab_mean), np.asarray(lab_std)
@@ -278,6 +318,13 @@ class Featurize:
         bins, cols, keep = self._locate(raw["lab_bins"], raw["lab_keys"], self.lab_index)
         values = np.array(raw["lab_values"], dtype=float).reshape(-1)  # None -> nan
         keep &= np.isfinite(values)
+        flags = np.asarray(raw.get("lab_flags") or np.zeros(len(values)), dtype=np.int64).reshape(-1)
+        if self.impossible_values == "drop":
+            keep &= flags == 0
+        elif self.impossible_values == "clip" and flags.any() and self.lab_index:
+            safe = np.where(cols >= 0, cols, 0)
+            bound = np.where(flags < 0, self.impossible_low[safe], self.impossible_high[safe])
+            values = np.where((flags != 0) & np.isfinite(bound), bound, values)
         bins, cols = bins[keep], cols[keep]
         np.add.at(sums, (bins, cols), np.clip(values[keep], self.low[cols], self.high[cols]))
         np.add.at(counts, (bins, cols), 1.0)

@@ -12,7 +12,7 @@ groups are patients (so no patient is in two splits). Targets are measured from 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,6 +38,11 @@ class AdmissionOptions(BaseModel):
     leaky_current_diagnoses: bool = Field(
         False,
         description="ABLATION: add the current admission's discharge diagnoses (not known at prediction time)",
+    )
+    impossible_values: Literal["drop", "clip", "keep"] = Field(
+        "drop",
+        description="physiologically impossible lab values (medlearn.ehr.plausibility): drop them, clip them "
+        "to the bound they cross, or keep them; counted in the log and the report either way",
     )
 
 
@@ -83,6 +88,9 @@ class AdmissionTask(Task):
             self.options.leaky_current_diagnoses,
             admission_order_known=order,
         )
+        from medlearn.ehr.plausibility import log_found
+
+        log_found(str(source.root), units, self.options.impossible_values)
         self._quality = (source, units)
         return UnitTable(
             ids=[str(a) for a in cohort["admission_id"].to_list()],
@@ -95,6 +103,7 @@ class AdmissionTask(Task):
 
     def data_sections(self) -> list[Any]:
         """Data quality of the source the last load read (readers' notes, per-code table)."""
+        from medlearn.ehr.plausibility import impossible_counts, plausibility_html, unit_flag_counts
         from medlearn.ehr.quality import lab_quality, quality_html
         from medlearn.engine.report import ReportSection
 
@@ -106,8 +115,17 @@ class AdmissionTask(Task):
             lab_quality(source.events, units, codes=source.codes),
             len(units),
             self.options.prediction_hours,
+        ) + plausibility_html(
+            impossible_counts(source.events), unit_flag_counts(units), self.options.impossible_values
         )
         return [ReportSection(f"Data quality: {source.kind} at {source.root}", html=body)]
+
+    def metric_subsets(self, table: UnitTable) -> dict[str, np.ndarray]:
+        """Sex, age band and race/ethnicity groups of the scored units (``sex=F``, ``age=65-79``,
+        ``race=White``…), each only with at least :data:`medlearn.ehr.subgroups.MIN_SUBGROUP_SIZE` units."""
+        from medlearn.ehr.subgroups import subgroup_masks
+
+        return subgroup_masks(table.raw)
 
     def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
         raise NotImplementedError("EHR preprocessing is fitted on the training split (fit_preprocessing)")
@@ -117,7 +135,13 @@ class AdmissionTask(Task):
 
         o = self.options
         params = fit_featurize(
-            train.raw, self.window().n_bins, o.max_labs, o.max_codes, o.max_history, o.min_count
+            train.raw,
+            self.window().n_bins,
+            o.max_labs,
+            o.max_codes,
+            o.max_history,
+            o.min_count,
+            impossible_values=o.impossible_values,
         )
         self._n_features = Featurize(**params).n_features
         return [{"name": "ehr_featurize", "params": params}]

@@ -62,7 +62,7 @@ from medlearn.ehr.io.mimic4 import require_rows
 from medlearn.ehr.io.schema import ADMISSION_SCHEMA, MAX_AGE_YEARS, EHRSource, conform
 from medlearn.engine.data import fingerprint_files
 
-READER_VERSION = "3"  # 2: labs at their revision, orders at entry, cancelled kept; 3: screened stays
+READER_VERSION = "4"  # 2: labs at their revision, orders at entry, cancelled kept; 3: screened stays; 4: race
 PATIENT = [
     "patientunitstayid",
     "patienthealthsystemstayid",
@@ -118,7 +118,11 @@ def read_eicu(root: Path, *, defer_checks: bool = False) -> EHRSource:
     require_rows(path, "unit stays")
     checks, notes = Checks(), []
     patient = drop_duplicate_ids(
-        scan_table(path, PATIENT, checks=checks), checks, str(path), "patientunitstayid", "unit stays"
+        scan_table(path, PATIENT, ["ethnicity"], checks=checks),
+        checks,
+        str(path),
+        "patientunitstayid",
+        "unit stays",
     )
     anchor = (
         pl.concat_str(
@@ -259,6 +263,7 @@ def _admissions(stays: pl.LazyFrame, checks: Checks, where: str) -> pl.LazyFrame
             pl.col("hospitaladmitsource").alias("admission_type"),
             age.clip(upper_bound=MAX_AGE_YEARS).alias("age_years"),
             sex.alias("sex"),
+            pl.col("ethnicity").str.strip_chars().alias("race"),
         ).sort("subject_id", "admit_time", "admission_id"),
         ADMISSION_SCHEMA,
     )

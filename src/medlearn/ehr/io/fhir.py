@@ -10,7 +10,9 @@ with a note; any other bundle without a Patient is an error.
 Mapping (``source_table`` is the resource type):
 
 - ``Patient`` → ``subject_id`` = ``Patient.id``; sex from ``gender`` (female/male → F/M, else null);
-  ``birthDate`` for the age; ``deceasedDateTime`` for the death time.
+  ``birthDate`` for the age; ``deceasedDateTime`` for the death time; ``race`` from the US Core race
+  extension (its ``text``, else its OMB categories' displays), " / Hispanic or Latino" appended when the US
+  Core ethnicity extension's OMB category is 2135-2.
 - ``Encounter`` → one admission row per encounter, **every class kept**: ``admission_id`` =
   ``Encounter.id``, ``admit_time``/``discharge_time`` = ``period.start``/``period.end`` (an open period,
   i.e. a patient still in hospital, has a null discharge), ``admission_type`` = the ``class`` code
@@ -97,7 +99,8 @@ from medlearn.ehr.io.schema import (
 from medlearn.engine.data import fingerprint_files
 from medlearn.errors import InputError
 
-READER_VERSION = "3"  # 2: Observations at issued; 3: encounters without a start or ending before it dropped
+#: 2: Observations at issued; 3: encounters without a start or ending before it dropped; 4: race
+READER_VERSION = "4"
 #: Encounter class codes (v3 ActCode) of inpatient stays: the encounters length of stay is about.
 INPATIENT_CLASSES = ("IMP", "ACUTE", "NONAC")
 _DAYS_PER_YEAR = 365.2425
@@ -229,6 +232,7 @@ def _admissions(state: _State) -> pl.DataFrame:
             died_in_hospital=died,
             age_years=age,
             sex=patient.sex if patient is not None else None,
+            race=patient.race if patient is not None else None,
         )
     return rows.frame(ADMISSION_SCHEMA)
 

@@ -61,6 +61,7 @@ class _Patient:
     birth: datetime | None
     death: datetime | None
     deceased_unknown: bool = False  # deceasedBoolean true without a time
+    race: str | None = None  # US Core race (+ Hispanic or Latino ethnicity), see :func:`_race`
 
 
 @dataclass
@@ -164,7 +165,34 @@ def _patient(path: Path, patient: dict[str, Any], state: _State) -> None:
     unknown = death is None and patient.get("deceasedBoolean") is True
     if unknown:
         state.counts["deceased_without_time"] += 1
-    state.patients[pid] = _Patient(sex, birth, death, unknown)
+    state.patients[pid] = _Patient(sex, birth, death, unknown, _race(patient))
+
+
+US_CORE = "http://hl7.org/fhir/us/core/StructureDefinition/"
+HISPANIC_OR_LATINO = "2135-2"  # CDC Race & Ethnicity code set (urn:oid:2.16.840.1.113883.6.238)
+
+
+def _race(patient: dict[str, Any]) -> str | None:
+    """The US Core race extension's ``text`` (else its ombCategory displays joined by ", "), with
+    " / Hispanic or Latino" when the US Core ethnicity extension has that ombCategory; None without them."""
+    race, hispanic = None, False
+    for ext in patient.get("extension") or []:
+        if not isinstance(ext, dict):
+            continue
+        parts = [p for p in ext.get("extension") or [] if isinstance(p, dict)]
+        if ext.get("url") == US_CORE + "us-core-race":
+            text = [_str(p.get("valueString")) for p in parts if p.get("url") == "text"]
+            omb = [_str(_get(p, "valueCoding", "display")) for p in parts if p.get("url") == "ombCategory"]
+            race = next((t for t in text if t), None) or ", ".join(o for o in omb if o) or None
+        elif ext.get("url") == US_CORE + "us-core-ethnicity":
+            hispanic = any(
+                _str(_get(p, "valueCoding", "code")) == HISPANIC_OR_LATINO
+                for p in parts
+                if p.get("url") == "ombCategory"
+            )
+    if hispanic:
+        return f"{race} / Hispanic or Latino" if race else "Hispanic or Latino"
+    return race
 
 
 def _encounter_class(resource: dict[str, Any]) -> str | None:

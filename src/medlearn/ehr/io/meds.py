@@ -16,9 +16,9 @@ Codes are ``"<code_system>//<code>"`` (split back at the first ``//``). The admi
 events (``source_table`` = "admissions"): ``HOSPITAL_ADMISSION//<admission_type>`` at admit time,
 ``AGE`` (numeric_value = age in years) at admit time, ``HOSPITAL_DISCHARGE//EXPIRED`` or ``//ALIVE``
 (plain ``HOSPITAL_DISCHARGE`` when unknown) at discharge, ``MEDS_DEATH`` at death, static
-``GENDER//F``/``GENDER//M``. When reading MEDS written by other ETLs, admissions without an
-``admission_id`` are numbered per subject and discharges/deaths assigned to the latest admission
-before them; ``MEDS_BIRTH`` gives the age when no ``AGE`` event exists.
+``GENDER//F``/``GENDER//M``, ``RACE//<race as the source spells it>`` at admit time. When reading MEDS
+written by other ETLs, admissions without an ``admission_id`` are numbered per subject and discharges/deaths
+assigned to the latest admission before them; ``MEDS_BIRTH`` gives the age when no ``AGE`` event exists.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from medlearn.engine.data import fingerprint_files
 from medlearn.errors import InputError
 from medlearn.paths import prepare_out_dir
 
-READER_VERSION = "2"  # 2: screened admissions (duplicate ids, impossible times)
+READER_VERSION = "3"  # 2: screened admissions (duplicate ids, impossible times); 3: RACE// rows
 MEDS_VERSION = "0.3.3"
 SEP = "//"
 EXTRA_COLUMNS = ["admission_id", "stay_id", "unit", "source_table"]
-_RESERVED = r"^(HOSPITAL_ADMISSION|HOSPITAL_DISCHARGE|MEDS_DEATH|MEDS_BIRTH|AGE|GENDER)(//|$)"
+_RESERVED = r"^(HOSPITAL_ADMISSION|HOSPITAL_DISCHARGE|MEDS_DEATH|MEDS_BIRTH|AGE|GENDER|RACE)(//|$)"
 _INTEGER_ID = r"^(0|[1-9][0-9]{0,17})$"
 
 
@@ -84,6 +84,9 @@ def _admission_rows(admissions: pl.LazyFrame) -> pl.LazyFrame:
         ),
         admissions.filter(pl.col("death_time").is_not_null()).select(
             **base, time=pl.col("death_time"), code=pl.lit("MEDS_DEATH")
+        ),
+        admissions.filter(pl.col("race").is_not_null()).select(
+            **base, time=pl.col("admit_time"), code=pl.lit("RACE//") + pl.col("race")
         ),
         admissions.filter(pl.col("sex").is_not_null())
         .group_by("subject_id")
@@ -295,7 +298,7 @@ def _admissions(rows: pl.LazyFrame, checks: Checks, where: str) -> pl.LazyFrame:
         pl.coalesce("admission_id", numbered).alias("admission_id")
     )
     adm = drop_duplicate_ids(adm, checks, where, "admission_id")
-    others = rows.filter(kind.is_in(["HOSPITAL_DISCHARGE", "MEDS_DEATH", "AGE"]))
+    others = rows.filter(kind.is_in(["HOSPITAL_DISCHARGE", "MEDS_DEATH", "AGE", "RACE"]))
     known = others.filter(pl.col("admission_id").is_not_null()).with_columns(assigned=pl.lit(False))
     unknown = others.filter(pl.col("admission_id").is_null() & pl.col("time").is_not_null()).drop(
         "admission_id"
@@ -337,6 +340,7 @@ def _admissions(rows: pl.LazyFrame, checks: Checks, where: str) -> pl.LazyFrame:
         .join(first("MEDS_DEATH", pl.col("time"), "death_time"), on="admission_id", how="left")
         .join(first("MEDS_DEATH", pl.col("assigned"), "guessed"), on="admission_id", how="left")
         .join(first("AGE", pl.col("value_num"), "age"), on="admission_id", how="left")
+        .join(first("RACE", suffix, "race"), on="admission_id", how="left")
         .join(sex, on="subject_id", how="left")
         .join(birth, on="subject_id", how="left")
     )

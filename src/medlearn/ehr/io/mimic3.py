@@ -57,7 +57,7 @@ from medlearn.ehr.io.mimic4 import require_rows
 from medlearn.ehr.io.schema import ADMISSION_SCHEMA, CODES_SCHEMA, MAX_AGE_YEARS, EHRSource, conform
 from medlearn.engine.data import fingerprint_files
 
-READER_VERSION = "2"  # 2: screened admissions (duplicate ids, impossible times)
+READER_VERSION = "3"  # 2: screened admissions (duplicate ids, impossible times); 3: race (ETHNICITY)
 _ID = ["subject_id", "hadm_id"]
 REQUIRED: dict[str, list[str]] = {
     "ADMISSIONS": [*_ID, "admittime", "dischtime", "deathtime", "admission_type", "hospital_expire_flag"],
@@ -147,7 +147,7 @@ def read_mimic3(root: Path, *, defer_checks: bool = False) -> EHRSource:
 
 
 def _admissions(root: Path, checks: Checks) -> pl.LazyFrame:
-    adm_path, adm = _scan(root, "ADMISSIONS", REQUIRED["ADMISSIONS"], checks=checks)
+    adm_path, adm = _scan(root, "ADMISSIONS", REQUIRED["ADMISSIONS"], ["ethnicity"], checks=checks)
     require_rows(adm_path, "admissions")
     pat_path, pat = _scan(root, "PATIENTS", REQUIRED["PATIENTS"], checks=checks)
     times = {c: to_datetime(c) for c in ("admittime", "dischtime", "deathtime")}
@@ -189,6 +189,7 @@ def _admissions(root: Path, checks: Checks) -> pl.LazyFrame:
             pl.col("admission_type"),
             age.clip(upper_bound=MAX_AGE_YEARS).alias("age_years"),
             pl.when(pl.col("gender").is_in(["F", "M"])).then(pl.col("gender")).alias("sex"),
+            pl.col("ethnicity").str.strip_chars().alias("race"),
         ),
         ADMISSION_SCHEMA,
     )

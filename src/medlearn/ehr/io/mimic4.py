@@ -30,7 +30,8 @@ Mapping (``source_table`` is the file's path under the root, without suffix):
 
 - ``hosp/admissions`` + ``hosp/patients`` → admissions. ``age_years`` = ``anchor_age`` + (admission year
   − ``anchor_year``), capped at 90 (MIMIC-IV groups ages > 89 as 91); ``died_in_hospital`` =
-  ``hospital_expire_flag``; ``death_time`` = ``deathtime``.
+  ``hospital_expire_flag``; ``death_time`` = ``deathtime``; ``race`` = ``race`` (``ethnicity`` in
+  versions before 2.0).
   Admissions are screened (:func:`._tables.screen_admissions`): a repeated ``hadm_id`` keeps its first
   row, rows with no ``admittime`` or a ``dischtime`` before it are dropped, each reason counted in the notes.
 - ``hosp/diagnoses_icd`` → ICD9CM/ICD10CM events, ``hosp/procedures_icd`` → ICD9PCS/ICD10PCS events.
@@ -80,9 +81,8 @@ from medlearn.ehr.io.schema import (
 from medlearn.engine.data import fingerprint_files
 from medlearn.errors import InputError
 
-READER_VERSION = (
-    "3"  # 2: labs at storetime, procedures at discharge, ICU events at storetime; 3: screened admissions
-)
+#: 2: labs at storetime, procedures at discharge, ICU events at storetime; 3: screened admissions; 4: race
+READER_VERSION = "4"
 _ID = ["subject_id", "hadm_id"]
 #: Required tables and the columns each must have.
 REQUIRED: dict[str, list[str]] = {
@@ -180,7 +180,7 @@ def require_rows(path: Path, what: str) -> None:
 def _admissions(paths: dict[str, Path], checks: Checks) -> pl.LazyFrame:
     adm_path, pat_path = paths["hosp/admissions"], paths["hosp/patients"]
     require_rows(adm_path, "admissions")
-    adm = scan_table(adm_path, REQUIRED["hosp/admissions"], checks=checks)
+    adm = scan_table(adm_path, REQUIRED["hosp/admissions"], ["race", "ethnicity"], checks=checks)
     pat = scan_table(pat_path, REQUIRED["hosp/patients"], checks=checks)
     times = {
         "admittime": to_datetime("admittime"),
@@ -227,6 +227,7 @@ def _admissions(paths: dict[str, Path], checks: Checks) -> pl.LazyFrame:
             pl.col("admission_type"),
             age.clip(upper_bound=MAX_AGE_YEARS).alias("age_years"),
             pl.when(pl.col("gender").is_in(["F", "M"])).then(pl.col("gender")).alias("sex"),
+            pl.coalesce("race", "ethnicity").str.strip_chars().alias("race"),  # "ethnicity" before v2.0
         ),
         ADMISSION_SCHEMA,
     )

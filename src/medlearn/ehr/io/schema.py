@@ -53,7 +53,11 @@ Joining events to a unit: by patient and time where the order of a patient's adm
 
 Admission table (:data:`ADMISSION_SCHEMA`), one row per hospital stay: times in the same clock as the
 events, ``died_in_hospital`` (null when the source does not say), ``age_years`` at admission (ages
-above 89 are de-identified in every source; capped at 90) and ``sex`` "F"/"M"/null.
+above 89 are de-identified in every source; capped at 90), ``sex`` "F"/"M"/null and ``race`` — race and/or
+ethnicity as the source spells it (MIMIC-IV ``admissions.race``, ``ethnicity`` before v2.0; MIMIC-III
+``ADMISSIONS.ETHNICITY``; eICU ``patient.ethnicity``; FHIR the US Core race extension's text, with
+" / Hispanic or Latino" appended when the US Core ethnicity extension says so), null when absent.
+:mod:`medlearn.ehr.subgroups` collapses it into a few documented groups.
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ ADMISSION_SCHEMA: dict[str, pl.DataType] = {
     "admission_type": pl.String(),
     "age_years": pl.Float64(),
     "sex": pl.String(),
+    "race": pl.String(),
 }
 
 #: Human-readable labels of codes (lab names, ICD titles, drug names behind NDCs).
