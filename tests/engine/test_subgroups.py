@@ -56,3 +56,13 @@ def test_one_scorable_group_has_no_gap():
     gaps = subgroup_gaps(binary_task(), table, scores(rng, y, 1.0), subsets, n_boot=50)
     assert "gap" not in gaps["sex"] and gaps["sex"]["groups"]["sex=F"]["n"] == 100
     assert set(gaps) == {"sex"}  # a subset without attribute=value is not a subgroup of people
+
+
+def test_without_a_bootstrap_the_gap_has_no_interval():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 100)
+    sex = np.arange(100) < 50
+    subsets = {"sex=F": sex, "sex=M": ~sex}
+    table = SimpleNamespace(targets=y, groups=np.arange(100))
+    gaps = subgroup_gaps(binary_task(), table, scores(rng, y, 1.0), subsets, n_boot=0)
+    assert gaps["sex"]["gap"] is not None and gaps["sex"]["gap_ci95"] is None

@@ -100,9 +100,9 @@ def subgroup_gaps(
                     diffs.append(va - vb)
             entry["between"] = [best, worst]
             entry["gap"] = round(finite[best] - finite[worst], 4)
-            entry["gap_ci95"] = (
+            entry["gap_ci95"] = (  # None without a bootstrap (n_boot 0) or when most replicates failed
                 [round(float(q), 4) for q in np.percentile(diffs, [2.5, 97.5])]
-                if len(diffs) >= n_boot // 2
+                if diffs and len(diffs) >= max(1, n_boot // 2)
                 else None
             )
         out[attribute] = entry
