@@ -140,6 +140,7 @@ def test_the_live_monitor_runs_on_an_onnx_served_model(onnx_ecg):
 
     models = load_models([onnx_ecg], runtime="onnx", threads=1)
     assert next(iter(models.values())).bundle.model is None  # onnxruntime, no torch module
+    assert not next(iter(models.values())).explains  # no gradients to explain with
     rng = np.random.default_rng(5)
     ecg = synthetic_ecg("A", 34, beat_templates(5, n=1)[0], rng)
     with LiveServer(create_app(models, ServeSettings())) as server:

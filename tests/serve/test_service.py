@@ -234,8 +234,22 @@ def test_fastapi_validation_and_unknown_routes_keep_the_error_body(client):
     response = client.post("/predict/no_such_model", json={})
     assert response.status_code == 404 and "no model 'no_such_model'" in response.json()["error"]
     assert client.get("/nowhere").json() == {"error": "no route GET /nowhere"}
-    response = client.post(f"/predict/{ECG}?explain=true", json={"fs": 300, "samples": [0.0] * 10})
-    assert response.status_code == 422 and "no Grad-CAM layer" in response.json()["error"]
+
+
+def test_an_ecg_prediction_explains_itself_on_request(client, bundles):
+    """``explain=true`` on an ECG model: integrated gradients drawn on the strip, as a PNG in the record."""
+    import base64
+
+    import wfdb
+
+    record = wfdb.rdrecord(str(bundles.ecg_data / "S00001"))
+    body = {"fs": record.fs, "samples": record.p_signal[:, 0].round(5).tolist()}
+    (served,) = client.post(f"/predict/{ECG}?explain=true", json=body).json()
+    assert served["explanation"].endswith("_integrated_gradients.png")
+    png = base64.b64decode(served["explanation_png"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    (plain,) = client.post(f"/predict/{ECG}", json=body).json()
+    assert plain["probabilities"] == served["probabilities"] and "explanation_png" not in plain
 
 
 def test_keys_401_without_or_with_a_bad_key_and_403_for_another_model(served, bundles):

@@ -67,8 +67,16 @@ def predict_units(
         if reasons:  # predicted, but outside what the bundle was trained on: said twice, never silent
             record["out_of_scope"] = list(reasons)
             record["warnings"] = [*record.get("warnings", []), *reasons]
-    # Grad-CAM pictures for models that see images (a task that shows none, e.g. an ECG, gets none)
+    # Grad-CAM pictures for models that see images; an attribution picture for the others (explain)
     pictured = arrays and bundle.task.display_image(arrays[0]) is not None
+    if out_dir is not None and arrays and not pictured and bundle.model is not None:
+        from medlearn.explain.run import unit_pictures
+
+        for record, name in zip(records, unit_pictures(bundle, units, arrays, out_dir)):
+            if isinstance(record.get("explanation"), dict):  # e.g. an admission's top features: keep them
+                record["explanation"]["picture"] = name
+            else:
+                record["explanation"] = name
     if out_dir is not None and pictured and gradcam_layer(bundle.model):
         import matplotlib
 

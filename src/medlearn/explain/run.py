@@ -332,3 +332,29 @@ def explain_files(
     }
     (out_dir / "explanations.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def unit_pictures(bundle: Any, units: list[Any], arrays: list[np.ndarray], out_dir: Path) -> list[str]:
+    """One explanation picture per unit for ``predict --out`` and the service's ``explain=true`` (models
+    whose inputs are not images: signals, admissions, trees): the task's default method for the unit's
+    predicted class, without the sanity checks (``medlearn explain`` runs those). Returns the file names."""
+    from medlearn.explain.draw import draw
+
+    found = explain_arrays(bundle, arrays, checks=False)
+    names = bundle.class_names
+    used: set[str] = set()
+    pictures = []
+    for item in found.items:
+        unit = units[item.unit]
+        stem = f"{_safe_name(unit.id)}_{item.method.replace('++', 'pp')}"
+        name, k = f"{stem}.png", 1
+        while name.lower() in used:
+            k += 1
+            name = f"{stem}-{k}.png"
+        used.add(name.lower())
+        target_name = names[item.target] if bundle.kind != "regression" else names[0]
+        what = "value" if bundle.kind == "regression" else "p"
+        title = f"{unit.id}: {item.method} for class {target_name} ({what}={item.probability:.3f})"
+        draw(out_dir / name, arrays[item.unit], item.attribution, found.layout, title, item.method)
+        pictures.append(name)
+    return pictures

@@ -195,10 +195,12 @@ def create_app(models: dict[str, ServedModel], settings: ServeSettings | None = 
         if model.generative:
             raise ServeError(422, f"model {name!r} is a generator: POST /generate/{name}")
         if explain and not model.explains:
-            raise ServeError(
-                422,
-                f"explain=true: model {name!r} has no Grad-CAM layer (explanations are for imaging models)",
+            why = (
+                "it is served with onnxruntime (no gradients)"
+                if model.bundle.model is None
+                else "it has no Grad-CAM layer"
             )
+            raise ServeError(422, f"explain=true: model {name!r} cannot explain its predictions: {why}")
         query = dict(request.query_params)
         scratch = ScratchFolder()
         try:
@@ -445,6 +447,8 @@ def _predict(model: ServedModel, prepared: PreparedInput, out_dir: Path | None, 
         if isinstance(skipped, dict) and isinstance(skipped.get("input"), str):
             skipped["input"] = prepared.shown(skipped["input"])
         picture = record.get("explanation")
+        if isinstance(picture, dict):  # an admission's top features, with the picture among them
+            picture = picture.get("picture")
         if out_dir is not None and isinstance(picture, str) and (out_dir / picture).is_file():
             record["explanation_png"] = base64.b64encode((out_dir / picture).read_bytes()).decode("ascii")
     return records

@@ -91,10 +91,14 @@ class ServedModel:
 
     @property
     def explains(self) -> bool:
-        """Whether ``Bundle.predict(out_dir=...)`` draws a Grad-CAM picture: a CNN with a Grad-CAM layer and
-        a task that shows its inputs as images (imaging). Signal CNNs have the layer but no picture."""
+        """Whether ``Bundle.predict(out_dir=...)`` draws an explanation picture: Grad-CAM for a CNN over
+        images, attributions drawn on the strip or the window for the others (:mod:`medlearn.explain`).
+        A model served with onnxruntime has no gradients to take, and a generator no prediction."""
+        if self.bundle.model is None or self.generative:
+            return False
         task = self.bundle.task
-        return bool(gradcam_layer(self.bundle.model)) and type(task).display_image is not Task.display_image
+        image = type(task).display_image is not Task.display_image
+        return bool(gradcam_layer(self.bundle.model)) if image else True
 
     def predict_options(self) -> list[dict[str, Any]]:
         """The task's predict options as the form fields / query parameters that set them."""
