@@ -258,10 +258,12 @@ def rebuild_replaced_layers(model: nn.Module, replaced: Sequence[LayerReplacemen
 @contextlib.contextmanager
 def _quiet_opacus() -> Iterator[None]:
     """Opacus' warnings that say nothing to a medlearn user: "Secure RNG turned off" (the model card
-    says so) and the RDP analysis' remark on its range of orders (within the PRV accountant's search)."""
+    says so), the RDP analysis' remark on its range of orders and the PRV analysis' log(0) on the edge of
+    its grid (both within the accountants' own searches)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
         warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module="opacus.accountants")
         yield
 
 
@@ -443,6 +445,7 @@ class PrivateTraining:
         """What the bundle's :class:`~medlearn.engine.artifacts.PrivacyRecord` holds."""
         opacus = _opacus()
         return {
+            "mechanism": "dp-sgd",
             "library": f"opacus {opacus.__version__}",
             "accountant": self.cfg.accountant,
             "epsilon": round(self.epsilon(), 4),
