@@ -179,7 +179,8 @@ def _check(
 def summarise(items: list[Explained]) -> dict[str, dict[str, Any]]:
     """Per method: how many units were checked, the median rank correlation after full model
     randomisation and the share passing, the median deletion/insertion areas and ratios, and the share
-    of units whose deletion curve beats random."""
+    of units whose deletion curve beats random by the stated margin (deletion ratio at most
+    :data:`~medlearn.explain.faithfulness.BEATS_RANDOM_RATIO`)."""
     out: dict[str, dict[str, Any]] = {}
     for method in dict.fromkeys(i.method for i in items):
         checked = [i.checks for i in items if i.method == method and i.checks]
@@ -207,6 +208,7 @@ def summarise(items: list[Explained]) -> dict[str, dict[str, Any]]:
                     [f["insertion_ratio"] for f in faith if f["insertion_ratio"] is not None]
                 ),
                 deletion_beats_random=f"{sum(f['beats_random'] for f in faith)}/{len(faith)}",
+                beats_random_ratio=faithfulness.BEATS_RANDOM_RATIO,
             )
             if labels:
                 entry["label_randomisation_spearman_median"] = _median([v for v in labels if v is not None])
@@ -226,7 +228,9 @@ def summary_line(summary: dict[str, dict[str, Any]]) -> str:
             f"{_fmt(s['model_randomisation_spearman_median'])} "
             f"(pass < {s['threshold']}: {s['model_randomisation_pass']}); "
             f"deletion AUC {_fmt(s['deletion_auc_median'])} vs random {_fmt(s['deletion_auc_random_median'])} "
-            f"(beats random {s['deletion_beats_random']}), insertion ratio {_fmt(s['insertion_ratio_median'])}"
+            f"(ratio {_fmt(s['deletion_ratio_median'])}; beats random, ratio <= "
+            f"{s['beats_random_ratio']}: {s['deletion_beats_random']}), "
+            f"insertion ratio {_fmt(s['insertion_ratio_median'])}"
         )
         if "label_randomisation_spearman_median" in s:
             text += f"; shuffled-label rank corr. {_fmt(s['label_randomisation_spearman_median'])}"
