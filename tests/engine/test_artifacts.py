@@ -129,7 +129,7 @@ def test_a_v2_bundle_carries_a_manifest_of_every_file(v2_bundle):
     from medlearn.engine.integrity import sha256_file
 
     manifest = json.loads((v2_bundle / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"bundle.json", "model.safetensors", "model_card.md"}
+    assert set(manifest["files"]) == {"bundle.json", "model.safetensors", "model_card.md", "model_card.json"}
     assert manifest["files"]["model.safetensors"] == sha256_file(v2_bundle / "model.safetensors")
 
 

@@ -99,3 +99,42 @@ def test_without_eval_conformal_a_classifier_keeps_all_of_validation(tmp_path):
     record = medlearn.load_bundle(result.bundle).predict(sorted(Path(data).glob("*.hea"))[:1])[0]
     assert "prediction_set" not in record and "uncertain" not in record
     assert np.isclose(sum(record["probabilities"].values()), 1.0, atol=1e-4)
+
+
+def test_the_card_report_and_card_json_carry_the_sets_and_say_there_are_no_demographics(run):
+    from medlearn.engine.card_trust import NO_DEMOGRAPHICS
+
+    result, _ = run
+    card = (result.bundle / "model_card.md").read_text()
+    assert "**Prediction sets.** split conformal (aps)" in card and "target coverage 80%" in card
+    assert NO_DEMOGRAPHICS in card and "**Label.** one of 4 classes per record" in card
+    assert "get an uncertain prediction set" in card  # a known failure mode, with its share
+    facts = json.loads((result.bundle / "model_card.json").read_text())
+    assert facts["prediction_sets"]["test"]["n"] == result.metrics["n"]
+    assert facts["subgroups"] == NO_DEMOGRAPHICS and facts["data"]["fingerprint"]
+    manifest = json.loads((result.bundle / "manifest.json").read_text())
+    assert "model_card.json" in manifest["files"]  # vouched for like every other bundle file
+    report = result.report.read_text()
+    assert "Prediction sets" in report
+    assert "Model card" in report and "Accuracy vs coverage" in report
+
+
+def test_an_ehr_card_has_a_subgroup_table(tmp_path):
+    from medlearn.ehr.synthetic import write_synthetic_mimic4
+
+    data = write_synthetic_mimic4(tmp_path / "mimic", n_patients=120, seed=0)
+    result = medlearn.train(
+        "ehr_los_mimic4_linear",
+        out=tmp_path / "run",
+        data=data,
+        overrides=["train.epochs=1", "eval.n_bootstrap=50"],
+        threads=1,
+    )
+    card = (result.bundle / "model_card.md").read_text()
+    assert "**Population and subgroups** (test split" in card and "| sex |" in card
+    gaps = result.metrics["subgroup_gaps"]
+    assert "sex" in gaps
+    for entry in gaps.values():
+        assert all(v["n"] >= 20 for v in entry["groups"].values())  # smaller groups are only listed
+    scored = set(result.metrics.get("subsets", {}))
+    assert all(name in {g for e in gaps.values() for g in e["groups"]} for name in scored if "=" in name)

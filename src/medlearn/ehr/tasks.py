@@ -122,10 +122,11 @@ class AdmissionTask(Task):
 
     def metric_subsets(self, table: UnitTable) -> dict[str, np.ndarray]:
         """Sex, age band and race/ethnicity groups of the scored units (``sex=F``, ``age=65-79``,
-        ``race=White``…), each only with at least :data:`medlearn.ehr.subgroups.MIN_SUBGROUP_SIZE` units."""
+        ``race=White``…), every group present: the engine scores those of at least
+        :data:`medlearn.engine.subgroups.MIN_GROUP_UNITS` units and lists the others as too small."""
         from medlearn.ehr.subgroups import subgroup_masks
 
-        return subgroup_masks(table.raw)
+        return subgroup_masks(table.raw, min_size=1)
 
     def preprocessing_spec(self, model_name: str) -> list[dict[str, Any]]:
         raise NotImplementedError("EHR preprocessing is fitted on the training split (fit_preprocessing)")

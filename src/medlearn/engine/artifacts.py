@@ -378,13 +378,14 @@ def parse_bundle_meta(raw: Any, where: Path | str) -> BundleMeta:
 
 
 def save_bundle(path: Path, model: nn.Module, meta: BundleMeta, card_extra: str = "") -> Path:
-    """Write ``model.safetensors`` (no pickle), ``bundle.json``, ``model_card.md`` and the SHA-256
-    ``manifest.json`` (:mod:`medlearn.engine.integrity`) into ``path``.
+    """Write ``model.safetensors`` (no pickle), ``bundle.json``, ``model_card.md`` (and its facts as
+    ``model_card.json``) and the SHA-256 ``manifest.json`` (:mod:`medlearn.engine.integrity`) into ``path``.
 
     ``card_extra`` is appended to the model card (e.g. how guided generation changed a prior).
     """
     from safetensors.torch import save_file
 
+    from medlearn.engine.card_trust import card_facts
     from medlearn.engine.integrity import write_manifest
     from medlearn.engine.model_card import model_card
 
@@ -393,6 +394,8 @@ def save_bundle(path: Path, model: nn.Module, meta: BundleMeta, card_extra: str 
     save_file(state, str(path / "model.safetensors"))
     (path / "bundle.json").write_text(meta.to_json())
     (path / "model_card.md").write_text(model_card(meta) + card_extra)
+    if meta.kind != "generative":  # the card's facts for machines (a generator's card is its sample figures)
+        (path / "model_card.json").write_text(json.dumps(card_facts(meta), indent=2, default=str) + "\n")
     write_manifest(path)  # last: it vouches for the files above as they are now
     return path
 

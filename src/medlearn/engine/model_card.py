@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from medlearn.engine.card_trust import trust_markdown
 from medlearn.engine.posthoc import Calibration
 from medlearn.engine.runtime import REPRODUCIBILITY
 
@@ -153,6 +154,7 @@ def model_card(meta: BundleMeta) -> str:
         ]
     if meta.privacy is not None:
         lines += ["", privacy_paragraph(meta.privacy)]
+    lines += trust_markdown(meta)
     lines += ["", "**Credits.**", *[f"- {c}" for c in meta.credits], ""]
     return "\n".join(lines)
 

@@ -37,7 +37,7 @@ from medlearn.engine.posthoc import Calibration, apply_calibration, fit_calibrat
 from medlearn.engine.progress import info
 from medlearn.engine.run_report import write_run_report
 from medlearn.engine.runtime import REPRODUCIBILITY, pick_device
-from medlearn.engine.subgroups import subgroup_gaps
+from medlearn.engine.subgroups import MIN_GROUP_UNITS, subgroup_gaps
 from medlearn.engine.task import Task
 from medlearn.engine.tracking import run_callbacks
 from medlearn.engine.trainer import FitResult, Trainer, balanced_class_weights
@@ -322,6 +322,8 @@ def _train_predictive(
             metrics_test["conformal"] = score_prediction_sets(sets, task, pooled["test"], preds["test"])
     subsets = task.metric_subsets(pooled["test"])
     for name, mask in subsets.items():
+        if "=" in name and mask.sum() < MIN_GROUP_UNITS:  # a subgroup too small to score (listed in the gaps)
+            continue
         index = np.flatnonzero(mask)
         metrics_test.setdefault("subsets", {})[name] = score_split(
             task,

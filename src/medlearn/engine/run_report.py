@@ -42,6 +42,7 @@ def write_run_report(
     )
     sections.extend(task_report_sections(bundle, table, preds[split]))
     sections.extend(data_sections or [])
+    sections.extend(trust_sections(bundle, metrics_by_split.get(split, {})))
     warnings = bundle.calibration.at_bound()
     provenance = {
         "task": task.name,
@@ -128,4 +129,47 @@ def task_report_sections(bundle: Bundle, table: UnitTable, pred: np.ndarray, n_e
                 figures=[("Grad-CAM overlays", figure_to_data_uri(image_grid(overlays, titles)))],
             )
         )
+    return sections
+
+
+def trust_sections(bundle: Bundle, scored: dict) -> list:
+    """Prediction sets (coverage against the target, the selective-prediction curve) and the model card
+    (with its subgroup table), as the report shows them."""
+    import html as _html
+
+    from matplotlib.figure import Figure
+
+    from medlearn.engine.model_card import model_card
+    from medlearn.engine.plots import figure_to_data_uri
+    from medlearn.engine.report import ReportSection
+
+    sections = []
+    sets = scored.get("conformal")
+    if sets:
+        s = sets["scored"]
+        rows = "".join(
+            f"<tr><td>{_html.escape(name)}</td><td>{v['n']}</td><td>{v['coverage']:.3f}</td></tr>"
+            for name, v in s["per_class"].items()
+        )
+        text = (
+            f"<p>{_html.escape(sets['method'])}. Target coverage {sets['coverage']:.0%}; on this split "
+            f"{s['coverage']:.1%} of {s['n']} units had their true class in the set. Mean set size "
+            f"{s['mean_set_size']:.2f}; {s['uncertain_share']:.1%} of units uncertain (more than one class).</p>"
+            f"<table><tr><th>true class</th><th>n</th><th>coverage</th></tr>{rows}</table>"
+        )
+        fig = Figure(figsize=(5, 3.5))
+        ax = fig.subplots()
+        curve = sets["selective"]
+        ax.plot(curve["coverage"], curve["accuracy"], marker="o", ms=3)
+        ax.set_xlabel("share of units answered (most confident first)")
+        ax.set_ylabel("accuracy")
+        ax.set_title("Selective prediction")
+        ax.grid(alpha=0.3)
+        sections.append(
+            ReportSection(
+                "Prediction sets", html=text, figures=[("Accuracy vs coverage", figure_to_data_uri(fig))]
+            )
+        )
+    card = model_card(bundle.meta)
+    sections.append(ReportSection("Model card", html=f"<pre class='card'>{_html.escape(card)}</pre>"))
     return sections
