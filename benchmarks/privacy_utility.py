@@ -76,6 +76,8 @@ def train(epsilon: float | None, epochs: int, code: Path, threads: int, tmp: Pat
     val = json.loads((out / "metrics_val.json").read_text())
     test = json.loads((out / "metrics.json").read_text())
     bundle = json.loads((out / "bundle" / "bundle.json").read_text())
+    from medlearn.engine.posthoc import Calibration
+
     privacy = bundle.get("privacy")
     training = bundle["training"]
 
@@ -100,6 +102,8 @@ def train(epsilon: float | None, epochs: int, code: Path, threads: int, tmp: Pat
         "val": {"n": val["n"], **pick(val)},
         "test": {"n": test["n"], **pick(test)},
         "threshold": test["operating_point"]["threshold"],
+        "calibration": bundle["calibration"],  # logit / temperature + bias, fitted on validation
+        "calibration_warnings": Calibration(**bundle["calibration"]).at_bound(),  # as its report warns
         "minutes": round(seconds / 60, 2),
     }
 
@@ -137,6 +141,14 @@ def markdown(rows: list[dict[str, Any]], epochs: int, threads: int, commit: str)
             + " |"
         )
     n_val, n_test = rows[0]["val"]["n"], rows[0]["test"]["n"]
+    bounded = [r for r in rows if r["calibration_warnings"]]
+    note = (
+        " Calibration (fitted on validation) stopped at a bound of its search range for ε = "
+        + ", ".join("∞" if r["epsilon_target"] is None else f"{r['epsilon_target']:g}" for r in bounded)
+        + ": their reports warn that the calibrated probabilities, and so the ECE, are not trustworthy."
+        if bounded
+        else ""
+    )
     return (
         "\n".join(lines)
         + "\n\n"
@@ -148,7 +160,7 @@ def markdown(rows: list[dict[str, Any]], epochs: int, threads: int, commit: str)
         f"Validation: {n_val} images; each "
         f"run's test split ({n_test} images) scored once, nothing chosen on it; sensitivity/specificity at the "
         "operating point chosen on validation (sensitivity ≥ 0.90). From "
-        f"`results/privacy_utility/table.json`, code at commit `{commit[:7]}`.\n"
+        f"`results/privacy_utility/table.json`, code at commit `{commit[:7]}`.{note}\n"
     )
 
 
