@@ -12,13 +12,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 RESULT = REPO / "results" / "privacy_utility"
 BLOCK = re.compile(
-    r"<!-- privacy-utility: results/privacy_utility/table\.md -->\n(?P<body>.*?)<!-- /privacy-utility -->", re.S
+    r"<!-- privacy-utility: results/privacy_utility/table\.md -->\n(?P<body>.*?)<!-- /privacy-utility -->",
+    re.S,
 )
 
 
 @pytest.fixture(scope="module")
 def benchmark():
-    spec = importlib.util.spec_from_file_location("privacy_utility", REPO / "benchmarks" / "privacy_utility.py")
+    spec = importlib.util.spec_from_file_location(
+        "privacy_utility", REPO / "benchmarks" / "privacy_utility.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
