@@ -151,6 +151,27 @@ COMMANDS = [
             "--threads": THREADS,
         },
     ),
+    Command(  # an ECG bundle and record, no checks (fast); every hostile value must be one line, exit 2
+        "explain",
+        ("explain", "{S}", "{R}", "--out", "{NEW}", "--no-checks", "--quiet"),
+        {
+            "ARG1": [*READ, "{BADJSON}", "{LISTJSON}"],
+            "ARG2": READ,
+            "--method": ["", "gradcam", "lime", "\x00"],
+            "--target": ["", "nope", "99", "-1", "\x00"],
+            "--out": OUT_DIR,
+            "--shuffled-bundle": [*READ, "{E}", "{BADJSON}"],
+            "--annotations": READ,
+            "--reader": TEXT,
+            "--nodule": ["", "1,2", "nan,nan,nan", "a,b,c"],
+            "--diameter": FLOATS,
+            "--series": TEXT,
+            "--fs": FLOATS,
+            "--require-signature": [*READ, "{KEY}", "{BINPEM}"],
+            "--device": DEVICES,
+            "--threads": THREADS,
+        },
+    ),
     Command(
         "info",
         ("info", "{E}"),
@@ -374,6 +395,7 @@ FLAGS = {
     "--stdin",
     "--explain",
     "--skip-burned-in",
+    "--checks",
 }
 
 
