@@ -253,6 +253,17 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def picture_name(unit_id: str, method: str, used: set[str]) -> str:
+    """``<unit>_<method>.png``, unique among ``used`` (which it joins, case-insensitively)."""
+    stem = f"{_safe_name(unit_id)}_{method.replace('++', 'pp')}"
+    name, k = f"{stem}.png", 1
+    while name.lower() in used:
+        k += 1
+        name = f"{stem}-{k}.png"
+    used.add(name.lower())
+    return name
+
+
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "unit"
 
@@ -294,12 +305,7 @@ def explain_files(
     records = []
     for item in found.items:
         unit = units[item.unit]
-        stem = f"{_safe_name(unit.id)}_{item.method.replace('++', 'pp')}"
-        name, k = f"{stem}.png", 1
-        while name.lower() in used:
-            k += 1
-            name = f"{stem}-{k}.png"
-        used.add(name.lower())
+        name = picture_name(unit.id, item.method, used)
         target_name = names[item.target] if bundle.kind != "regression" else names[0]
         predicted = names[found.predicted[item.unit]] if bundle.kind != "regression" else names[0]
         what = "value" if bundle.kind == "regression" else "p"
@@ -350,12 +356,7 @@ def unit_pictures(bundle: Any, units: list[Any], arrays: list[np.ndarray], out_d
     pictures = []
     for item in found.items:
         unit = units[item.unit]
-        stem = f"{_safe_name(unit.id)}_{item.method.replace('++', 'pp')}"
-        name, k = f"{stem}.png", 1
-        while name.lower() in used:
-            k += 1
-            name = f"{stem}-{k}.png"
-        used.add(name.lower())
+        name = picture_name(unit.id, item.method, used)
         target_name = names[item.target] if bundle.kind != "regression" else names[0]
         what = "value" if bundle.kind == "regression" else "p"
         title = f"{unit.id}: {item.method} for class {target_name} ({what}={item.probability:.3f})"
