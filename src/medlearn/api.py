@@ -225,7 +225,14 @@ def clear_run_outputs(out: Path, keep_checkpoints: bool) -> list[Path]:
 
 
 #: The files ``save_bundle`` writes (and ``medlearn sign``).
-_BUNDLE_FILES = {"bundle.json", "model_card.md", "manifest.json", "manifest.sig", "model.safetensors"}
+_BUNDLE_FILES = {
+    "bundle.json",
+    "model_card.md",
+    "model_card.json",
+    "manifest.json",
+    "manifest.sig",
+    "model.safetensors",
+}
 
 
 def _rmdir_if_empty(path: Path) -> None:
