@@ -527,36 +527,44 @@ def _bench(name: str) -> dict[str, Any]:
 
 
 def serve_http() -> str:
-    """``results/serve/http.json`` (``benchmarks/serve.py --out``): torch vs onnxruntime, one run."""
-    b = _bench("http.json")
+    """``results/serve/http*.json`` (``benchmarks/serve.py --out``): torch vs onnxruntime in each run; every
+    committed run is listed, since on this shared machine one run differs from the next."""
+    runs = sorted((RESULTS / "serve").glob("http*.json"), key=lambda p: json.loads(p.read_text())["date"])
+    if not runs:
+        raise FileNotFoundError(f"{RESULTS / 'serve'}: no http*.json (run benchmarks/serve.py --out ...)")
     rows = []
-    for runtime, r in b["results"].items():
-        lat = r["latency_ms"]
-        rows.append(
-            [
-                {"torch": "torch (eager)", "onnx": "onnxruntime"}.get(runtime, runtime),
-                f"{r['requests_per_s']:.1f}",
-                f"{lat['p50']:.1f} ms",
-                f"{lat['p95']:.1f} ms",
-                f"{lat['p99']:.1f} ms",
-                str(r["errors"]),
-                f"{r['one_at_a_time_p50_ms']:.1f} ms",
-            ]
-        )
-    header = ["runtime", "requests/s", "p50", "p95", "p99", "errors", "one at a time (p50)"]
-    ratio = b.get("onnx_over_torch", {})
+    for path in runs:
+        b = json.loads(path.read_text())
+        for runtime, r in b["results"].items():
+            lat = r["latency_ms"]
+            rows.append(
+                [
+                    f"{b['date'][11:16]} (`{b['commit']}`, load {b['machine']['load_1min_after']:.1f})",
+                    {"torch": "torch (eager)", "onnx": "onnxruntime"}.get(runtime, runtime),
+                    f"{r['requests_per_s']:.1f}",
+                    f"{lat['p50']:.1f} ms",
+                    f"{lat['p95']:.1f} ms",
+                    f"{lat['p99']:.1f} ms",
+                    str(r["errors"]),
+                    f"{r['one_at_a_time_p50_ms']:.1f} ms",
+                ]
+            )
+    header = ["run (UTC)", "runtime", "requests/s", "p50", "p95", "p99", "errors", "one at a time (p50)"]
+    b = json.loads(runs[-1].read_text())
     load = b["load"]
     notes = (
-        f"\n{load['requests']:,} requests with {load['in_flight']} in flight, then {load['one_at_a_time']} one "
-        f"at a time; `--workers {b['server']['workers']}`, {b['server']['threads_per_prediction']} thread per "
-        f"prediction; {b['machine']['cpus']} CPUs shared with the load generator (load average "
-        f"{b['machine']['load_1min_after']:.1f} after the run); commit `{b['commit']}`, {b['date'][:10]}.\n"
+        f"\nEach run: {load['requests']:,} requests with {load['in_flight']} in flight, then "
+        f"{load['one_at_a_time']} one at a time; `--workers {b['server']['workers']}`, "
+        f"{b['server']['threads_per_prediction']} thread per prediction; {b['machine']['cpus']} CPUs shared with "
+        f"the load generator (load: the 1-minute load average after the run); {b['date'][:10]}.\n"
     )
-    if ratio:
-        notes += (
-            f"onnxruntime/torch latency: {ratio['one_at_a_time_p50']:.2f}x one at a time, "
-            f"{ratio['under_load_p50']:.2f}x under load (p50); goal {b['goals']['onnx_over_torch_latency']}.\n"
-        )
+    for path in runs:
+        r = json.loads(path.read_text()).get("onnx_over_torch")
+        if r:
+            notes += (
+                f"onnxruntime/torch latency in `{path.name}`: {r['one_at_a_time_p50']:.2f}x one at a time, "
+                f"{r['under_load_p50']:.2f}x under load (p50).\n"
+            )
     return table(header, rows) + notes
 
 
