@@ -529,12 +529,12 @@ def _bench(name: str) -> dict[str, Any]:
 def serve_http() -> str:
     """``results/serve/http*.json`` (``benchmarks/serve.py --out``): torch vs onnxruntime in each run; every
     committed run is listed, since on this shared machine one run differs from the next."""
-    runs = sorted((RESULTS / "serve").glob("http*.json"), key=lambda p: json.loads(p.read_text())["date"])
-    if not runs:
+    loaded = {path.name: json.loads(path.read_text()) for path in (RESULTS / "serve").glob("http*.json")}
+    if not loaded:
         raise FileNotFoundError(f"{RESULTS / 'serve'}: no http*.json (run benchmarks/serve.py --out ...)")
+    runs = sorted(loaded.items(), key=lambda named: named[1]["date"])
     rows = []
-    for path in runs:
-        b = json.loads(path.read_text())
+    for _, b in runs:
         for runtime, r in b["results"].items():
             lat = r["latency_ms"]
             rows.append(
@@ -550,7 +550,7 @@ def serve_http() -> str:
                 ]
             )
     header = ["run (UTC)", "runtime", "requests/s", "p50", "p95", "p99", "errors", "one at a time (p50)"]
-    b = json.loads(runs[-1].read_text())
+    b = runs[-1][1]
     load = b["load"]
     notes = (
         f"\nEach run: {load['requests']:,} requests with {load['in_flight']} in flight, then "
@@ -558,11 +558,11 @@ def serve_http() -> str:
         f"{b['server']['threads_per_prediction']} thread per prediction; {b['machine']['cpus']} CPUs shared with "
         f"the load generator (load: the 1-minute load average after the run); {b['date'][:10]}.\n"
     )
-    for path in runs:
-        r = json.loads(path.read_text()).get("onnx_over_torch")
+    for name, run in runs:
+        r = run.get("onnx_over_torch")
         if r:
             notes += (
-                f"onnxruntime/torch latency in `{path.name}`: {r['one_at_a_time_p50']:.2f}x one at a time, "
+                f"onnxruntime/torch latency in `{name}`: {r['one_at_a_time_p50']:.2f}x one at a time, "
                 f"{r['under_load_p50']:.2f}x under load (p50).\n"
             )
     return table(header, rows) + notes

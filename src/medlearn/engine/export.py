@@ -188,12 +188,12 @@ def export_onnx(
             return float((_labels(bundle.kind, _onnx_outputs(path, val), threshold) == float_labels).mean())
 
         quantized = target.with_suffix(".int8.onnx")
-        how = quantize_int8(target, quantized, val, agreement)
+        how, agreed = quantize_int8(target, quantized, val, agreement)
         record["int8"] = {
             "file": quantized.name if inside else str(quantized),
             "quantization": how,
             "calibrated_on": f"{len(val)} validation units",
-            "label_agreement": agreement(quantized),
+            "label_agreement": agreed,
         }
     if inside:
         bundle.meta.exports["onnx"] = record

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from medlearn.errors import BundleError, ConfigError
 
 if TYPE_CHECKING:
     from medlearn.engine.artifacts import BundleMeta
+    from medlearn.engine.conformal import ConformalSets
     from medlearn.engine.data import Preprocessing
     from medlearn.engine.task import PredictUnit, Task
 
@@ -128,12 +130,18 @@ class Predictor:
     def model_name(self) -> str:
         return f"{self.meta.model.name}@{self.meta.created}"
 
+    @cached_property
+    def conformal_sets(self) -> ConformalSets | None:
+        """The bundle's prediction sets, built once from ``bundle.json`` (not once per predicted unit)."""
+        from medlearn.engine.conformal import ConformalSets
+
+        record = self.meta.prediction_sets
+        return None if record is None else ConformalSets.from_dict(record.model_dump())
+
     def _add_prediction_set(self, record: dict[str, Any], pred: Any) -> None:
         """The unit's conformal prediction set (class names, most probable first) and ``uncertain``: the
         set holds more than one class, so the model cannot tell them apart at the bundle's coverage."""
-        from medlearn.engine.conformal import ConformalSets
-
-        fitted = ConformalSets.from_dict(self.meta.prediction_sets.model_dump())
+        fitted = self.conformal_sets
         (chosen,) = fitted.sets(np.asarray([pred], dtype=np.float64))  # binary: P(positive) → 2 classes
         record["prediction_set"] = [self.class_names[c] for c in chosen]
         record["set_coverage"] = fitted.coverage

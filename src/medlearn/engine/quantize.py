@@ -59,25 +59,28 @@ def validation_inputs(
 
 def quantize_int8(
     float_model: Path, target: Path, calibration: np.ndarray, agree: Callable[[Path], float]
-) -> str:
+) -> tuple[str, float]:
     """Write an int8 copy of ``float_model`` to ``target``: static (QDQ: int8 weights per channel and
     int8 activations, ranges measured on the ``calibration`` inputs) when its label agreement
     ``agree(target)`` on them reaches :data:`MIN_AGREEMENT`, else dynamic (int8 weights, activations
     quantised per call), whichever agrees more. A model whose classes are nearly tied (e.g. one barely
-    trained) flips labels under int8 activations; weights alone move it less. Returns what was written."""
+    trained) flips labels under int8 activations; weights alone move it less. Returns what was written
+    and its label agreement."""
+    static_kind = "static QDQ (int8 weights per channel, int8 activations)"
     _quantize_static(float_model, target, calibration)
     static = agree(target)
     if static >= MIN_AGREEMENT:
-        return "static QDQ (int8 weights per channel, int8 activations)"
+        return static_kind, static
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     dynamic_path = target.with_suffix(".dynamic.onnx")
     quantize_dynamic(str(float_model), str(dynamic_path), weight_type=QuantType.QInt8)
-    if agree(dynamic_path) > static:
+    dynamic = agree(dynamic_path)
+    if dynamic > static:
         dynamic_path.replace(target)
-        return f"dynamic (int8 weights; static int8 activations agreed on {static:.1%} only)"
+        return f"dynamic (int8 weights; static int8 activations agreed on {static:.1%} only)", dynamic
     dynamic_path.unlink()
-    return "static QDQ (int8 weights per channel, int8 activations)"
+    return static_kind, static
 
 
 def _quantize_static(float_model: Path, target: Path, calibration: np.ndarray) -> None:

@@ -43,11 +43,15 @@ def metric_function(
     return name, lambda y, p: M.regression_metrics(y, p)[name]
 
 
-def _resample(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Indices of a cluster bootstrap resample (whole clusters drawn with replacement)."""
+def _clusters(groups: np.ndarray) -> list[np.ndarray]:
+    """The unit indices of each cluster (patient) in ``groups``, in sorted cluster order."""
     codes, inverse = np.unique(groups, return_inverse=True)
-    members = [np.flatnonzero(inverse == c) for c in range(len(codes))]
-    drawn = rng.integers(0, len(codes), len(codes))
+    return [np.flatnonzero(inverse == c) for c in range(len(codes))]
+
+
+def _resample(members: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Indices of a cluster bootstrap resample (whole clusters drawn with replacement)."""
+    drawn = rng.integers(0, len(members), len(members))
     return np.concatenate([members[c] for c in drawn])
 
 
@@ -93,8 +97,9 @@ def subgroup_gaps(
             worst = (max if lower_is_better else min)(finite, key=finite.get)
             a, b = scored[best], scored[worst]
             diffs = []
+            clusters_a, clusters_b = _clusters(groups_all[a]), _clusters(groups_all[b])
             for _ in range(n_boot):
-                ra, rb = a[_resample(groups_all[a], rng)], b[_resample(groups_all[b], rng)]
+                ra, rb = a[_resample(clusters_a, rng)], b[_resample(clusters_b, rng)]
                 va, vb = _safe(fn, targets[ra], pred[ra]), _safe(fn, targets[rb], pred[rb])
                 if va is not None and vb is not None:
                     diffs.append(va - vb)

@@ -253,6 +253,21 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def class_name(bundle: Any, index: int) -> str:
+    """The explained (or predicted) class's name; a regression's one output is named after the task."""
+    return bundle.class_names[index] if bundle.kind != "regression" else bundle.class_names[0]
+
+
+def picture_title(bundle: Any, unit_id: str, item: Explained, predicted: str | None = None) -> str:
+    """A picture's title: unit, method, the class explained and its probability (or value), and the
+    predicted class when it is not the one explained by construction."""
+    what = "value" if bundle.kind == "regression" else "p"
+    said = (
+        f"{unit_id}: {item.method} for class {class_name(bundle, item.target)} ({what}={item.probability:.3f}"
+    )
+    return said + (f"; predicted {predicted})" if predicted is not None else ")")
+
+
 def picture_name(unit_id: str, method: str, used: set[str]) -> str:
     """``<unit>_<method>.png``, unique among ``used`` (which it joins, case-insensitively)."""
     stem = f"{_safe_name(unit_id)}_{method.replace('++', 'pp')}"
@@ -300,19 +315,14 @@ def explain_files(
             + (f" ({skipped[0]['reason']})" if skipped else "")
         )
     found = explain_arrays(bundle, arrays, methods, target, checks, shuffled)
-    names = bundle.class_names
     used: set[str] = set()
     records = []
     for item in found.items:
         unit = units[item.unit]
         name = picture_name(unit.id, item.method, used)
-        target_name = names[item.target] if bundle.kind != "regression" else names[0]
-        predicted = names[found.predicted[item.unit]] if bundle.kind != "regression" else names[0]
-        what = "value" if bundle.kind == "regression" else "p"
-        title = (
-            f"{unit.id}: {item.method} for class {target_name} "
-            f"({what}={item.probability:.3f}; predicted {predicted})"
-        )
+        target_name = class_name(bundle, item.target)
+        predicted = class_name(bundle, found.predicted[item.unit])
+        title = picture_title(bundle, unit.id, item, predicted)
         problem = draw(out_dir / name, arrays[item.unit], item.attribution, found.layout, title, item.method)
         record = {
             "unit": unit.id,
@@ -351,15 +361,12 @@ def unit_pictures(bundle: Any, units: list[Any], arrays: list[np.ndarray], out_d
     from medlearn.explain.draw import draw
 
     found = explain_arrays(bundle, arrays, checks=False)
-    names = bundle.class_names
     used: set[str] = set()
     pictures = []
     for item in found.items:
         unit = units[item.unit]
         name = picture_name(unit.id, item.method, used)
-        target_name = names[item.target] if bundle.kind != "regression" else names[0]
-        what = "value" if bundle.kind == "regression" else "p"
-        title = f"{unit.id}: {item.method} for class {target_name} ({what}={item.probability:.3f})"
+        title = picture_title(bundle, unit.id, item)
         draw(out_dir / name, arrays[item.unit], item.attribution, found.layout, title, item.method)
         pictures.append(name)
     return pictures
