@@ -217,3 +217,16 @@ def test_the_export_command_prints_what_it_exported_and_refuses_other_formats(eh
 def test_int8_without_the_training_data_asks_for_it(ehr_gbm, tmp_path):
     with pytest.raises(InputError, match="pass --data DIR"):
         export_onnx(ehr_gbm, out=tmp_path / "m.onnx", int8=True, data=tmp_path / "nowhere")
+
+
+def test_the_export_command_says_how_int8_was_quantized_and_calibrated(ehr_lstm, tmp_path):
+    """The human-readable line of ``export --int8`` (not only --json): it once read a key the record lacks."""
+    from typer.testing import CliRunner
+
+    from medlearn.cli import app
+
+    done = CliRunner().invoke(app, ["export", str(ehr_lstm), "--out", str(tmp_path / "m.onnx"), "--int8"])
+    assert done.exit_code == 0, done.output
+    n_val = len(json.loads((ehr_lstm / "bundle.json").read_text())["splits"]["val"])
+    assert f"calibrated on {n_val} validation units" in done.output
+    assert "label agreement" in done.output and (tmp_path / "m.int8.onnx").is_file()

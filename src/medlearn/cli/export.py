@@ -58,5 +58,6 @@ def export(
     if "int8" in record:
         int8_ = record["int8"]
         info(
-            f"int8: {int8_['file']} ({int8_['calibration']}; label agreement {int8_['label_agreement']:.1%})"
+            f"int8: {int8_['file']} ({int8_['quantization']}, calibrated on {int8_['calibrated_on']}; "
+            f"label agreement {int8_['label_agreement']:.1%})"
         )
