@@ -27,6 +27,7 @@ from medlearn.errors import ConfigError, MissingDependencyError
 TASKS: dict[str, str] = {
     "lung_nodule_malignancy": "medlearn.imaging.tasks.lidc_nodules:LungNoduleMalignancy",
     "ct_nodule_malignancy": "medlearn.imaging.tasks.ct_nodules:CTNoduleMalignancy",
+    "lung_nodule_multimodal": "medlearn.imaging.tasks.lidc_fusion:LungNoduleMultimodal",
     "cxr_pneumonia": "medlearn.imaging.tasks.cxr:CXRPneumonia",
     "los_classification": "medlearn.ehr.tasks:LOSClassification",
     "los_regression": "medlearn.ehr.tasks:LOSRegression",
@@ -59,6 +60,9 @@ MODELS: dict[str, str] = {
     "mol_vae": "medlearn.molecules.generators.vae:mol_vae",
     "latent_gan": "medlearn.molecules.generators.latent_gan:latent_gan",
     "dummy": "medlearn.engine.dummy:dummy",
+    "fused": "medlearn.fusion.model:fused",
+    "tabular_mlp": "medlearn.fusion.tabular:tabular_mlp",
+    "tabular_trees": "medlearn.fusion.tabular:tabular_trees",
 }
 
 TRANSFORMS: dict[str, str] = {
@@ -79,6 +83,8 @@ TRANSFORMS: dict[str, str] = {
     "signal_rr_channel": "medlearn.signals.transforms:AddRRChannel",
     "feature_standardize": "medlearn.signals.tasks.eeg_sleep:FeatureStandardize",
     "mol_tokens": "medlearn.molecules.tasks:MoleculeTokens",
+    "fusion_pack": "medlearn.fusion.packing:FusionPack",
+    "signed_log1p": "medlearn.imaging.radiomics:SignedLog1p",
 }
 
 
