@@ -89,3 +89,28 @@ def test_interpolate_nans_fills_gaps_and_edges_and_reports_them():
     clean = np.arange(4.0)
     same, none = interpolate_nans(clean)
     assert same is clean and none is None
+
+
+@pytest.mark.parametrize(
+    ("shape", "axis"), [((9000,), -1), ((3, 2, 500), -1), ((500, 3), 0), ((4, 12), 1), ((7,), -1), ((2,), -1)]
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16])
+def test_cached_filtfilt_and_resampling_equal_scipys_own(rng, shape, axis, dtype):
+    """sos_filtfilt caches the steady state and resample the anti-alias design: same numbers as scipy."""
+    from scipy import signal
+
+    from medlearn.signals.preprocess.filters import butter_sos, resample, resample_factors, sos_filtfilt
+
+    x = (rng.standard_normal(shape) * 100).astype(dtype)
+    sos = butter_sos("bandpass", (0.5, 40.0), 2, 300.0)
+    pad = min(15, x.shape[axis] - 1)
+    expected = signal.sosfiltfilt(sos, x, axis=axis, padlen=pad)
+    got = sos_filtfilt(x, sos, axis)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    exact = dtype != np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-12 if exact else 1e-6, atol=1e-9 if exact else 1e-4)
+    for fs_out_hz in (100.0, 250.0, 360.0):
+        up, down = resample_factors(300.0, fs_out_hz)
+        np.testing.assert_array_equal(
+            resample(x, 300.0, fs_out_hz, axis=axis), signal.resample_poly(x, up, down, axis=axis)
+        )
