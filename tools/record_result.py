@@ -86,10 +86,42 @@ def _copy_predictions(source: Path, target: Path, only_val: bool) -> None:
         target.write_text(buffer.getvalue())
 
 
+def _external_slug(root: str) -> str:
+    """``ehr/eicu-demo`` → ``eicu-demo``: the file name of an external evaluation."""
+    return Path(root.rstrip("/")).name
+
+
+def _evaluate_external(
+    python: str, env: dict[str, str], bundle: Path, roots: list[str], threads: int, tmp: Path
+) -> dict[str, Path]:
+    """``medlearn evaluate BUNDLE --data ROOT`` for every external dataset; its metrics.json by slug."""
+    found = {}
+    for root in roots:
+        out = tmp / f"external-{_external_slug(root)}"
+        command = [python, "-c", "from medlearn.cli import main; main()", "evaluate", str(bundle)]
+        data = Path(root) if Path(root).is_absolute() else Path(env["MEDLEARN_DATA"]) / root
+        command += ["--data", str(data), "--out", str(out), "--threads", str(threads), "--quiet"]
+        subprocess.run(command, env=env, check=True, cwd=tmp)
+        found[_external_slug(root)] = out / "metrics.json"
+    return found
+
+
 def record(
-    config: str, variant: str | None, overrides: list[str], code: Path, threads: int, force: bool
+    config: str,
+    variant: str | None,
+    overrides: list[str],
+    code: Path,
+    threads: int,
+    force: bool,
+    external: list[str] | None = None,
 ) -> Path:
-    """Train, then copy the outputs and their provenance to ``results/<name>/``; returns that folder."""
+    """Train, then copy the outputs and their provenance to ``results/<name>/``; returns that folder.
+
+    ``external`` data roots (relative to MEDLEARN_DATA, or absolute) are scored with the trained bundle
+    (``medlearn evaluate --data``, split "all") into ``results/<name>/external/<root name>.json``: the
+    external validation that sits beside the internal test figure.
+    """
+    external = external or []
     name = config + (f"+{variant}" if variant else "")
     target = RESULTS / name
     if target.exists() and any(target.iterdir()) and not force:
@@ -121,6 +153,7 @@ def record(
         started = time.perf_counter()
         subprocess.run(command, env=env, check=True, cwd=tmp)
         wall = time.perf_counter() - started
+        scored = _evaluate_external(python, env, out / "bundle", external, threads, Path(tmp))
         load_after = os.getloadavg()
         if target.exists():
             shutil.rmtree(target)
@@ -138,6 +171,10 @@ def record(
             bundle.pop(heavy, None)
         bundle.get("training", {}).pop("history", None)
         (target / "bundle.json").write_text(json.dumps(bundle, indent=2) + "\n")
+        if scored:
+            (target / "external").mkdir()
+            for slug, metrics in scored.items():
+                shutil.copy2(metrics, target / "external" / f"{slug}.json")
     provenance = {
         "config": config,
         "variant": variant,
@@ -146,6 +183,7 @@ def record(
         + config
         + f" --threads {threads}"
         + "".join(f" --set {o}" for o in overrides),
+        "external": [f"medlearn evaluate BUNDLE --data {root} --threads {threads}" for root in external],
         "commit": _git(code, "rev-parse", "HEAD"),
         "tree_clean": not dirty,
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -175,10 +213,28 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--force", action="store_true", help="replace an existing result")
+    parser.add_argument(
+        "--external",
+        action="append",
+        default=[],
+        help="a dataset (relative to MEDLEARN_DATA, or absolute) the trained bundle is also scored on",
+    )
     args = parser.parse_args()
     if args.overrides and not args.variant:
         parser.error("--set needs --variant: a result folder holds the shipped config or a named variant")
-    print(record(args.config, args.variant, args.overrides, args.code.resolve(), args.threads, args.force))
+    if args.external and args.variant:
+        parser.error("--external scores a shipped config once, like its test split; a variant has neither")
+    print(
+        record(
+            args.config,
+            args.variant,
+            args.overrides,
+            args.code.resolve(),
+            args.threads,
+            args.force,
+            args.external,
+        )
+    )
 
 
 if __name__ == "__main__":
