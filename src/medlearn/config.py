@@ -112,6 +112,45 @@ class PrivacyConfig(_Strict):
     accountant: Literal["prv", "rdp"] = "prv"  # Opacus' PRV (tighter, its default) or RDP accountant
 
 
+class HospitalSiteConfig(_Strict):
+    """One hospital of a federation by its own data folder (``federated.hospitals.source: roots``)."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    root: str = Field(min_length=1)  # resolved like data.root (relative = under MEDLEARN_DATA)
+
+
+class HospitalsConfig(_Strict):
+    """Which units each hospital of a federation holds (:mod:`medlearn.federated.hospitals`).
+
+    ``eicu_region``: eICU's regions (``hospital.csv``); ``roots``: one data folder per hospital
+    (``sites``); ``dirichlet``: ``count`` hospitals whose label mix is drawn from Dirichlet(``alpha``)
+    (small alpha = more skew). A hospital with fewer than ``min_patients`` patients is dropped (regions)
+    or refused (Dirichlet)."""
+
+    source: Literal["dirichlet", "eicu_region", "roots"] = "dirichlet"
+    count: int = Field(3, ge=2, le=64)
+    alpha: float = Field(0.5, gt=0, allow_inf_nan=False)
+    min_patients: int = Field(10, ge=3)
+    sites: list[HospitalSiteConfig] = Field(default_factory=list)
+
+
+class FederatedConfig(_Strict):
+    """``medlearn federate``: Flower rounds of local epochs through the same Trainer (docs/federated.md)."""
+
+    rounds: int = Field(3, ge=1, le=1000)
+    local_epochs: int = Field(1, ge=1, le=1000)
+    strategy: Literal["fedavg", "fedprox", "fedadam"] = "fedavg"
+    proximal_mu: float = Field(0.01, ge=0, allow_inf_nan=False)  # FedProx's proximal weight
+    server_lr: float = Field(0.01, gt=0, allow_inf_nan=False)  # FedAdam's server learning rate (eta)
+    fraction_train: float = Field(1.0, gt=0, le=1)  # share of hospitals sampled each round
+    min_hospitals: int = Field(2, ge=1)  # fewer replies in a round (or connected at its start) = failure
+    round_timeout_seconds: float = Field(
+        600, gt=0, allow_inf_nan=False
+    )  # a hospital silent longer is left out
+    baselines: bool = True  # also train centralised and local-only models for the comparison
+    hospitals: HospitalsConfig = Field(default_factory=HospitalsConfig)
+
+
 class ExperimentConfig(_Strict):
     """A whole experiment: what to learn (task), from what (data), with what (model), how (train), and
     whether with differential privacy (``privacy``, absent = not private)."""
@@ -123,6 +162,7 @@ class ExperimentConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     privacy: PrivacyConfig | None = None
+    federated: FederatedConfig | None = None  # read by ``medlearn federate`` only
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

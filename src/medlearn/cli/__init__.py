@@ -672,6 +672,7 @@ def demo(
 from medlearn.cli import deid as _deid  # noqa: E402,F401
 from medlearn.cli import explain as _explain  # noqa: E402,F401
 from medlearn.cli import export as _export  # noqa: E402,F401
+from medlearn.cli import federate as _federate  # noqa: E402,F401
 from medlearn.cli import integrity as _integrity  # noqa: E402,F401
 from medlearn.cli import molecules as _molecules  # noqa: E402,F401
 from medlearn.cli import pacs as _pacs  # noqa: E402,F401

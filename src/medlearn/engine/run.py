@@ -277,6 +277,27 @@ def _train_predictive(
         )
         for k, split in enumerate(splits)
     ]
+    return finish_predictive(cfg, task, model_name, root, out, table, folds, resume, device, heard)
+
+
+def finish_predictive(
+    cfg: ExperimentConfig,
+    task: Task,
+    model_name: str,
+    root: Path,
+    out: Path,
+    table: UnitTable,
+    folds: list[FoldResult],
+    resume: bool,
+    device: str,
+    heard: Callback,
+    extra_metrics: dict[str, Any] | None = None,
+    extra_sections: Sequence[Any] = (),
+) -> RunOutputs:
+    """From fitted models to a run's outputs: calibration and operating point on validation, the test
+    metrics with CIs, predictions, bundle and report (the second half of ``train``, which ``federate``
+    shares). ``extra_metrics`` join ``metrics.json`` (e.g. ``federated``); ``extra_sections`` the report."""
+    cv = len(folds) > 1
     test_name = "cv" if cv else "test"
     pooled = {s: UnitTable.concat([f.tables[s] for f in folds]) for s in ("val", "test")}
     if cv:
@@ -386,6 +407,7 @@ def _train_predictive(
     privacy = final.fit.extra.get("privacy")  # DP-SGD: what the shipped model's training spent
     if privacy is not None:
         metrics_test["privacy"] = privacy
+    metrics_test.update(extra_metrics or {})
     write_json(out / "metrics.json", metrics_test)
     write_json(out / "metrics_val.json", metrics_val)
     write_config(out / "config.yaml", cfg)
@@ -453,6 +475,6 @@ def _train_predictive(
         {test_name: metrics_test, "val": metrics_val},
         fit.history,
         dump_config(cfg),
-        task.data_sections(),
+        [*task.data_sections(), *extra_sections],
     )
     return RunOutputs(out, metrics_test, metrics_val, bundle_path, report, fit)

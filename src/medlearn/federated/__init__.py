@@ -1,0 +1,1 @@
+"""Federated learning on Flower around the one Task and Trainer (``medlearn federate``)."""
