@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from medlearn.ehr.plausibility_limits import BOUNDS, limits
+from medlearn.ehr.plausibility_limits import BOUNDS, Limit, limits
 
 log = logging.getLogger(__name__)
 
@@ -31,20 +31,42 @@ ImpossiblePolicy = Literal["drop", "clip", "keep"]
 POLICIES: tuple[str, ...] = ("drop", "clip", "keep")
 
 
+def concept_limits() -> list[Limit]:
+    """One :class:`Limit` per numeric concept of :mod:`medlearn.ehr.concepts` (code_system ``CONCEPT``): its
+    range, in its canonical unit, from the concept table. Concept events carry converted values, so the
+    same flags, policy and report apply to them as to raw codes."""
+    from medlearn.ehr.concepts import CONCEPT_SYSTEM, load_concepts
+
+    return [
+        Limit(f"concept:{c.name}", CONCEPT_SYSTEM, c.name, c.unit, c.range[0], c.range[1], c.low_inclusive)
+        for c in load_concepts().values()
+        if c.kind == "numeric" and c.unit is not None and c.range is not None
+    ]
+
+
+def _accepted_units(row: Limit) -> list[str]:
+    if row.lab in BOUNDS:
+        return list(BOUNDS[row.lab][4])
+    from medlearn.ehr.concepts import normalise_unit
+
+    return [normalise_unit(row.unit)]
+
+
 def limits_frame() -> pl.DataFrame:
     """The limits table as a frame: lab, code_system, code, table_unit, low, high, low_inclusive and the
-    unit spellings accepted as the table's unit (lower case)."""
-    rows = limits()
+    unit spellings accepted as the table's unit (lower case). Raw codes (:mod:`.plausibility_limits`)
+    and the numeric concepts (:func:`concept_limits`)."""
+    rows = limits() + concept_limits()
     return pl.DataFrame(
         {
             "lab": [r.lab for r in rows],
             "code_system": [r.code_system for r in rows],
             "code": [r.code for r in rows],
             "table_unit": [r.unit for r in rows],
-            "low": [r.low for r in rows],
-            "high": [r.high for r in rows],
+            "low": [float(r.low) for r in rows],
+            "high": [float(r.high) for r in rows],
             "low_inclusive": [r.low_inclusive for r in rows],
-            "accepted_units": [list(BOUNDS[r.lab][4]) for r in rows],
+            "accepted_units": [_accepted_units(r) for r in rows],
         },
         schema_overrides={"accepted_units": pl.List(pl.String)},
     )
@@ -52,7 +74,9 @@ def limits_frame() -> pl.DataFrame:
 
 def limits_by_key() -> dict[str, tuple[float, float, bool]]:
     """``code_system//code`` → (low, high, low_inclusive): what the featurizer clips to."""
-    return {f"{r.code_system}//{r.code}": (r.low, r.high, r.low_inclusive) for r in limits()}
+    return {
+        f"{r.code_system}//{r.code}": (r.low, r.high, r.low_inclusive) for r in limits() + concept_limits()
+    }
 
 
 def flag_events(events: pl.LazyFrame) -> pl.LazyFrame:

@@ -16,10 +16,12 @@ import numpy as np
 from medlearn.engine.task import PredictInputs, PredictUnit
 
 
-def units_from_source(path: Path, window: Any) -> PredictInputs:
-    """One unit per inpatient admission still in hospital (and alive) at the prediction time."""
+def units_from_source(path: Path, window: Any, features: str = "codes") -> PredictInputs:
+    """One unit per inpatient admission still in hospital (and alive) at the prediction time, from the
+    events the bundle was trained on (``features``: the source's own codes, or harmonised concepts)."""
     import polars as pl
 
+    from medlearn.ehr.concepts import feature_events
     from medlearn.ehr.features import build_cohort, extract_units
     from medlearn.ehr.io import read_source
     from medlearn.ehr.io.fhir import INPATIENT_CLASSES
@@ -45,8 +47,9 @@ def units_from_source(path: Path, window: Any) -> PredictInputs:
         result.skipped.append(
             {"input": str(path), "unit": "", "reason": "no inpatient admission/encounter found"}
         )
+    events, _ = feature_events(source, features)
     for row, raw in zip(
-        cohort.to_dicts(), extract_units(source.events, cohort, window, admission_order_known=order)
+        cohort.to_dicts(), extract_units(events, cohort, window, admission_order_known=order)
     ):
         meta = {
             "input": str(path),

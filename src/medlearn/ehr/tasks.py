@@ -44,6 +44,12 @@ class AdmissionOptions(BaseModel):
         description="physiologically impossible lab values (medlearn.ehr.plausibility): drop them, clip them "
         "to the bound they cross, or keep them; counted in the log and the report either way",
     )
+    features: Literal["codes", "concepts"] = Field(
+        "codes",
+        description="codes: each source's own codes (itemids, lab names, LOINC...); concepts: the harmonised "
+        "concepts of medlearn.ehr.concepts (values in canonical units) plus ICD diagnosis history, so a model "
+        "trained on one source reads MIMIC-III, MIMIC-IV, eICU and FHIR alike",
+    )
 
 
 class AdmissionTask(Task):
@@ -81,8 +87,11 @@ class AdmissionTask(Task):
         source = read_source(root)
         order = source.admission_order_known  # eICU: events join by hospital stay, no "earlier" stays
         cohort = build_cohort(source.admissions, self.window(), admission_order_known=order)
+        from medlearn.ehr.concepts import feature_events
+
+        events, notes = feature_events(source, self.options.features)
         units = extract_units(
-            source.events,
+            events,
             cohort,
             self.window(),
             self.options.leaky_current_diagnoses,
@@ -91,7 +100,7 @@ class AdmissionTask(Task):
         from medlearn.ehr.plausibility import log_found
 
         log_found(str(source.root), units, self.options.impossible_values)
-        self._quality = (source, units)
+        self._quality = (source, units, events, notes)
         return UnitTable(
             ids=[str(a) for a in cohort["admission_id"].to_list()],
             targets=self.targets(cohort),
@@ -109,14 +118,14 @@ class AdmissionTask(Task):
 
         if getattr(self, "_quality", None) is None:
             return []
-        source, units = self._quality
+        source, units, events, notes = self._quality
         body = quality_html(
-            source.notes,
-            lab_quality(source.events, units, codes=source.codes),
+            source.notes + notes,
+            lab_quality(events, units, codes=source.codes),
             len(units),
             self.options.prediction_hours,
         ) + plausibility_html(
-            impossible_counts(source.events), unit_flag_counts(units), self.options.impossible_values
+            impossible_counts(events), unit_flag_counts(units), self.options.impossible_values
         )
         return [ReportSection(f"Data quality: {source.kind} at {source.root}", html=body)]
 
@@ -157,7 +166,7 @@ class AdmissionTask(Task):
 
         result = PredictInputs(units=[])
         for path in paths:
-            got = units_from_source(path, self.window())
+            got = units_from_source(path, self.window(), features=self.options.features)
             result.units.extend(got.units)
             result.skipped.extend(got.skipped)
         return result
