@@ -8,7 +8,7 @@ parts its units have and which encoder reads each; the fusion model does the res
 How the engine sees a fused input: ONE float32 vector per unit. The engine's Preprocessing returns one
 array per unit, the dataset caches and stacks those arrays, the Trainer batches them, calibration,
 reports and bundles take the model's outputs. Rather than teach each of those about dicts of tensors,
-:mod:`medlearn.fusion.packing` packs the parts (each flattened, e.g. a 16×64×64 slice stack and 73
+:mod:`medlearn.fusion.packing` packs the parts (each flattened, e.g. a 16×64×64 slice stack and 72
 radiomic features) and one presence flag per part into that vector, and the fused model unpacks it from
 the layout stored in its parameters. The engine runs unchanged (no per-modality branch anywhere), the
 cache keeps working, and a bundle rebuilds the model from JSON parameters alone.

@@ -1,7 +1,7 @@
 """Several inputs of one unit as the single float32 vector the engine batches, and back.
 
 A :class:`Layout` names the parts in order with their shapes (``[("image", (16, 64, 64)),
-("radiomics", (73,))]``). The packed vector is every part flattened, in order, then one presence flag per
+("radiomics", (72,))]``). The packed vector is every part flattened, in order, then one presence flag per
 part (1 = given, 0 = absent; an absent part is all zeros). Why pack rather than hand the engine a dict: see
 :mod:`medlearn.fusion` (the engine's cache, batching, calibration and bundles stay as they are).
 

@@ -4,10 +4,11 @@ they are scaled.
 ``solidNodules.csv`` has one row per reader mark (the same units as the image folders; one physical
 nodule appears once per reader who marked it, within one exam), keyed by ``exam_id`` and ``nodule_id``.
 
-Columns kept (:data:`DROPPED` lists the others): the 72 radiomic features computed upstream from the
-segmented mark — first-order intensity statistics (``*_N``: energy, entropy, kurtosis, mean, …), shape
-(compactness, sphericity, area, surface, volume, diameter), grey-level co-occurrence texture in four
-directions (``*0_N``, ``*45_N``, ``*90_N``, ``*135_N``) and summary statistics of the nodule pixels
+Columns kept (:data:`DROPPED` lists the others; 72 in all, :data:`N_KEPT`): the 71 radiomic features
+computed upstream from the segmented mark (the data README counts 72 with ``diameter``) — first-order
+intensity statistics (``*_N``: energy, entropy, kurtosis, mean, …), shape (compactness, sphericity,
+area, surface, volume, diameter), grey-level co-occurrence texture in four directions
+(``*0_N``, ``*45_N``, ``*90_N``, ``*135_N``) and summary statistics of the nodule pixels
 (``differenceends`` … ``scm``) — and ``diameter_mm``, the mark's diameter (also in ``labels.csv``; a
 measurement of the reader's outline, not a rating).
 
@@ -32,10 +33,12 @@ import numpy as np
 
 from medlearn.errors import InputError
 
-__all__ = ["DROPPED", "SignedLog1p", "read_radiomics"]
+__all__ = ["DROPPED", "N_KEPT", "SignedLog1p", "read_radiomics"]
 
 #: columns of solidNodules.csv no model sees: the label (``malignancy``, ``class``) and identifiers
 DROPPED = ("exam_id", "nodule_id", "malignancy", "class")
+#: columns a model sees in the shared solidNodules.csv (the width of a bundle's radiomics part)
+N_KEPT = 72
 
 
 def read_radiomics(

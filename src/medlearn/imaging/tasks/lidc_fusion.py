@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, field_validator
 from medlearn.engine.data import UnitTable, fingerprint_files
 from medlearn.engine.task import PredictInputs, PredictUnit
 from medlearn.errors import ConfigError, InputError
-from medlearn.imaging.radiomics import read_radiomics
+from medlearn.imaging.radiomics import N_KEPT, read_radiomics
 from medlearn.imaging.tasks.common import step
 from medlearn.imaging.tasks.lidc_nodules import LidcOptions, LidcPredictOptions, LungNoduleMalignancy
 
@@ -158,7 +158,7 @@ class LungNoduleMultimodal(LungNoduleMalignancy):
         ]
 
     def _shapes(self) -> dict[str, tuple[int, ...]]:
-        n_features = len(getattr(self, "feature_names", ())) or 73
+        n_features = len(getattr(self, "feature_names", ())) or N_KEPT
         return {"image": (self.options.depth, IMAGE_PX, IMAGE_PX), "radiomics": (n_features,)}
 
     def _layout(self) -> Any:
