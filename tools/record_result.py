@@ -10,7 +10,8 @@ script is the only way a figure enters ``results/``:
 It runs ``medlearn train`` with ``--threads 1`` (bit-exact reruns, see README "Reproducibility") in a
 temporary directory and copies into ``results/<config>[+<variant>]/``: ``metrics.json`` (the test split,
 or ``cv``; not kept for a variant, whose only use is a choice made on validation), ``metrics_val.json``,
-``config.yaml`` (resolved), ``predictions.csv`` when it is small, the
+``config.yaml`` (resolved), ``predictions.csv`` when it is small, ``federated.json`` (``--federate``: runs
+``medlearn federate`` instead of ``train``), the
 bundle's ``bundle.json`` minus its training history, and ``provenance.json``: the commit whose code ran
 (and whether its tree was clean), the command, the machine (CPU model, cores, load average before and
 after), library versions, the thread count and the wall time. ``tools/readme_tables.py`` builds the
@@ -114,6 +115,7 @@ def record(
     threads: int,
     force: bool,
     external: list[str] | None = None,
+    command_name: str = "train",
 ) -> Path:
     """Train, then copy the outputs and their provenance to ``results/<name>/``; returns that folder.
 
@@ -140,7 +142,7 @@ def record(
             python,
             "-c",
             "from medlearn.cli import main; main()",
-            "train",
+            command_name,
             config,
             "--out",
             str(out),
@@ -165,6 +167,8 @@ def record(
             else ("metrics.json", "metrics_val.json", "config.yaml")
         ):
             shutil.copy2(out / f, target / f)
+        if (out / "federated.json").is_file() and not variant:  # federate: per hospital and per round
+            shutil.copy2(out / "federated.json", target / "federated.json")
         _copy_predictions(out / "predictions.csv", target / "predictions.csv", only_val=bool(variant))
         bundle = json.loads((out / "bundle" / "bundle.json").read_text())
         for heavy in ("metrics", "splits", "preprocessing", "config"):
@@ -179,7 +183,7 @@ def record(
         "config": config,
         "variant": variant,
         "overrides": overrides,
-        "command": "medlearn train "
+        "command": f"medlearn {command_name} "
         + config
         + f" --threads {threads}"
         + "".join(f" --set {o}" for o in overrides),
@@ -212,6 +216,9 @@ def main() -> None:
         "--code", type=Path, default=REPO, help="checkout whose src/ runs (default: this one)"
     )
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--federate", action="store_true", help="run medlearn federate (the config's federated section)"
+    )
     parser.add_argument("--force", action="store_true", help="replace an existing result")
     parser.add_argument(
         "--external",
@@ -233,6 +240,7 @@ def main() -> None:
             args.threads,
             args.force,
             args.external,
+            "federate" if args.federate else "train",
         )
     )
 

@@ -148,7 +148,12 @@ def _site_split(cfg: ExperimentConfig, table: UnitTable, name: str) -> dict[str,
     else:
         if n_groups < 3:
             raise ConfigError(f"hospital {name}: {n_groups} patients cannot make train, val and test splits")
-        split = group_split(table.targets, table.groups, s.val_fraction, s.test_fraction, s.seed)
+        try:
+            split = group_split(table.targets, table.groups, s.val_fraction, s.test_fraction, s.seed)
+        except ValueError:  # every class rarer than the folds (a small hospital): split unstratified
+            info(f"hospital {name}: too few units per class to stratify its split; split by patient only")
+            zeros = np.zeros(len(table), dtype=int)
+            split = group_split(zeros, table.groups, s.val_fraction, s.test_fraction, s.seed)
     tables = {k: table.subset(np.flatnonzero(split == k)) for k in ("train", "val", "test")}
     for k, t in tables.items():
         if len(t) == 0:

@@ -64,6 +64,10 @@ def check_federated_config(cfg: ExperimentConfig) -> None:
             "or fedadam with a privacy section"
         )
     h = fed.hospitals
+    if h.source == "roots" and len(h.sites) < 2:
+        raise ConfigError(
+            "federated.hospitals.sites: list at least two {name, root} hospitals for source roots"
+        )
     n_listed = len(h.sites) if h.source == "roots" else h.count if h.source == "dirichlet" else None
     if n_listed is not None and fed.min_hospitals > n_listed:
         raise ConfigError(
