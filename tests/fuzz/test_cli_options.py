@@ -119,6 +119,42 @@ COMMANDS = [
             "--threads": THREADS,
         },
     ),
+    Command(  # refused before any round: the base line itself runs in tests/federated
+        "federate",
+        (
+            "federate",
+            "ehr_los_mimic4_linear",
+            "--data",
+            "{M}",
+            "--out",
+            "{NEW}",
+            "--set",
+            "federated.rounds=1",
+            "--threads",
+            "1",
+            "--quiet",
+        ),
+        {
+            "ARG1": CONFIGS,
+            "--set": [
+                *[s for s in SETS if not s.startswith("data.root")],
+                "federated.strategy=fedsgd",
+                "federated.rounds=0",
+                "federated.rounds=nan",
+                "federated.hospitals.count=1",
+                "federated.hospitals.count=100000",
+                "federated.hospitals.alpha=-1",
+                "federated.hospitals.source=regions",
+                "federated.round_timeout_seconds=inf",
+                "federated.min_hospitals=0",
+                "federated=3",
+            ],
+            "--data": READ,
+            "--out": OUT_DIR,
+            "--device": DEVICES,
+            "--threads": THREADS,
+        },
+    ),
     Command(
         "evaluate",
         ("evaluate", "{E}", "--out", "{NEW}", "--threads", "1", "--quiet"),
@@ -547,8 +583,9 @@ def test_each_hostile_value(case, env, no_server):
 def test_the_base_command_lines_work(env, no_server):
     """The hostile cases only mean something if the line they change works."""
     for command in COMMANDS:
-        if command.name in ("demo", "train", "pacs", "pacs-listen"):
-            continue  # train runs in test_runs.py, the demos in their own tests, pacs needs a PACS
+        if command.name in ("demo", "train", "federate", "pacs", "pacs-listen"):
+            continue  # train runs in test_runs.py, federate in tests/federated, the demos in their own tests,
+            # pacs needs a PACS
         result = invoke(*command_line(env, command, {}))
         assert result.exit_code == 0, (command.name, result.output)
 
