@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,9 @@ from medlearn.federated import compare
 from medlearn.federated.hospitals import Federation, build_federation
 from medlearn.federated.plan import load_plan, load_state, save_state, write_plan
 
-__all__ = ["check_federated_config", "federate_experiment"]
+__all__ = ["check_federated_config", "federate", "federate_experiment"]
+
+log = logging.getLogger(__name__)
 
 
 def check_federated_config(cfg: ExperimentConfig) -> None:
@@ -146,6 +149,17 @@ def federate_experiment(
     rounds = sorted(int(p.stem.split("_")[1]) for p in plan.rounds_dir.glob("round_*.npz"))
     round_records = [json.loads((plan.rounds_dir / f"round_{k}.json").read_text()) for k in rounds]
     model.load_state_dict(load_state(plan.rounds_dir / f"round_{rounds[-1]}.npz"))
+    for r in round_records:  # the ServerApp logs in its own process (deploy): say it here too
+        if r["silent"] or r["failed"]:
+            log.warning(
+                "round %d: %d hospital(s) did not answer within %g s (federated.round_timeout_seconds)%s; "
+                "the round went on with %s",
+                r["round"],
+                r["silent"],
+                fed.round_timeout_seconds,
+                "".join(f"; failed: {f}" for f in r["failed"]),
+                ", ".join(r["hospitals"]),
+            )
 
     heard = CallbackList([*run_callbacks(out, None)])
     trainer = Trainer(cfg.train, task.target, None, None, pick_device(device))

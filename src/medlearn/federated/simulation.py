@@ -46,7 +46,7 @@ def run_simulation_engine(work: Path, n_hospitals: int) -> None:
     """The rounds of the run in ``work`` on Flower's simulation engine, one virtual SuperNode a hospital."""
     os.environ.update(QUIET_FLOWER_ENV)
     try:
-        import ray  # noqa: F401
+        import ray
     except ImportError:
         raise MissingDependencyError(
             'ray is needed for Flower\'s simulation engine: pip install "medlearn[federated]" '
@@ -59,13 +59,17 @@ def run_simulation_engine(work: Path, n_hospitals: int) -> None:
     cpus = max(1, min(2, os.cpu_count() or 1))
     for name in ("flwr", "ray"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    run_simulation(
-        server_app=make_server_app(str(work)),
-        client_app=make_client_app(str(work)),
-        num_supernodes=n_hospitals,
-        backend_config={
-            "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-            "init_args": {"num_cpus": cpus, "include_dashboard": False, "log_to_driver": False},
-        },
-    )
+    try:
+        run_simulation(
+            server_app=make_server_app(str(work)),
+            client_app=make_client_app(str(work)),
+            num_supernodes=n_hospitals,
+            backend_config={
+                "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+                "init_args": {"num_cpus": cpus, "include_dashboard": False, "log_to_driver": False},
+            },
+        )
+    finally:  # Flower shuts Ray down when the run ends; after Ctrl-C or an error this process does it
+        if ray.is_initialized():
+            ray.shutdown()
     check_status(work)
