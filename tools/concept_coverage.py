@@ -33,7 +33,11 @@ def _commit() -> dict[str, object]:
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True).stdout.strip()
 
-    return {"commit": git("rev-parse", "HEAD"), "tree_clean": git("status", "--porcelain", "--", "src") == ""}
+    # the code that runs: the EHR package and the engine (tracked files; other packages do not take part)
+    status = git(
+        "status", "--porcelain", "--untracked-files=no", "--", "src/medlearn/ehr", "src/medlearn/engine"
+    )
+    return {"commit": git("rev-parse", "HEAD"), "tree_clean": status == ""}
 
 
 def main() -> int:

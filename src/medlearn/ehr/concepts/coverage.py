@@ -59,8 +59,11 @@ def source_coverage(source: Any) -> dict[str, Any]:
     counts = emitted.group_by("concept").agg(n=pl.len())
     emitted_by = dict(zip(counts["concept"].to_list(), counts["n"].to_list()))
     concepts = {}
+    table = load_concepts()
     for name, listed in _table_ids(kind if kind in SOURCES else "").items():
         concepts[name] = {
+            "kind": table[name].kind,
+            "unit": table[name].unit,
             **listed,
             "codes_found": int(matched.get(name, 0)),
             "rows": int(emitted_by.get(name, 0)),
