@@ -697,6 +697,99 @@ def federated() -> str:
     return "\n".join(out)
 
 
+# ------------------------------------------------------------------------------------------- concepts
+CONCEPT_SOURCES = {"mimic4": "MIMIC-IV", "mimic3": "MIMIC-III", "eicu": "eICU", "fhir": "FHIR (Synthea)"}
+
+
+def concepts() -> str:
+    """``results/concepts/coverage.json`` (``tools/concept_coverage.py``): per concept and source, the ids
+    (or patterns) the table maps and the rows found in the shared demos; the units met and converted."""
+    path = RESULTS / "concepts" / "coverage.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such result (run tools/concept_coverage.py)")
+    cov = json.loads(path.read_text())
+    sources = {k: cov["sources"][k] for k in CONCEPT_SOURCES if k in cov["sources"]}
+    shares = []
+    for kind, s in sources.items():
+        shares.append(
+            [
+                CONCEPT_SOURCES[kind],
+                f"{s['events_mapped']:,} of {s['events']:,} ({s['events_mapped'] / max(s['events'], 1):.1%})",
+                f"{s['distinct_codes_mapped']:,} of {s['distinct_codes']:,}",
+            ]
+        )
+    first = next(iter(sources.values()))["concepts"]
+    names = [n for n, c in first.items() if c["kind"] != "static"]  # age, sex: admission-table columns
+    rows = []
+    for name in names:
+        cells, conversions = [], []
+        for kind, s in sources.items():
+            c = s["concepts"][name]
+            if not c["ids"] and not c["patterns"]:
+                cells.append("–")
+                continue
+            listed = " + ".join(
+                part
+                for part in (
+                    f"{c['ids']} id{'s' * (c['ids'] != 1)}" if c["ids"] else "",
+                    f"{c['patterns']} pattern{'s' * (c['patterns'] != 1)}" if c["patterns"] else "",
+                )
+                if part
+            )
+            cells.append(f"{listed}: {c['rows']:,}")
+            for u in c["units"]:
+                if not u["converted"]:
+                    conversions.append(f"{CONCEPT_SOURCES[kind]} {u['unit']}: **not converted** ({u['rows']:,})")
+                elif (u["factor"], u["offset"]) != (1.0, 0.0):
+                    conversions.append(f"{CONCEPT_SOURCES[kind]} {u['unit']} ×{u['factor']:.4g}")
+        met = sorted({u["unit"] for s in sources.values() for u in s["concepts"][name]["units"]})
+        unit = first[name]["unit"] or "(event)"
+        rows.append([f"`{name}`", unit, ", ".join(met) or "–", *cells, "; ".join(conversions) or "–"])
+    header = ["concept", "unit", "units met", *(CONCEPT_SOURCES[k] for k in sources), "conversions applied"]
+    return (
+        table(["source", "events mapped to a concept", "distinct codes mapped"], shares)
+        + "\n<details><summary>Concept × source: ids (or drug/treatment-name patterns) the table maps, then the "
+        "rows found in the shared demos</summary>\n\n"
+        + table(header, rows)
+        + f"\n</details>\n\nFrom `results/concepts/coverage.json` ({cov['date'][:10]}, code at "
+        f"`{cov['commit'][:7]}`).\n"
+    )
+
+
+# ------------------------------------------------------------------------------------------ federated
+FEDERATED = ["ehr_los_eicu_federated"]
+
+
+def federated() -> str:
+    """``medlearn federate`` runs: per hospital and pooled, federated beside centralised and local-only."""
+    out = []
+    for name in FEDERATED:
+        fed = Result(name).test["federated"]
+        arms = fed["comparison"]
+        scopes = [h["name"] for h in fed["hospitals"]] + ["pooled"]
+        patients = {h["name"]: h["patients"] for h in fed["hospitals"]}
+        rows = [
+            [
+                "**all hospitals, pooled predictions**" if s == "pooled" else s,
+                str(sum(patients.values())) if s == "pooled" else str(patients[s]),
+                str(arms["federated"][s]["n"]),
+                *[ci(arms[a][s]) + ("" if arms[a][s]["ci95"] else " (no CI: < 10 patients)") for a in arms],
+            ]
+            for s in scopes
+        ]
+        out.append(
+            f"`{name}` ({fed['strategy']}, {fed['rounds']} rounds × {fed['local_epochs']} local epochs, "
+            f"{fed['engine']} engine; test {fed['metric']}, 95% bootstrap CI):\n\n"
+            + table(["hospital (eICU region)", "patients", "test stays", *arms], rows)
+            + "\nNotes: "
+            + "; ".join(fed["notes"])
+            + f". Federated {fed['metric']} after each round (pooled): "
+            + ", ".join(num(r["metrics"]["pooled"]["value"]) for r in fed["per_round"])
+            + f". Code at {commits([name])}.\n"
+        )
+    return "\n".join(out)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {
     "serve-http": serve_http,
     "serve-stream": serve_stream,
@@ -711,6 +804,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "signals": signals,
     "signals-choices": signals_choices,
     "molecules": molecules,
+    "concepts": concepts,
     "federated": federated,
 }
 
