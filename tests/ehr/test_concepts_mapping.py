@@ -167,6 +167,41 @@ def test_vital_signs_map_from_synthetic_chartevents_read_by_the_mimic4_reader(tm
     assert got["weight"] == [82.5] and got["height"] == pytest.approx([177.8])
 
 
+def test_vital_signs_map_from_synthetic_vital_periodic_rows_read_by_the_eicu_reader(tmp_path):
+    """vitalPeriodic/vitalAperiodic (absent from the shared subset) are unpivoted by the reader into
+    EICU_VITAL events, which map to the vital-sign concepts."""
+    import shutil
+
+    from medlearn.ehr.io.eicu import read_eicu
+
+    src = require_data("ehr/eicu-demo")
+    root = tmp_path / "eicu"
+    shutil.copytree(src, root)
+    stay = pl.read_csv(root / "patient.csv", infer_schema=False).drop_nulls("patientunitstayid")[
+        "patientunitstayid"
+    ][0]
+    pl.DataFrame(
+        {"vitalperiodicid": ["1", "2"], "patientunitstayid": [stay, stay], "observationoffset": ["30", "35"],
+         "temperature": ["37.9", ""], "sao2": ["95", "96"], "heartrate": ["112", "110"], "respiration": ["22", None],
+         "systemicsystolic": ["98", "101"], "systemicdiastolic": ["55", "57"], "systemicmean": ["70", "72"]}
+    ).write_csv(root / "vitalPeriodic.csv")  # fmt: skip
+    pl.DataFrame(
+        {"vitalaperiodicid": ["1"], "patientunitstayid": [stay], "observationoffset": ["40"],
+         "noninvasivesystolic": ["104"], "noninvasivediastolic": ["60"], "noninvasivemean": ["75"]}
+    ).write_csv(root / "vitalAperiodic.csv")  # fmt: skip
+    source = read_eicu(root)
+    vitals = source.events.filter(pl.col("code_system") == "EICU_VITAL").collect()
+    assert vitals.height == 15 and set(vitals["stay_id"]) == {stay}  # empty and null cells make no event
+    got = mapped(source.events.filter(pl.col("code_system") == "EICU_VITAL"), "eicu")
+    assert got["heart_rate"] == [110.0, 112.0] and got["temperature"] == [37.9] and got["resp_rate"] == [22.0]
+    assert (
+        got["sbp"] == [98.0, 101.0, 104.0]
+        and got["map"] == [70.0, 72.0, 75.0]
+        and got["spo2"] == [95.0, 96.0]
+    )
+    assert read_eicu(src).fingerprint != source.fingerprint  # the new tables are part of the content hash
+
+
 def test_eicu_vital_signs_map_from_the_real_physical_exam_rows():
     from medlearn.ehr.io import read_source
 

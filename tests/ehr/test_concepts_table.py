@@ -153,6 +153,12 @@ def test_eicu_lab_names_and_exam_paths_exist_in_the_files():
         assert codes
         for code, (concept, _, _) in codes.items():
             assert code in found, f"{concept}: eICU {system} {code!r} not in the files"
+    from medlearn.ehr.io.eicu_vitals import VITALS
+
+    columns = {column for table in VITALS.values() for column in table}  # eICU-CRD's documented columns
+    vitals = _codes("eicu", "EICU_VITAL")
+    assert len(vitals) >= 8 and set(vitals) <= columns
+    assert all(table in VITALS and code in VITALS[table] for code, (_, _, table) in vitals.items())
     for concept, pattern, _ in _patterns("eicu", "EICU_PHYSEXAM"):
         assert any(re.search(pattern, p, re.I) for p in paths), f"{concept}: {pattern} matches no exam path"
 

@@ -38,7 +38,7 @@ import polars as pl
 from medlearn.ehr.plausibility import flag_events, limits_by_key
 
 #: code systems whose events carry a value (z-scored lab features); CONCEPT: numeric harmonised concepts
-NUMERIC_SYSTEMS = ("MIMIC4_LABITEM", "MIMIC3_LABITEM", "EICU_LAB", "LOINC", "CONCEPT")
+NUMERIC_SYSTEMS = ("MIMIC4_LABITEM", "MIMIC3_LABITEM", "EICU_LAB", "EICU_VITAL", "LOINC", "CONCEPT")
 DIAGNOSIS_SYSTEMS = ("ICD9CM", "ICD10CM", "EICU_DX", "EICU_ADMITDX", "SNOMED_CONDITION")
 HOUR_US = 3_600_000_000
 

@@ -35,7 +35,9 @@ when missing) with ``death_time`` = discharge time, ``admission_type`` = ``hospi
 EICU_ADMITDX (``admitdxpath``); ``lab`` → EICU_LAB (``labname``; ``value_num`` = ``labresult``, else the
 text when it is a number; unit = ``labmeasurenamesystem`` else ``…interface``); ``medication`` → EICU_MED
 (``drugname``) else EICU_HICL (``drughiclseqno``, pandas' ``.0`` removed); ``treatment`` →
-EICU_TREATMENT; ``physicalExam`` → EICU_PHYSEXAM (path, numeric text parsed). ``patient.csv``/
+EICU_TREATMENT; ``physicalExam`` → EICU_PHYSEXAM (path, numeric text parsed); ``vitalPeriodic`` /
+``vitalAperiodic``, when present (not in the shared subset), → EICU_VITAL (one event per vital-sign cell,
+:mod:`.eicu_vitals`). ``patient.csv``/
 ``hospital.csv`` blank lines (read by polars as all-null rows) are dropped. A repeated
 ``patientunitstayid`` keeps its first row; hospital stays with no usable admission time or a discharge
 offset before the admission offset are dropped; each reason is counted in the notes.
@@ -58,6 +60,7 @@ from medlearn.ehr.io._tables import (
     scan_table,
     to_float,
 )
+from medlearn.ehr.io.eicu_vitals import vital_events, vital_tables
 from medlearn.ehr.io.mimic4 import require_rows
 from medlearn.ehr.io.schema import ADMISSION_SCHEMA, MAX_AGE_YEARS, EHRSource, conform
 from medlearn.engine.data import fingerprint_files
@@ -98,7 +101,7 @@ KNOWN_AFTER = {"lab": "labresultrevisedoffset", "medication": "drugorderoffset"}
 def source_files(root: Path) -> list[Path]:
     """The files :func:`read_eicu` reads (``patient`` must exist), for the fingerprint."""
     found = [find_table(root, t) for t in ("hospital", *TABLES)]
-    return [require_table(root, "patient", "eICU")] + [p for p in found if p is not None]
+    return [require_table(root, "patient", "eICU")] + [p for p in found if p is not None] + vital_tables(root)
 
 
 def fingerprint(root: Path) -> str:
@@ -203,6 +206,7 @@ def read_eicu(root: Path, *, defer_checks: bool = False) -> EHRSource:
             time=pl.col("unit_admit") + pl.duration(minutes=known.round(0).cast(pl.Int64))
         )
         frames.append(_events(table, table_path.name, frame, system, code, checks, str(table_path), ids))
+    frames += vital_events(root, keys, checks, ids)  # vitalPeriodic/vitalAperiodic when present
     if (hospital := find_table(root, "hospital")) is not None:
         known = scan_table(hospital, ["hospitalid"], checks=checks)
         checks.add(

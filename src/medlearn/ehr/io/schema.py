@@ -42,6 +42,7 @@ Event table (:data:`EVENT_SCHEMA`), one row per observation:
   EICU_MED, EICU_HICL  eICU ``drugname``; ``drughiclseqno`` when the name is missing
   EICU_TREATMENT       eICU ``treatmentstring``
   EICU_PHYSEXAM        eICU ``physicalexampath``
+  EICU_VITAL           eICU ``vitalPeriodic``/``vitalAperiodic`` column (``heartrate``, ``systemicmean`` …)
   ===================  ==========================================================================
 
 - ``value_num`` (Float64, in ``unit``), ``unit`` (as the source spells it), ``value_text`` (the raw
