@@ -81,6 +81,30 @@ def lidc_marks(tmp: Path) -> Fixture:
     return Fixture(tmp, {"depth": 4}, [tmp / "E0" / "n0"])
 
 
+def lidc_marks_radiomics(tmp: Path) -> Fixture:
+    """The four marks of :func:`lidc_marks` and a solidNodules.csv row of three features for each."""
+    fixture = lidc_marks(tmp)
+    with (tmp / "labels.csv").open(newline="") as fh:
+        marks = list(csv.DictReader(fh))
+    with (tmp / "solidNodules.csv").open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["exam_id", "nodule_id", "energy_N", "volume", "diameter_mm", "malignancy", "class"])
+        for i, m in enumerate(marks):
+            malignant = m["label"] == "1"
+            writer.writerow(
+                [
+                    m["exam_id"],
+                    m["nodule_id"],
+                    1e6 * (i + 1),
+                    10.0 * i,
+                    5.0 + i,
+                    m["malignancy"],
+                    "MALIGNANT" if malignant else "BENIGN",
+                ]
+            )
+    return fixture
+
+
 def ct_phantom(tmp: Path) -> Fixture:
     """One phantom DICOM study with two nodules (imaging.demo), predicted at its first nodule's centre."""
     from medlearn.imaging.demo import write_phantom_dataset
@@ -217,11 +241,14 @@ def smiles_file(tmp: Path) -> Fixture:
 #: registered task name → writer of its tiny dataset (a new task needs one here)
 FIXTURES: dict[str, Callable[[Path], Fixture]] = {
     "lung_nodule_malignancy": lidc_marks,
+    "lung_nodule_multimodal": lidc_marks_radiomics,
     "ct_nodule_malignancy": ct_phantom,
     "cxr_pneumonia": cxr_images,
     "los_classification": mimic_tables,
     "los_regression": mimic_tables,
     "in_hospital_mortality": mimic_tables,
+    "los_classification_multimodal": mimic_tables,
+    "in_hospital_mortality_multimodal": mimic_tables,
     "ecg_af": cinc_records,
     "ecg_beats": mitdb_record,
     "eeg_sleep": sleep_features,

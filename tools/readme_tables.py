@@ -701,6 +701,130 @@ def federated() -> str:
 CONCEPT_SOURCES = {"mimic4": "MIMIC-IV", "mimic3": "MIMIC-III", "eicu": "eICU", "fhir": "FHIR (Synthea)"}
 
 
+# ------------------------------------------------------------------------------------------------ fusion
+#: the three LIDC runs on one exam-level split: (result, inputs, model)
+FUSION = [
+    ("lung_nodule", "image", "2.5D ResNet (`lung_nodule`, the image-only baseline)"),
+    ("lung_nodule_radiomics", "radiomics", "MLP over 72 radiomic columns (`lung_nodule_radiomics`)"),
+    ("lung_nodule_fusion", "image + radiomics", "fused: both encoders (`lung_nodule_fusion`)"),
+]
+FUSION_CHOICES = [
+    ("lung_nodule_fusion+late", "fused, late fusion, modality dropout 0.25"),
+    ("lung_nodule_fusion+attention", "fused, attention fusion, modality dropout 0.25"),
+    ("lung_nodule_fusion+late_md5", "fused, late fusion, modality dropout 0.5"),
+    ("lung_nodule_fusion", "fused, attention fusion, modality dropout 0.5 (shipped)"),
+    ("lung_nodule_radiomics+trees", "radiomics only, gradient-boosted trees"),
+    ("lung_nodule_radiomics", "radiomics only, MLP (shipped)"),
+]
+
+
+def _auroc(y: np.ndarray, p: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    ranks, n1 = rankdata(p), int(y.sum())
+    n0 = len(y) - n1
+    return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)) if n1 and n0 else float("nan")
+
+
+def paired_auroc_difference(a: str, b: str, n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """Test AUROC of result ``a`` minus that of ``b`` on the same test units, with a 95% percentile
+    interval from a bootstrap that resamples exams (the split's groups), the same draws for both."""
+    rows_a = {r["id"]: r for r in Result(a).predictions("test")}
+    rows_b = {r["id"]: r for r in Result(b).predictions("test")}
+    if set(rows_a) != set(rows_b):
+        raise ValueError(f"{a} and {b} were not scored on the same test units")
+    ids = sorted(rows_a)
+    positive = Result(a).bundle["target"]["class_names"][-1]
+    y = np.array([rows_a[i]["target"] == positive for i in ids], dtype=int)
+    pa = np.array([float(rows_a[i]["probability"]) for i in ids])
+    pb = np.array([float(rows_b[i]["probability"]) for i in ids])
+    groups = np.array([rows_a[i]["group"] for i in ids])
+    unique = np.unique(groups)
+    members = [np.flatnonzero(groups == g) for g in unique]
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        index = np.concatenate([members[k] for k in rng.integers(0, len(unique), len(unique))])
+        diffs.append(_auroc(y[index], pa[index]) - _auroc(y[index], pb[index]))
+    low, high = np.nanpercentile(diffs, [2.5, 97.5])
+    return _auroc(y, pa) - _auroc(y, pb), float(low), float(high)
+
+
+def fusion() -> str:
+    rows = []
+    for name, inputs, model in FUSION:
+        r = Result(name)
+        sens = metric(r.test, "sensitivity")["value"]
+        spec = metric(r.test, "specificity")["value"]
+        rows.append(
+            [
+                inputs,
+                model,
+                f"{r.test['n']} {r.test['unit']}s",
+                value(r.val, "auroc"),
+                ci(metric(r.test, "auroc"), bold=True),
+                f"{num(sens)} / {num(spec)}",
+                value(r.test, "ece"),
+                f"{r.minutes:.1f} min",
+            ]
+        )
+    header = [
+        "inputs",
+        "model (config)",
+        "test n",
+        "val AUROC",
+        "test AUROC (95% CI)",
+        "test sensitivity / specificity at the operating point",
+        "test ECE",
+        "train time (1 thread)",
+    ]
+    fused = FUSION[-1][0]
+    diffs = [
+        f"{label}: {d:+.3f} ({low:+.3f} to {high:+.3f})"
+        for other, label in ((FUSION[0][0], "image only"), (FUSION[1][0], "radiomics only"))
+        for d, low, high in [paired_auroc_difference(fused, other)]
+    ]
+    return (
+        table(header, rows)
+        + "\nPaired test AUROC difference, fused minus each baseline (95% CI, exams resampled, 1000 draws): "
+        + "; ".join(diffs)
+        + f".\n\nFrom `results/<config>/`; code at commit {commits([n for n, *_ in FUSION])}.\n"
+    )
+
+
+def fusion_choices() -> str:
+    rows = [
+        [label, f"`{name}`", value(Result(name).val, "auroc"), value(Result(name).val, "ece")]
+        for name, label in FUSION_CHOICES
+    ]
+    return table(["LIDC fusion variant", "result", "val AUROC", "val ECE"], rows)
+
+
+# ------------------------------------------------------------------------------------------- concepts
+CONCEPT_SOURCES = {"mimic4": "MIMIC-IV", "mimic3": "MIMIC-III", "eicu": "eICU", "fhir": "FHIR (Synthea)"}
+
+
+def fusion_missing() -> str:
+    """The shipped fused model with a part absent (``tools/record_fusion_missing.py``)."""
+    missing = json.loads((RESULTS / "lung_nodule_fusion" / "missing_modality.json").read_text())
+    rows = [
+        [inputs, *(ci(missing["auroc"][split][inputs]) for split in ("val", "test"))]
+        for inputs in missing["auroc"]["test"]
+    ]
+    n = {split: missing["auroc"][split]["both"]["n"] for split in ("val", "test")}
+    return table(
+        [
+            "what the fused model is given",
+            f"val AUROC (95% CI, n={n['val']})",
+            f"test AUROC (95% CI, n={n['test']})",
+        ],
+        rows,
+    ) + (
+        f"\nFrom `results/lung_nodule_fusion/missing_modality.json` (the shipped config retrained bit-exactly, its "
+        f"validation predictions checked against the recorded ones); code at commit `{missing['commit'][:7]}`.\n"
+    )
+
+
 def concepts() -> str:
     """``results/concepts/coverage.json`` (``tools/concept_coverage.py``): per concept and source, the ids
     (or patterns) the table maps and the rows found in the shared demos; the units met and converted."""
@@ -739,7 +863,9 @@ def concepts() -> str:
             cells.append(f"{listed}: {c['rows']:,}")
             for u in c["units"]:
                 if not u["converted"]:
-                    conversions.append(f"{CONCEPT_SOURCES[kind]} {u['unit']}: **not converted** ({u['rows']:,})")
+                    conversions.append(
+                        f"{CONCEPT_SOURCES[kind]} {u['unit']}: **not converted** ({u['rows']:,})"
+                    )
                 elif (u["factor"], u["offset"]) != (1.0, 0.0):
                     conversions.append(f"{CONCEPT_SOURCES[kind]} {u['unit']} ×{u['factor']:.4g}")
         met = sorted({u["unit"] for s in sources.values() for u in s["concepts"][name]["units"]})
@@ -805,6 +931,9 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "signals-choices": signals_choices,
     "molecules": molecules,
     "concepts": concepts,
+    "fusion": fusion,
+    "fusion-choices": fusion_choices,
+    "fusion-missing": fusion_missing,
     "federated": federated,
 }
 

@@ -32,6 +32,8 @@ TASKS: dict[str, str] = {
     "los_classification": "medlearn.ehr.tasks:LOSClassification",
     "los_regression": "medlearn.ehr.tasks:LOSRegression",
     "in_hospital_mortality": "medlearn.ehr.tasks:InHospitalMortality",
+    "los_classification_multimodal": "medlearn.ehr.fusion_tasks:LOSClassificationParts",
+    "in_hospital_mortality_multimodal": "medlearn.ehr.fusion_tasks:InHospitalMortalityParts",
     "ecg_af": "medlearn.signals.tasks.ecg_af:EcgAF",
     "ecg_beats": "medlearn.signals.tasks.ecg_beats:EcgBeats",
     "eeg_sleep": "medlearn.signals.tasks.eeg_sleep:EEGSleep",
@@ -61,6 +63,7 @@ MODELS: dict[str, str] = {
     "latent_gan": "medlearn.molecules.generators.latent_gan:latent_gan",
     "dummy": "medlearn.engine.dummy:dummy",
     "fused": "medlearn.fusion.model:fused",
+    "fused_columns": "medlearn.fusion.model:fused_columns",
     "tabular_mlp": "medlearn.fusion.tabular:tabular_mlp",
     "tabular_trees": "medlearn.fusion.tabular:tabular_trees",
 }

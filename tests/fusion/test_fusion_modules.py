@@ -55,14 +55,21 @@ def test_fusion_pack_runs_each_parts_own_preprocessing():
     pack = FusionPack(
         [
             {"name": "grid", "shape": [2, 3, 3], "spec": []},
-            {"name": "vector", "shape": [5], "spec": [{"name": "normalize", "params": {"mean": 1.0, "std": 2.0}}]},
+            {
+                "name": "vector",
+                "shape": [5],
+                "spec": [{"name": "normalize", "params": {"mean": 1.0, "std": 2.0}}],
+            },
         ]
     )
     out = pack({"grid": np.ones((2, 3, 3)), "vector": np.full(5, 3.0)})
     parts, present = pack.layout.unpack_one(out)
     np.testing.assert_allclose(parts["vector"], 1.0)  # (3 - 1) / 2
     assert present.all()
-    assert pack.layout.unpack_one(pack({"grid": np.ones((2, 3, 3)), "vector": None}))[1].tolist() == [True, False]
+    assert pack.layout.unpack_one(pack({"grid": np.ones((2, 3, 3)), "vector": None}))[1].tolist() == [
+        True,
+        False,
+    ]
     with pytest.raises(InputError, match="none of the parts"):
         pack({})
     with pytest.raises(InputError, match="unit of named parts"):

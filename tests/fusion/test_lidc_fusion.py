@@ -73,7 +73,12 @@ def test_fused_model_trained_on_lidc_predicts_with_a_modality_dropped(lidc, tmp_
     run = api.train(
         "lung_nodule_fusion",
         out=tmp_path / "run",
-        overrides=["train.epochs=2", "train.max_train_batches=4", "eval.n_bootstrap=0", "train.augment=false"],
+        overrides=[
+            "train.epochs=2",
+            "train.max_train_batches=4",
+            "eval.n_bootstrap=0",
+            "train.augment=false",
+        ],
         data=lidc,
         threads=1,
     )

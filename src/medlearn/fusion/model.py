@@ -29,9 +29,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from medlearn.fusion.columns import ColumnLayout
 from medlearn.fusion.packing import Layout
 
-__all__ = ["FusedModel", "drop_modalities", "fused"]
+__all__ = ["FusedModel", "drop_modalities", "fused", "fused_columns"]
 
 Size = Annotated[int, Field(ge=1, le=4096)]
 Rate = Annotated[float, Field(ge=0, lt=1)]
@@ -72,7 +73,7 @@ class FusedModel(nn.Module):
 
     def __init__(
         self,
-        layout: Layout,
+        layout: Layout | ColumnLayout,
         encoders: Mapping[str, nn.Module],
         out_channels: int,
         fusion: str,
@@ -134,7 +135,7 @@ class FusedModel(nn.Module):
 
 def fused(
     inputs: dict[str, dict[str, Any]],
-    encoders: dict[str, dict[str, Any]],
+    encoders: dict[str, dict[str, Any]] | None = None,
     out_channels: int = 1,
     fusion: Literal["late", "attention"] = "attention",
     embed_dim: Size = 64,
@@ -142,6 +143,7 @@ def fused(
     heads: Count = 4,
     layers: Count = 1,
     dropout: Rate = 0.1,
+    default_encoders: dict[str, dict[str, Any]] | None = None,
 ) -> nn.Module:
     """A :class:`FusedModel`.
 
@@ -152,22 +154,87 @@ def fused(
         fusion: ``late`` or ``attention`` (intermediate); chosen on validation per task.
         embed_dim: the size of every encoder's output embedding.
         modality_dropout: probability of dropping a present part of a training unit.
+        default_encoders: set by the task: the encoders used when the config names none.
     """
-    missing = [name for name in inputs if name not in encoders]
-    extra = [name for name in encoders if name not in inputs]
+    layout = Layout.from_parts({name: spec["shape"] for name, spec in inputs.items()})
+    data = {name: {k: v for k, v in spec.items() if k != "shape"} for name, spec in inputs.items()}
+    return _assemble(
+        layout,
+        data,
+        encoders or default_encoders,
+        out_channels,
+        fusion,
+        embed_dim,
+        modality_dropout,
+        heads,
+        layers,
+        dropout,
+    )
+
+
+def fused_columns(
+    parts: dict[str, dict[str, Any]],
+    encoders: dict[str, dict[str, Any]] | None = None,
+    out_channels: int = 1,
+    fusion: Literal["late", "attention"] = "attention",
+    embed_dim: Size = 64,
+    modality_dropout: Rate = 0.25,
+    heads: Count = 4,
+    layers: Count = 1,
+    dropout: Rate = 0.1,
+    default_encoders: dict[str, dict[str, Any]] | None = None,
+) -> nn.Module:
+    """A :class:`FusedModel` over column groups of one (B, T, F) input (:class:`ColumnLayout`).
+
+    Args:
+        parts: set by the task: per part, its ``columns`` (indices of the last axis) and ``series``
+            (keep the time axis) — e.g. lab series, diagnosis history and demographics of an admission.
+        encoders: from the config: per part, ``{model: registered name, params: {...}}``; each encoder is
+            given ``in_features`` = its part's number of columns.
+        fusion, embed_dim, modality_dropout, heads, layers, dropout, default_encoders: as for :func:`fused`.
+    """
+    layout = ColumnLayout.from_parts(parts)
+    data = {name: {"in_features": len(spec["columns"])} for name, spec in parts.items()}
+    return _assemble(
+        layout,
+        data,
+        encoders or default_encoders,
+        out_channels,
+        fusion,
+        embed_dim,
+        modality_dropout,
+        heads,
+        layers,
+        dropout,
+    )
+
+
+def _assemble(
+    layout: Layout | ColumnLayout,
+    data: dict[str, dict[str, Any]],
+    encoders: dict[str, dict[str, Any]] | None,
+    out_channels: int,
+    fusion: str,
+    embed_dim: int,
+    modality_dropout: float,
+    heads: int,
+    layers: int,
+    dropout: float,
+) -> FusedModel:
+    """Check the encoders name exactly the layout's parts, build them, and the fused model around them."""
+    if not encoders:
+        raise ValueError(f"name an encoder per part ({', '.join(layout.names)}) in model.params.encoders")
+    missing = [name for name in layout.names if name not in encoders]
+    extra = [name for name in encoders if name not in layout.names]
     if missing or extra:
         raise ValueError(
-            f"encoders must name exactly the parts {list(inputs)}"
+            f"encoders must name exactly the parts {list(layout.names)}"
             + (f"; missing {missing}" if missing else "")
             + (f"; not a part: {extra}" if extra else "")
         )
     if fusion == "attention" and embed_dim % heads:
         raise ValueError(f"embed_dim {embed_dim} must be a multiple of heads {heads}")
-    layout = Layout.from_parts({name: spec["shape"] for name, spec in inputs.items()})
-    built = {
-        name: _build_encoder(name, encoders[name], {k: v for k, v in spec.items() if k != "shape"}, embed_dim)
-        for name, spec in inputs.items()
-    }
+    built = {name: _build_encoder(name, encoders[name], data[name], embed_dim) for name in layout.names}
     return FusedModel(
         layout, built, out_channels, fusion, embed_dim, modality_dropout, heads, layers, dropout
     )

@@ -33,6 +33,11 @@ from medlearn.imaging.tasks.lidc_nodules import LidcOptions, LidcPredictOptions,
 RADIOMICS_FILE = "solidNodules.csv"
 TABULAR_MODELS = ("tabular_mlp", "tabular_trees")
 IMAGE_PX = 64
+#: the fused model's encoders when the config names none: lung_nodule's 2.5D ResNet and a small MLP
+DEFAULT_ENCODERS: dict[str, dict[str, Any]] = {
+    "image": {"model": "nodule_resnet25d", "params": {"widths": [16, 32, 64, 128], "tta": False}},
+    "radiomics": {"model": "tabular_mlp", "params": {"hidden": [64, 64]}},
+}
 NO_RADIOMICS = (
     "no radiomic features given: predicted from the image alone (the fused model's missing-modality path)"
 )
@@ -176,7 +181,11 @@ class LungNoduleMultimodal(LungNoduleMalignancy):
             }
             for part in data.values():
                 part.pop("out_channels", None)
-            return {"out_channels": 1, "inputs": {n: data[n] for n in self.inputs}}
+            return {
+                "out_channels": 1,
+                "inputs": {n: data[n] for n in self.inputs},
+                "default_encoders": {n: DEFAULT_ENCODERS[n] for n in self.inputs},
+            }
         if model_name in TABULAR_MODELS:
             return {"in_features": n_features, "out_channels": 1}
         return super().model_kwargs(model_name)
