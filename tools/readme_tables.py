@@ -718,6 +718,11 @@ FUSION_CHOICES = [
 ]
 
 
+def _target(bundle: dict[str, Any]) -> dict[str, Any]:
+    """A bundle's target (kind, class names): under ``target`` since issue 14, at the top level before."""
+    return bundle.get("target", bundle)
+
+
 def _auroc(y: np.ndarray, p: np.ndarray) -> float:
     from scipy.stats import rankdata
 
@@ -734,7 +739,7 @@ def paired_auroc_difference(a: str, b: str, n_boot: int = 1000, seed: int = 0) -
     if set(rows_a) != set(rows_b):
         raise ValueError(f"{a} and {b} were not scored on the same test units")
     ids = sorted(rows_a)
-    positive = Result(a).bundle["target"]["class_names"][-1]
+    positive = _target(Result(a).bundle)["class_names"][-1]
     y = np.array([rows_a[i]["target"] == positive for i in ids], dtype=int)
     pa = np.array([float(rows_a[i]["probability"]) for i in ids])
     pb = np.array([float(rows_b[i]["probability"]) for i in ids])
@@ -822,6 +827,42 @@ def fusion_missing() -> str:
     ) + (
         f"\nFrom `results/lung_nodule_fusion/missing_modality.json` (the shipped config retrained bit-exactly, its "
         f"validation predictions checked against the recorded ones); code at commit `{missing['commit'][:7]}`.\n"
+    )
+
+
+#: MIMIC-IV fusion over the featurizer's column groups: (task, metric, baseline, fused config)
+FUSION_EHR = [
+    ("remaining LOS, 10 bins", "kappa_linear", "ehr_los_mimic4", "ehr_los_mimic4_fusion"),
+    ("in-hospital mortality", "auroc", "ehr_mortality_mimic4", "ehr_mortality_mimic4_fusion"),
+]
+
+
+def fusion_ehr() -> str:
+    rows, names = [], []
+    for what, key, baseline, fused in FUSION_EHR:
+        for name, label in (
+            (baseline, "single array, LSTM (the existing baseline)"),
+            (f"{fused}+attention", "fused, attention (variant)"),
+            (fused, "fused, late (shipped)"),
+        ):
+            r = Result(name)
+            names.append(name)
+            positives = ""
+            if r.test is not None and _target(r.bundle)["kind"] == "binary":
+                died = _target(r.bundle)["class_names"][-1]
+                positives = f" ({sum(row['target'] == died for row in r.predictions('test'))} {died})"
+            rows.append(
+                [
+                    what,
+                    label,
+                    f"`{name}`",
+                    f"{key}: {value(r.val, key)}",
+                    "–" if r.test is None else ci(metric(r.test, key), bold=True),
+                    "–" if r.test is None else f"{r.test['n']} admissions{positives}",
+                ]
+            )
+    return table(["task", "model", "result", "val", "test (95% CI)", "test n"], rows) + (
+        f"\nFrom `results/<config>/`; code at commit {commits([n for n in names if '+' not in n])}.\n"
     )
 
 
@@ -934,6 +975,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "fusion": fusion,
     "fusion-choices": fusion_choices,
     "fusion-missing": fusion_missing,
+    "fusion-ehr": fusion_ehr,
     "federated": federated,
 }
 
