@@ -251,3 +251,31 @@ def test_eicu_regions_are_patient_level():
     counts = {r: list(regions.values()).count(r) for r in set(regions.values())}
     assert counts == {"Midwest": 28, "South": 37, "West": 19, "Northeast": 7}  # 91 of 100 patients have one
     assert len(regions) == 91
+
+
+@pytest.mark.slow
+def test_fedadam_with_dp_sgd_records_the_composed_epsilon(mimic, tmp_path):
+    """Each hospital's DP-SGD spends epsilon / rounds per round; the bundle records the sum (<= epsilon)."""
+    pytest.importorskip("opacus")
+    out = tmp_path / "dp"
+    extra = ["federated.strategy=fedadam", "federated.server_lr=0.05", "privacy={epsilon: 4}"]
+    proc = run(*federate_args(mimic, out, *extra, "federated.baselines=false"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    spent = metrics["federated"]["privacy"]["epsilon_per_round"]
+    assert len(spent) == 2 and all(0 < e <= 2.0 + 1e-6 for e in spent)
+    bundle = json.loads((out / "bundle" / "bundle.json").read_text())
+    assert (
+        bundle["privacy"]["epsilon"] == pytest.approx(sum(spent), abs=1e-3)
+        and bundle["privacy"]["epsilon"] <= 4
+    )
+    assert "comparison" in metrics["federated"] and list(metrics["federated"]["comparison"]) == ["federated"]
+    proc = run("evaluate", out / "bundle", "--out", tmp_path / "ev", "--quiet", "--threads", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert again["metrics"]["kappa_linear"]["value"] == metrics["metrics"]["kappa_linear"]["value"]
+
+
+def test_fedprox_with_dp_sgd_is_one_line(mimic, tmp_path):
+    proc = run(*federate_args(mimic, tmp_path / "o", "federated.strategy=fedprox", "privacy={epsilon: 4}"))
+    assert_one_line_error(proc, "fedprox", "private")

@@ -19,6 +19,7 @@ read it from the run config key ``work``.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -84,7 +85,7 @@ def _train_dataset(plan: Plan, hospital: str) -> CachedDataset:
 
 def local_fit(
     plan: Plan, hospital: str, weights: dict[str, torch.Tensor], server_round: int, mu: float
-) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """One hospital's round: the Trainer for ``local_epochs`` epochs from ``weights`` (no validation: the
     last weights are returned, as federated averaging expects)."""
     cfg, fed = plan.config, plan.federated
@@ -115,6 +116,7 @@ def local_fit(
     spent = fit.extra.get("privacy")
     if isinstance(spent, dict) and isinstance(spent.get("epsilon"), int | float):
         metrics["epsilon"] = float(spent["epsilon"])
+        metrics["privacy_record"] = json.dumps(spent, default=str)
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}, metrics
 
 
@@ -131,11 +133,12 @@ def make_client_app(work: str | None = None) -> ClientApp:
         mu = float(config.get("proximal-mu", 0.0))
         state, metrics = local_fit(plan, hospital, weights, int(config["server-round"]), mu)
         n = len(np.load(plan.hospital_dir(hospital) / "train.npz")["y"])
+        record = str(metrics.pop("privacy_record", ""))
         content = RecordDict(
             {
                 "arrays": ArrayRecord(state),
                 "metrics": MetricRecord({**metrics, "num-examples": n}),
-                "hospital": ConfigRecord({"name": hospital}),
+                "hospital": ConfigRecord({"name": hospital, "privacy": record}),
             }
         )
         return Message(content=content, reply_to=msg)
@@ -202,6 +205,11 @@ class _Guarded:
                 name: float(r.content["metrics"]["epsilon"])
                 for name, r in zip(names, ok)
                 if "epsilon" in r.content["metrics"]
+            },
+            "privacy": {
+                name: json.loads(str(r.content["hospital"]["privacy"]))
+                for name, r in zip(names, ok)
+                if r.content["hospital"].get("privacy")
             },
         }
         write_json_atomic(self.plan.rounds_dir / f"round_{server_round}.json", record)

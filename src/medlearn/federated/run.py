@@ -78,6 +78,30 @@ def check_federated_config(cfg: ExperimentConfig) -> None:
         )
 
 
+def composed_privacy(round_records: list[dict[str, Any]], cfg: ExperimentConfig) -> dict[str, Any]:
+    """The bundle's privacy record of a federated DP-SGD run: every round spends at most ε/rounds at each
+    hospital, so by sequential composition a unit's total is at most the sum over rounds of the largest
+    per-hospital ε (``epsilon``); the other fields are the last round's hospital that spent most, with the
+    largest δ of any hospital (δ = 1/(10·n_train) is per hospital) and the steps summed over rounds."""
+    assert cfg.privacy is not None and cfg.federated is not None
+    per_round = [
+        max(r["privacy"].values(), key=lambda x: x["epsilon"]) for r in round_records if r.get("privacy")
+    ]
+    record = dict(per_round[-1])
+    deltas = [x["delta"] for r in round_records for x in r.get("privacy", {}).values()]
+    record.update(
+        {
+            "epsilon": round(sum(x["epsilon"] for x in per_round), 4),
+            "target_epsilon": cfg.privacy.epsilon,
+            "delta": max(deltas),
+            "delta_rule": "the largest of the hospitals' deltas (" + str(record.get("delta_rule", "")) + ")",
+            "steps": int(sum(x["steps"] for x in per_round)),
+            "epochs_planned": cfg.federated.rounds * cfg.federated.local_epochs,
+        }
+    )
+    return record
+
+
 def _write_hospital_data(
     work: Path, federation: Federation, task: Any, pre: Preprocessing, cache: bool
 ) -> None:
@@ -132,10 +156,11 @@ def federate_experiment(
     model, model_kwargs = build_model(model_name, cfg.model.params, task.model_kwargs(model_name))
     if isinstance(model, ArrayFitted):
         raise ConfigError(f"model.name: {model_name} is fitted in one pass; federate needs a neural network")
+    replaced: list[dict[str, Any]] = []  # layers DP-SGD cannot train, replaced once for every hospital
     if cfg.privacy is not None:
         from medlearn.privacy.dp import fix_model
 
-        fix_model(model)
+        replaced = fix_model(model)
     out = Path(out)
     work = out / "federated" / "work"
     if work.exists():
@@ -261,7 +286,10 @@ def federate_experiment(
         for r in round_records
     ]
     seconds = float(sum(r["seconds"] for r in round_records))
-    fit = FitResult(history, rounds[-1], float("nan"), model.state_dict(), seconds, extra=reproducibility())
+    extra = reproducibility()
+    if spent:
+        extra["privacy"] = {**composed_privacy(round_records, cfg), "replaced_layers": replaced}
+    fit = FitResult(history, rounds[-1], float("nan"), model.state_dict(), seconds, extra=extra)
     tables = {s: pooled[s] for s in ("train", "val", "test")}
     fold = FoldResult(
         tables,
@@ -271,7 +299,7 @@ def federate_experiment(
         fit,
         {s: np.concatenate(list(arm_logits(model, s).values())) for s in ("val", "test")},
         monitor,
-        tables["val"],
+        None,  # no early stopping: every round runs, the last global model is kept
     )
     everything = UnitTable.concat([pooled["train"], pooled["val"], pooled["test"]])
     section = compare.comparison_section(metric, summary["hospitals"], arms, per_round, federation.notes)
