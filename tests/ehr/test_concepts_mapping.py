@@ -256,6 +256,14 @@ def test_a_concepts_task_reads_every_source_into_the_same_feature_columns(concep
         if kind == "mimic3":  # the demo holds prescriptions and diagnoses only: drugs and ICD-9 history
             assert {"CONCEPT_EVENT//insulin", "CONCEPT_EVENT//heparin"} <= keys & known
             assert any(k.startswith("ICD9CM//") for k in keys & known)
+        assert {u["admission_type"] for u in units} <= {
+            "emergency",
+            "elective",
+            "urgent",
+            "observation",
+            "other",
+        }
+    assert {u["admission_type"] for u in concept_units["eicu"]} == {"emergency", "other"}
     assert len(concept_units["mimic4"]) == 245 and len(concept_units["eicu"]) == 135
     assert len(concept_units["mimic3"]) == 118
 

@@ -79,7 +79,7 @@ def test_the_table_has_about_fifty_icu_concepts_of_every_kind():
         "demographics",
     } <= categories
     assert {"output", "fluids"} <= categories
-    assert len(kinds["event"]) >= 10 and {c.name for c in kinds["static"]} == {"age", "sex"}
+    assert len(kinds["event"]) >= 10 and {c.name for c in kinds["static"]} == {"age", "sex", "admission_type"}
     for name in (
         "heart_rate",
         "sbp",
@@ -272,3 +272,15 @@ def test_a_malformed_concept_table_is_a_config_error_naming_the_concept(tmp_path
     )
     with pytest.raises(ConfigError, match=r"concept 'x'.*unknown source"):
         load_concepts(path)
+
+
+def test_every_admission_type_spelling_the_table_lists_occurs_in_its_source():
+    from medlearn.ehr.io import read_source
+
+    roots = {"mimic4": "ehr/mimic-iv-demo", "mimic3": "ehr/mimic-iii-demo", "eicu": "ehr/eicu-demo",
+             "fhir": "ehr/fhir/synthea-r4-bundles"}  # fmt: skip
+    for kind, rel in roots.items():
+        seen = set(read_source(require_data(rel)).admissions.collect()["admission_type"].drop_nulls())
+        (rule,) = CONCEPTS["admission_type"].map[kind]
+        listed = {v for values in rule.values.values() for v in values}
+        assert listed and listed <= seen, (kind, listed - seen)

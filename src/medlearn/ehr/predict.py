@@ -21,7 +21,7 @@ def units_from_source(path: Path, window: Any, features: str = "codes") -> Predi
     events the bundle was trained on (``features``: the source's own codes, or harmonised concepts)."""
     import polars as pl
 
-    from medlearn.ehr.concepts import feature_events
+    from medlearn.ehr.concepts import feature_admissions, feature_events
     from medlearn.ehr.features import build_cohort, extract_units
     from medlearn.ehr.io import read_source
     from medlearn.ehr.io.fhir import INPATIENT_CLASSES
@@ -30,6 +30,7 @@ def units_from_source(path: Path, window: Any, features: str = "codes") -> Predi
     admissions = source.admissions
     if source.kind == "fhir":  # FHIR encounters include ambulatory visits: keep inpatient classes
         admissions = admissions.filter(pl.col("admission_type").is_in(INPATIENT_CLASSES))
+    admissions = feature_admissions(admissions, source.kind, features)
     order = source.admission_order_known  # eICU: events join by hospital stay, no "earlier" stays
     cohort = build_cohort(admissions, window, ongoing=True, admission_order_known=order)
     result = PredictInputs(units=[])

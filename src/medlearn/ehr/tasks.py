@@ -81,14 +81,14 @@ class AdmissionTask(Task):
         raise NotImplementedError
 
     def load(self, root: Path) -> UnitTable:
+        from medlearn.ehr.concepts import feature_admissions, feature_events
         from medlearn.ehr.features import build_cohort, extract_units
         from medlearn.ehr.io import read_source
 
         source = read_source(root)
         order = source.admission_order_known  # eICU: events join by hospital stay, no "earlier" stays
-        cohort = build_cohort(source.admissions, self.window(), admission_order_known=order)
-        from medlearn.ehr.concepts import feature_events
-
+        admissions = feature_admissions(source.admissions, source.kind, self.options.features)
+        cohort = build_cohort(admissions, self.window(), admission_order_known=order)
         events, notes = feature_events(source, self.options.features)
         units = extract_units(
             events,

@@ -12,9 +12,11 @@ reference of facts; nothing is copied from it.
 
 from medlearn.ehr.concepts.mapping import (
     SHARED_SYSTEMS,
+    admission_type_categories,
     concept_events,
     concept_lookup,
     describe_unconvertible,
+    feature_admissions,
     feature_events,
     map_concepts,
     unconvertible_units,
@@ -30,6 +32,8 @@ from medlearn.ehr.concepts.table import (
 )
 
 __all__ = [
+    "admission_type_categories",
+    "feature_admissions",
     "CONCEPT_EVENT_SYSTEM",
     "CONCEPT_SYSTEM",
     "SHARED_SYSTEMS",

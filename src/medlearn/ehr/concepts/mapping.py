@@ -233,6 +233,29 @@ def pattern_matches(pattern: str, text: str) -> bool:
     return re.search(pattern, text, flags=re.IGNORECASE) is not None
 
 
+def admission_type_categories(admissions: pl.LazyFrame, source_kind: str) -> pl.LazyFrame:
+    """``admissions`` with ``admission_type`` replaced by the concept table's categories (``emergency``,
+    ``elective``, ``urgent``, ``observation``; any other value or none: ``other``), so the admission-type
+    feature means the same in every source."""
+    concept = load_concepts()["admission_type"]
+    kinds = [source_kind] if source_kind in SOURCES else list(SOURCES)
+    spelling = {
+        value: category
+        for kind in kinds
+        for rule in concept.map.get(kind, [])
+        for category, values in rule.values.items()
+        for value in values
+    }
+    category = pl.col("admission_type").str.strip_chars().replace_strict(spelling, default="other")
+    return admissions.with_columns(category.fill_null("other").alias("admission_type"))
+
+
+def feature_admissions(admissions: pl.LazyFrame, source_kind: str, features: str) -> pl.LazyFrame:
+    """The admission table an admission task uses under ``data.options.features``: as read for "codes",
+    with :func:`admission_type_categories` for "concepts"."""
+    return admission_type_categories(admissions, source_kind) if features == "concepts" else admissions
+
+
 def feature_events(source: Any, features: str) -> tuple[pl.LazyFrame, list[str]]:
     """The events an admission task featurizes from ``source`` (an :class:`~medlearn.ehr.io.EHRSource`)
     under ``data.options.features`` — the raw events for "codes", :func:`concept_events` for "concepts" —

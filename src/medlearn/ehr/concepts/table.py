@@ -56,6 +56,8 @@ class SourceMap(BaseModel):
     unit: str | None = None
     #: static concepts: the admission-table column(s) it comes from (documentation)
     column: str | None = None
+    #: categorical static concepts: category → the source's spellings of it
+    values: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("codes", mode="before")
     @classmethod
