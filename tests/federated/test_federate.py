@@ -279,3 +279,21 @@ def test_fedadam_with_dp_sgd_records_the_composed_epsilon(mimic, tmp_path):
 def test_fedprox_with_dp_sgd_is_one_line(mimic, tmp_path):
     proc = run(*federate_args(mimic, tmp_path / "o", "federated.strategy=fedprox", "privacy={epsilon: 4}"))
     assert_one_line_error(proc, "fedprox", "private")
+
+
+@pytest.mark.slow
+def test_one_data_folder_per_hospital(tmp_path):
+    """``hospitals.source: roots``: each hospital reads its own folder; ids never merge across them."""
+    from medlearn.ehr.synthetic import write_synthetic_mimic4
+
+    roots = [write_synthetic_mimic4(tmp_path / f"site{k}", n_patients=30, seed=k) for k in (1, 2)]
+    sites = "[" + ", ".join(f"{{name: site{k}, root: {r}}}" for k, r in zip((1, 2), roots)) + "]"
+    args = federate_args(roots[0], tmp_path / "roots", "federated.hospitals.source=roots")
+    proc = run(*args, "--set", f"federated.hospitals.sites={sites}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = check_outputs(tmp_path / "roots", rounds=2, n_hospitals=2)
+    assert [h["name"] for h in metrics["federated"]["hospitals"]] == ["site1", "site2"]
+    ids = [
+        line.split(",")[0] for line in (tmp_path / "roots" / "predictions.csv").read_text().splitlines()[1:]
+    ]
+    assert {i.split("/")[0] for i in ids} == {"site1", "site2"}
