@@ -150,3 +150,17 @@ def test_fused_refuses_encoders_that_do_not_match_the_parts():
         fused(INPUTS, ENCODERS, embed_dim=6, heads=4)
     with pytest.raises(ConfigError, match="unknown model"):
         fused(INPUTS, {**ENCODERS, "vector": {"model": "no_such_model"}})
+
+
+def test_attention_mixing_equals_torchs_encoder_and_exports_to_onnx(tmp_path):
+    """The step-by-step mixing gives what nn.TransformerEncoder gives (its eval fast path cannot be
+    exported to ONNX), and the fused model exports."""
+    torch.manual_seed(0)
+    model = fused(INPUTS, ENCODERS, fusion="attention", embed_dim=8, heads=2).eval()
+    seq = torch.randn(3, 3, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model._mix(seq), model.mixer(seq), atol=1e-6, rtol=1e-5)
+    x = _batch(2)
+    path = tmp_path / "fused.onnx"
+    torch.onnx.export(model, (x,), str(path), input_names=["x"], dynamo=False)
+    assert path.stat().st_size > 0

@@ -62,7 +62,7 @@ class ColumnLayout:
             index = torch.as_tensor(cols, device=x.device)
             picked = x.index_select(2, index)
             parts[name] = picked if series else picked[:, 0]
-        return parts, torch.ones(len(x), len(self.names), dtype=torch.bool, device=x.device)
+        return parts, torch.ones(x.shape[0], len(self.names), dtype=torch.bool, device=x.device)
 
 
 def group_columns(names: Sequence[str], groups: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

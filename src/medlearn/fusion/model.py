@@ -112,7 +112,7 @@ class FusedModel(nn.Module):
         modality dropout when training."""
         parts, present = self.layout.unpack(x)
         emb = torch.stack(
-            [self.encoders[name](parts[name]).reshape(len(x), -1) for name in self.layout.names], 1
+            [self.encoders[name](parts[name]).reshape(x.shape[0], -1) for name in self.layout.names], 1
         )
         if self.training:
             present = drop_modalities(present, self.modality_dropout)
@@ -129,8 +129,43 @@ class FusedModel(nn.Module):
         tokens = (
             torch.where(present[..., None], tokens, self.missing[None].expand_as(tokens)) + self.part_type
         )
-        seq = torch.cat([self.summary.expand(len(x), -1, -1), tokens], 1)
-        return self.head(self.mixer(seq)[:, 0])
+        seq = torch.cat([self.summary.expand(x.shape[0], -1, -1), tokens], 1)
+        return self.head(self._mix(seq)[:, 0])
+
+    def _mix(self, seq: torch.Tensor) -> torch.Tensor:
+        """The transformer layers step by step (pre-norm attention, then feed-forward), as
+        ``TransformerEncoderLayer`` computes them in training. Why not call ``self.mixer``: in eval mode
+        torch switches to fused kernels (``_transformer_encoder_layer_fwd``, ``_native_multi_head_attention``)
+        that ONNX cannot export, so ``medlearn export`` would fail; this path is the same arithmetic in
+        plain, exportable operations."""
+        for layer in self.mixer.layers:
+            h = layer.norm1(seq)
+            seq = seq + layer.dropout1(_self_attention(layer.self_attn, h))
+            seq = seq + layer._ff_block(layer.norm2(seq))
+        return seq
+
+
+def _self_attention(attn: nn.MultiheadAttention, h: torch.Tensor) -> torch.Tensor:
+    """``attn(h, h, h)`` for batch-first ``h`` through the functional (non-fused) path, in any mode."""
+    t = h.transpose(0, 1)
+    out, _ = nn.functional.multi_head_attention_forward(
+        t,
+        t,
+        t,
+        attn.embed_dim,
+        attn.num_heads,
+        attn.in_proj_weight,
+        attn.in_proj_bias,
+        attn.bias_k,
+        attn.bias_v,
+        attn.add_zero_attn,
+        attn.dropout,
+        attn.out_proj.weight,
+        attn.out_proj.bias,
+        training=attn.training,
+        need_weights=False,
+    )
+    return out.transpose(0, 1)
 
 
 def fused(

@@ -81,7 +81,7 @@ class Layout:
             raise ValueError(f"packed input must be (batch, {self.width}), got {tuple(x.shape)}")
         parts, start = {}, 0
         for name, shape, size in zip(self.names, self.shapes, self.sizes):
-            parts[name] = x[:, start : start + size].reshape(len(x), *shape)
+            parts[name] = x[:, start : start + size].reshape(x.shape[0], *shape)
             start += size
         return parts, x[:, start:] > 0.5
 

@@ -40,7 +40,7 @@ class TabularMLP(nn.Module):
         self.out = nn.Linear(width, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.body(x.reshape(len(x), -1)))
+        return self.out(self.body(x.reshape(x.shape[0], -1)))
 
 
 def tabular_mlp(
