@@ -98,4 +98,8 @@ def test_fused_model_trained_on_lidc_predicts_with_a_modality_dropped(lidc, tmp_
     assert len(records) == 1
     assert 0.0 <= records[0]["probability"] <= 1.0
     assert NO_RADIOMICS in records[0]["warnings"]
+    from medlearn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="explain does not support"):  # one line, not an IndexError
+        bundle.task.explanation_layout(bundle.preprocessing)
     assert run.metrics["n"] == 142  # the test split of lung_nodule

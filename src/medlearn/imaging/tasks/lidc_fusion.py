@@ -235,8 +235,15 @@ class LungNoduleMultimodal(LungNoduleMalignancy):
         return super().display_image(arr)
 
     def explanation_layout(self, preprocessing: Any) -> Any:
-        """Image explanations for the image alone; a packed or feature input gets the default (None)."""
-        return super().explanation_layout(preprocessing) if self.inputs == ["image"] else None
+        """Image explanations for the image alone. A packed input (image + radiomics) or a radiomic vector
+        has no layout the explain package knows (its methods take images, signals, sequences or trees):
+        refused with one line rather than attributed as if it were one of those."""
+        if self.inputs == ["image"]:
+            return super().explanation_layout(preprocessing)
+        raise ConfigError(
+            f"medlearn explain does not support task {self.name} with inputs {self.inputs} "
+            "(a fused or radiomics-only model); explain an image-only bundle (lung_nodule)"
+        )
 
     def load_inputs(self, paths: list[Path], options: LidcPredictOptions) -> PredictInputs:
         """As ``lung_nodule``; a fused model gets the image part only (radiomics absent, with a warning)."""
