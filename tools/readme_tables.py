@@ -663,40 +663,6 @@ def subgroups() -> str:
     )
 
 
-# ------------------------------------------------------------------------------------------ federated
-FEDERATED = ["ehr_los_eicu_federated"]
-
-
-def federated() -> str:
-    """``medlearn federate`` runs: per hospital and pooled, federated beside centralised and local-only."""
-    out = []
-    for name in FEDERATED:
-        fed = Result(name).test["federated"]
-        arms = fed["comparison"]
-        scopes = [h["name"] for h in fed["hospitals"]] + ["pooled"]
-        patients = {h["name"]: h["patients"] for h in fed["hospitals"]}
-        rows = [
-            [
-                "**all hospitals, pooled predictions**" if s == "pooled" else s,
-                str(sum(patients.values())) if s == "pooled" else str(patients[s]),
-                str(arms["federated"][s]["n"]),
-                *[ci(arms[a][s]) + ("" if arms[a][s]["ci95"] else " (no CI: < 10 patients)") for a in arms],
-            ]
-            for s in scopes
-        ]
-        out.append(
-            f"`{name}` ({fed['strategy']}, {fed['rounds']} rounds × {fed['local_epochs']} local epochs, "
-            f"{fed['engine']} engine; test {fed['metric']}, 95% bootstrap CI):\n\n"
-            + table(["hospital (eICU region)", "patients", "test stays", *arms], rows)
-            + "\nNotes: "
-            + "; ".join(fed["notes"])
-            + f". Federated {fed['metric']} after each round (pooled): "
-            + ", ".join(num(r["metrics"]["pooled"]["value"]) for r in fed["per_round"])
-            + f". Code at {commits([name])}.\n"
-        )
-    return "\n".join(out)
-
-
 # ------------------------------------------------------------------------------------------- concepts
 CONCEPT_SOURCES = {"mimic4": "MIMIC-IV", "mimic3": "MIMIC-III", "eicu": "eICU", "fhir": "FHIR (Synthea)"}
 
@@ -924,14 +890,15 @@ def concepts() -> str:
 
 
 # ------------------------------------------------------------------------------------------ federated
-FEDERATED = ["ehr_los_eicu_federated"]
+FEDERATED = ["ecg_af_cinc2017_federated", "ehr_los_eicu_federated"]
 
 
 def federated() -> str:
     """``medlearn federate`` runs: per hospital and pooled, federated beside centralised and local-only."""
     out = []
     for name in FEDERATED:
-        fed = Result(name).test["federated"]
+        test = Result(name).test
+        fed = test["federated"]
         arms = fed["comparison"]
         scopes = [h["name"] for h in fed["hospitals"]] + ["pooled"]
         patients = {h["name"]: h["patients"] for h in fed["hospitals"]}
@@ -947,10 +914,9 @@ def federated() -> str:
         out.append(
             f"`{name}` ({fed['strategy']}, {fed['rounds']} rounds × {fed['local_epochs']} local epochs, "
             f"{fed['engine']} engine; test {fed['metric']}, 95% bootstrap CI):\n\n"
-            + table(["hospital (eICU region)", "patients", "test stays", *arms], rows)
-            + "\nNotes: "
-            + "; ".join(fed["notes"])
-            + f". Federated {fed['metric']} after each round (pooled): "
+            + table(["hospital", "patients", f"test {test['unit']}s", *arms], rows)
+            + ("\nNotes: " + "; ".join(fed["notes"]) + "." if fed["notes"] else "")
+            + f"\nFederated {fed['metric']} after each round (pooled): "
             + ", ".join(num(r["metrics"]["pooled"]["value"]) for r in fed["per_round"])
             + f". Code at {commits([name])}.\n"
         )
