@@ -535,11 +535,13 @@ def serve_http() -> str:
     runs = sorted(loaded.items(), key=lambda named: named[1]["date"])
     rows = []
     for _, b in runs:
+        client = "lean client" if b["load"].get("client", "httpx").startswith("minimal") else "httpx"
         for runtime, r in b["results"].items():
             lat = r["latency_ms"]
             rows.append(
                 [
-                    f"{b['date'][11:16]} (`{b['commit']}`, load {b['machine']['load_1min_after']:.1f})",
+                    f"{b['date'][11:16]} (`{b['commit']}`, {b['load']['requests']:,} requests, {client}, "
+                    f"load {b['machine']['load_1min_after']:.1f})",
                     {"torch": "torch (eager)", "onnx": "onnxruntime"}.get(runtime, runtime),
                     f"{r['requests_per_s']:.1f}",
                     f"{lat['p50']:.1f} ms",
@@ -553,7 +555,7 @@ def serve_http() -> str:
     b = runs[-1][1]
     load = b["load"]
     notes = (
-        f"\nEach run: {load['requests']:,} requests with {load['in_flight']} in flight, then "
+        f"\nEach run: the requests with {load['in_flight']} in flight, then "
         f"{load['one_at_a_time']} one at a time; `--workers {b['server']['workers']}`, "
         f"{b['server']['threads_per_prediction']} thread per prediction; {b['machine']['cpus']} CPUs shared with "
         f"the load generator (load: the 1-minute load average after the run); {b['date'][:10]}.\n"
