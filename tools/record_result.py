@@ -120,8 +120,8 @@ def record(
     """Train, then copy the outputs and their provenance to ``results/<name>/``; returns that folder.
 
     ``external`` data roots (relative to MEDLEARN_DATA, or absolute) are scored with the trained bundle
-    (``medlearn evaluate --data``, split "all") into ``results/<name>/external/<root name>.json``: the
-    external validation that sits beside the internal test figure.
+    (``medlearn evaluate --data``, split "all") into ``results/<name>/external/<root name>.json`` (and its
+    ``.predictions.csv`` when small): the external validation that sits beside the internal test figure.
     """
     external = external or []
     name = config + (f"+{variant}" if variant else "")
@@ -179,6 +179,11 @@ def record(
             (target / "external").mkdir()
             for slug, metrics in scored.items():
                 shutil.copy2(metrics, target / "external" / f"{slug}.json")
+                _copy_predictions(
+                    metrics.parent / "predictions.csv",
+                    target / "external" / f"{slug}.predictions.csv",
+                    only_val=False,
+                )
     provenance = {
         "config": config,
         "variant": variant,
