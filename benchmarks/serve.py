@@ -5,14 +5,14 @@ torch eager against onnxruntime in the same run.
                                [--workers 2] [--server-threads 1] [--runtimes torch,onnx]
     python benchmarks/serve.py --websocket [--streams 4] [--speed 1]   # the live ECG monitor's latency
 
-For each runtime the server is the real command (``medlearn serve BUNDLE --runtime R --workers W``:
-uvicorn worker processes sharing the port, FastAPI, no API key file, no rate limit, no audit log) started
-in a subprocess on a free loopback port; the load generator runs in this process (``--client lean``, the
-default: a minimal keep-alive HTTP/1.1 client on asyncio streams, ~10x less CPU per request than
-``--client httpx``, CPU the server would otherwise lose on a shared machine) keeping ``--concurrency`` requests in flight until ``--requests`` have completed, after ``--warmup``
-requests that are not counted; then ``--single`` requests are sent one at a time (the per-request latency
-without queueing). **Server and load generator share the machine's cores** (2 here), so the figures are a
-lower bound for a server with the cores to itself.
+For each runtime the server is the real command (``medlearn serve BUNDLE --runtime R --workers W``: uvicorn
+worker processes sharing the port, FastAPI, no API key file, no rate limit, no audit log) started in a
+subprocess on a free loopback port; the load generator runs in this process (``--client lean``, the default: a
+minimal keep-alive HTTP/1.1 client on asyncio streams, ~10x less CPU per request than ``--client httpx``, CPU
+the server would otherwise lose on a shared machine) keeping ``--concurrency`` requests in flight until
+``--requests`` have completed, after ``--warmup`` requests that are not counted; then ``--single`` requests
+are sent one at a time (the per-request latency without queueing). **Server and load generator share the
+machine's cores** (2 here), so the figures are a lower bound for a server with the cores to itself.
 
 Input: a real 30 s single-lead ECG of the PhysioNet/CinC 2017 set (``A00021``, 300 Hz, 9,000 samples) as a
 JSON body ``{"fs": 300, "samples": [...]}`` (~65 kB), the way a bedside system would post it; each request

@@ -665,10 +665,6 @@ def subgroups() -> str:
     )
 
 
-# ------------------------------------------------------------------------------------------- concepts
-CONCEPT_SOURCES = {"mimic4": "MIMIC-IV", "mimic3": "MIMIC-III", "eicu": "eICU", "fhir": "FHIR (Synthea)"}
-
-
 # ------------------------------------------------------------------------------------------------ fusion
 #: the three LIDC runs on one exam-level split: (result, inputs, model)
 FUSION = [
@@ -891,8 +887,47 @@ def concepts() -> str:
     )
 
 
+# -------------------------------------------------------------------------------- external validation
+#: (result trained on MIMIC-IV with harmonised concepts, metrics shown, the raw-codes config beside it)
+EXTERNAL = [
+    ("ehr_los_mimic4_concepts", ["kappa_linear", "mad"], "ehr_los_mimic4"),
+    ("ehr_mortality_mimic4_concepts", ["auroc", "auprc", "ece"], "ehr_mortality_mimic4"),
+]
+EXTERNAL_SOURCES = {"eicu-demo": "eICU demo (external)", "mimic-iii-demo": "MIMIC-III demo (external)"}
+
+
+def _deaths(predictions: Path, split: str) -> str:
+    """``, N deaths`` among a mortality result's scored units, counted in its predictions file."""
+    with predictions.open(newline="") as fh:
+        targets = [row["target"] for row in csv.DictReader(fh) if row["split"] == split]
+    return f", {targets.count('died')} deaths" if "survived" in targets else ""
+
+
+def external() -> str:
+    """Internal test beside external datasets (``record_result.py --external``) for the concepts configs."""
+    out = []
+    for name, metrics, raw in EXTERNAL:
+        r = Result(name)
+        rows = [["MIMIC-IV demo, raw codes (`" + raw + "`), internal test", str(Result(raw).test["n"])]]
+        rows[0] += [ci(metric(Result(raw).test, m)) for m in metrics]
+        rows[0][1] += _deaths(Result(raw).path / "predictions.csv", "test")
+        rows.append(["MIMIC-IV demo, concepts, internal test", str(r.test["n"])])
+        rows[1][1] += _deaths(r.path / "predictions.csv", "test")
+        rows[1] += [ci(metric(r.test, m)) for m in metrics]
+        for slug, label in EXTERNAL_SOURCES.items():
+            scored = json.loads((r.path / "external" / f"{slug}.json").read_text())
+            count = str(scored["n"]) + _deaths(r.path / "external" / f"{slug}.predictions.csv", "all")
+            rows.append([label, count] + [ci(metric(scored, m)) for m in metrics])
+        out.append(
+            f"`{name}` (trained once on MIMIC-IV, then scored unchanged on every admission of the other "
+            "sources, split `all`; 95% bootstrap CI clustered by patient):\n\n"
+            + table(["data", "admissions", *metrics], rows)
+        )
+    return "\n".join(out) + f"\nCode at {commits([n for n, _, _ in EXTERNAL])}.\n"
+
+
 # ------------------------------------------------------------------------------------------ federated
-FEDERATED = ["ecg_af_cinc2017_federated", "ehr_los_eicu_federated"]
+FEDERATED = ["ecg_af_cinc2017_federated", "ehr_los_concepts_federated", "ehr_los_eicu_federated"]
 
 
 def federated() -> str:
@@ -945,6 +980,7 @@ BLOCKS: dict[str, Callable[[], str]] = {
     "fusion-missing": fusion_missing,
     "fusion-ehr": fusion_ehr,
     "federated": federated,
+    "external": external,
 }
 
 
