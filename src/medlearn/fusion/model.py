@@ -221,12 +221,14 @@ def fused_columns(
 ) -> nn.Module:
     """A :class:`FusedModel` over column groups of one (B, T, F) input (:class:`ColumnLayout`).
 
+    ``fusion``, ``embed_dim``, ``modality_dropout``, ``heads``, ``layers``, ``dropout`` and
+    ``default_encoders`` are as for :func:`fused`.
+
     Args:
         parts: set by the task: per part, its ``columns`` (indices of the last axis) and ``series``
             (keep the time axis) — e.g. lab series, diagnosis history and demographics of an admission.
         encoders: from the config: per part, ``{model: registered name, params: {...}}``; each encoder is
             given ``in_features`` = its part's number of columns.
-        fusion, embed_dim, modality_dropout, heads, layers, dropout, default_encoders: as for :func:`fused`.
     """
     layout = ColumnLayout.from_parts(parts)
     data = {name: {"in_features": len(spec["columns"])} for name, spec in parts.items()}
