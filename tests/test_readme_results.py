@@ -42,7 +42,7 @@ def test_a_changed_result_file_changes_the_readme(tables, tmp_path, monkeypatch)
     scored["metrics"]["auroc"]["value"] += 0.01
     path.write_text(json.dumps(scored))
     readme = (REPO / "README.md").read_text()
-    monkeypatch.setattr(tables, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(tables.common, "RESULTS", tmp_path / "results")
     assert tables.render(readme) != readme
 
 
