@@ -81,3 +81,28 @@ def commits(names: list[str]) -> str:
         p = Result(n).provenance
         seen[p["commit"][:7]] = seen.get(p["commit"][:7], True) and p["tree_clean"]
     return ", ".join(f"`{c}`" + ("" if clean else " (uncommitted changes)") for c, clean in seen.items())
+
+
+#: The columns :func:`binary_cells` fills, after a table's own first two.
+BINARY_HEADER = [
+    "test n",
+    "val AUROC",
+    "test AUROC (95% CI)",
+    "test sensitivity / specificity at the operating point",
+    "test ECE",
+    "train time (1 thread)",
+]
+
+
+def binary_cells(r: Result) -> list[str]:
+    """A binary classifier's result as the :data:`BINARY_HEADER` cells (imaging and fusion tables)."""
+    sens = metric(r.test, "sensitivity")["value"]
+    spec = metric(r.test, "specificity")["value"]
+    return [
+        f"{r.test['n']} {r.test['unit']}s",
+        value(r.val, "auroc"),
+        ci(metric(r.test, "auroc"), bold=True),
+        f"{num(sens)} / {num(spec)}",
+        value(r.test, "ece"),
+        f"{r.minutes:.1f} min",
+    ]

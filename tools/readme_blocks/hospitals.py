@@ -10,7 +10,18 @@ from typing import Any
 
 import numpy as np
 
-from readme_blocks.common import RESULTS, Result, ci, commits, metric, num, table, value
+from readme_blocks.common import (
+    BINARY_HEADER,
+    RESULTS,
+    Result,
+    binary_cells,
+    ci,
+    commits,
+    metric,
+    num,
+    table,
+    value,
+)
 
 # ------------------------------------------------------------------------------------------------ fusion
 #: the three LIDC runs on one exam-level split: (result, inputs, model)
@@ -69,31 +80,8 @@ def paired_auroc_difference(a: str, b: str, n_boot: int = 1000, seed: int = 0) -
 def fusion() -> str:
     rows = []
     for name, inputs, model in FUSION:
-        r = Result(name)
-        sens = metric(r.test, "sensitivity")["value"]
-        spec = metric(r.test, "specificity")["value"]
-        rows.append(
-            [
-                inputs,
-                model,
-                f"{r.test['n']} {r.test['unit']}s",
-                value(r.val, "auroc"),
-                ci(metric(r.test, "auroc"), bold=True),
-                f"{num(sens)} / {num(spec)}",
-                value(r.test, "ece"),
-                f"{r.minutes:.1f} min",
-            ]
-        )
-    header = [
-        "inputs",
-        "model (config)",
-        "test n",
-        "val AUROC",
-        "test AUROC (95% CI)",
-        "test sensitivity / specificity at the operating point",
-        "test ECE",
-        "train time (1 thread)",
-    ]
+        rows.append([inputs, model, *binary_cells(Result(name))])
+    header = ["inputs", "model (config)", *BINARY_HEADER]
     fused = FUSION[-1][0]
     diffs = [
         f"{label}: {d:+.3f} ({low:+.3f} to {high:+.3f})"

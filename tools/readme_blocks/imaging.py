@@ -6,7 +6,16 @@ import json
 
 import numpy as np
 
-from readme_blocks.common import RESULTS, Result, ci, commits, metric, num, table, value
+from readme_blocks.common import (
+    BINARY_HEADER,
+    RESULTS,
+    Result,
+    binary_cells,
+    commits,
+    num,
+    table,
+    value,
+)
 
 # -------------------------------------------------------------------------------------------- imaging
 IMAGING = [
@@ -23,31 +32,8 @@ IMAGING = [
 def imaging() -> str:
     rows = []
     for name, what, model in IMAGING:
-        r = Result(name)
-        sens = metric(r.test, "sensitivity")["value"]
-        spec = metric(r.test, "specificity")["value"]
-        rows.append(
-            [
-                f"{what} (`{name}`)",
-                model,
-                f"{r.test['n']} {r.test['unit']}s",
-                value(r.val, "auroc"),
-                ci(metric(r.test, "auroc"), bold=True),
-                f"{num(sens)} / {num(spec)}",
-                value(r.test, "ece"),
-                f"{r.minutes:.1f} min",
-            ]
-        )
-    header = [
-        "task (config)",
-        "model",
-        "test n",
-        "val AUROC",
-        "test AUROC (95% CI)",
-        "test sensitivity / specificity at the operating point",
-        "test ECE",
-        "train time (1 thread)",
-    ]
+        rows.append([f"{what} (`{name}`)", model, *binary_cells(Result(name))])
+    header = ["task (config)", "model", *BINARY_HEADER]
     return (
         table(header, rows)
         + f"\nFrom `results/<config>/`; code at commit {commits([n for n, *_ in IMAGING])}.\n"
